@@ -1,0 +1,5 @@
+"""The `leadml` command (placeholder until the CLI lands)."""
+
+
+def main() -> None:
+    print("leadml")

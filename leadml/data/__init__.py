@@ -1,0 +1,1 @@
+"""Input tables: the data contract, reading and atomic writing, the simulator and the public data sets."""

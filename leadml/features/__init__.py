@@ -1,0 +1,1 @@
+"""leadml.features"""
