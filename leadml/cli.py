@@ -1,5 +1,157 @@
-"""The `leadml` command (placeholder until the CLI lands)."""
+"""The `leadml` command: a thin layer over the Python API.
+
+Every command validates its inputs first, exits non-zero with one clear line on bad input
+(``--debug`` shows the traceback), and writes outputs atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from leadml.errors import LeadmlError
+
+app = typer.Typer(
+    name="leadml",
+    help="Predictive lead scoring: point-in-time features, models measured against the rules, reasons per lead.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rules_app = typer.Typer(help="The points rules baseline: score leads with a rules file, or learn points from data.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+console = Console(stderr=False, highlight=False)
+err_console = Console(stderr=True, highlight=False)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    from leadml.data.contract import LeadDataWarning
+
+    for warning in caught:
+        if issubclass(warning.category, LeadDataWarning):
+            err_console.print(f"[yellow]warning:[/yellow] {warning.message}")
+
+
+@app.command()
+def simulate(
+    leads: int = typer.Option(20_000, "--leads", help="Number of leads."),
+    seed: int = typer.Option(7, "--seed", help="Random seed: same seed, same files."),
+    out: Path = typer.Option(..., "--out", help="Folder for leads/events/outcomes/truth.parquet."),
+    base_rate: float = typer.Option(0.08, "--base-rate", help="Share of leads that win."),
+) -> None:
+    """Write a seeded simulated CRM + web-analytics export (leads, events, outcomes, truth)."""
+    from leadml.commands import run_simulate
+
+    run_simulate(out, leads, seed, base_rate, console)
+
+
+@app.command()
+def validate(
+    leads: Path = typer.Option(..., "--leads", help="Leads table (CSV or Parquet)."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="Outcomes table."),
+    drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+) -> None:
+    """Check tables against the data contract and print a summary."""
+    from leadml.commands import run_validate
+
+    run_validate(leads, events, outcomes, drop_orphans, console)
+
+
+@app.command()
+def features(
+    pipeline: Optional[Path] = typer.Argument(None, help="Pipeline YAML (optional)."),
+    leads: Optional[Path] = typer.Option(None, "--leads", help="Leads table (instead of the pipeline's data)."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
+    out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv)."),
+    drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+) -> None:
+    """Features of every open lead at AS_OF (one row per lead)."""
+    from leadml.commands import run_features
+
+    run_features(pipeline, leads, events, as_of, out, drop_orphans, console)
+
+
+@app.command()
+def trainset(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv)."),
+) -> None:
+    """Snapshot rows with features, label and split, as the pipeline defines them."""
+    from leadml.commands import run_trainset
+
+    run_trainset(pipeline, out, console)
+
+
+@rules_app.command("score")
+def rules_score(
+    rules: Path = typer.Argument(..., help="Rules YAML."),
+    leads: Path = typer.Option(..., "--leads", help="Leads table."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
+    out: Path = typer.Option(..., "--out", help="Output table: lead_id, as_of, points, tier, breakdown."),
+    drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+) -> None:
+    """Score leads with a points rules file at AS_OF, with the exact breakdown."""
+    from leadml.commands import run_rules_score
+
+    run_rules_score(rules, leads, events, as_of, out, drop_orphans, console)
+
+
+@app.command()
+def demo(
+    dir: Path = typer.Option(Path("leadml-demo"), "--dir", help="Folder for everything the demo writes."),
+    leads: int = typer.Option(20_000, "--leads", help="Simulated leads."),
+    seed: int = typer.Option(7, "--seed", help="Random seed."),
+) -> None:
+    """The whole story on simulated data: simulate, validate, features, rules baseline."""
+    from leadml.commands import run_demo
+
+    run_demo(dir, leads, seed, console)
 
 
 def main() -> None:
-    print("leadml")
+    """Entry point: run the app, turning leadml's own errors into one line and a non-zero exit."""
+    debug = "--debug" in sys.argv
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                app(standalone_mode=False)
+            finally:
+                _show_warnings(caught)
+    except LeadmlError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

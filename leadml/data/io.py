@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
+import secrets
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -33,11 +34,22 @@ def table_format(path: str | os.PathLike) -> str:
     )
 
 
-def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet table; a missing or unreadable file raises :class:`LeadDataError`.
+def read_table(
+    path: str | os.PathLike,
+    columns: Sequence[str] | None = None,
+    *,
+    text_columns: Iterable[str] = (),
+    **csv_options,
+) -> pd.DataFrame:
+    """Read a CSV or Parquet table; a missing, empty-without-header or unreadable file raises.
 
-    CSV files are read with every column as text-or-number inference by pandas; the data contract
-    parses timestamps and ids afterwards so that the error messages can name bad rows.
+    CSV values are typed by pandas' inference, except ``text_columns`` (ids), which are read as
+    text so that ``007`` keeps its zeros and ``1`` never becomes ``1.0``; the data contract parses
+    timestamps afterwards so that its errors can name bad rows. ``csv_options`` (``sep=";"``, ...)
+    go to :func:`pandas.read_csv` and are ignored for Parquet, which carries its own types.
+
+    Raises:
+        LeadDataError: unknown extension, file not found, empty CSV file or a parser error.
     """
     path = Path(path)
     fmt = table_format(path)
@@ -45,14 +57,45 @@ def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) ->
         raise LeadDataError(f"{path}: file not found")
     try:
         if fmt == "csv":
-            return pd.read_csv(path, usecols=list(columns) if columns else None, low_memory=False)
+            options = {"low_memory": False, **csv_options}
+            text = {name: str for name in text_columns}
+            if text:
+                options["dtype"] = {**text, **(options.get("dtype") or {})}
+            return pd.read_csv(path, usecols=list(columns) if columns else None, **options)
         return pd.read_parquet(path, columns=list(columns) if columns else None)
-    except LeadDataError:
-        raise
     except pd.errors.EmptyDataError as exc:
         raise LeadDataError(f"{path}: the table is empty (no header, no rows)") from exc
     except Exception as exc:  # pyarrow / parser errors: keep the cause, name the file
         raise LeadDataError(f"{path}: cannot be read as {fmt}: {exc}") from exc
+
+
+def _create_temp(target: Path) -> Path:
+    """Create an empty temporary file beside ``target`` with the permissions a new file would get.
+
+    ``os.open(..., 0o666)`` lets the process umask decide the mode (``mkstemp`` would force 0600);
+    an existing target passes its own mode on, so a rewrite does not change who can read it.
+    """
+    for _ in range(100):
+        tmp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}{target.suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        return tmp
+    raise FileExistsError(f"{target.parent}: cannot create a temporary file beside {target.name}")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a finished file to disk before it replaces the target (best effort)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager
@@ -60,7 +103,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     The temporary file lives in the same folder (so the rename is atomic on one file system) and is
-    removed when the block raises.
+    removed when the block raises; a previous ``path`` stays as it was.
 
     Example:
         >>> import tempfile, pathlib
@@ -72,11 +115,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(target)
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -85,7 +127,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` as CSV or Parquet (by extension) atomically; return the final path."""
+    """Write ``frame`` as CSV or Parquet (by extension) atomically; return the final path.
+
+    The extension is checked before anything is created, so a wrong one writes nothing.
+    """
     target = Path(path)
     fmt = table_format(target)
     with atomic_output(target) as tmp:
@@ -97,7 +142,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 
 def write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write a text file (HTML, YAML, JSON) atomically; return the final path."""
+    """Write a text file (HTML, YAML, JSON) atomically as UTF-8; return the final path."""
     target = Path(path)
     with atomic_output(target) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,155 @@
+"""What each CLI command does: call the API, print a short summary with rich.
+
+Kept apart from ``cli.py`` (argument parsing only) so that every command is a plain function a test
+or a notebook can call; the work itself lives in the API modules.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from leadml.data import contract
+from leadml.data.io import write_table
+from leadml.features.snapshots import to_utc
+
+
+def run_simulate(out: Path, n_leads: int, seed: int, base_rate: float, console: Console) -> dict[str, Path]:
+    from leadml.data.simulate import write_simulation
+
+    with console.status(f"simulating {n_leads:,} leads (seed {seed})"):
+        paths = write_simulation(out, n_leads, seed, base_rate=base_rate)
+    for name, path in paths.items():
+        console.print(f"wrote {name:<9} {path}")
+    return paths
+
+
+def summarize_tables(
+    leads: pd.DataFrame, events: pd.DataFrame | None, outcomes: pd.DataFrame | None
+) -> dict[str, object]:
+    """The figures `leadml validate` prints: rows, date range, base rate, event types."""
+    summary: dict[str, object] = {
+        "leads": len(leads),
+        "created_from": leads["created_at"].min(),
+        "created_to": leads["created_at"].max(),
+    }
+    if events is not None:
+        summary["events"] = len(events)
+        summary["events_from"] = events["timestamp"].min() if len(events) else None
+        summary["events_to"] = events["timestamp"].max() if len(events) else None
+        summary["event_types"] = events["event_type"].astype(str).value_counts().sort_index().to_dict()
+    if outcomes is not None:
+        summary["closed"] = len(outcomes)
+        summary["won"] = int(outcomes["outcome"].sum())
+        summary["base_rate_closed"] = float(outcomes["outcome"].mean())
+        summary["open"] = int(len(leads) - leads["lead_id"].isin(outcomes["lead_id"]).sum())
+    return summary
+
+
+def load_tables(
+    leads_path: Path, events_path: Path | None, outcomes_path: Path | None, drop_orphans: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, list[str]]:
+    """Load and validate the tables given on a command line; warnings come back as problems."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", contract.LeadDataWarning)
+        leads = contract.load_leads(leads_path)
+        events = (
+            contract.load_events(events_path, leads=leads, on_orphans="drop" if drop_orphans else "error")
+            if events_path
+            else None
+        )
+        outcomes = contract.load_outcomes(outcomes_path, leads=leads) if outcomes_path else None
+    problems = [str(w.message) for w in caught if issubclass(w.category, contract.LeadDataWarning)]
+    return leads, events, outcomes, problems
+
+
+def run_validate(
+    leads_path: Path, events_path: Path | None, outcomes_path: Path | None, drop_orphans: bool, console: Console
+) -> dict[str, object]:
+    leads, events, outcomes, problems = load_tables(leads_path, events_path, outcomes_path, drop_orphans)
+    summary = summarize_tables(leads, events, outcomes)
+    table = Table(title="leadml validate: the tables follow the data contract", show_header=False)
+    table.add_row("leads", f"{summary['leads']:,} (created {summary['created_from']:%Y-%m-%d} .. {summary['created_to']:%Y-%m-%d})")
+    if events is not None:
+        table.add_row("events", f"{summary['events']:,} ({summary['events_from']:%Y-%m-%d} .. {summary['events_to']:%Y-%m-%d})")
+        types = ", ".join(f"{k} {v:,}" for k, v in summary["event_types"].items())
+        table.add_row("event types", types)
+    if outcomes is not None:
+        table.add_row(
+            "outcomes",
+            f"{summary['closed']:,} closed, {summary['won']:,} won "
+            f"(base rate {summary['base_rate_closed']:.1%} of closed), {summary['open']:,} open",
+        )
+    table.add_row("problems", "\n".join(problems) if problems else "none")
+    console.print(table)
+    summary["problems"] = problems
+    return summary
+
+
+def run_features(
+    pipeline: Path | None,
+    leads_path: Path | None,
+    events_path: Path | None,
+    as_of: str,
+    out: Path,
+    drop_orphans: bool,
+    console: Console,
+) -> pd.DataFrame:
+    from leadml.features.scoring_set import features_at
+
+    frame = features_at(pipeline, leads_path, events_path, to_utc(as_of), drop_orphans=drop_orphans)
+    write_table(frame, out)
+    console.print(f"wrote features of {len(frame):,} open leads x {frame.shape[1] - 2} features at {as_of} to {out}")
+    return frame
+
+
+def run_trainset(pipeline: Path, out: Path, console: Console) -> pd.DataFrame:
+    from leadml.config import load_pipeline
+    from leadml.features.build import build_trainset
+
+    config = load_pipeline(pipeline)
+    with console.status("building snapshots and features"):
+        trainset = build_trainset(config)
+    write_table(trainset.frame, out)
+    counts = trainset.frame["split"].value_counts().to_dict()
+    console.print(
+        f"wrote {len(trainset.frame):,} snapshot rows x {len(trainset.feature_names)} features to {out} "
+        f"(splits: {', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))})"
+    )
+    return trainset.frame
+
+
+def run_rules_score(
+    rules_path: Path,
+    leads_path: Path,
+    events_path: Path | None,
+    as_of: str,
+    out: Path,
+    drop_orphans: bool,
+    console: Console,
+) -> pd.DataFrame:
+    from leadml.scoring.rules import RuleSet
+
+    ruleset = RuleSet.load(rules_path)
+    leads, events, _, problems = load_tables(leads_path, events_path, None, drop_orphans)
+    for problem in problems:
+        console.print(f"[yellow]warning:[/yellow] {problem}")
+    scores = ruleset.score(leads, events, to_utc(as_of))
+    write_table(scores, out)
+    tiers = scores["tier"].value_counts().to_dict()
+    console.print(
+        f"scored {len(scores):,} leads with {rules_path.name} at {as_of}: "
+        + ", ".join(f"{k} {v:,}" for k, v in tiers.items())
+        + f"; wrote {out}"
+    )
+    return scores
+
+
+def run_demo(folder: Path, n_leads: int, seed: int, console: Console) -> dict[str, Path]:
+    from leadml.demo import run_demo_story
+
+    return run_demo_story(folder, n_leads=n_leads, seed=seed, console=console)

@@ -1,0 +1,76 @@
+"""The pipeline config: shipped pipelines load; bad keys and values name the file and key path."""
+
+from pathlib import Path
+
+import pytest
+
+from leadml.config import load_pipeline, parse_pipeline
+from leadml.errors import ConfigError
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "x_education.yaml", "bank_marketing.yaml"])
+def test_shipped_pipelines_load(name):
+    config = load_pipeline(PIPELINES / name)
+    assert config.name == name.removesuffix(".yaml")
+
+
+def test_relative_paths_resolve_against_the_file(tmp_path):
+    (tmp_path / "rules").mkdir()
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nrules: rules/r.yaml\ndata: {source: tables, leads: l.csv, events: e.csv}\n")
+    config = load_pipeline(path)
+    assert config.rules == (tmp_path / "rules" / "r.yaml").resolve()
+    assert config.data.leads == (tmp_path / "l.csv").resolve()
+
+
+def test_demo_pipeline_settings():
+    config = load_pipeline(PIPELINES / "demo.yaml")
+    assert config.snapshots.policy == "days_after_creation"
+    assert config.features.windows == [7, 30, 90]
+    assert config.features.attribute_counts["page_view"]["page"][0] == "pricing"
+    assert config.rules.name == "seed_points.yaml"
+    assert not config.is_flat
+    assert load_pipeline(PIPELINES / "x_education.yaml").is_flat
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"name": "p", "models": {"lightgbm": {"num_leafs": 3}}}, r"models\.lightgbm\.num_leafs is not a known key; did you mean num_leaves\?"),
+        ({"name": "p", "snapshots": {"polcy": "fixed"}}, r"snapshots\.polcy is not a known key; did you mean policy\?"),
+        ({"name": "p", "snapshots": {"policy": "fixed"}}, r"policy 'fixed' needs snapshots\.as_of"),
+        ({"name": "p", "snapshots": {"horizon_days": 0}}, r"snapshots\.horizon_days: Input should be greater than 0"),
+        ({"name": "p", "mql": {"policy": "capacity"}}, r"needs mql\.capacity_per_week"),
+        ({"name": "p", "data": {"source": "flat"}}, r"source 'flat' needs data\.flat and data\.label"),
+        ({"name": "p", "data": {"source": "tables", "leads": "l.csv"}}, r"needs data\.leads and data\.events"),
+        ({"nme": "p"}, r"name is required"),
+    ],
+)
+def test_bad_config_names_file_and_key(raw, message):
+    with pytest.raises(ConfigError, match=r"p\.yaml: .*" + message):
+        parse_pipeline(raw, source="p.yaml")
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="pipeline file not found"):
+        load_pipeline(tmp_path / "none.yaml")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(ConfigError, match="empty.yaml: the pipeline file is empty"):
+        load_pipeline(empty)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_pipeline(broken)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_pipeline(listing)
+
+
+def test_resolved_dict_is_plain_data():
+    resolved = parse_pipeline({"name": "p"}).resolved_dict()
+    assert resolved["snapshots"]["horizon_days"] == 120
+    assert "source_path" not in resolved
