@@ -62,7 +62,7 @@ def _show(value: object) -> str:
         return value.isoformat()
     if isinstance(value, np.generic):
         value = value.item()
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value)):
         return "<missing>"
     return repr(value)
 
@@ -130,13 +130,14 @@ def parse_lead_ids(frame: pd.DataFrame, source: str, column: str = "lead_id") ->
         whole = values.dropna()
         if len(whole) and bool(np.all(np.mod(whole.to_numpy(), 1) == 0)):
             values = values.astype("Int64")
-    missing = _blank(values)
+    ids = values.astype(str).str.strip()
+    missing = values.isna().to_numpy() | (ids == "").to_numpy()
     if missing.any():
         raise LeadDataError(
             f"{source}: column '{column}' has {int(missing.sum())} missing or empty values "
             f"(first rows: {_examples(frame, missing, column)}); every row needs an id"
         )
-    return values.astype(str).str.strip().astype(str)
+    return ids.astype(str)
 
 
 def parse_timestamps(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
@@ -211,7 +212,13 @@ def parse_binary_label(frame: pd.DataFrame, column: str, source: str) -> pd.Seri
 def validate_leads(
     leads: pd.DataFrame, source: str | None = None, columns: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
-    """Check a leads table and return it typed: ``lead_id`` str, ``created_at`` UTC, unique ids."""
+    """Check a leads table and return it typed: ``lead_id`` str, ``created_at`` UTC, unique ids.
+
+    Example:
+        >>> leads = validate_leads(pd.DataFrame({"lead_id": [7], "created_at": ["2026-03-01T14:00+02:00"]}))
+        >>> leads["lead_id"].iloc[0], str(leads["created_at"].iloc[0])
+        ('7', '2026-03-01 12:00:00+00:00')
+    """
     src = _source(source, "leads")
     leads = apply_column_map(leads, columns, src)
     check_not_empty(leads, src)
