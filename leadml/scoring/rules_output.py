@@ -57,17 +57,16 @@ def _codes_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rule_fragments(name: str, cents: np.ndarray, fired: np.ndarray):
-    """An Arrow string array: ``{"rule": name, "points": p}`` where the rule fired, null elsewhere."""
+    """An Arrow string array: ``, {"rule": name, "points": p}`` where the rule fired, "" elsewhere."""
     import pyarrow as pa
 
     indices = np.zeros(len(cents), dtype=np.int32)
     distinct, codes = _codes_of(cents[fired])
     indices[fired] = codes
-    head = '{"rule": ' + json.dumps(name, ensure_ascii=False) + ', "points": '
-    entries = [head + _number_text(c) + "}" for c in distinct.tolist()]
-    encoded = pa.DictionaryArray.from_arrays(
-        pa.array(indices, mask=~fired), pa.array(entries, type=pa.string())
-    )
+    head = ', {"rule": ' + json.dumps(name, ensure_ascii=False) + ', "points": '
+    entries = [head + _number_text(c) + "}" for c in distinct.tolist()] + [""]
+    indices[~fired] = len(entries) - 1
+    encoded = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(entries, type=pa.string()))
     return encoded.cast(pa.string())
 
 
@@ -98,12 +97,13 @@ def build_breakdown(names: Sequence[str], cents: np.ndarray, fired: np.ndarray) 
     ]
     if not parts:
         return pd.Series(np.full(n_rows, "[]", dtype=object), dtype="str")
-    inner = (
-        pc.binary_join_element_wise(*parts, ", ", null_handling="skip")
-        if len(parts) > 1
-        else pc.fill_null(parts[0], "")
-    )
+    # every fragment starts with ", ": join them, then drop the first separator (no nulls anywhere:
+    # null_handling="skip" would drop whole rows in pyarrow 25)
+    inner = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
+    inner = pc.utf8_slice_codeunits(inner, start=2)
     text = pc.binary_join_element_wise("[", inner, "]", "")
+    if len(text) != n_rows:
+        raise RuntimeError(f"breakdown has {len(text)} rows, expected {n_rows}")
     return pd.Series(text.to_pandas(), dtype="str")
 
 
