@@ -112,6 +112,17 @@ def rules_score(
     run_rules_score(rules, leads, events, as_of, out, drop_orphans, console)
 
 
+@rules_app.command("learn")
+def rules_learn(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its training snapshots teach the points)."),
+    out: Path = typer.Option(..., "--out", help="Rules YAML to write."),
+) -> None:
+    """Learn a points table from closed deals and write it as a rules file."""
+    from leadml.commands import run_rules_learn
+
+    run_rules_learn(pipeline, out, console)
+
+
 @app.command()
 def demo(
     dir: Path = typer.Option(Path("leadml-demo"), "--dir", help="Folder for everything the demo writes."),

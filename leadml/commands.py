@@ -149,6 +149,27 @@ def run_rules_score(
     return scores
 
 
+def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
+    import yaml
+
+    from leadml.config import load_pipeline
+    from leadml.data.io import write_text
+    from leadml.scoring.scorecard import learn_rules_for_pipeline
+
+    config = load_pipeline(pipeline)
+    with console.status("learning points from the training snapshots"):
+        learned = learn_rules_for_pipeline(config)
+    write_text(yaml.safe_dump(learned.rules, sort_keys=False, allow_unicode=True), out)
+    table = Table(title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})")
+    table.add_column("rule")
+    table.add_column("points", justify="right")
+    for rule in learned.rules["rules"]:
+        table.add_row(rule["name"], str(rule["points"]))
+    console.print(table)
+    console.print(f"tiers: {learned.rules['tiers']}; wrote {out}")
+    return learned.rules
+
+
 def run_demo(folder: Path, n_leads: int, seed: int, console: Console) -> dict[str, Path]:
     from leadml.demo import run_demo_story
 

@@ -51,10 +51,11 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
 
         sim = data.simulator
         simulated = simulate(sim.leads, sim.seed, base_rate=sim.base_rate, months=sim.months)
+        leads = contract.validate_leads(simulated.leads, source="simulator leads")
         return PipelineData(
-            leads=simulated.leads,
-            events=simulated.events,
-            outcomes=simulated.outcomes,
+            leads=leads,
+            events=contract.validate_events(simulated.events, source="simulator events", leads=leads),
+            outcomes=contract.validate_outcomes(simulated.outcomes, source="simulator outcomes", leads=leads),
             data_end=simulated.data_end,
         )
     if data.source == "tables":

@@ -139,7 +139,8 @@ class ProfileEncoder(TransformerMixin, BaseEstimator):
                     self.missing_flags_.append(column)
             else:
                 cleaned = clean_categorical(values, self.missing_tokens)
-                shares = cleaned[cleaned != MISSING].value_counts(normalize=False) / max(len(cleaned), 1)
+                # a level literally named "other" joins the grouped rare levels
+                shares = cleaned[~cleaned.isin([MISSING, OTHER])].value_counts() / max(len(cleaned), 1)
                 kept = shares[shares >= self.min_frequency].sort_values(ascending=False, kind="stable")
                 levels = sorted(kept.index[: self.max_levels].tolist())
                 self.categorical_[column] = levels

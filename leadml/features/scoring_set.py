@@ -46,11 +46,12 @@ def features_at(
     *,
     drop_orphans: bool = False,
     builder: FeatureBuilder | None = None,
+    data: PipelineData | None = None,
 ) -> pd.DataFrame:
     """Features of every open lead at ``as_of``: ``lead_id``, ``as_of`` and the feature columns.
 
     With no pipeline, ``leads_path`` (and optionally ``events_path``) are read with default windows
-    and every event type present.
+    and every event type present. ``data`` skips loading when the caller has the tables already.
     """
     stamp = to_utc(as_of)
     if pipeline is None:
@@ -68,7 +69,7 @@ def features_at(
         config = pipeline if isinstance(pipeline, PipelineConfig) else load_pipeline(pipeline)
         if config.is_flat:
             raise ConfigError(f"{config.name}: a flat pipeline has no events; its table already holds the features")
-        data = load_pipeline_data(config.data, need_outcomes=False)
+        data = data if data is not None else load_pipeline_data(config.data, need_outcomes=False)
     snapshots = open_lead_snapshots(data, stamp)
     if builder is None:
         builder = fitted_builder(config, data, snapshots)
