@@ -138,11 +138,13 @@ def run_rules_score(
     leads, events, _, problems = load_tables(leads_path, events_path, None, drop_orphans)
     for problem in problems:
         console.print(f"[yellow]warning:[/yellow] {problem}")
-    scores = ruleset.score(leads, events, to_utc(as_of))
+    stamp = to_utc(as_of)
+    created = leads.loc[(leads["created_at"] <= stamp).to_numpy()]
+    scores = ruleset.score(created, events, stamp)
     write_table(scores, out)
     tiers = scores["tier"].value_counts().to_dict()
     console.print(
-        f"scored {len(scores):,} leads with {rules_path.name} at {as_of}: "
+        f"scored {len(scores):,} leads created by {as_of} with {rules_path.name}: "
         + ", ".join(f"{k} {v:,}" for k, v in tiers.items())
         + f"; wrote {out}"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from leadml.config import parse_pipeline
+from leadml.config import load_pipeline
 from leadml.data import contract
 from leadml.data.io import write_table
 from leadml.data.sources import PipelineData
@@ -34,7 +34,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     outcomes = contract.load_outcomes(paths["outcomes"], leads=leads)
     data = PipelineData(leads=leads, events=events, outcomes=outcomes)
     console.rule("3. point-in-time training set")
-    config = parse_pipeline({"name": "demo", "rules": str(pipelines_dir() / "rules" / "seed_points.yaml")})
+    config = load_pipeline(pipelines_dir() / "demo.yaml")
     with console.status("building snapshots and features"):
         trainset = build_trainset(config, data)
     written = dict(paths)
@@ -45,12 +45,14 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         f"({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}) -> {written['trainset']}"
     )
     console.rule("4. the rules baseline (seed points) on today's open leads")
+    from leadml.features.scoring_set import open_lead_snapshots
+
     ruleset = RuleSet.load(config.rules)
     as_of = events["timestamp"].max().ceil("D")
-    scores = ruleset.score(leads, events, as_of)
+    scores = ruleset.score_snapshots(open_lead_snapshots(data, as_of), leads, events)
     written["rules_scores"] = write_table(scores, folder / "rules_scores.parquet")
     tiers = scores["tier"].value_counts().to_dict()
-    console.print(f"rules tiers at {as_of:%Y-%m-%d}: " + ", ".join(f"{k} {v:,}" for k, v in tiers.items()))
+    console.print(f"rules tiers of {len(scores):,} open leads at {as_of:%Y-%m-%d}: " + ", ".join(f"{k} {v:,}" for k, v in tiers.items()))
     console.rule("done")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")
