@@ -89,6 +89,16 @@ def candidate_conditions(features: pd.DataFrame, infos: Sequence[FeatureInfo]) -
     return pd.DataFrame(columns, index=features.index), rules
 
 
+def l1_logistic(C: float, seed: int) -> LogisticRegression:
+    """An L1-penalised logistic regression, spelled for the installed scikit-learn (1.8 renamed it)."""
+    import sklearn
+
+    major, minor = (int(part) for part in sklearn.__version__.split(".")[:2])
+    if (major, minor) >= (1, 8):
+        return LogisticRegression(l1_ratio=1.0, C=C, solver="liblinear", max_iter=2000, random_state=seed)
+    return LogisticRegression(penalty="l1", C=C, solver="liblinear", max_iter=2000, random_state=seed)
+
+
 @dataclass(frozen=True)
 class LearnedScorecard:
     """A points table learned from data, ready to write as a rules file."""
@@ -107,7 +117,7 @@ def learn_scorecard(
     validation: pd.Series | np.ndarray,
     mql_probability: float = 0.3,
     points_to_double_odds: float = 20.0,
-    max_rules: int = 15,
+    max_rules: int = 25,
     seed: int = 0,
     name: str = "learned-points",
 ) -> LearnedScorecard:
@@ -122,8 +132,8 @@ def learn_scorecard(
     y = np.asarray(labels, dtype=float)
     X_train, y_train, X_valid, y_valid = X[~validation], y[~validation], X[validation], y[validation]
     best = None
-    for C in (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5):
-        model = LogisticRegression(penalty="l1", C=C, solver="liblinear", max_iter=2000, random_state=seed)
+    for C in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0):
+        model = l1_logistic(C, seed)
         model.fit(X_train, y_train)
         kept = np.flatnonzero(np.round(model.coef_[0] * points_to_double_odds / math.log(2)) != 0)
         if len(kept) == 0 or len(kept) > max_rules:
