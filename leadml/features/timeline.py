@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from leadml.errors import LeadDataError
+from leadml.features.behaviour_arrays import BLOCK_EVENTS, expand, lower_bound, running_sums, sort_order
 
 DAY_NS = 86_400 * 10**9
+BLOCK_CELLS = 1 << 20  # (snapshot, code, bucket) cells counted per block
 _NO_TIME = np.iinfo(np.int64).min
 
 
@@ -54,54 +56,17 @@ def window_ns(window_days: float) -> int:
     return int(pd.Timedelta(days=window_days).value)
 
 
-def radix_argsort(codes: np.ndarray) -> np.ndarray:
-    """Stable argsort of non-negative integer codes by 16-bit passes (numpy radix-sorts 16-bit keys)."""
-    codes = np.asarray(codes)
-    order = np.argsort((codes & 0xFFFF).astype(np.uint16), kind="stable")
-    high = codes >> 16
-    while len(codes) and high.max(initial=0) > 0:
-        order = order[np.argsort((high[order] & 0xFFFF).astype(np.uint16), kind="stable")]
-        high = high >> 16
-    return order
+def new_day_flags(times: np.ndarray) -> np.ndarray:
+    """``flags[i]``: event i falls on another UTC calendar day than event i - 1 (``flags[0]`` True).
 
-
-def sort_order(codes: np.ndarray, times: np.ndarray) -> np.ndarray | None:
-    """The permutation sorting events by (lead code, time), or None when they already are.
-
-    Checks the cheap cases first: already sorted (the contract's order), or sorted by time only
-    (a log export), where one stable radix sort by lead code is enough.
+    Works in blocks so that the day numbers (int64 floor division) never take a full-size array.
     """
-    if len(codes) < 2:
-        return None
-    same = codes[1:] == codes[:-1]
-    if bool(np.all((codes[1:] > codes[:-1]) | (same & (times[1:] >= times[:-1])))):
-        return None
-    if not bool(np.all(times[1:] >= times[:-1])):
-        by_time = np.argsort(times, kind="stable")
-        return by_time[radix_argsort(codes[by_time])]
-    return radix_argsort(codes)
-
-
-def lower_bound(times: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, strict: bool = True) -> np.ndarray:
-    """Per query, the first index in ``[lo, hi)`` with ``times >= x`` (``> x`` when not ``strict``).
-
-    ``times`` is sorted within every ``[lo, hi)``; all queries are bisected together, so the Python
-    loop runs log2(longest range) times, not once per lead.
-    """
-    lo = np.asarray(lo, dtype=np.int64).copy()
-    hi = np.asarray(hi, dtype=np.int64).copy()
-    x = np.asarray(x, dtype=np.int64)
-    active = np.flatnonzero(lo < hi)
-    while len(active):
-        low, high = lo[active], hi[active]
-        mid = (low + high) >> 1
-        probe = times[mid]
-        right = probe < x[active] if strict else probe <= x[active]
-        low = np.where(right, mid + 1, low)
-        high = np.where(right, high, mid)
-        lo[active], hi[active] = low, high
-        active = active[low < high]
-    return lo
+    flags = np.ones(len(times), dtype=bool)
+    for first in range(1, len(times), BLOCK_EVENTS):
+        block = times[first - 1 : first + BLOCK_EVENTS]
+        days = block // DAY_NS
+        np.not_equal(days[1:], days[:-1], out=flags[first : first + len(days) - 1])
+    return flags
 
 
 class EventTimeline:
@@ -144,14 +109,17 @@ class EventTimeline:
         self._raw_columns = dict(columns or {})
         self._order = order
         self._sorted_columns: dict[str, object] = {}
-        bounds = np.searchsorted(codes, np.arange(self.n_leads + 1), side="left")
+        bounds = np.zeros(self.n_leads + 1, dtype=np.int64)
+        np.cumsum(np.bincount(codes, minlength=self.n_leads), out=bounds[1:])  # codes are sorted
         known = snapshot_codes >= 0
         safe = np.where(known, snapshot_codes, 0)
         self.lead_start = np.where(known, bounds[safe], 0).astype(np.int64)
         lead_stop = np.where(known, bounds[safe + 1], 0).astype(np.int64)
         self.stop = lower_bound(times, self.lead_start, lead_stop, as_of)
         self._starts: dict[int, np.ndarray] = {}
-        self._prefix_cache: tuple[object, np.ndarray] | None = None
+        self._prefix_cache: tuple[object, np.ndarray, np.ndarray] | None = None
+        self._all_days: tuple[np.ndarray, np.ndarray] | None = None
+        self._single: np.ndarray | bool | None = None
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -162,7 +130,8 @@ class EventTimeline:
         for :meth:`event_mask`); ``snapshots`` needs ``lead_id`` and ``as_of`` and keeps its row
         order. Events of leads without a snapshot are ignored.
         """
-        for table, frame, needed in (("events", events, ("lead_id", "timestamp")), ("snapshots", snapshots, ("lead_id", "as_of"))):
+        required = (("events", events, ("lead_id", "timestamp", "event_type")), ("snapshots", snapshots, ("lead_id", "as_of")))
+        for table, frame, needed in required:
             missing = [c for c in needed if c not in frame.columns]
             if missing:
                 raise LeadDataError(
@@ -201,7 +170,8 @@ class EventTimeline:
         if order is not None:
             codes, times = codes[order], times[order]
             rows = order if rows is None else rows[order]
-        return cls(codes, times, np.asarray(snapshot_codes), np.asarray(as_of, dtype=np.int64), n_leads, columns, rows)
+        as_of = np.asarray(as_of, dtype=np.int64)
+        return cls(codes, times, np.asarray(snapshot_codes), as_of, n_leads, columns, rows)
 
     # -- selecting events ------------------------------------------------------------------
     @property
@@ -212,6 +182,11 @@ class EventTimeline:
     def n_events(self) -> int:
         return len(self.times)
 
+    @property
+    def column_names(self) -> list[str]:
+        """The attribute columns (and ``event_type``) that :meth:`event_mask` can filter on."""
+        return list(self._raw_columns)
+
     def column(self, name: str):
         """An attribute column of the events, in the timeline's sorted order (numpy or Categorical)."""
         if name not in self._sorted_columns:
@@ -219,7 +194,7 @@ class EventTimeline:
                 raise KeyError(f"the events have no column {name!r} (columns: {sorted(self._raw_columns)})")
             raw = self._raw_columns[name]
             values = raw.array if isinstance(raw, pd.Series) else raw
-            if isinstance(values, pd.Categorical) or isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+            if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
                 values = pd.Categorical(values)
                 codes = values.codes if self._order is None else values.codes[self._order]
                 values = pd.Categorical.from_codes(codes, dtype=values.dtype)
@@ -231,18 +206,35 @@ class EventTimeline:
 
     def value_mask(self, name: str, value: object | Sequence) -> np.ndarray:
         """Events whose column ``name`` equals ``value`` (or any of a list of values), as strings."""
-        wanted = [value] if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) else list(value)
+        single = isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
+        wanted = [value] if single else list(value)
         values = self.column(name)
         if isinstance(values, pd.Categorical):
-            cats = values.categories.astype(str)
-            hit = np.isin(cats, [str(v) for v in wanted])
-            return hit[values.codes] & (values.codes >= 0)
+            hit = np.flatnonzero(np.isin(values.categories.astype(str), [str(v) for v in wanted]))
+            if len(hit) == 1:
+                return values.codes == hit[0]
+            return np.isin(values.codes, hit)
         if values.dtype.kind in "iufb" and all(isinstance(v, (int, float, bool, np.number)) for v in wanted):
             return np.isin(values, wanted)
-        return pd.Series(values, copy=False).astype(str).isin([str(v) for v in wanted]).to_numpy() & pd.notna(values)
+        text = pd.Series(values, copy=False).astype(str)
+        return text.isin([str(v) for v in wanted]).to_numpy() & pd.notna(values)
+
+    def codes_of(self, name: str, values: Sequence) -> np.ndarray:
+        """Each sorted event's position of its ``name`` value in ``values`` (-1: another or missing)."""
+        wanted = pd.Index([str(v) for v in values])
+        width = np.int8 if len(wanted) < 127 else np.int16 if len(wanted) < 32_000 else np.int32
+        column = self.column(name)
+        if isinstance(column, pd.Categorical):
+            categories, codes = column.categories, column.codes
+        else:
+            codes, categories = pd.factorize(column)
+        lookup = np.append(wanted.get_indexer(pd.Index(categories).astype(str)), -1).astype(width)
+        return lookup[codes]  # a missing value has code -1: the appended "not wanted"
 
     def event_mask(
-        self, event_type: str | Sequence[str] | None = None, where: Mapping[str, object | Sequence] | None = None
+        self,
+        event_type: str | Sequence[str] | None = None,
+        where: Mapping[str, object | Sequence] | None = None,
     ) -> np.ndarray:
         """Boolean mask over the sorted events: of ``event_type`` and matching every ``where`` filter."""
         mask = np.ones(self.n_events, dtype=bool)
@@ -264,15 +256,17 @@ class EventTimeline:
 
     def _prefix(self, mask: np.ndarray) -> np.ndarray:
         """``prefix[i]`` = number of masked events before index i (cached for the last mask)."""
-        if self._prefix_cache is not None and self._prefix_cache[0] is mask:
-            return self._prefix_cache[1]
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (self.n_events,):
-            raise ValueError(f"mask has shape {mask.shape}, expected ({self.n_events},)")
+        if self._prefix_cache is not None:
+            seen, same, prefix = self._prefix_cache
+            if seen is mask and np.array_equal(same, mask):  # the same mask, not changed in place
+                return prefix
+        checked = np.asarray(mask, dtype=bool)
+        if checked.shape != (self.n_events,):
+            raise ValueError(f"mask has shape {checked.shape}, expected ({self.n_events},)")
         dtype = np.int32 if self.n_events < 2**31 - 1 else np.int64
         prefix = np.zeros(self.n_events + 1, dtype=dtype)
-        np.cumsum(mask, dtype=dtype, out=prefix[1:])
-        self._prefix_cache = (mask, prefix)
+        np.cumsum(checked, dtype=dtype, out=prefix[1:])
+        self._prefix_cache = (mask, checked.copy(), prefix)
         return prefix
 
     # -- queries ---------------------------------------------------------------------------
@@ -320,26 +314,122 @@ class EventTimeline:
             has_after = after != _NO_TIME
             lo = np.where(has_after, lower_bound(masked_times, lo, hi, after, strict=False), lo)
         found = lo < hi
-        times = self.times[positions[np.where(found, lo, 0)]] if len(positions) else np.zeros(len(lo), np.int64)
+        if len(positions) == 0:
+            return np.full(len(lo), _NO_TIME)
+        times = self.times[positions[np.where(found, lo, 0)]]
         return np.where(found, times, _NO_TIME)
 
     def active_days(self, mask: np.ndarray | None = None, window_days: float | None = None) -> np.ndarray:
         """Per snapshot, distinct UTC calendar days with a masked event in the window."""
-        positions = np.arange(self.n_events) if mask is None else np.flatnonzero(mask)
-        prefix = None if mask is None else self._prefix(mask)
         start = self.start(window_days)
-        lo = start if prefix is None else prefix[start].astype(np.int64)
-        hi = self.stop if prefix is None else prefix[self.stop].astype(np.int64)
-        days = np.floor_divide(self.times[positions], DAY_NS)
-        codes = self.codes[positions]
-        new_day = np.ones(len(positions), dtype=bool)
-        new_day[1:] = (days[1:] != days[:-1]) | (codes[1:] != codes[:-1])
-        firsts = np.zeros(len(positions) + 1, dtype=np.int64)
-        np.cumsum(new_day, out=firsts[1:])
-        any_event = hi > lo
+        if mask is None:
+            lo, hi = start, self.stop
+            new_day, firsts = self._day_starts(None)
+        else:
+            prefix = self._prefix(mask)
+            lo, hi = prefix[start].astype(np.int64), prefix[self.stop].astype(np.int64)
+            new_day, firsts = self._day_starts(np.flatnonzero(mask))
+        if len(new_day) == 0:
+            return np.zeros(self.n_snapshots, dtype=np.int64)
         # the first event in the window may continue a day whose first event lies before the window
-        carried = any_event & ~new_day[np.minimum(lo, max(len(positions) - 1, 0))] if len(positions) else any_event
-        return firsts[hi] - firsts[lo] + carried.astype(np.int64)
+        carried = (hi > lo) & ~new_day[np.minimum(lo, len(new_day) - 1)]
+        return firsts[hi] - firsts[lo] + carried
+
+    def _day_starts(self, positions: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Flags of events that start a new UTC day (vs the previous selected event), and their prefix.
+
+        Across two leads a flag may be wrong, but only for a lead's first event, which the carry in
+        :meth:`active_days` corrects. Cached for all events (``positions`` None).
+        """
+        if positions is None and self._all_days is not None:
+            return self._all_days
+        new_day = new_day_flags(self.times if positions is None else self.times[positions])
+        firsts = np.zeros(len(new_day) + 1, dtype=np.int32 if len(new_day) < 2**31 - 1 else np.int64)
+        np.cumsum(new_day, out=firsts[1:])
+        if positions is None:
+            self._all_days = (new_day, firsts)
+        return new_day, firsts
+
+    # -- many categories at once -----------------------------------------------------------
+    def count_by(
+        self, codes: np.ndarray, n_codes: int, windows: Sequence[float | None], last: bool = False
+    ) -> tuple[dict, np.ndarray | None]:
+        """Per snapshot and code, the events in each window, and optionally the last event's time.
+
+        ``codes`` gives each sorted event a category in ``[0, n_codes)`` (-1: not counted), such as
+        its event type. Returns ``({window: counts (n_snapshots, n_codes)}, last)`` where ``last``
+        holds int64 ns times (int64 min: none before as_of), or None when not asked for. One pass
+        serves every window and code: each event's age picks its bucket (the narrowest window
+        holding it, "older", or "not yet"), a ``bincount`` counts (snapshot, code, bucket) cells
+        and a cumulative sum over buckets gives the window counts.
+        """
+        windows = list(dict.fromkeys(windows))
+        widths = sorted(window_ns(w) for w in windows if w is not None)
+        n_buckets = len(widths) + 2  # the windows, older, at or after as_of
+        slots = n_codes + 1  # the codes and "not counted"
+        counts = {w: np.zeros((self.n_snapshots, n_codes), dtype=np.int32) for w in windows}
+        times = np.full((self.n_snapshots, n_codes), _NO_TIME, dtype=np.int64) if last else None
+        if n_codes == 0 or self.n_snapshots == 0 or self.n_events == 0:
+            return counts, times
+        full = last or None in windows or not widths
+        lo = self.lead_start if full else self.start(max(w for w in windows if w is not None))
+        for rows, local, owner, event in self._event_blocks(lo, max(1, BLOCK_CELLS // (slots * n_buckets))):
+            code = codes[event]
+            age = self.as_of[owner] - self.times[event]
+            bucket = np.zeros(len(age), dtype=np.int64)
+            for width in widths:
+                bucket += age > width
+            future = age <= 0
+            bucket[future] = n_buckets - 1
+            cell = local * slots + np.where(code < 0, n_codes, code)
+            counted = np.bincount(cell * n_buckets + bucket, minlength=len(rows) * slots * n_buckets)
+            grid = counted.reshape(len(rows), slots, n_buckets)
+            running = np.zeros((len(rows), n_codes), dtype=np.int32)
+            for k in range(len(widths) + 1):  # window k holds buckets 0..k; k = len(widths): all
+                running += grid[:, :n_codes, k]
+                for window in windows:
+                    if k == (len(widths) if window is None else widths.index(window_ns(window))):
+                        counts[window][rows] = running
+            if times is not None:
+                index = np.arange(event.start, event.stop) if isinstance(event, slice) else event
+                latest = np.full(len(rows) * slots, -1, dtype=np.int64)
+                np.maximum.at(latest, cell, np.where(future | (code < 0), -1, index))
+                latest = latest.reshape(len(rows), slots)[:, :n_codes]
+                times[rows] = np.where(latest >= 0, self.times[np.maximum(latest, 0)], _NO_TIME)
+        return counts, times
+
+    def _event_blocks(self, lo: np.ndarray, max_rows: int):
+        """Yield ``(rows, local, owner, event)``: blocks of snapshots with their events in ``[lo, stop)``.
+
+        ``rows`` are the block's snapshots, ``owner`` each listed event's snapshot and ``local`` its
+        position in ``rows``; ``event`` indexes the events (a slice or an index array). When every
+        lead has one snapshot, a block is a run of leads and lists all their events (callers drop
+        the ones at or after as_of by age); otherwise each snapshot's range is listed.
+        """
+        lead_snapshot = self._lead_snapshot()
+        if lead_snapshot is None:
+            for first, last, owner, event in expand(lo, self.stop, max_rows):
+                yield np.arange(first, last), owner - first, owner, event
+            return
+        bounds = np.searchsorted(self.codes, np.arange(0, self.n_leads + 1, max_rows))
+        bounds = np.append(bounds, len(self.codes)) if bounds[-1] != len(self.codes) else bounds
+        for k in range(len(bounds) - 1):
+            first_lead = k * max_rows
+            rows = lead_snapshot[first_lead : min(first_lead + max_rows, self.n_leads)]
+            event = slice(int(bounds[k]), int(bounds[k + 1]))
+            local = self.codes[event].astype(np.int64) - first_lead
+            yield rows, local, rows[local], event
+
+    def _lead_snapshot(self) -> np.ndarray | None:
+        """The snapshot of each lead when every lead has exactly one, else None."""
+        if self._single is None:
+            known = self.snapshot_codes[self.snapshot_codes >= 0]
+            single = len(known) == self.n_snapshots == self.n_leads
+            single = single and not np.any(np.bincount(known, minlength=self.n_leads) != 1)
+            self._single = np.zeros(self.n_leads, np.int64) if single else False
+            if single:
+                self._single[self.snapshot_codes] = np.arange(self.n_snapshots)
+        return None if self._single is False else self._single
 
     def weighted_sum(self, weights: np.ndarray, window_days: float | None = None) -> np.ndarray:
         """Per snapshot, the sum of per-event ``weights`` (aligned with the sorted events) in the window."""
@@ -349,7 +439,11 @@ class EventTimeline:
     def decayed_sum(
         self, mask: np.ndarray | None, half_life_days: float, window_days: float | None = None
     ) -> np.ndarray:
-        """Per snapshot, the sum of ``0.5 ** (age_days / half_life_days)`` over masked events in the window."""
+        """Per snapshot, the sum of ``0.5 ** (age_days / half_life_days)`` over masked events in the window.
+
+        Exact to float rounding without a window; with one it is the total before as_of minus the
+        decayed total before the window start (relative error grows like ``2 ** (W / H)``).
+        """
         weights = np.ones(self.n_events) if mask is None else np.asarray(mask, dtype=np.float64)
         return self._scan(weights, window_ns(half_life_days), window_days)
 
@@ -362,8 +456,9 @@ class EventTimeline:
         instants in rank order (a Python loop over ranks, vectorised across leads).
         """
         if window_days is None:
-            totals = self._running(weights, half_life, self.as_of, self.stop)
-            return totals
+            if half_life is not None and self._lead_snapshot() is not None:
+                return self._decayed_single(weights, half_life)
+            return self._running(weights, half_life, self.as_of, self.stop)
         width = window_ns(window_days)
         q_time = np.concatenate([self.as_of, self.as_of - width])
         q_stop = np.concatenate([self.stop, self.start(window_days)])
@@ -374,51 +469,49 @@ class EventTimeline:
         empty = self.stop == self.start(window_days)
         return np.where(empty, 0.0, result if half_life is None else np.maximum(result, 0.0))
 
+    def _decayed_single(self, weights: np.ndarray, half_life: int) -> np.ndarray:
+        """Decayed sums when every lead has one snapshot: each event weighs against its own as_of."""
+        totals = np.zeros(self.n_snapshots)
+        for rows, local, owner, event in self._event_blocks(self.lead_start, BLOCK_EVENTS // 16):
+            age = self.as_of[owner] - self.times[event]
+            values = np.where(age > 0, weights[event] * np.exp2(-age / half_life), 0.0)
+            totals[rows] += np.bincount(local, weights=values, minlength=len(rows))
+        return totals
+
     def _running(
-        self, weights: np.ndarray, half_life: int | None, q_time: np.ndarray, q_stop: np.ndarray, repeat: int = 1
+        self,
+        weights: np.ndarray,
+        half_life: int | None,
+        q_time: np.ndarray,
+        q_stop: np.ndarray,
+        repeat: int = 1,
     ) -> np.ndarray:
         q_code = np.tile(self.snapshot_codes, repeat)
-        q_start = np.tile(self.lead_start, repeat)
-        order = np.lexsort((q_time, q_code))
-        s_code, s_time, s_stop = q_code[order], q_time[order], q_stop[order]
-        same_lead = np.zeros(len(order), dtype=bool)
-        same_lead[1:] = (s_code[1:] == s_code[:-1]) & (s_code[1:] >= 0)
-        prev_stop = np.where(same_lead, np.roll(s_stop, 1), q_start[order])
-        lengths = np.maximum(s_stop - prev_stop, 0)
-        owner = np.repeat(np.arange(len(order)), lengths)
-        if len(owner):
-            event_index = np.arange(len(owner)) - np.repeat(np.cumsum(lengths) - lengths, lengths) + np.repeat(prev_stop, lengths)
-            values = weights[event_index]
-            if half_life is not None:
-                values = values * np.exp2(-(s_time[owner] - self.times[event_index]) / half_life)
-            increments = np.bincount(owner, weights=values, minlength=len(order))
-        else:
-            increments = np.zeros(len(order))
-        rank = np.zeros(len(order), dtype=np.int64)
-        if len(order):
-            run_start = np.flatnonzero(~same_lead)
-            rank = np.arange(len(order)) - np.repeat(run_start, np.diff(np.append(run_start, len(order))))
-        totals = increments
-        by_rank = np.argsort(rank, kind="stable")
-        bounds = np.searchsorted(rank[by_rank], np.arange(1, rank.max(initial=0) + 2))
-        for k in range(1, len(bounds)):
-            idx = by_rank[bounds[k - 1] : bounds[k]]
-            carry = totals[idx - 1]
-            if half_life is not None:
-                carry = carry * np.exp2(-(s_time[idx] - s_time[idx - 1]) / half_life)
-            totals[idx] += carry
-        result = np.empty(len(order))
-        result[order] = totals
-        return result
+        return running_sums(
+            self.times, weights, half_life, q_code, q_time, q_stop, np.tile(self.lead_start, repeat)
+        )
 
 
 def _lead_codes(leads: pd.Index, lead_ids: pd.Series) -> np.ndarray:
-    """Each event's position in ``leads`` (-1 for leads without a snapshot), hashing each id once."""
-    ids = lead_ids.astype(str) if not isinstance(lead_ids.dtype, pd.CategoricalDtype) else lead_ids
-    if isinstance(ids.dtype, pd.CategoricalDtype):
-        cat = ids.array
-        lookup = leads.get_indexer(cat.categories.astype(str))
-        return np.where(cat.codes >= 0, lookup[cat.codes], -1).astype(np.int32)
-    codes, uniques = pd.factorize(ids.to_numpy(), sort=False)
-    lookup = leads.get_indexer(pd.Index(uniques).astype(str))
-    return lookup[codes].astype(np.int32) if len(codes) else np.zeros(0, np.int32)
+    """Each event's position in ``leads`` (-1 for leads without a snapshot), hashing each id once.
+
+    The ids are dictionary-encoded by Arrow (one hash per row, in C, no Python strings), then only
+    the distinct ids are looked up among the snapshots' leads.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(lead_ids.dtype, pd.CategoricalDtype):
+        categories, codes = lead_ids.cat.categories, lead_ids.cat.codes.to_numpy()
+    else:
+        values = lead_ids if pd.api.types.is_string_dtype(lead_ids.dtype) else lead_ids.astype(str)
+        encoded = pc.dictionary_encode(pa.array(values, from_pandas=True))
+        if isinstance(encoded, pa.ChunkedArray):  # Arrow-backed strings come in chunks
+            empty = pa.array([], pa.dictionary(pa.int32(), pa.string()))
+            encoded = encoded.combine_chunks() if encoded.num_chunks else empty
+        if encoded.null_count:
+            encoded = pa.DictionaryArray.from_arrays(pc.fill_null(encoded.indices, -1), encoded.dictionary)
+        categories = encoded.dictionary.to_pandas()
+        codes = np.asarray(encoded.indices)
+    lookup = np.append(leads.get_indexer(pd.Index(categories).astype(str)), -1).astype(np.int32)
+    return lookup[codes]  # -1 (a missing id) takes the appended "no snapshot"
