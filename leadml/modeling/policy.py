@@ -1,0 +1,219 @@
+"""The MQL policy: which leads go to sales, their tier and their score 0-100.
+
+The threshold is a calibrated probability, found on the validation snapshots in one of three ways:
+
+- ``capacity``: sales can take ``capacity_per_week`` leads a week. The snapshots span
+  ``weeks = (last as_of - first as_of + 1 day) / 7 days``; the threshold is the lowest probability
+  ``t`` such that the number of snapshots with ``p >= t`` is at most ``capacity_per_week * weeks``
+  (so the expected number of MQLs per week is as close to capacity as ties allow, never above).
+  Flat data has no time: the batch is taken to be ``batch_weeks`` weeks of leads (default one), so
+  the top ``capacity_per_week * batch_weeks`` rows of the batch are MQL; the resulting share of the
+  batch is reported, and new leads are judged by the probability threshold, not by the share.
+- ``precision``: the lowest threshold at which the precision of ``p >= t`` reaches
+  ``target_precision`` (the most conversions at that precision).
+- ``probability``: a fixed probability.
+
+A lead is an MQL when ``probability >= threshold``. Tiers come from ``MQLConfig.tiers``: the first
+tier (by descending ``min``) whose ``min`` the probability reaches; a tier without ``min`` is the
+catch-all. The score is the probability in percent, rounded half up to an integer (``0.125`` -> 13;
+``100 p`` is first rounded to 9 decimals so that float noise such as ``14.499999999999998`` for
+``0.145`` does not turn a half into a round-down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from leadml.config import MQLConfig, TierConfig
+from leadml.errors import ConfigError
+
+WEEK = pd.Timedelta(days=7)
+DAY = pd.Timedelta(days=1)
+NOBODY = float(np.nextafter(1.0, 2.0))  # a threshold no probability reaches
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """An MQL threshold and how it was found.
+
+    Attributes:
+        threshold: the probability from which a lead is an MQL.
+        policy: ``capacity``, ``precision`` or ``probability``.
+        mql_count: snapshots at or above the threshold in the data it was found on.
+        share: ``mql_count`` over all snapshots.
+        weeks: the span of the data in weeks (None when the data had no time).
+        per_week: ``mql_count / weeks`` (None without time).
+        precision: the precision at the threshold when labels were given.
+        note: what was done, in a sentence.
+    """
+
+    threshold: float
+    policy: str
+    mql_count: int
+    share: float
+    weeks: float | None = None
+    per_week: float | None = None
+    precision: float | None = None
+    note: str = ""
+
+
+def span_weeks(as_of: pd.Series) -> float:
+    """``(last as_of - first as_of + 1 day) / 7 days``: the weeks a set of snapshots covers."""
+    as_of = pd.Series(as_of).dropna()
+    if as_of.empty:
+        raise ValueError("span_weeks: no as_of values")
+    return float((as_of.max() - as_of.min() + DAY) / WEEK)
+
+
+def top_k_threshold(p: np.ndarray, k: int) -> float:
+    """The lowest threshold ``t`` (a value of ``p``) with at most ``k`` values ``>= t``.
+
+    Example:
+        >>> top_k_threshold(np.array([0.9, 0.5, 0.5, 0.2]), 2)
+        0.9
+        >>> top_k_threshold(np.array([0.9, 0.5, 0.5, 0.2]), 3)
+        0.5
+    """
+    p = np.asarray(p, dtype=float)
+    if k <= 0 or len(p) == 0:
+        return NOBODY
+    values, counts = np.unique(p, return_counts=True)  # ascending
+    at_or_above = np.cumsum(counts[::-1])[::-1]  # snapshots with p >= each value
+    ok = np.flatnonzero(at_or_above <= k)
+    return float(values[ok[0]]) if len(ok) else NOBODY
+
+
+def precision_threshold(p: np.ndarray, y: np.ndarray, target: float) -> tuple[float, bool]:
+    """The lowest threshold whose precision reaches ``target``; else the one of best precision.
+
+    Returns the threshold and whether the target was reached.
+    """
+    p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
+    values = np.unique(p)[::-1]  # descending
+    order = np.argsort(-p, kind="stable")
+    ps, ys = p[order], y[order]
+    ends = np.searchsorted(-ps, -values, side="right")  # rows with p >= each value
+    hits = np.cumsum(ys)[ends - 1]
+    precision = hits / ends
+    ok = np.flatnonzero(precision >= target)
+    if len(ok):
+        return float(values[ok[-1]]), True
+    return float(values[int(np.argmax(precision))]), False
+
+
+def find_threshold(
+    p: np.ndarray,
+    mql: MQLConfig,
+    *,
+    as_of: pd.Series | None = None,
+    y: np.ndarray | None = None,
+    batch_weeks: float = 1.0,
+) -> Threshold:
+    """The MQL threshold of a policy, found on calibrated probabilities (the validation snapshots).
+
+    Parameters:
+        p: calibrated probabilities.
+        mql: the policy (``capacity`` / ``precision`` / ``probability``) and its value.
+        as_of: the snapshots' as_of, for ``capacity``; None or all NaT for flat data (``batch_weeks``).
+        y: labels, needed for ``precision`` (and used to report the precision at the threshold).
+
+    Example:
+        >>> from leadml.config import MQLConfig
+        >>> import pandas as pd
+        >>> days = pd.Series(pd.date_range("2026-01-01", periods=14, freq="D", tz="UTC"))
+        >>> p = np.linspace(0.01, 0.14, 14)
+        >>> find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=2), as_of=days).mql_count
+        4
+    """
+    p = np.asarray(p, dtype=float)
+    n = len(p)
+    has_time = as_of is not None and bool(pd.Series(as_of).notna().any())
+    weeks = span_weeks(as_of) if has_time else None
+    if mql.policy == "capacity":
+        span = weeks if weeks is not None else batch_weeks
+        k = int(np.floor(mql.capacity_per_week * span + 1e-9))
+        threshold = top_k_threshold(p, k)
+        how = (f"{mql.capacity_per_week} a week over {span:.2f} weeks" if weeks is not None
+               else f"{mql.capacity_per_week} a week, the batch taken as {batch_weeks:g} week(s) of leads")
+        note = f"capacity: at most {k} of {n} snapshots ({how})"
+    elif mql.policy == "precision":
+        if y is None:
+            raise ValueError("the precision policy needs labels")
+        threshold, reached = precision_threshold(p, y, mql.target_precision)
+        note = (f"precision: lowest threshold with precision >= {mql.target_precision:g}" if reached else
+                f"precision: target {mql.target_precision:g} not reached; threshold of the best precision")
+    elif mql.policy == "probability":
+        threshold = float(mql.probability)
+        note = f"probability: fixed at {threshold:g}"
+    else:  # pragma: no cover - the config validates the policy
+        raise ConfigError(f"mql.policy: unknown policy {mql.policy!r}")
+    chosen = p >= threshold
+    count = int(chosen.sum())
+    precision = float(np.asarray(y, dtype=float)[chosen].mean()) if y is not None and count else None
+    return Threshold(
+        threshold=threshold, policy=mql.policy, mql_count=count, share=count / n if n else float("nan"),
+        weeks=weeks, per_week=count / weeks if weeks else None, precision=precision, note=note,
+    )
+
+
+def ordered_tiers(tiers: Sequence[TierConfig]) -> list[TierConfig]:
+    """Tiers by descending ``min``; a tier without ``min`` (the catch-all) comes last. At most one."""
+    catch_all = [t for t in tiers if t.min is None]
+    if len(catch_all) > 1:
+        raise ConfigError(
+            f"mql.tiers: only one tier may leave out 'min' (the catch-all); these do: {[t.name for t in catch_all]}"
+        )
+    names = [t.name for t in tiers]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"mql.tiers: tier names must be unique, got {names}")
+    ranked = sorted((t for t in tiers if t.min is not None), key=lambda t: -t.min)
+    return ranked + catch_all
+
+
+def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig]) -> pd.Categorical:
+    """The tier of each probability: the first (highest ``min``) tier it reaches.
+
+    Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
+
+    Example:
+        >>> from leadml.config import MQLConfig
+        >>> list(assign_tiers(np.array([0.6, 0.25, 0.1, 0.02]), MQLConfig().tiers))
+        ['A', 'B', 'C', 'D']
+    """
+    ranked = ordered_tiers(tiers)
+    if not ranked:
+        raise ConfigError("mql.tiers: at least one tier is needed")
+    p = np.asarray(p, dtype=float)
+    mins = np.array([t.min if t.min is not None else -np.inf for t in ranked])
+    reached = p[:, None] >= mins[None, :]
+    first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(ranked) - 1)
+    names = [t.name for t in ranked]
+    return pd.Categorical.from_codes(first, categories=names)
+
+
+def score_0_100(p: np.ndarray) -> np.ndarray:
+    """The probability in percent, rounded half up to an integer (int16, 0-100).
+
+    Example:
+        >>> score_0_100(np.array([0.0, 0.004, 0.005, 0.125, 0.145, 0.999, 1.0])).tolist()
+        [0, 0, 1, 13, 15, 100, 100]
+    """
+    percent = np.round(np.asarray(p, dtype=float) * 100, 9)
+    return np.clip(np.floor(percent + 0.5), 0, 100).astype(np.int16)
+
+
+def apply_policy(p: np.ndarray, threshold: float, tiers: Sequence[TierConfig]) -> pd.DataFrame:
+    """``probability``, ``score``, ``tier`` and ``is_mql`` for calibrated probabilities."""
+    p = np.asarray(p, dtype=float)
+    return pd.DataFrame(
+        {
+            "probability": p,
+            "score": score_0_100(p),
+            "tier": assign_tiers(p, tiers),
+            "is_mql": p >= threshold,
+        }
+    )

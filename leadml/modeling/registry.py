@@ -1,0 +1,409 @@
+"""MLflow: one run per training, the chosen model as a pyfunc, and the champion / challenger aliases.
+
+Tracking goes to ``MLFLOW_TRACKING_URI`` when it is set, else to ``mlflow.tracking_uri`` of the
+pipeline, else to ``sqlite:///mlruns.db`` in the working folder; with a SQLite store the artifacts
+go to ``mlartifacts/`` next to the database file, so nothing needs a server.
+
+A run logs the resolved config, a fingerprint of the input data, rows and base rates per split, the
+metrics of every model and of the rules (with intervals and paired differences) on the same test
+snapshots, the validation scores the choice was made on, plots, the feature metadata, and the chosen
+model as a pyfunc (:class:`LeadScoringModel`) that takes the feature frame and returns
+``probability``, ``score``, ``tier`` and ``is_mql``. The new version gets alias ``challenger``; it
+takes ``champion`` when there is none yet, or when it beats the champion on ``mlflow.promote_metric``
+with both scored on the *current* test snapshots (the champion's own feature set is rebuilt for them
+when it differs). A cold start or a win of the rules registers nothing.
+
+MLflow pyfunc models are Python pickles: load them only from a registry you trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from leadml.config import PipelineConfig
+from leadml.errors import ModelError
+from leadml.features.build import TrainSet
+from leadml.modeling.evaluate import weighted_metrics
+from leadml.modeling.policy import apply_policy
+from leadml.modeling.train import RULES, TrainingResult
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def tracking_uri(config: PipelineConfig | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the config's ``mlflow.tracking_uri``, else the SQLite default."""
+    configured = config.mlflow.tracking_uri if config is not None else None
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
+
+
+def _client(config: PipelineConfig):
+    from mlflow import MlflowClient
+
+    uri = tracking_uri(config)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+@contextlib.contextmanager
+def _mlflow_at(uri: str):
+    """Point MLflow's fluent API at ``uri`` for a block, then hand it back to the environment.
+
+    ``mlflow.set_tracking_uri`` is process-wide (and writes the environment); leaving it set would
+    send a later caller's runs to this URI.
+    """
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(None)
+        if previous is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = previous
+
+
+def _experiment_id(client, config: PipelineConfig) -> str:
+    """The experiment of the config, created with artifacts next to a SQLite database."""
+    found = client.get_experiment_by_name(config.mlflow.experiment)
+    if found is not None:
+        return found.experiment_id
+    uri = tracking_uri(config)
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = str((Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri())
+    return client.create_experiment(config.mlflow.experiment, artifact_location=location)
+
+
+def data_fingerprint(trainset: TrainSet) -> str:
+    """A short hash of the input tables and of the training frame: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    tables = [getattr(trainset.data, name, None) for name in ("leads", "events", "outcomes", "flat")]
+    for table in [*tables, trainset.frame]:
+        if table is not None:
+            digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+            digest.update(",".join(map(str, table.columns)).encode())
+    return digest.hexdigest()[:16]
+
+
+class LeadScoringModel:
+    """The pyfunc behind a registered leadml model: feature frame in, scores out.
+
+    Holds the calibrated model, the feature set it was trained on (the fitted ``FeatureBuilder``,
+    so the features of new snapshots can be built), the MQL threshold and the tiers. Categorical
+    features may arrive as pandas ``Categorical`` or as strings; unknown levels become ``other``
+    and missing values ``missing``, as at training.
+    """
+
+    def __init__(
+        self,
+        model,
+        feature_names: Sequence[str],
+        categories: Mapping[str, Sequence[str]],
+        threshold: float,
+        tiers: Sequence,
+        builder=None,
+        name: str = "",
+    ):
+        self.model = model
+        self.feature_names = list(feature_names)
+        self.categories = dict(categories)
+        self.threshold = float(threshold)
+        self.tiers = list(tiers)
+        self.builder = builder
+        self.name = name
+        self.spec_hash = builder.spec_hash() if builder is not None else None
+
+    def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns in training order, categoricals with the training categories."""
+        missing = [c for c in self.feature_names if c not in features.columns]
+        if missing:
+            raise ModelError(f"feature frame lacks {len(missing)} columns the model needs (first: {missing[:5]})")
+        out = {}
+        for name in self.feature_names:
+            values = features[name]
+            if name in self.categories:
+                levels = self.categories[name]
+                text = values.astype(object).where(values.notna(), "missing").astype(str)
+                text = text.where(text.isin(levels), "other")
+                out[name] = pd.Categorical(text, categories=levels)
+            else:
+                out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        return pd.DataFrame(out, index=features.index)
+
+    def probability(self, features: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(self.prepare(features))[:, 1]
+
+    def score(self, features: pd.DataFrame) -> pd.DataFrame:
+        """``probability``, ``score`` (0-100), ``tier`` (text) and ``is_mql`` per row."""
+        scores = apply_policy(self.probability(features), self.threshold, self.tiers)
+        scores["tier"] = scores["tier"].astype(str)
+        scores.index = features.index
+        return scores
+
+    def features_for(self, trainset: TrainSet, rows: np.ndarray) -> pd.DataFrame:
+        """This model's features of some snapshots of a training set (rebuilt if the feature set differs)."""
+        frame = trainset.frame.loc[rows]
+        if self.builder is None or self.spec_hash == trainset.builder.spec_hash():
+            return frame
+        if trainset.data.is_flat:
+            return self.builder.transform_flat(trainset.data.flat.loc[frame.index])
+        return self.builder.transform(frame[["lead_id", "as_of"]], trainset.data.leads, trainset.data.events)
+
+
+class LeadmlPyfunc(mlflow.pyfunc.PythonModel):
+    """The MLflow face of a :class:`LeadScoringModel`: ``predict`` returns its ``score``."""
+
+    def __init__(self, scoring: LeadScoringModel):
+        self.scoring = scoring
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.scoring.score(pd.DataFrame(model_input))
+
+
+def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    columns = [
+        ColSpec(AnyType() if name in scoring.categories else "double", name, required=False)
+        for name in scoring.feature_names
+    ]
+    outputs = infer_signature(None, scoring.score(example)).outputs
+    return ModelSignature(inputs=Schema(columns), outputs=outputs)
+
+
+def scoring_model(result: TrainingResult, trainset: TrainSet, tiers) -> LeadScoringModel:
+    """The chosen model of a training result, packed with its features, threshold and tiers."""
+    frame = trainset.frame
+    categories = {
+        name: list(frame[name].cat.categories.astype(str))
+        for name in result.feature_names if isinstance(frame[name].dtype, pd.CategoricalDtype)
+    }
+    return LeadScoringModel(result.model, result.feature_names, categories, result.threshold,
+                            tiers, builder=trainset.builder, name=result.chosen)  # fmt: skip
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow")]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a training run went and what happened to the model."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    registered_model: str | None
+    version: str | None
+    promoted: bool
+    reason: str
+    champion_version: str | None = None
+    champion_metric: float | None = None
+    new_metric: float | None = None
+
+
+def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: TrainingResult) -> None:
+    mlflow.log_dict(config.resolved_dict(), "config.json")
+    mlflow.log_params({
+        "chosen_model": result.chosen, "cold_start": result.cold_start, "data_fingerprint": data_fingerprint(trainset),
+        "select_metric": config.models.select_metric, "seed": config.models.seed,
+        "n_features": len(result.feature_names), "mql_threshold": result.threshold,
+    })  # fmt: skip
+    for row in result.counts.itertuples():
+        mlflow.log_metrics({f"rows.{row.split}": row.rows, f"positives.{row.split}": row.positives})
+        if pd.notna(row.base_rate):
+            mlflow.log_metric(f"base_rate.{row.split}", row.base_rate)
+    for row in result.metrics.itertuples():
+        for kind in ("value", "low", "high"):
+            value = getattr(row, kind)
+            if np.isfinite(value):
+                mlflow.log_metric(f"test.{row.model}.{row.metric}" + ("" if kind == "value" else f".{kind}"), value)
+    if result.evaluation is not None:
+        for row in result.evaluation.differences.itertuples():
+            if np.isfinite(row.difference):
+                mlflow.log_metric(f"vs_rules.{row.model}.{row.metric}", row.difference)
+        mlflow.log_table(result.evaluation.metrics, "evaluation/metrics.json")
+        mlflow.log_table(result.evaluation.differences, "evaluation/differences.json")
+    for row in result.validation.to_dict("records"):
+        for key, value in row.items():
+            if key not in ("model", "calibration") and isinstance(value, (int, float)) and np.isfinite(value):
+                mlflow.log_metric(f"validation.{row['model']}.{key}", float(value))
+    mlflow.log_table(result.counts, "evaluation/counts.json")
+    mlflow.log_table(trainset.builder.metadata().astype(str), "features/metadata.json")
+    mlflow.log_text(result.reason + "".join(f"\n{note}" for note in result.notes), "reason.txt")
+    _log_plots(mlflow, result)
+
+
+def _log_plots(mlflow, result: TrainingResult) -> None:
+    """ROC, PR, calibration, gains and score distribution of every candidate on the test rows."""
+    if result.evaluation is None or not len(result.predictions):
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    y = result.predictions["converted"].to_numpy()
+    names = list(result.models)
+    figures = [plt.subplots(figsize=(6, 5)) for _ in range(5)]
+    axes = [ax for _, ax in figures]
+    for name in names:
+        p = result.predictions[name].to_numpy()
+        fpr, tpr, _ = roc_curve(y, p)
+        axes[0].plot(fpr, tpr, label=f"{name} ({result.evaluation.value(name, 'roc_auc'):.3f})")
+        precision, recall, _ = precision_recall_curve(y, p)
+        axes[1].plot(recall, precision, label=f"{name} ({result.evaluation.value(name, 'pr_auc'):.3f})")
+        table = result.reliability[name]
+        axes[2].plot(table["mean_predicted"], table["observed_rate"], marker="o", label=name)
+        order = np.argsort(-p, kind="stable")
+        axes[3].plot(np.arange(1, len(y) + 1) / len(y), np.cumsum(y[order]) / y.sum(), label=name)
+    chosen = result.predictions[result.chosen or names[-1]].to_numpy()
+    axes[4].hist([chosen[y == 0], chosen[y == 1]], bins=30, label=["not converted", "converted"], density=True)
+    top = max(float(np.nanmax(result.predictions[names].to_numpy())), 0.05)
+    for ax, diagonal in ((axes[0], 1.0), (axes[2], top), (axes[3], 1.0)):
+        ax.plot([0, diagonal], [0, diagonal], "k:", linewidth=1)
+    panels = [("roc", "ROC", "false positive rate", "true positive rate"),
+              ("pr", "Precision-recall", "recall", "precision"),
+              ("calibration", "Calibration (equal-mass bins)", "mean predicted", "observed rate"),
+              ("gains", "Gains", "share of leads contacted", "share of conversions"),
+              ("scores", f"Probability of {result.chosen}", "probability", "density")]  # fmt: skip
+    for (fig, ax), (file, title, xlabel, ylabel) in zip(figures, panels, strict=True):
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=8)
+        mlflow.log_figure(fig, f"plots/{file}.png")
+        plt.close(fig)
+
+
+def _test_rows(trainset: TrainSet) -> np.ndarray:
+    frame = trainset.frame
+    return ((frame["split"] == "test") & frame["converted"].notna()).to_numpy()
+
+
+def champion_metric(config: PipelineConfig, trainset: TrainSet, client=None) -> tuple[str | None, float | None]:
+    """The current champion's version and its ``promote_metric`` on this training set's test snapshots."""
+    from mlflow.exceptions import MlflowException
+
+    client = client or _client(config)
+    name = config.mlflow.registered_model
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None, None
+    with _mlflow_at(tracking_uri(config)):
+        loaded = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
+    scoring = loaded.unwrap_python_model().scoring
+    rows = _test_rows(trainset)
+    y = trainset.frame.loc[rows, "converted"].to_numpy(dtype=float)
+    p = scoring.probability(scoring.features_for(trainset, rows))
+    value = weighted_metrics(y, p, np.ones((1, len(y))))[config.mlflow.promote_metric][0]
+    return str(current.version), float(value)
+
+
+def log_training(
+    config: PipelineConfig,
+    trainset: TrainSet,
+    result: TrainingResult,
+    *,
+    promote: str = "auto",
+    run_name: str | None = None,
+) -> RunOutcome:
+    """Log a training run; register the chosen model (alias ``challenger``) and promote it if it wins.
+
+    Parameters:
+        promote: ``auto`` (take ``champion`` when there is none or when better on the same test
+            snapshots by ``mlflow.promote_metric``) or ``never``.
+
+    Raises:
+        ModelError: MLflow could not be reached or refused the run (the message names the URI).
+    """
+    from mlflow.exceptions import MlflowException
+
+    if promote not in ("auto", "never"):
+        raise ValueError(f"promote must be 'auto' or 'never', got {promote!r}")
+    uri = tracking_uri(config)
+    name = config.mlflow.registered_model
+    try:
+        client = _client(config)
+        experiment_id = _experiment_id(client, config)
+        with _mlflow_at(uri), mlflow.start_run(experiment_id=experiment_id, run_name=run_name or config.name) as run:
+            run_id = run.info.run_id
+            mlflow.set_tags({"leadml.pipeline": config.name, "leadml.chosen": str(result.chosen),
+                             "leadml.cold_start": str(result.cold_start)})  # fmt: skip
+            _log_result(mlflow, config, trainset, result)
+            if result.cold_start or result.chosen in (None, RULES):
+                mlflow.set_tag("leadml.registered", "false")
+                return RunOutcome(run_id, experiment_id, uri, None, None, False,
+                                  f"no model registered: {result.reason}")  # fmt: skip
+            scoring = scoring_model(result, trainset, config.mql.tiers)
+            example = trainset.frame.loc[_test_rows(trainset), result.feature_names].head(5)
+            if example.empty:
+                example = trainset.frame[result.feature_names].head(5)
+            with warnings.catch_warnings():  # hints about type hints and integer columns: not ours to act on
+                warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=LeadmlPyfunc(scoring), signature=_signature(scoring, example),
+                    input_example=example, registered_model_name=name, pip_requirements=_requirements(),
+                )
+            version = str(info.registered_model_version)
+            metric = config.mlflow.promote_metric
+            new_value = result.evaluation.value(result.chosen, metric) if result.evaluation else float("nan")
+            champion_version, champion_value = champion_metric(config, trainset, client)
+            if promote == "never":
+                promoted, reason = False, "promotion is off (--promote never)"
+            elif champion_version is None:
+                promoted, reason = True, f"version {version} is the first champion of '{name}'"
+            else:
+                promoted = bool(np.isfinite(new_value) and new_value > champion_value)
+                verdict = "beats" if promoted else "does not beat"
+                reason = (f"version {version} {verdict} champion version {champion_version} on {metric} over "
+                          f"the same {int(_test_rows(trainset).sum()):,} test snapshots "
+                          f"({new_value:.4f} vs {champion_value:.4f})")
+                mlflow.log_metric(f"champion.{metric}", champion_value)
+            mlflow.set_tags({"leadml.registered": "true", "leadml.version": version, "leadml.promoted": str(promoted),
+                             "leadml.promotion": reason})  # fmt: skip
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        if promoted:
+            client.set_registered_model_alias(name, CHAMPION, version)
+    except MlflowException as exc:
+        raise ModelError(f"MLflow at {uri}: {exc.message if hasattr(exc, 'message') else exc}") from exc
+    return RunOutcome(run_id, experiment_id, uri, name, version, promoted, reason,
+                      champion_version, champion_value, new_value)  # fmt: skip
+
+
+def promote_version(config: PipelineConfig, version: int | str) -> str | None:
+    """Give a registered version the ``champion`` alias (``leadml promote``); returns the previous champion.
+
+    Raises:
+        ModelError: the registered model or the version does not exist.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client(config)
+    name = config.mlflow.registered_model
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise ModelError(
+            f"MLflow at {tracking_uri(config)}: registered model '{name}' has no version {version}"
+        ) from exc
+    try:
+        previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        previous = None
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    return previous

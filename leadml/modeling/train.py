@@ -1,0 +1,277 @@
+"""Training: the rules baseline, logistic regression and LightGBM, fitted, calibrated, chosen and judged.
+
+The parts of a :class:`~leadml.features.build.TrainSet` have one job each:
+
+- ``train``: fits every model (and the rules baseline's map from points to probability);
+- ``validation`` (later snapshots): LightGBM's early stopping, the calibration of every candidate,
+  the choice of the model that goes forward (``models.select_metric``) and the MQL threshold;
+- ``test`` (later still, after a gap of the label horizon): only the report. The choice never
+  looks at it, so its figures are honest.
+
+The rules baseline is a candidate like the models: it is calibrated the same way, and when it wins
+on validation it is kept. With fewer than ``models.min_positives`` converted or
+``models.min_negatives`` unconverted training snapshots (cold start), only the rules baseline is
+fitted and kept; :attr:`TrainingResult.reason` says why. No exception either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from leadml.config import PipelineConfig
+from leadml.data.contract import LABEL_COLUMN
+from leadml.features.build import TrainSet
+from leadml.modeling.calibrate import CalibratedModel, log_loss, reliability_table
+from leadml.modeling.estimators import fit_model, make_models
+from leadml.modeling.evaluate import Evaluation, evaluate_predictions
+from leadml.modeling.policy import Threshold, find_threshold, span_weeks
+from leadml.scoring.rules import POINTS_COLUMN
+
+RULES = "rules"
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainingResult:
+    """What a training run produced.
+
+    Attributes:
+        models: the calibrated, fitted candidates by name (``rules``, ``logistic``, ``lightgbm``).
+        chosen: the name of the one that goes forward (chosen on validation), or None.
+        reason: why it was chosen, or why the rules baseline was kept (cold start).
+        cold_start: True when too few labelled training snapshots stopped the models.
+        evaluation: metrics with intervals on the test rows, and differences against the rules.
+        validation: per candidate, the validation metrics the choice was made on and the calibration.
+        reliability: per candidate, the reliability table on the test rows.
+        thresholds: per candidate, its MQL threshold (found on validation by the MQL policy).
+        predictions: the test rows (``lead_id``, ``as_of``, ``converted``) with each candidate's
+            calibrated probability in a column named after it.
+        counts: rows, positives and base rate per split.
+        feature_names: the feature columns the models take.
+        mql: per candidate, its threshold and the MQLs it gives on validation and on test
+            (count, per week when the snapshots have time, share).
+    """
+
+    models: dict[str, CalibratedModel]
+    chosen: str | None
+    reason: str
+    cold_start: bool
+    evaluation: Evaluation | None
+    validation: pd.DataFrame
+    reliability: dict[str, pd.DataFrame]
+    thresholds: dict[str, Threshold]
+    predictions: pd.DataFrame
+    counts: pd.DataFrame
+    feature_names: list[str]
+    mql: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """model x metric with value, low, high on the test rows (empty when there was no test)."""
+        if self.evaluation is None:
+            return pd.DataFrame(columns=["model", "metric", "value", "low", "high"])
+        return self.evaluation.metrics
+
+    @property
+    def model(self) -> CalibratedModel | None:
+        return self.models.get(self.chosen) if self.chosen else None
+
+    @property
+    def threshold(self) -> float | None:
+        """The chosen model's MQL threshold (a calibrated probability)."""
+        return self.thresholds[self.chosen].threshold if self.chosen in self.thresholds else None
+
+
+def split_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows, labelled rows, positives and base rate per split, in a fixed order."""
+    label = frame[LABEL_COLUMN]
+    grouped = pd.DataFrame({"split": frame["split"].astype(str), "label": label})
+    counts = grouped.groupby("split").agg(
+        rows=("label", "size"), labelled=("label", "count"), positives=("label", "sum")
+    )
+    order = [s for s in ("train", "validation", "test", "gap", "censored") if s in counts.index]
+    counts = counts.reindex(order + [s for s in counts.index if s not in order])
+    counts["positives"] = counts["positives"].astype(np.int64)
+    counts["base_rate"] = counts["positives"] / counts["labelled"].where(counts["labelled"] > 0)
+    return counts.reset_index()
+
+
+def _both_classes(y: np.ndarray) -> bool:
+    return len(y) > 0 and 0 < y.sum() < len(y)
+
+
+def _validation_scores(name: str, model: CalibratedModel, X, y: np.ndarray) -> dict:
+    """The selection metrics on validation: ranking ones on the raw scores, log loss cross-fitted."""
+    row = {"model": name, "calibration": model.method_, "rows": len(y)}
+    if _both_classes(y):
+        raw = model.raw_proba(X)
+        row["roc_auc"] = roc_auc_score(y, raw)
+        row["pr_auc"] = average_precision_score(y, raw)
+        row["log_loss"] = log_loss(y, model.oof_)
+    for method, loss in getattr(model, "losses_", {}).items():
+        row[f"log_loss_{method}"] = loss
+    return row
+
+
+def choose(validation: pd.DataFrame, metric: str) -> tuple[str, str]:
+    """The best candidate on validation by ``metric`` (ties: the earlier, simpler one) and a sentence why."""
+    if metric not in validation.columns or validation[metric].isna().all():
+        name = validation["model"].iloc[-1]
+        return name, f"validation has too few labels to compare on {metric}; kept {name}"
+    lower = metric == "log_loss"
+    scores = validation.set_index("model")[metric]
+    best = scores.idxmin() if lower else scores.idxmax()
+    others = ", ".join(f"{m} {v:.4f}" for m, v in scores.items() if m != best)
+    return best, f"{best} has the best validation {metric} ({scores[best]:.4f}; {others})"
+
+
+def mql_summary(thresholds: dict[str, Threshold], predictions: pd.DataFrame) -> pd.DataFrame:
+    """Each candidate's MQL threshold and the MQLs it yields on validation (where it was set) and on test."""
+    has_time = len(predictions) > 0 and bool(predictions["as_of"].notna().any())
+    weeks = span_weeks(predictions["as_of"]) if has_time else None
+    rows = []
+    for name, found in thresholds.items():
+        chosen = int((predictions[name] >= found.threshold).sum()) if name in predictions else 0
+        rows.append({
+            "model": name, "policy": found.policy, "threshold": found.threshold,
+            "validation_mqls": found.mql_count, "validation_per_week": found.per_week,
+            "test_mqls": chosen, "test_per_week": chosen / weeks if weeks else None,
+            "test_share": chosen / len(predictions) if len(predictions) else None,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class _Parts:
+    """The labelled rows of each split: features ``X``, points ``P`` (rules) and labels ``y``."""
+
+    X: dict[str, pd.DataFrame]
+    y: dict[str, np.ndarray]
+    P: dict[str, pd.DataFrame]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, features: list[str], rules_points: pd.Series | None) -> "_Parts":
+        labelled = frame[LABEL_COLUMN].notna().to_numpy()
+        masks = {s: labelled & (frame["split"] == s).to_numpy() for s in ("train", "validation", "test")}
+        points = None
+        if rules_points is not None:
+            values = pd.Series(rules_points).reindex(frame.index).to_numpy(dtype=float)
+            points = pd.DataFrame({POINTS_COLUMN: values}, index=frame.index)
+        return cls(
+            X={s: frame.loc[m, features] for s, m in masks.items()},
+            y={s: frame.loc[m, LABEL_COLUMN].to_numpy(dtype=int) for s, m in masks.items()},
+            P={s: points.loc[m] for s, m in masks.items()} if points is not None else {},
+        )
+
+    def inputs(self, name: str, split: str) -> pd.DataFrame:
+        """What a candidate takes: the points for the rules, the features for a model."""
+        return self.P[split] if name == RULES else self.X[split]
+
+
+def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tuple[dict, bool, str]:
+    """The fitted rules baseline and models, whether it was a cold start, and the cold-start reason."""
+    models_cfg = config.models
+    candidates: dict[str, object] = {}
+    y_train = parts.y["train"]
+    if parts.P and len(y_train):
+        from leadml.scoring.baseline import PointsBaseline
+
+        say("fitting the rules baseline")
+        candidates[RULES] = PointsBaseline().fit(parts.P["train"], y_train)
+    positives, negatives = int(y_train.sum()), int(len(y_train) - y_train.sum())
+    if positives < models_cfg.min_positives or negatives < models_cfg.min_negatives:
+        kept = "kept the rules baseline" if RULES in candidates else "no rules given, so no model"
+        reason = (
+            f"cold start: {positives} converted and {negatives} unconverted training snapshots, fewer than "
+            f"models.min_positives={models_cfg.min_positives} / min_negatives={models_cfg.min_negatives}; {kept}"
+        )
+        return candidates, True, reason
+    for name, model in make_models(models_cfg).items():
+        say(f"fitting {name} on {len(y_train):,} training snapshots")
+        candidates[name] = fit_model(model, parts.X["train"], y_train, parts.X["validation"], parts.y["validation"])
+    return candidates, False, ""
+
+
+def _calibrate(config: PipelineConfig, candidates: dict, parts: _Parts, say: Progress, notes: list[str]):
+    """Every candidate calibrated on validation, and the validation scores the choice is made on."""
+    method = config.models.calibration
+    y_valid = parts.y["validation"]
+    if not _both_classes(y_valid) and method != "none":
+        notes.append("validation lacks one of the classes: probabilities are not calibrated")
+        method = "none"
+    calibrated: dict[str, CalibratedModel] = {}
+    rows = []
+    for name, model in candidates.items():
+        say(f"calibrating {name} on {len(y_valid):,} validation snapshots")
+        X_valid = parts.inputs(name, "validation")
+        calibrated[name] = CalibratedModel(model, method=method, seed=config.models.seed).fit(X_valid, y_valid)
+        rows.append(_validation_scores(name, calibrated[name], X_valid, y_valid))
+    return calibrated, pd.DataFrame(rows)
+
+
+def train_models(
+    config: PipelineConfig,
+    trainset: TrainSet,
+    rules_points: pd.Series | None = None,
+    *,
+    n_boot: int = 1000,
+    progress: Progress | None = None,
+) -> TrainingResult:
+    """Fit, calibrate and choose on the training and validation parts; evaluate everything on test.
+
+    Parameters:
+        config: the pipeline config (``models``, ``mql``).
+        trainset: snapshots with ``split``, ``converted`` and the feature columns.
+        rules_points: the rules baseline's points of every snapshot, indexed like ``trainset.frame``
+            (from ``RuleSet.score_snapshots``); None leaves the rules out.
+        n_boot: bootstrap resamples for the test intervals.
+        progress: called with a short message before each long step.
+
+    Returns:
+        A :class:`TrainingResult`; on cold start it holds only the rules baseline and says why.
+    """
+    say = progress or (lambda message: None)
+    frame, notes = trainset.frame, []
+    parts = _Parts.of(frame, trainset.feature_names, rules_points)
+    candidates, cold_start, reason = _fit_candidates(config, parts, say)
+    calibrated, validation = _calibrate(config, candidates, parts, say, notes)
+    if cold_start or not calibrated:
+        chosen = RULES if RULES in calibrated else None
+        reason = reason or "no model is enabled and no rules were given"
+    else:
+        chosen, reason = choose(validation, config.models.select_metric)
+
+    valid = frame.loc[frame.index.isin(parts.X["validation"].index)]
+    thresholds = {
+        name: find_threshold(model.predict_proba(parts.inputs(name, "validation"))[:, 1], config.mql,
+                             as_of=valid["as_of"], y=parts.y["validation"])  # fmt: skip
+        for name, model in calibrated.items() if len(valid)
+    }
+    predictions = frame.loc[parts.X["test"].index, ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
+    for name, model in calibrated.items():
+        predictions[name] = model.predict_proba(parts.inputs(name, "test"))[:, 1] if len(predictions) else []
+    evaluation, reliability, y_test = None, {}, parts.y["test"]
+    if calibrated and _both_classes(y_test):
+        say(f"evaluating on {len(y_test):,} test snapshots ({n_boot} bootstrap resamples)")
+        evaluation = evaluate_predictions(
+            y_test, {name: predictions[name].to_numpy() for name in calibrated},
+            thresholds={name: t.threshold for name, t in thresholds.items()},
+            baseline=RULES if RULES in calibrated else None,
+            n_boot=n_boot, seed=config.models.seed, groups=predictions["lead_id"].to_numpy(),
+        )  # fmt: skip
+        reliability = {name: reliability_table(y_test, predictions[name].to_numpy()) for name in calibrated}
+    elif calibrated:
+        notes.append("the test part lacks one of the classes: no test metrics")
+    return TrainingResult(
+        models=calibrated, chosen=chosen, reason=reason, cold_start=cold_start, evaluation=evaluation,
+        validation=validation, reliability=reliability, thresholds=thresholds, predictions=predictions,
+        counts=split_counts(frame), feature_names=list(trainset.feature_names),
+        mql=mql_summary(thresholds, predictions), notes=notes,
+    )  # fmt: skip

@@ -1,0 +1,138 @@
+"""The MQL policy: thresholds by capacity, precision or probability; tiers; the 0-100 score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadml.config import MQLConfig, TierConfig
+from leadml.errors import ConfigError
+from leadml.modeling.policy import (
+    NOBODY,
+    apply_policy,
+    assign_tiers,
+    find_threshold,
+    precision_threshold,
+    score_0_100,
+    span_weeks,
+    top_k_threshold,
+)
+
+
+def days(n: int, start: str = "2026-03-02") -> pd.Series:
+    return pd.Series(pd.date_range(start, periods=n, freq="D", tz="UTC"))
+
+
+def test_capacity_threshold_by_hand():
+    # 14 daily snapshots = 2 weeks; capacity 3 a week -> at most 6 MQLs
+    p = np.array([0.50, 0.05, 0.31, 0.12, 0.44, 0.08, 0.27, 0.02, 0.39, 0.15, 0.22, 0.03, 0.18, 0.09])
+    found = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=3), as_of=days(14))
+    assert span_weeks(days(14)) == 2.0
+    assert found.threshold == 0.22  # the 6th highest: .50 .44 .39 .31 .27 .22
+    assert found.mql_count == 6 and found.per_week == 3.0 and found.weeks == 2.0
+    assert found.share == pytest.approx(6 / 14)
+    assert "at most 6 of 14" in found.note
+
+
+def test_capacity_with_a_tie_at_the_cut_stays_within_capacity():
+    # 7 daily snapshots = 1 week, capacity 3: the 3rd and 4th are tied at 0.4, so only 2 can go
+    p = np.array([0.9, 0.6, 0.4, 0.4, 0.1, 0.05, 0.2])
+    found = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=3), as_of=days(7))
+    assert found.threshold == 0.6 and found.mql_count == 2
+    assert top_k_threshold(p, 4) == 0.4 and top_k_threshold(p, 0) == NOBODY
+    assert top_k_threshold(p, 100) == 0.05
+
+
+def test_capacity_span_counts_the_last_day_and_rounds_capacity_down():
+    # 10 days = 10/7 weeks; 5 a week -> floor(7.14) = 7
+    p = np.linspace(0.01, 0.10, 10)
+    found = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=5), as_of=days(10))
+    assert found.mql_count == 7 and found.threshold == pytest.approx(0.04)
+    assert found.per_week == pytest.approx(7 / (10 / 7))
+
+
+def test_capacity_on_flat_data_takes_the_batch_as_one_week():
+    p = np.array([0.3, 0.1, 0.8, 0.5, 0.2])
+    config = MQLConfig(policy="capacity", capacity_per_week=2)
+    flat = find_threshold(p, config, as_of=pd.Series([pd.NaT] * 5))
+    assert flat.threshold == 0.5 and flat.mql_count == 2
+    assert flat.weeks is None and flat.per_week is None and "batch taken as 1 week" in flat.note
+    assert find_threshold(p, config, batch_weeks=2.0).threshold == 0.2
+
+
+def test_precision_threshold_by_hand():
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    y = np.array([1, 1, 0, 1, 0])
+    # precision from the top: .9 -> 1, .8 -> 1, .7 -> 2/3, .6 -> 3/4, .5 -> 3/5
+    assert precision_threshold(p, y, 0.7) == (0.6, True)
+    assert precision_threshold(p, y, 0.75) == (0.6, True)
+    assert precision_threshold(p, y, 0.76) == (0.8, True)
+    assert precision_threshold(p, y, 0.6) == (0.5, True)
+    found = find_threshold(p, MQLConfig(policy="precision", target_precision=0.7), y=y)
+    assert found.threshold == 0.6 and found.precision == 0.75 and found.mql_count == 4
+
+
+def test_precision_target_out_of_reach_takes_the_best_precision():
+    p = np.array([0.9, 0.8, 0.7, 0.6])
+    y = np.array([0, 1, 1, 0])
+    threshold, reached = precision_threshold(p, y, 0.9)
+    assert (threshold, reached) == (0.7, False)  # 2/3 is the best
+    found = find_threshold(p, MQLConfig(policy="precision", target_precision=0.9), y=y)
+    assert "not reached" in found.note
+
+
+def test_fixed_probability_threshold():
+    p = np.array([0.1, 0.3, 0.29999, 0.7])
+    found = find_threshold(p, MQLConfig(policy="probability", probability=0.3), as_of=days(4))
+    assert found.threshold == 0.3 and found.mql_count == 2
+    assert found.per_week == pytest.approx(2 / (4 / 7))
+
+
+def test_default_tiers_at_their_boundaries():
+    tiers = MQLConfig().tiers  # A >= .5, B >= .25, C >= .1, D
+    p = np.array([0.5, 0.4999, 0.25, 0.2499, 0.1, 0.0999, 0.0, 1.0])
+    assert list(assign_tiers(p, tiers)) == ["A", "B", "B", "C", "C", "D", "D", "A"]
+    assert list(assign_tiers(p, tiers).categories) == ["A", "B", "C", "D"]
+
+
+def test_named_tiers_in_any_order_and_without_a_catch_all():
+    tiers = [TierConfig(name="nurture", min=0.1), TierConfig(name="MQL", min=0.3)]
+    assert list(assign_tiers(np.array([0.35, 0.2, 0.05]), tiers)) == ["MQL", "nurture", "nurture"]
+    with pytest.raises(ConfigError, match="only one tier may leave out 'min'.*'x', 'y'"):
+        assign_tiers(np.array([0.1]), [TierConfig(name="x"), TierConfig(name="y")])
+    with pytest.raises(ConfigError, match="tier names must be unique"):
+        assign_tiers(np.array([0.1]), [TierConfig(name="x", min=0.2), TierConfig(name="x")])
+
+
+def test_score_is_the_probability_in_percent_rounded_half_up():
+    p = np.array([0.0, 0.004, 0.005, 0.0149, 0.125, 0.145, 0.5, 0.994, 0.995, 1.0])
+    assert score_0_100(p).tolist() == [0, 0, 1, 1, 13, 15, 50, 99, 100, 100]
+    assert score_0_100(p).dtype == np.int16
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=50), st.floats(0.01, 0.99))
+def test_policy_output_is_consistent(probabilities, threshold):
+    p = np.array(probabilities)
+    scores = apply_policy(p, threshold, MQLConfig().tiers)
+    assert list(scores.columns) == ["probability", "score", "tier", "is_mql"]
+    assert scores["score"].between(0, 100).all()
+    assert (np.abs(scores["score"] - 100 * p) <= 0.5 + 1e-9).all()
+    assert (scores["is_mql"] == (p >= threshold)).all()
+    order = np.argsort(p, kind="stable")
+    assert np.all(np.diff(scores["score"].to_numpy()[order]) >= 0)  # never lower for a higher p
+    assert np.all(np.diff(scores["tier"].cat.codes.to_numpy()[order]) <= 0)  # A (code 0) is the top
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from([0.1, 0.2, 0.3, 0.4, 0.5]), min_size=1, max_size=40), st.integers(0, 45))
+def test_top_k_threshold_never_exceeds_k_and_is_the_lowest_such(values, k):
+    p = np.array(values)
+    t = top_k_threshold(p, k)
+    assert (p >= t).sum() <= k
+    lower = p[p < t]
+    if len(lower):
+        assert (p >= lower.max()).sum() > k

@@ -1,0 +1,218 @@
+"""MLflow: the run's contents, registration, champion / challenger, promotion, a fresh-process load."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from test_train import config, make_trainset
+
+from leadml.errors import ModelError
+from leadml.modeling.registry import (
+    CHALLENGER,
+    CHAMPION,
+    DEFAULT_TRACKING_URI,
+    data_fingerprint,
+    log_training,
+    promote_version,
+    scoring_model,
+    tracking_uri,
+)
+from leadml.modeling.train import train_models
+
+WEAK_COLUMNS = ["industry"]
+
+
+@pytest.fixture(autouse=True)
+def mlflow_in_tmp(tmp_path, monkeypatch):
+    """Every run, model and artifact of these tests lives in the test's temp folder."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def strong():
+    trainset, points, _ = make_trainset(4000, seed=5)
+    return trainset, train_models(config(), trainset, points, n_boot=100)
+
+
+@pytest.fixture(scope="module")
+def weak():
+    trainset, _, _ = make_trainset(4000, seed=5, columns=WEAK_COLUMNS)
+    return trainset, train_models(config(), trainset, None, n_boot=100)  # no rules: a model is chosen
+
+
+def _aliases(name: str) -> dict[str, str]:
+    model = MlflowClient().get_registered_model(name)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def test_a_run_holds_config_fingerprint_metrics_plots_and_a_scoring_model(strong, mlflow_in_tmp):
+    trainset, result = strong
+    outcome = log_training(config(), trainset, result)
+    assert outcome.version == "1" and outcome.promoted and "first champion" in outcome.reason
+    assert outcome.tracking_uri == f"sqlite:///{mlflow_in_tmp / 'mlruns.db'}"
+    assert _aliases("leadml") == {CHAMPION: "1", CHALLENGER: "1"}
+
+    client = MlflowClient()
+    run = client.get_run(outcome.run_id)
+    assert run.data.params["data_fingerprint"] == data_fingerprint(trainset)
+    assert run.data.params["chosen_model"] == result.chosen
+    metrics = run.data.metrics
+    for name in ("rules", "logistic", "lightgbm"):
+        assert metrics[f"test.{name}.roc_auc"] == pytest.approx(result.evaluation.value(name, "roc_auc"))
+        assert f"test.{name}.roc_auc.low" in metrics and f"validation.{name}.pr_auc" in metrics
+    assert "vs_rules.lightgbm.pr_auc" in metrics
+    assert metrics["rows.test"] == (trainset.frame["split"] == "test").sum() == 880
+    assert metrics["base_rate.train"] == pytest.approx(result.counts.set_index("split").loc["train", "base_rate"])
+    files = {f.path for f in client.list_artifacts(outcome.run_id)}
+    for folder in ("plots", "evaluation", "features"):
+        files |= {f.path for f in client.list_artifacts(outcome.run_id, folder)}
+    for expected in ("config.json", "reason.txt", "plots/roc.png", "plots/pr.png", "plots/calibration.png",
+                     "plots/gains.png", "plots/scores.png", "evaluation/metrics.json", "features/metadata.json"):
+        assert expected in files, expected
+    assert (mlflow_in_tmp / "mlartifacts").is_dir()
+
+    # a fresh process loads the champion by alias and scores a feature frame
+    features = trainset.frame.loc[trainset.frame["split"] == "test", result.feature_names].head(50)
+    features.to_parquet(mlflow_in_tmp / "features.parquet")
+    script = (
+        "import mlflow, pandas as pd; "
+        "m = mlflow.pyfunc.load_model('models:/leadml@champion'); "
+        "m.predict(pd.read_parquet('features.parquet')).to_parquet('scores.parquet')"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=mlflow_in_tmp, capture_output=True)
+    scores = pd.read_parquet(mlflow_in_tmp / "scores.parquet")
+    expected = scoring_model(result, trainset, config().mql.tiers).score(features)
+    assert list(scores.columns) == ["probability", "score", "tier", "is_mql"]
+    assert np.array_equal(scores["probability"].to_numpy(), expected["probability"].to_numpy())
+    assert scores["tier"].tolist() == expected["tier"].tolist()
+    assert scores["is_mql"].tolist() == expected["is_mql"].tolist()
+
+
+def test_a_new_version_takes_champion_only_when_better_on_the_same_test_rows(strong, weak):
+    (weak_set, weak_result), (strong_set, strong_result) = weak, strong
+    first = log_training(config(), weak_set, weak_result)
+    assert first.promoted and _aliases("leadml") == {CHAMPION: "1", CHALLENGER: "1"}
+
+    better = log_training(config(), strong_set, strong_result)
+    assert better.version == "2" and better.promoted, better.reason
+    assert better.champion_version == "1" and better.new_metric > better.champion_metric
+    # the weak champion was scored with its own (rebuilt) feature set on the strong set's test rows
+    assert better.champion_metric == pytest.approx(weak_result.evaluation.value(weak_result.chosen, "pr_auc"))
+    assert _aliases("leadml") == {CHAMPION: "2", CHALLENGER: "2"}
+
+    worse = log_training(config(), weak_set, weak_result)
+    assert worse.version == "3" and not worse.promoted
+    assert "does not beat champion version 2 on pr_auc" in worse.reason
+    assert _aliases("leadml") == {CHAMPION: "2", CHALLENGER: "3"}
+    run = MlflowClient().get_run(worse.run_id)
+    assert run.data.tags["leadml.promoted"] == "False" and "champion.pr_auc" in run.data.metrics
+
+    never = log_training(config(), strong_set, strong_result, promote="never")
+    assert not never.promoted and _aliases("leadml") == {CHAMPION: "2", CHALLENGER: "4"}
+    assert promote_version(config(), 3) == "2"
+    assert _aliases("leadml")[CHAMPION] == "3"
+    with pytest.raises(ModelError, match="registered model 'leadml' has no version 99"):
+        promote_version(config(), 99)
+
+
+def test_cold_start_logs_the_run_but_registers_nothing(monkeypatch, tmp_path):
+    trainset, points, _ = make_trainset(2000, seed=6)
+    result = train_models(config(min_positives=100_000), trainset, points, n_boot=50)
+    outcome = log_training(config(), trainset, result)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'other.db'}"  # no process-wide URI left behind
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", outcome.tracking_uri)
+    assert outcome.version is None and not outcome.promoted
+    assert outcome.reason.startswith("no model registered: cold start")
+    run = MlflowClient().get_run(outcome.run_id)
+    assert run.data.tags["leadml.registered"] == "false" and run.info.status == "FINISHED"
+    assert MlflowClient().search_registered_models() == []
+
+
+def test_tracking_uri_environment_wins_over_config(monkeypatch):
+    mlflow_settings = config().mlflow.model_copy(update={"tracking_uri": "sqlite:///x.db"})
+    configured = config().model_copy(update={"mlflow": mlflow_settings})
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
+    assert tracking_uri(configured) == "sqlite:///from-env.db"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking_uri(configured) == "sqlite:///x.db"
+    assert tracking_uri(config()) == DEFAULT_TRACKING_URI == "sqlite:///mlruns.db"
+
+
+def test_fingerprint_follows_the_data(strong):
+    trainset, _ = strong
+    assert data_fingerprint(trainset) == data_fingerprint(trainset)
+    frame = trainset.frame.copy()
+    frame.loc[frame.index[0], "converted"] = 1 - frame["converted"].iloc[0]
+    changed = type(trainset)(frame=frame, builder=trainset.builder, data=trainset.data)
+    assert data_fingerprint(changed) != data_fingerprint(trainset)
+
+
+def test_the_scoring_model_maps_strings_unknown_levels_and_missing_values(strong):
+    trainset, result = strong
+    scoring = scoring_model(result, trainset, config().mql.tiers)
+    features = trainset.frame[result.feature_names].head(4).copy()
+    as_text = features.astype({c: object for c in scoring.categories})
+    assert np.array_equal(scoring.probability(as_text), scoring.probability(features))
+    odd = as_text.copy()
+    column = next(iter(scoring.categories))
+    odd[column] = ["never-seen", None, "never-seen", None]
+    prepared = scoring.prepare(odd)
+    assert prepared[column].tolist() == ["other", "missing", "other", "missing"]
+    with pytest.raises(ModelError, match="lacks 1 columns the model needs"):
+        scoring.score(features.drop(columns=column))
+
+
+@pytest.mark.slow
+def test_retraining_on_later_closed_deals_promotes_only_a_better_model(pipelines_dir):
+    import yaml
+
+    from leadml.config import parse_pipeline
+    from leadml.data.contract import validate_outcomes
+    from leadml.data.simulate import simulate
+    from leadml.data.sources import PipelineData
+    from leadml.features.build import build_trainset
+    from leadml.scoring.rules import RuleSet
+
+    raw = yaml.safe_load((pipelines_dir / "demo.yaml").read_text())
+    pipeline = parse_pipeline(raw, source="demo.yaml", base=pipelines_dir)
+    sim = simulate(12_000, 3, base_rate=0.08)
+    outcomes = validate_outcomes(sim.outcomes)
+    cut = sim.data_end - pd.Timedelta(days=120)  # month M: four months before the end
+
+    def run(config, data):
+        trainset = build_trainset(config, data)
+        snapshots = trainset.frame[["lead_id", "as_of"]]
+        points = RuleSet.load(config.rules).score_snapshots(snapshots, data.leads, data.events)["points"]
+        result = train_models(config, trainset, pd.Series(points.to_numpy(dtype=float), index=trainset.frame.index),
+                              n_boot=200)  # fmt: skip
+        return log_training(config, trainset, result), result
+
+    early = PipelineData(
+        leads=sim.leads[sim.leads["created_at"] < cut], events=sim.events[sim.events["timestamp"] < cut],
+        outcomes=outcomes[outcomes["closed_at"] < cut], data_end=cut,
+    )  # fmt: skip
+    full = PipelineData(leads=sim.leads, events=sim.events, outcomes=outcomes, data_end=sim.data_end)
+    first, _ = run(pipeline, early)
+    assert first.promoted and first.version == "1"
+
+    second, result = run(pipeline, full)
+    assert second.champion_version == "1"
+    assert second.promoted == (second.new_metric > second.champion_metric)
+    assert second.new_metric == pytest.approx(result.evaluation.value(result.chosen, "pr_auc"))
+    champion = "2" if second.promoted else "1"
+
+    poor = parse_pipeline({**raw, "profile": {"columns": ["country"]}, "features": {"event_types": ["email_open"]}},
+                          source="demo.yaml", base=pipelines_dir)  # fmt: skip
+    third, weak = run(poor, full)
+    assert weak.chosen != "rules" and third.version == "3", third.reason
+    assert not third.promoted and third.new_metric < third.champion_metric, third.reason
+    assert _aliases(pipeline.mlflow.registered_model) == {CHAMPION: champion, CHALLENGER: "3"}
