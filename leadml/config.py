@@ -125,11 +125,11 @@ class LogisticConfig(_Strict):
 
 class LightGBMConfig(_Strict):
     enabled: bool = True
-    num_leaves: int = Field(31, gt=1)
+    num_leaves: int = Field(7, gt=1)
     learning_rate: float = Field(0.05, gt=0)
     n_estimators: int = Field(1000, gt=0)
     early_stopping_rounds: int = Field(50, gt=0)
-    min_child_samples: int = Field(40, gt=0)
+    min_child_samples: int = Field(50, gt=0)
     subsample: float = Field(0.8, gt=0, le=1)
     colsample_bytree: float = Field(0.8, gt=0, le=1)
     reg_lambda: float = Field(1.0, ge=0)

@@ -197,14 +197,15 @@ def test_on_the_simulator_lightgbm_is_near_bayes_optimal_and_beats_the_seed_rule
 
     pipeline = load_pipeline(pipelines_dir / "demo.yaml")
     settings = pipeline.data.simulator
-    assert settings.leads >= 20_000
-    sim = simulate(settings.leads, settings.seed, base_rate=settings.base_rate, months=settings.months)
+    # 50,000 leads: after censoring and the 100-day gap about 20,000 snapshots train the models
+    n_leads = 50_000
+    sim = simulate(n_leads, settings.seed, base_rate=settings.base_rate, months=settings.months)
     data = PipelineData(leads=sim.leads, events=sim.events, outcomes=validate_outcomes(sim.outcomes),
                         data_end=sim.data_end)  # fmt: skip
     trainset = build_trainset(pipeline, data)
     scored = RuleSet.load(pipeline.rules).score_snapshots(trainset.frame[["lead_id", "as_of"]], sim.leads, sim.events)
     points = pd.Series(scored["points"].to_numpy(dtype=float), index=trainset.frame.index)
-    result = train_models(pipeline, trainset, points)
+    result = train_models(pipeline, trainset, points, n_boot=200)
 
     test = result.predictions
     bayes = roc_auc_score(test["converted"], test["lead_id"].map(sim.truth.set_index("lead_id")["p_win"]))
