@@ -27,7 +27,7 @@ rules_app = typer.Typer(help="The points rules baseline: score leads with a rule
                         no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 
-console = Console(stderr=False, highlight=False)
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False)
 _state = {"debug": False}
 
@@ -124,6 +124,28 @@ def rules_learn(
 
 
 @app.command()
+def train(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    promote: str = typer.Option("auto", "--promote", help="auto: take champion when better on the same test rows; never."),
+) -> None:
+    """Train rules vs logistic vs LightGBM, compare them on the test snapshots, log and register in MLflow."""
+    from leadml.commands import run_train
+
+    run_train(pipeline, promote, console)
+
+
+@app.command()
+def promote(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (names the registered model)."),
+    version: int = typer.Option(..., "--version", help="Registered model version to make champion."),
+) -> None:
+    """Make a registered model version the champion used by batch scoring."""
+    from leadml.commands import run_promote
+
+    run_promote(pipeline, version, console)
+
+
+@app.command()
 def demo(
     dir: Path = typer.Option(Path("leadml-demo"), "--dir", help="Folder for everything the demo writes."),
     leads: int = typer.Option(20_000, "--leads", help="Simulated leads."),
@@ -135,9 +157,21 @@ def demo(
     run_demo(dir, leads, seed, console)
 
 
+def _quiet_libraries() -> None:
+    """MLflow's INFO lines (database migrations, "registered model") drown the command's own summary."""
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # leadml's README says plainly that pyfunc models are pickles; the per-run reminder is noise here
+    logging.getLogger("mlflow.pyfunc").addFilter(lambda record: "CloudPickle" not in record.getMessage())
+
+
 def main() -> None:
     """Entry point: run the app, turning leadml's own errors into one line and a non-zero exit."""
     debug = "--debug" in sys.argv
+    _quiet_libraries()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

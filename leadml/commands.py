@@ -172,6 +172,65 @@ def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
     return learned.rules
 
 
+def comparison_table(result, title: str = "test snapshots") -> Table:
+    """Rules vs models with 95 % intervals, as a rich table."""
+    metrics = ["roc_auc", "pr_auc", "brier", "ece", "lift_top10", "precision_at_mql", "recall_at_mql"]
+    frame = result.metrics
+    table = Table(title=title)
+    table.add_column("model")
+    shown = [m for m in metrics if m in set(frame["metric"])]
+    headers = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "ece": "ECE", "lift_top10": "lift@10%",
+               "precision_at_mql": "prec@MQL", "recall_at_mql": "rec@MQL"}
+    for metric in shown:
+        table.add_column(headers.get(metric, metric), justify="right")
+    for model in frame["model"].drop_duplicates():
+        cells = []
+        for metric in shown:
+            row = frame.loc[(frame["model"] == model) & (frame["metric"] == metric)].iloc[0]
+            cells.append(f"{row['value']:.3f}\n[{row['low']:.3f}, {row['high']:.3f}]")
+        mark = " (chosen)" if model == result.chosen else ""
+        table.add_row(model + mark, *cells)
+    return table
+
+
+def run_train(pipeline: Path, promote: str, console: Console):
+    from leadml.config import load_pipeline
+    from leadml.errors import ConfigError
+    from leadml.modeling.run import run_training
+
+    if promote not in ("auto", "never"):
+        raise ConfigError(f"--promote must be auto or never, got {promote!r}")
+    config = load_pipeline(pipeline)
+    with console.status("training") as status:
+        run = run_training(config, promote=promote, progress=lambda message: status.update(message))
+    result, outcome = run.result, run.outcome
+    counts = ", ".join(f"{r.split} {r.rows:,}" for r in result.counts.itertuples())
+    console.print(f"snapshots: {counts}")
+    if not result.metrics.empty:
+        console.print(comparison_table(result, f"{config.name}: rules vs models on the test snapshots (95 % intervals)"))
+    console.print(f"chosen: {result.chosen} ({result.reason})")
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if outcome is not None:
+        console.print(f"MLflow run {outcome.run_id} at {outcome.tracking_uri} (experiment {outcome.experiment_id})")
+        if outcome.version:
+            state = "champion" if outcome.promoted else "challenger"
+            console.print(f"registered {outcome.registered_model} version {outcome.version} as {state}: {outcome.reason}")
+        else:
+            console.print(outcome.reason)
+    return run
+
+
+def run_promote(pipeline: Path, version: int, console: Console) -> None:
+    from leadml.config import load_pipeline
+    from leadml.modeling.registry import promote_version
+
+    config = load_pipeline(pipeline)
+    previous = promote_version(config, version)
+    before = f" (was version {previous})" if previous else ""
+    console.print(f"{config.mlflow.registered_model} version {version} is now the champion{before}")
+
+
 def run_demo(folder: Path, n_leads: int, seed: int, console: Console) -> dict[str, Path]:
     from leadml.demo import run_demo_story
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from leadml.config import load_pipeline
+from leadml.config import load_pipeline, parse_pipeline
 from leadml.data import contract
 from leadml.data.io import write_table
 from leadml.data.sources import PipelineData
@@ -18,7 +18,11 @@ from leadml.paths import pipelines_dir
 
 
 def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, console: Console | None = None) -> dict[str, Path]:
-    """Simulate, validate, build the training set and score the rules baseline; return the paths written."""
+    """Simulate, validate, build the training set, score the rules baseline, train and register a model.
+
+    Returns the paths written. MLflow tracks into ``folder/mlruns.db`` (artifacts beside it) unless
+    ``MLFLOW_TRACKING_URI`` points elsewhere.
+    """
     from leadml.commands import run_simulate, run_validate
     from leadml.scoring.rules import RuleSet
 
@@ -34,7 +38,9 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     outcomes = contract.load_outcomes(paths["outcomes"], leads=leads)
     data = PipelineData(leads=leads, events=events, outcomes=outcomes)
     console.rule("3. point-in-time training set")
-    config = load_pipeline(pipelines_dir() / "demo.yaml")
+    shipped = load_pipeline(pipelines_dir() / "demo.yaml").resolved_dict()
+    shipped["mlflow"]["tracking_uri"] = f"sqlite:///{(folder / 'mlruns.db').resolve()}"
+    config = parse_pipeline(shipped, source=str(pipelines_dir() / "demo.yaml"), base=pipelines_dir())
     with console.status("building snapshots and features"):
         trainset = build_trainset(config, data)
     written = dict(paths)
@@ -53,6 +59,18 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     written["rules_scores"] = write_table(scores, folder / "rules_scores.parquet")
     tiers = scores["tier"].value_counts().to_dict()
     console.print(f"rules tiers of {len(scores):,} open leads at {as_of:%Y-%m-%d}: " + ", ".join(f"{k} {v:,}" for k, v in tiers.items()))
+    console.rule("5. rules vs logistic regression vs LightGBM, tracked in MLflow")
+    from leadml.commands import comparison_table
+    from leadml.modeling.run import run_training
+
+    with console.status("training") as status:
+        run = run_training(config, data=data, progress=lambda message: status.update(message))
+    console.print(comparison_table(run.result, "rules vs models on the later test snapshots (95 % intervals)"))
+    console.print(f"chosen: {run.result.chosen} ({run.result.reason})")
+    if run.outcome is not None and run.outcome.version:
+        state = "champion" if run.outcome.promoted else "challenger"
+        console.print(f"registered {run.outcome.registered_model} version {run.outcome.version} as {state}")
+    written["mlflow"] = folder / "mlruns.db"
     console.rule("done")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")

@@ -139,3 +139,31 @@ def test_orphans_error_then_drop(sim_dir, tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = leadml("--debug", "validate", "--leads", "missing.csv", cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_train_registers_a_champion_and_promote_moves_it(tmp_path):
+    sim = tmp_path / "sim"
+    assert leadml("simulate", "--leads", 8000, "--seed", 5, "--out", sim).returncode == 0
+    pipeline = _pipeline(tmp_path, sim, rules=str(REPO / "pipelines/rules/seed_points.yaml"),
+                         mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'runs.db'}", "registered_model": "cli-model"},
+                         models={"lightgbm": {"n_estimators": 200}})
+    env_free = {"cwd": tmp_path}
+    first = leadml("train", pipeline, **env_free)
+    assert first.returncode == 0, first.stderr
+    assert "rules" in first.stdout and "logistic" in first.stdout and "lightgbm" in first.stdout
+    assert "registered cli-model version 1 as champion" in first.stdout
+    second = leadml("train", pipeline, "--promote", "never", **env_free)
+    assert second.returncode == 0, second.stderr
+    assert "version 2 as challenger: promotion is off" in second.stdout
+    promoted = leadml("promote", pipeline, "--version", 2, **env_free)
+    assert promoted.returncode == 0 and "version 2 is now the champion (was version 1)" in promoted.stdout
+    missing = leadml("promote", pipeline, "--version", 9, **env_free)
+    assert missing.returncode == 1 and "has no version 9" in missing.stderr
+
+
+def test_train_with_too_few_closed_deals_keeps_the_rules(tmp_path, sim_dir):
+    pipeline = _pipeline(tmp_path, sim_dir, rules=str(REPO / "pipelines/rules/seed_points.yaml"),
+                         models={"min_positives": 500})
+    result = leadml("train", pipeline, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no model registered" in result.stdout
