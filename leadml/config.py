@@ -196,6 +196,7 @@ class LeakageConfig(_Strict):
     """The leakage guard: a single feature this predictive on its own is suspect."""
 
     max_auc: float = Field(0.95, gt=0.5, le=1)
+    max_certain_share: float = Field(0.12, gt=0, le=1)
     allow: list[str] = Field(default_factory=list)
 
 

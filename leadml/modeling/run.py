@@ -62,6 +62,10 @@ def run_training(
     data = data if data is not None else load_pipeline_data(config.data)
     say("building snapshots and features")
     trainset = build_trainset(config, data)
+    say("checking for leakage")
+    from leadml.modeling.leakage import check_leakage
+
+    check_leakage(trainset, config)
     say("scoring the rules baseline on every snapshot")
     points = rules_points(config, trainset)
     result = train_models(config, trainset, points, n_boot=n_boot, progress=say)
