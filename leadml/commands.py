@@ -84,8 +84,10 @@ def run_validate(
             f"{summary['closed']:,} closed, {summary['won']:,} won "
             f"(base rate {summary['base_rate_closed']:.1%} of closed), {summary['open']:,} open",
         )
-    table.add_row("problems", "\n".join(problems) if problems else "none")
+    table.add_row("problems", f"{len(problems)} (listed below)" if problems else "none")
     console.print(table)
+    for problem in problems:
+        console.print(f"[yellow]problem:[/yellow] {problem}", soft_wrap=True)
     summary["problems"] = problems
     return summary
 

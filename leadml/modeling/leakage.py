@@ -8,7 +8,9 @@ metrics look wonderful and the model useless. Three signs, each measured on the 
   hundreds of levels does not look good by memorising them.
 - **near-certain share** at or above ``leakage.max_certain_share`` (default 0.12): the share of
   rows in levels (or, for numbers, in 20 quantile bins) of at least 1 % of the rows whose odds of
-  converting are 20 times above or below the overall odds. "Closed by Horizzon" (99 % won), a
+  converting (shrunk toward the overall rate by a prior worth two leads of the rarer class, so a
+  small level without conversions is not certain by chance) are 20 times above or below the
+  overall odds. "Closed by Horizzon" (99 % won), a
   quality grade "Worst" (2 %) and the shortest calls (0 %) are such levels.
 - **missingness decides**: never missing for positives and always missing for negatives (or the
   reverse): a field only filled in once a lead converted.
@@ -31,6 +33,7 @@ MIN_LEVEL_SHARE = 0.01
 ODDS_FACTOR = 20.0
 N_BINS = 20
 N_FOLDS = 5
+PRIOR_LEADS = 10.0
 
 
 class LeakageError(LeadmlError):
@@ -69,9 +72,11 @@ def certain_share(codes: np.ndarray, y: np.ndarray) -> float:
     n = len(y)
     size = np.bincount(codes)
     positives = np.bincount(codes, weights=y, minlength=len(size))
-    eps = 0.5
-    rate = (positives + eps * y.mean()) / (size + eps)
     base = y.mean()
+    # shrink each level toward the base rate by a prior worth 2 leads of the rarer class (at least
+    # 10 leads), so that a small level with no conversions is not "certain" by chance
+    prior = max(PRIOR_LEADS, 2.0 / min(base, 1 - base))
+    rate = (positives + prior * base) / (size + prior)
     log_ratio = np.log(rate / (1 - rate)) - np.log(base / (1 - base))
     sizeable = size >= MIN_LEVEL_SHARE * n
     certain = sizeable & (np.abs(log_ratio) >= np.log(ODDS_FACTOR))
