@@ -74,3 +74,39 @@ def test_resolved_dict_is_plain_data():
     resolved = parse_pipeline({"name": "p"}).resolved_dict()
     assert resolved["snapshots"]["horizon_days"] == 120
     assert "source_path" not in resolved
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from leadml.scoring.rules import RuleSet  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                     st.text(max_size=8), st.sampled_from(["fixed", "simulator", "capacity", "won", "pricing"]))
+_keys = st.sampled_from(["name", "data", "source", "snapshots", "policy", "horizon_days", "as_of", "features",
+                         "windows", "models", "lightgbm", "num_leaves", "mql", "capacity_per_week", "tiers",
+                         "rules", "event", "points", "field", "equals", "min_count", "decay", "half_life_days",
+                         "min", "per_event", "cap", "where", "zzz"])
+_trees = st.recursive(_scalars, lambda children: st.one_of(st.lists(children, max_size=3),
+                                                            st.dictionaries(_keys, children, max_size=4)),
+                      max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.dictionaries(_keys, _trees, max_size=6))
+def test_fuzzed_pipelines_load_or_raise_config_error(raw):
+    try:
+        config = parse_pipeline(raw, source="fuzz.yaml")
+    except ConfigError as exc:
+        assert str(exc).startswith("fuzz.yaml")
+    else:
+        assert config.name == raw["name"] or str(config.name) == str(raw["name"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.dictionaries(_keys, _trees, max_size=5))
+def test_fuzzed_rules_files_load_or_raise_config_error(raw):
+    try:
+        RuleSet.from_dict(raw, source="rules.yaml")
+    except ConfigError as exc:
+        assert "rules.yaml" in str(exc)

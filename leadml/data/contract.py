@@ -127,8 +127,9 @@ def parse_lead_ids(frame: pd.DataFrame, source: str, column: str = "lead_id") ->
     """Return ``column`` as strings (whole floats as ``"1"``); missing or empty ids raise naming the rows."""
     values = frame[column]
     if pd.api.types.is_float_dtype(values):
-        whole = values.dropna()
-        if len(whole) and bool(np.all(np.mod(whole.to_numpy(), 1) == 0)):
+        whole = values.dropna().to_numpy()
+        exact = np.isfinite(whole) & (np.abs(whole) < 2**53)  # beyond 2**53 a float is not an exact integer
+        if len(whole) and bool(np.all(exact & (np.mod(np.where(exact, whole, 0), 1) == 0))):
             values = values.astype("Int64")
     ids = values.astype(str).str.strip()
     missing = values.isna().to_numpy() | (ids == "").to_numpy()

@@ -22,7 +22,12 @@ SPLITS = ("train", "validation", "test", "gap", "censored")
 
 def to_utc(value: str | pd.Timestamp | np.datetime64 | object) -> pd.Timestamp:
     """A date or timestamp as a UTC ``Timestamp``; a bare date means 00:00 UTC of that day."""
-    stamp = pd.Timestamp(value)
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise LeadDataError(f"as_of {value!r} is not a date; use ISO 8601, e.g. 2026-03-01 or 2026-03-01T12:00:00Z") from exc
+    if stamp is pd.NaT:
+        raise LeadDataError(f"as_of {value!r} is not a date; use ISO 8601, e.g. 2026-03-01")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
