@@ -47,10 +47,35 @@ def tracking_uri(config: PipelineConfig | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_TRACKING_URI
 
 
+def check_reachable(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast with a clear message when an HTTP tracking server does not answer.
+
+    MLflow's own client retries with back-off for minutes before it gives up; a nightly job (or a
+    data scientist) should hear at once that the server is down. Local URIs (sqlite, file) are
+    always reachable.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered: a server that lacks /health is still a server
+    except (urllib.error.URLError, OSError) as exc:
+        raise ModelError(
+            f"MLflow tracking server at {uri} is unreachable ({getattr(exc, 'reason', exc)}); check "
+            "MLFLOW_TRACKING_URI or the pipeline's mlflow.tracking_uri"
+        ) from exc
+
+
 def _client(config: PipelineConfig):
     from mlflow import MlflowClient
 
     uri = tracking_uri(config)
+    check_reachable(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
