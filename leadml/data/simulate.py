@@ -57,26 +57,28 @@ def _carriers(name: str) -> tuple[str, ...]:
     return counts if "[" in name else counts + (f"{name}__days_since_last",)
 
 
-# The true drivers, most important first (spread of their log-odds contribution over the leads),
-# each with the leadml features that carry it. The noise driver is left out: nothing carries it.
+# The true drivers, most important first by the mean absolute deviation of their log-odds
+# contribution from its average over the leads (the measure global SHAP importance uses, so a model's
+# mean |SHAP| ranking can be compared with it), each with the leadml features that carry it. The
+# noise driver is left out: nothing carries it.
 TRUE_DRIVERS: dict[str, tuple[str, ...]] = {
     "student": ("job_level",),
-    "pricing_visits": _carriers("page_view[pricing]"),
-    "careers_visits": _carriers("page_view[careers]"),
+    "decision_maker": ("job_level",),
     "engagement": (
         "events__count_7d", "events__count_30d", "events__count_90d", "events__active_days_7d",
         "events__active_days_30d", "events__active_days_90d", "events__decayed_30d",
         "events__velocity_7d",
     ),  # fmt: skip
-    "decision_maker": ("job_level",),
-    "trial_activity": _carriers("trial_signup") + _carriers("product_active_day"),
-    "company_size": ("company_size",),
+    "pricing_visits": _carriers("page_view[pricing]"),
     "email_domain": ("email_domain_kind", "email_domain"),
+    "company_size": ("company_size",),
+    "trial_activity": _carriers("trial_signup") + _carriers("product_active_day"),
+    "source": ("source",),
     "industry": ("industry",),
+    "budget": ("budget",),
+    "careers_visits": _carriers("page_view[careers]"),
     "demo_request": _carriers("demo_request"),
     "unsubscribe": _carriers("unsubscribe"),
-    "source": ("source",),
-    "budget": ("budget",),
     "webinar": _carriers("webinar_attend"),
 }
 

@@ -1,0 +1,369 @@
+"""Reasons in plain language: SHAP contributions and rules breakdowns -> the reason columns.
+
+:func:`reason_table` turns :class:`~leadml.explain.reasons.Contributions` into the columns that
+scoring writes beside the probability: ``reason_1..3`` (what raised the lead, strongest first),
+``counter_reason_1..2`` (what lowered it), ``reasons`` (JSON: feature, value, contribution in
+log-odds, effect in percentage points, and whether the reason alone decided the MQL flag) and
+``why`` (MQL or not, against the threshold). :func:`rules_reason_table` gives the same columns
+for the rules baseline from its exact breakdown. :func:`describe_lead` prints one lead for the
+terminal, and :func:`rows_to_explain` picks the leads worth explaining (MQLs and the top 20 % by
+default: a nightly job need not pay for reasons nobody reads).
+
+Sentences come from the features' templates ("Viewed the pricing page {value} times in the last
+30 days") with the direction added: "Viewed the pricing page 4 times in the last 30 days
+(raises)". Everything is vectorised over leads: a template is rendered once per distinct
+(feature, value) pair, and the per-lead strings are assembled column-wise with Arrow kernels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from leadml.errors import LeadDataError
+from leadml.explain.reasons import MISSING_SUFFIX, Contributions
+from leadml.features.metadata import FeatureInfo
+
+RAISES, LOWERS = " (raises)", " (lowers)"
+MISSING_LEVELS = frozenset({"missing"})
+_ONCE = re.compile(r"(?<![\d.,])1 times\b")
+_ONE_DAY = re.compile(r"(?<![\d.,])1 days\b")
+
+
+# -- values and sentences ---------------------------------------------------------------------
+def format_number(value: float) -> str:
+    """A number as a sentence shows it: ``4.0 -> "4"``, ``2.345 -> "2.3"``, ``45000 -> "45,000"``."""
+    if abs(value) >= 10_000:
+        return f"{value:,.0f}"
+    rounded = round(float(value), 1) + 0.0  # + 0.0: no "-0"
+    return str(int(rounded)) if rounded.is_integer() else f"{rounded:.1f}"
+
+
+def _fix_grammar(text: str) -> str:
+    return _ONE_DAY.sub("1 day", _ONCE.sub("once", text))
+
+
+def missing_template(info: FeatureInfo, missing_info: FeatureInfo | None = None) -> str:
+    """The sentence of a feature whose value is missing (no event yet, a field not given)."""
+    if missing_info is not None:
+        return missing_info.template
+    template = info.template
+    if info.name.endswith("__days_since_last") and " for {value} days" in template:
+        return template.replace(" for {value} days", " yet")
+    if template.endswith(": {value}"):
+        return template[: -len(": {value}")] + " not given"
+    return template.replace("{value}", "unknown")
+
+
+def render(info: FeatureInfo, value_text: str | None, missing_info: FeatureInfo | None = None) -> str:
+    """One feature's sentence for one value (``None`` = missing)."""
+    template = info.template if value_text is not None else missing_template(info, missing_info)
+    text = template.format(value=value_text, name=info.name, window=info.window_days)
+    return _fix_grammar(text)
+
+
+def _value_texts(column: pd.Series, rows: np.ndarray):
+    """The values of ``column[rows]`` as (distinct display texts, None = missing; each row's index into
+    them; each row's JSON value as an Arrow string array).
+
+    Numbers are rounded to what a sentence shows before they are made distinct, so a continuous
+    feature renders a few hundred sentences, not one per lead.
+    """
+    import pyarrow as pa
+
+    values = column.iloc[rows]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        categories = [str(c) for c in values.cat.categories]
+        uniques, inverse = np.unique(codes, return_inverse=True)
+        shown = [None if u < 0 or categories[u] in MISSING_LEVELS else categories[u] for u in uniques.tolist()]
+        as_json = pa.array([json.dumps(v) if v is not None else "null" for v in shown], type=pa.string())
+        return [None if v is None else v.replace("_", " ") for v in shown], inverse, as_json.take(pa.array(inverse))
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+        shown = np.where(np.abs(numbers) >= 10_000, np.round(numbers), np.round(numbers, 1))
+        uniques, inverse = np.unique(shown, return_inverse=True)  # NaN sorts last
+        texts = [None if np.isnan(u) else format_number(u) for u in uniques.tolist()]
+        as_json = pa.array(np.round(numbers, 4) + 0.0, from_pandas=True).cast(pa.string()).fill_null("null")
+        return texts, inverse, as_json
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    shown = [str(u) for u in uniques]
+    texts = [v.replace("_", " ") if v.lower() not in MISSING_LEVELS else None for v in shown] + [None]
+    inverse = np.where(codes < 0, len(shown), codes)
+    as_json = pa.array([json.dumps(v) for v in shown] + ["null"], type=pa.string())
+    return texts, inverse, as_json.take(pa.array(inverse))
+
+
+def feature_label(name: str) -> str:
+    """A short label of a feature for charts: ``page_view[pricing]__count_30d`` -> ``page view: pricing · count 30d``."""
+    head, _, tail = name.partition("__")
+    head = re.sub(r"\[(.+)\]", r": \1", head).replace("_", " ")
+    return f"{head} · {tail.replace('_', ' ')}" if tail else head
+
+
+# -- the reason columns of a model ------------------------------------------------------------
+def rows_to_explain(probability: np.ndarray, threshold: float | None, which: str = "default") -> np.ndarray:
+    """Positions of the leads whose reasons are worth computing (explanations cost ~100x a prediction).
+
+    ``which``: ``all``; ``mql`` (at or above the threshold); ``top:N`` (the N highest) or
+    ``top:N%`` (the highest N percent); ``default`` = the MQLs and the top 20 %.
+
+    Example:
+        >>> rows_to_explain(np.array([0.1, 0.9, 0.5, 0.3, 0.2]), 0.4, "mql").tolist()
+        [1, 2]
+        >>> rows_to_explain(np.array([0.1, 0.9, 0.5, 0.3, 0.2]), 0.95, "top:40%").tolist()
+        [1, 2]
+    """
+    p = np.asarray(probability, dtype=float)
+    n = len(p)
+    mql = p >= threshold if threshold is not None else np.zeros(n, bool)
+    if which == "all":
+        return np.arange(n)
+    if which == "mql":
+        return np.flatnonzero(mql)
+    if which == "default":
+        which, keep = "top:20%", mql
+    elif which.startswith("top:"):
+        keep = np.zeros(n, bool)
+    else:
+        raise ValueError(f"reasons: unknown selection {which!r}; use all, mql, top:N or top:N%")
+    text = which.removeprefix("top:")
+    try:
+        count = int(np.ceil(n * float(text[:-1]) / 100)) if text.endswith("%") else int(text)
+    except ValueError as exc:
+        raise ValueError(f"reasons: {which!r} is not top:N or top:N%") from exc
+    keep = keep.copy()
+    keep[np.argsort(-p, kind="stable")[: max(count, 0)]] = True
+    return np.flatnonzero(keep)
+
+
+def _top(values: np.ndarray, count: int, positive: bool, min_effect: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``count`` largest (or most negative) columns, strongest first, and whether each
+    clears ``min_effect``: ``count`` passes of argmax (faster than a partition for a few reasons)."""
+    n, k = values.shape
+    count = min(count, k)
+    work = values.copy() if positive else -values
+    rows = np.arange(n)
+    idx = np.empty((n, count), dtype=np.int64)
+    picked = np.empty((n, count))
+    for slot in range(count):
+        best = work.argmax(axis=1)  # the first of equal values: ties keep the feature order
+        idx[:, slot] = best
+        picked[:, slot] = work[rows, best]
+        work[rows, best] = -np.inf
+    return idx, picked > min_effect
+
+
+def _number_texts(values: np.ndarray, decimals: int):
+    """Numbers rounded to ``decimals`` as Arrow strings (JSON numbers)."""
+    import pyarrow as pa
+
+    rounded = np.round(values, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
+    return pa.array(rounded, type=pa.float64()).cast(pa.string())
+
+
+def _join(parts: list, n_rows: int):
+    """Join per-slot Arrow string arrays (each piece starts with ", " or is empty) into ``[...]`` lists."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not parts:
+        return pd.array(np.full(n_rows, "[]", dtype=object), dtype="str")
+    inner = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
+    inner = pc.utf8_slice_codeunits(inner, start=2)
+    text = pc.binary_join_element_wise(pa.scalar("["), inner, pa.scalar("]"), "")
+    return pd.array(text, dtype="str")
+
+
+def reason_table(
+    contributions: Contributions,
+    features: pd.DataFrame,
+    feature_info: Sequence[FeatureInfo],
+    *,
+    probability: np.ndarray | None = None,
+    threshold: float | None = None,
+    top_positive: int = 3,
+    top_negative: int = 2,
+    min_effect: float = 1e-3,
+) -> pd.DataFrame:
+    """The reason columns of each lead, from its grouped SHAP contributions.
+
+    Parameters:
+        contributions: from :func:`~leadml.explain.reasons.explain_margin` on ``features``.
+        features: the feature frame that was explained (same rows, same order).
+        feature_info: the features' metadata (templates).
+        probability: the leads' calibrated probability (default: ``contributions.probability``).
+        threshold: the MQL threshold; marks decisive reasons and fills ``why``.
+        top_positive / top_negative: how many raising / lowering reasons to give.
+        min_effect: contributions smaller than this (log-odds) are not given as reasons.
+
+    Returns:
+        A frame on ``contributions.index`` with ``reason_1..`` and ``counter_reason_1..`` (text,
+        "" when there is none), ``reasons`` (JSON list of ``feature``, ``value``, ``contribution``,
+        ``points``, ``decisive``) and ``why``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n, k = contributions.values.shape
+    if len(features) != n:
+        raise LeadDataError(f"reason_table: {len(features)} feature rows for {n} explained leads")
+    p = contributions.probability if probability is None else np.asarray(probability, dtype=float)
+    infos = {info.name: info for info in feature_info}
+    pos_idx, pos_ok = _top(contributions.values, top_positive, True, min_effect)
+    neg_idx, neg_ok = _top(contributions.values, top_negative, False, min_effect)
+    idx = np.hstack([pos_idx, neg_idx])
+    ok = np.hstack([pos_ok, neg_ok])
+    n_pos = pos_idx.shape[1]
+    n_slots = idx.shape[1]
+
+    rows_all, slots_all = np.nonzero(ok)
+    feats_all = idx[rows_all, slots_all]
+    points = contributions.points(rows_all, feats_all)
+    contrib = contributions.values[rows_all, feats_all]
+    p_without = p[rows_all] - points / 100.0
+    if threshold is None:
+        decisive = np.zeros(len(rows_all), bool)
+    else:
+        mql = p[rows_all] >= threshold
+        decisive = np.where(slots_all < n_pos, mql & (p_without < threshold), ~mql & (p_without >= threshold))
+
+    sentences, value_json, placed = [], [], []
+    order = np.argsort(feats_all, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(feats_all[order])) + 1, len(order)]
+    for a, b in zip(bounds[:-1], bounds[1:]):  # one pass per feature, not per lead
+        where = order[a:b]
+        name = contributions.features[int(feats_all[where[0]])]
+        info = infos.get(name) or FeatureInfo(name, "profile", name)
+        texts, inverse, as_json = _value_texts(features[name], rows_all[where])
+        rendered = pa.array([render(info, t, infos.get(name + MISSING_SUFFIX)) for t in texts], type=pa.string())
+        sentences.append(rendered.take(pa.array(inverse)))
+        value_json.append(as_json)
+        placed.append(where)
+    back = np.empty(len(rows_all), dtype=np.int64)
+    back[np.concatenate(placed) if placed else np.empty(0, np.int64)] = np.arange(len(rows_all))
+    back = pa.array(back)
+
+    def gathered(pieces: list) -> pa.Array:
+        return pa.concat_arrays(pieces).take(back) if pieces else pa.array([], type=pa.string())
+
+    direction = pa.array([RAISES, LOWERS], type=pa.string()).take(pa.array((slots_all >= n_pos).astype(np.int64)))
+    sentence = pc.binary_join_element_wise(gathered(sentences), direction, "")
+    heads = pa.array([f', {{"feature": {json.dumps(name)}, "value": ' for name in contributions.features],
+                     type=pa.string())  # fmt: skip
+    fragments = pc.binary_join_element_wise(
+        heads.take(pa.array(feats_all)), gathered(value_json), pa.scalar(', "contribution": '),
+        _number_texts(contrib, 4), pa.scalar(', "points": '), _number_texts(points, 2), pa.scalar(', "decisive": '),
+        pa.array(np.where(decisive, "true}", "false}"), type=pa.string()), "",
+    )  # fmt: skip
+
+    def by_slot(values: pa.Array, slot: int) -> pa.Array:
+        """The entries of one slot as a full column ("" for leads without that reason)."""
+        take = np.full(n, len(values), dtype=np.int64)
+        in_slot = np.flatnonzero(slots_all == slot)
+        take[rows_all[in_slot]] = in_slot
+        return pa.concat_arrays([values, pa.array([""], type=pa.string())]).take(pa.array(take))
+
+    out = pd.DataFrame(index=contributions.index)
+    blank = pa.array(np.full(n, "", dtype=object), type=pa.string())
+    for s in range(top_positive):
+        out[f"reason_{s + 1}"] = pd.array(by_slot(sentence, s) if s < n_pos else blank, dtype="str")
+    for s in range(top_negative):
+        slot = n_pos + s
+        out[f"counter_reason_{s + 1}"] = pd.array(by_slot(sentence, slot) if slot < n_slots else blank, dtype="str")
+    parts = [by_slot(fragments, s) for s in range(n_slots)]
+    out["reasons"] = _join(parts, n)
+    if threshold is not None:
+        out["why"] = _why(p, threshold)
+    return out
+
+
+def describe_lead(
+    contributions: Contributions,
+    features: pd.DataFrame,
+    feature_info: Sequence[FeatureInfo],
+    position: int,
+    *,
+    threshold: float | None = None,
+    top: int = 5,
+    counterfactual: str = "",
+    title: str = "",
+) -> str:
+    """One lead's explanation as terminal text (``leadml explain --lead ID``): every reason with its
+    contribution (log-odds) and effect (percentage points), strongest first, up to ``top`` each way."""
+    row = features.iloc[[position]]
+    one = contributions.take([position])
+    table = reason_table(one, row, feature_info, threshold=threshold, top_positive=top, top_negative=top)
+    reasons = json.loads(table["reasons"].iloc[0])
+    texts = [t for c in table.columns if c.startswith(("reason_", "counter_reason_")) for t in [table[c].iloc[0]] if t]
+    p = float(one.probability[0])
+    head = title or "Lead"
+    lines = [f"{head}: {table['why'].iloc[0]}" if threshold is not None else f"{head}: probability {p:.1%}"]
+    lines.append(f"average lead (base value): {one.base_value:+.2f} log-odds; this lead: {float(one.margin[0]):+.2f}")
+    for label, sign in (("Raised by:", 1), ("Lowered by:", -1)):
+        chosen = [(r, t) for r, t in zip(reasons, texts) if np.sign(r["contribution"]) == sign]
+        if chosen:
+            lines.append(label)
+            lines += [f"  {r['contribution']:+.2f}  {t.rsplit(' (', 1)[0]}  ({r['points']:+.1f} points)"
+                      + ("  <- decided the MQL flag" if r["decisive"] else "") for r, t in chosen]  # fmt: skip
+    if counterfactual:
+        lines.append(counterfactual)
+    return "\n".join(lines)
+
+
+def _percent(values: np.ndarray) -> np.ndarray:
+    """Probabilities as percent texts: 0.342 -> "34 %", 0.004 -> "0.4 %"."""
+    pct = np.asarray(values, dtype=float) * 100
+    whole = np.char.add(np.round(pct).astype(np.int64).astype(str), " %")
+    small = np.char.add(np.char.mod("%.1f", pct), " %")
+    return np.where(pct < 1, small, whole)
+
+
+def _why(p: np.ndarray, threshold: float) -> np.ndarray:
+    """"MQL: 34 % (threshold 21 %)" / "Not an MQL: 8 % (threshold 21 %)"."""
+    tail = f" (threshold {_percent(np.array([threshold]))[0]})"
+    prefix = np.where(p >= threshold, "MQL: ", "Not an MQL: ")
+    return pd.array(np.char.add(np.char.add(prefix, _percent(p)), tail).astype(object), dtype="str")
+
+
+# -- the reason columns of the rules baseline -------------------------------------------------
+def _rule_texts(breakdown: str, top_positive: int, top_negative: int) -> list[str]:
+    fired = json.loads(breakdown) if breakdown else []
+    pos = sorted((r for r in fired if r["points"] > 0), key=lambda r: -r["points"])[:top_positive]
+    neg = sorted((r for r in fired if r["points"] < 0), key=lambda r: r["points"])[:top_negative]
+    texts = [f"{r['rule']} (+{format_number(r['points'])} points)" for r in pos]
+    texts += [""] * (top_positive - len(pos))
+    texts += [f"{r['rule']} ({format_number(r['points'])} points)" for r in neg]
+    return texts + [""] * (top_negative - len(neg))
+
+
+def rules_reason_table(scores: pd.DataFrame, *, top_positive: int = 3, top_negative: int = 2) -> pd.DataFrame:
+    """The reason columns of rules scores (``RuleSet.score*`` output), from the exact breakdown.
+
+    ``reason_*`` are the rules that added points (most first), ``counter_reason_*`` those that took
+    points away ("Student (-30 points)"); ``reasons`` is the breakdown itself (every fired rule
+    and its points, adding up to ``points`` exactly); ``why`` names the tier and the points.
+    Each distinct breakdown is parsed once, so a million leads cost little.
+    """
+    if "breakdown" not in scores.columns:
+        raise LeadDataError("rules scores: no 'breakdown' column; score the leads with RuleSet.score* first")
+    codes, uniques = pd.factorize(scores["breakdown"].fillna("[]").astype(str))
+    table = np.array([_rule_texts(u, top_positive, top_negative) for u in uniques], dtype=object)
+    table = table.reshape(len(uniques), top_positive + top_negative)
+    out = pd.DataFrame(index=scores.index)
+    for s in range(top_positive):
+        out[f"reason_{s + 1}"] = pd.array(table[codes, s], dtype="str")
+    for s in range(top_negative):
+        out[f"counter_reason_{s + 1}"] = pd.array(table[codes, top_positive + s], dtype="str")
+    out["reasons"] = scores["breakdown"].astype("str").to_numpy()
+    if "points" in scores.columns:
+        points = scores["points"].to_numpy(dtype=float)
+        point_text = np.array([format_number(v) for v in np.unique(points)], dtype=object)
+        shown = point_text[np.searchsorted(np.unique(points), points)]
+        tier = scores["tier"].astype(str).to_numpy(dtype=object) + ": " if "tier" in scores.columns else ""
+        out["why"] = pd.array(tier + shown + " points", dtype="str")
+    return out

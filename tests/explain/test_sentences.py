@@ -1,0 +1,208 @@
+"""Reason sentences and columns: templates, directions, JSON, MQL decisiveness, the rules breakdown."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadml.errors import LeadDataError
+from leadml.explain.reasons import Contributions, probability_map
+from leadml.explain.sentences import format_number, reason_table, render, rules_reason_table
+from leadml.features.behaviour_text import attribute_count_info, days_since_info, type_count_info
+from leadml.features.metadata import FeatureInfo
+from leadml.scoring.rules import RuleSet
+
+PRICING = attribute_count_info("page_view", "page", "pricing", 30)
+DEMO_SINCE = days_since_info("demo_request")
+JOB_LEVEL = FeatureInfo("job_level", "profile", "job_level", "categorical", template="Job level: {value}")
+BUDGET = FeatureInfo("budget", "profile", "budget", template="Budget: {value}")
+BUDGET_MISSING = FeatureInfo("budget__missing", "profile", "budget", template="Budget not given")
+
+
+def test_templates_render_with_readable_values():
+    assert render(PRICING, "4") == "Viewed the pricing page 4 times in the last 30 days"
+    assert render(PRICING, "1") == "Viewed the pricing page once in the last 30 days"
+    assert render(PRICING, "11") == "Viewed the pricing page 11 times in the last 30 days"
+    assert render(type_count_info("email_click", 7), "21") == "Clicked a link in an e-mail 21 times in the last 7 days"
+    assert render(JOB_LEVEL, "student") == "Job level: student"
+    assert render(JOB_LEVEL, None) == "Job level not given"
+    assert render(BUDGET, None, BUDGET_MISSING) == "Budget not given"
+    assert render(DEMO_SINCE, "45") == "No demo request for 45 days"
+    assert render(DEMO_SINCE, "1") == "No demo request for 1 day"
+    assert render(DEMO_SINCE, "2.1") == "No demo request for 2.1 days"
+    assert render(DEMO_SINCE, None) == "No demo request yet"
+    activity = FeatureInfo("events__days_since_last", "behaviour", "events", template="No activity for {value} days")
+    assert render(activity, "45") == "No activity for 45 days"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(4.0, "4"), (2.345, "2.3"), (13.97, "14"), (-0.04, "0"), (45000.0, "45,000"), (12345.6, "12,346"), (0.5, "0.5")],
+)
+def test_numbers_are_shown_without_needless_decimals(value, text):
+    assert format_number(value) == text
+
+
+def _hand_made() -> tuple[Contributions, pd.DataFrame, list[FeatureInfo]]:
+    """Three leads, four features, contributions written out by hand (no calibration)."""
+    features = pd.DataFrame({
+        "job_level": pd.Categorical(["student", "vp", "missing"], categories=["staff", "student", "vp", "other", "missing"]),
+        "page_view[pricing]__count_30d": [4.0, 0.0, 1.0],
+        "demo_request__days_since_last": [np.nan, 3.0, 45.0],
+        "budget": [np.nan, 45000.0, 2000.0],
+        "budget__missing": [1.0, 0.0, 0.0],
+    }, index=[10, 11, 12])  # fmt: skip
+    names = ["job_level", "page_view[pricing]__count_30d", "demo_request__days_since_last", "budget"]
+    values = np.array([[-2.0, 0.8, -0.3, -0.1], [1.2, -0.2, 0.5, 0.3], [0.0, 0.1, -0.0005, 0.0]])
+    margin = -1.0 + values.sum(axis=1)
+    to_probability = probability_map(None)
+    contributions = Contributions(
+        values=values, features=names, base_value=-1.0, margin=margin, probability=to_probability(margin),
+        index=features.index, kind="logistic", columns=names, column_values=values,
+        column_group=np.arange(4), to_probability=to_probability,
+    )  # fmt: skip
+    return contributions, features, [JOB_LEVEL, PRICING, DEMO_SINCE, BUDGET, BUDGET_MISSING]
+
+
+def test_reason_columns_of_hand_made_contributions():
+    contributions, features, info = _hand_made()
+    table = reason_table(contributions, features, info, threshold=0.5)
+    assert list(table.columns) == ["reason_1", "reason_2", "reason_3", "counter_reason_1", "counter_reason_2",
+                                   "reasons", "why"]  # fmt: skip
+    assert table.index.tolist() == [10, 11, 12]
+    assert table.loc[10].tolist()[:5] == [
+        "Viewed the pricing page 4 times in the last 30 days (raises)", "", "",
+        "Job level: student (lowers)", "No demo request yet (lowers)",
+    ]  # fmt: skip
+    assert table.loc[11].tolist()[:5] == [
+        "Job level: vp (raises)", "No demo request for 3 days (raises)", "Budget: 45,000 (raises)",
+        "Viewed the pricing page 0 times in the last 30 days (lowers)", "",
+    ]  # fmt: skip
+    # an effect below min_effect (0.0005 log-odds) is not a reason
+    assert table.loc[12].tolist()[:5] == ["Viewed the pricing page once in the last 30 days (raises)", "", "", "", ""]
+    assert table["why"].tolist() == ["Not an MQL: 7 % (threshold 50 %)", "MQL: 69 % (threshold 50 %)",
+                                     "Not an MQL: 29 % (threshold 50 %)"]  # fmt: skip
+
+
+def test_reasons_json_holds_value_contribution_points_and_decisiveness():
+    contributions, features, info = _hand_made()
+    table = reason_table(contributions, features, info, threshold=0.5)
+    lead = json.loads(table.loc[11, "reasons"])
+    assert [r["feature"] for r in lead] == ["job_level", "demo_request__days_since_last", "budget",
+                                            "page_view[pricing]__count_30d"]  # fmt: skip
+    assert [r["value"] for r in lead] == ["vp", 3.0, 45000.0, 0.0]
+    assert [r["contribution"] for r in lead] == [1.2, 0.5, 0.3, -0.2]
+    sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    expected_points = [round(100 * (sigmoid(0.8) - sigmoid(0.8 - c)), 2) for c in (1.2, 0.5, 0.3, -0.2)]
+    assert [r["points"] for r in lead] == expected_points
+    # without the job level the lead (69 %) falls to 40 %, below the 50 % threshold: that reason decided it
+    assert [r["decisive"] for r in lead] == [True, False, False, False]
+    first = json.loads(table.loc[10, "reasons"])
+    assert first[0] == {"feature": "page_view[pricing]__count_30d", "value": 4.0, "contribution": 0.8,
+                        "points": first[0]["points"], "decisive": False}  # fmt: skip
+    assert [r["value"] for r in first[1:]] == ["student", None]
+    assert json.loads(table.loc[12, "reasons"])[0]["feature"] == "page_view[pricing]__count_30d"
+
+
+def test_fewer_features_than_reason_slots_and_no_threshold():
+    contributions, features, info = _hand_made()
+    table = reason_table(contributions, features, info, top_positive=5, top_negative=6)
+    assert [c for c in table.columns if "reason" in c] == [
+        "reason_1", "reason_2", "reason_3", "reason_4", "reason_5",
+        "counter_reason_1", "counter_reason_2", "counter_reason_3", "counter_reason_4", "counter_reason_5",
+        "counter_reason_6", "reasons",
+    ]  # fmt: skip
+    assert "why" not in table.columns
+    assert table.loc[10, "counter_reason_3"] == "Budget not given (lowers)"
+    assert table.loc[10, "reason_4"] == "" and table.loc[12, "counter_reason_1"] == ""
+
+
+def test_model_reason_table_on_simulated_leads(trained, trainset, test_rows):
+    from leadml.explain.reasons import explain_margin
+
+    contributions = explain_margin(trained.models["lightgbm"], test_rows, trainset.feature_info)
+    threshold = trained.thresholds["lightgbm"].threshold
+    table = reason_table(contributions, test_rows, trainset.feature_info, threshold=threshold)
+    assert len(table) == len(test_rows) and (table.index == test_rows.index).all()
+    assert table["reason_1"].str.endswith(" (raises)").all()
+    assert (table["counter_reason_1"].str.endswith(" (lowers)") | (table["counter_reason_1"] == "")).all()
+    assert not table["reason_1"].str.contains(r"\{|\}|nan", regex=True).any()
+    parsed = table["reasons"].map(json.loads)
+    assert parsed.map(len).between(1, 5).all()
+    is_mql = contributions.probability >= threshold
+    assert table["why"].str.startswith("MQL").to_numpy().tolist() == is_mql.tolist()
+
+
+# -- the rules baseline ------------------------------------------------------------------------
+RULES = {
+    "name": "hand-made",
+    "rules": [
+        {"name": "Pricing twice", "event": "page_view", "where": {"page": "pricing"}, "min_count": 2, "points": 25},
+        {"name": "Filled in a form", "event": "form_submit", "points": 20},
+        {"name": "Decision maker", "field": "job_level", "in": ["director", "vp"], "points": 15},
+        {"name": "Student", "field": "job_level", "equals": "student", "points": -30},
+    ],
+}
+
+
+def test_rules_reasons_are_the_exact_breakdown():
+    leads = pd.DataFrame({"lead_id": ["a", "b", "c"], "job_level": ["vp", "student", "staff"]})
+    stamps = pd.to_datetime(["2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05"], utc=True)
+    events = pd.DataFrame({"lead_id": ["a", "a", "a", "b"], "timestamp": stamps,
+                           "event_type": ["page_view", "page_view", "form_submit", "form_submit"],
+                           "page": ["pricing", "pricing", None, None]})  # fmt: skip
+    scores = RuleSet.from_dict(RULES).score(leads, events, "2026-02-01")
+    table = rules_reason_table(scores)
+    assert table.loc[0].tolist()[:5] == ["Pricing twice (+25 points)", "Filled in a form (+20 points)",
+                                         "Decision maker (+15 points)", "", ""]  # fmt: skip
+    assert table.loc[1].tolist()[:5] == ["Filled in a form (+20 points)", "", "", "Student (-30 points)", ""]
+    assert table.loc[2].tolist() == ["", "", "", "", "", "[]", "unqualified: 0 points"]
+    assert table["why"].tolist()[:2] == ["MQL: 60 points", "unqualified: -10 points"]
+    for breakdown, text, points in zip(scores["breakdown"], table["reasons"], scores["points"]):
+        assert text == breakdown
+        assert sum(r["points"] for r in json.loads(text)) == points
+
+
+def test_rules_reason_table_needs_the_breakdown():
+    with pytest.raises(LeadDataError, match="breakdown"):
+        rules_reason_table(pd.DataFrame({"lead_id": ["a"], "points": [3.0]}))
+
+
+def test_rows_to_explain_selects_mqls_and_the_top():
+    from leadml.explain.sentences import rows_to_explain
+
+    p = np.array([0.05, 0.9, 0.5, 0.3, 0.2, 0.6, 0.1, 0.15, 0.12, 0.11])
+    assert rows_to_explain(p, 0.55, "all").tolist() == list(range(10))
+    assert rows_to_explain(p, 0.55, "mql").tolist() == [1, 5]
+    assert rows_to_explain(p, 0.55, "top:3").tolist() == [1, 2, 5]
+    assert rows_to_explain(p, 0.55, "top:20%").tolist() == [1, 5]
+    assert rows_to_explain(p, 0.25, "default").tolist() == [1, 2, 3, 5]  # MQLs (p >= 0.25) and the top 20 %
+    assert rows_to_explain(p, 0.95, "default").tolist() == [1, 5]
+    with pytest.raises(ValueError, match="top:N"):
+        rows_to_explain(p, 0.5, "best")
+    with pytest.raises(ValueError, match="top:N"):
+        rows_to_explain(p, 0.5, "top:many")
+
+
+def test_one_lead_described_for_the_terminal():
+    from leadml.explain.sentences import describe_lead
+
+    contributions, features, info = _hand_made()
+    text = describe_lead(contributions, features, info, 1, threshold=0.5, title="Lead L11 at 2026-03-01",
+                         counterfactual="")  # fmt: skip
+    assert text.splitlines() == [
+        "Lead L11 at 2026-03-01: MQL: 69 % (threshold 50 %)",
+        "average lead (base value): -1.00 log-odds; this lead: +0.80",
+        "Raised by:",
+        "  +1.20  Job level: vp  (+28.9 points)  <- decided the MQL flag",
+        "  +0.50  No demo request for 3 days  (+11.6 points)",
+        "  +0.30  Budget: 45,000  (+6.8 points)",
+        "Lowered by:",
+        "  -0.20  Viewed the pricing page 0 times in the last 30 days  (-4.1 points)",
+    ]
+    below = describe_lead(contributions, features, info, 0, counterfactual="1 more demo request would make it an MQL")
+    assert below.splitlines()[0] == "Lead: probability 6.9%"
+    assert below.splitlines()[-1] == "1 more demo request would make it an MQL"
