@@ -146,6 +146,31 @@ def promote(
 
 
 @app.command()
+def report(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="A scores file from `leadml score` for the sales report."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for model_card.html (and sales.html)."),
+    max_leads: int = typer.Option(5000, "--max-leads", help="Most leads listed in the sales report."),
+) -> None:
+    """Write the model card (and, with --scores, the sales report) as self-contained HTML."""
+    from leadml.commands import run_report
+
+    run_report(pipeline, scores, out, max_leads, console)
+
+
+@app.command()
+def funnel(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its leads and outcomes)."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write."),
+    stuck_days: float = typer.Option(30, "--stuck-days", help="An MQL older than this without SQL is stuck."),
+) -> None:
+    """Lead -> MQL -> SQL -> won: counts, rates by source and month, time in stage, stuck MQLs."""
+    from leadml.commands import run_funnel
+
+    run_funnel(pipeline, out, stuck_days, console)
+
+
+@app.command()
 def demo(
     dir: Path = typer.Option(Path("leadml-demo"), "--dir", help="Folder for everything the demo writes."),
     leads: int = typer.Option(20_000, "--leads", help="Simulated leads."),

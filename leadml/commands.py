@@ -233,6 +233,52 @@ def run_promote(pipeline: Path, version: int, console: Console) -> None:
     console.print(f"{config.mlflow.registered_model} version {version} is now the champion{before}")
 
 
+def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: int, console: Console) -> dict[str, Path]:
+    """The model card comes from a training run without logging: same data, config and seed give the
+    same models as the registered run, so the card shows exactly what `leadml train` measured."""
+    from leadml.config import load_pipeline
+    from leadml.data.io import read_table
+    from leadml.explain.report import write_model_card, write_sales_report
+    from leadml.modeling.run import run_training
+
+    config = load_pipeline(pipeline)
+    scores = read_table(scores_path) if scores_path is not None else None
+    if scores is not None and ("lead_id" not in scores.columns or not {"probability", "score"} & set(scores.columns)):
+        from leadml.errors import LeadDataError
+
+        raise LeadDataError(  # before any work: a bad scores file must not cost a training run
+            f"{scores_path}: a scores file needs 'lead_id' and 'probability' (or 'score') columns, as "
+            f"`leadml score` writes them (columns present: {', '.join(map(str, scores.columns))})"
+        )
+    with console.status("training (not logged) for the model card") as status:
+        run = run_training(config, log=False, progress=lambda message: status.update(message))
+    written = {"model_card": write_model_card(run.result, run.trainset, Path(out) / "model_card.html",
+                                              tiers=config.mql.tiers, title=f"Model card: {config.name}")}
+    if scores is not None:
+        written["sales"] = write_sales_report(scores, Path(out) / "sales.html", max_leads=max_leads,
+                                              title=f"Leads to call: {config.name}")
+    for name, path in written.items():
+        console.print(f"wrote {name:<10} {path}")
+    return written
+
+
+def run_funnel(pipeline: Path, out: Path, stuck_days: float, console: Console) -> dict:
+    from leadml.config import load_pipeline
+    from leadml.data.sources import load_pipeline_data
+    from leadml.errors import ConfigError
+    from leadml.explain.funnel import write_funnel_report
+
+    config = load_pipeline(pipeline)
+    if config.is_flat:
+        raise ConfigError(f"{config.name}: the funnel needs leads and outcomes with stage times, not a flat table")
+    data = load_pipeline_data(config.data)
+    tables = write_funnel_report(data.leads, data.outcomes, out, stuck_days=stuck_days, as_of=data.data_end)
+    stages = tables["stages"]
+    console.print(stages.to_string(index=False) if hasattr(stages, "to_string") else stages)
+    console.print(f"wrote {out}")
+    return tables
+
+
 def run_demo(folder: Path, n_leads: int, seed: int, console: Console) -> dict[str, Path]:
     from leadml.demo import run_demo_story
 
