@@ -28,6 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+
+# The same setting the `leadml` command makes before numpy loads (see leadml/cli.py).
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 import shutil
 import subprocess
 import sys

@@ -6,8 +6,13 @@ Every command validates its inputs first, exits non-zero with one clear line on 
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
+
+# Before numpy loads: transparent huge pages make every fresh large array cost ~0.2 s of page
+# faults on this kind of machine (numpy's own switch; measured in benchmarks/README.md).
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 from pathlib import Path
 from typing import Optional
 
