@@ -1,0 +1,353 @@
+"""The batch scoring job: every open lead at one as_of, scored by the champion model, into one file.
+
+:func:`score_batch` is what ``leadml score`` runs. It loads the model from the registry (by default
+``models:/<registered_model>@champion``; a ``runs:/`` URI or a local model folder work too), builds
+the features of the open leads with the model's own fitted
+:class:`~leadml.features.build.FeatureBuilder` (so a lead scored at T gets exactly the features its
+training snapshot at T had), scores them chunk by chunk, and streams ``lead_id, as_of, model_name,
+model_version, probability, score, tier, is_mql, reason_1..3, counter_reason_1..2, reasons`` into
+a Parquet or CSV file that appears only when it is complete (:mod:`leadml.batch_output`). Memory
+holds one chunk of leads and their events (:mod:`leadml.batch_io`). Rows come in ``lead_id``
+order, and the same inputs give the same bytes.
+
+Reasons (SHAP, :mod:`leadml.explain`) are a step of their own, skipped with ``reasons=False``:
+the fast path. Drift against the training snapshots is measured on the way when the model
+carries a reference (:mod:`leadml.monitor`) and written beside the scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from leadml.batch_model import LoadedModel, Scorer, check_builder, check_spec, load_model, probabilities
+from leadml.config import PipelineConfig
+from leadml.errors import ConfigError
+from leadml.features.snapshots import to_utc
+
+__all__ = ["REASON_COLUMNS", "SCORES_SCHEMA", "FeatureChunk", "FeatureSource", "LoadedModel", "ScoreSummary",
+           "check_builder", "check_spec", "default_reasons", "feature_source", "load_model", "probabilities",
+           "score_batch", "scores_table"]
+
+log = logging.getLogger("leadml.batch")
+
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "counter_reason_1", "counter_reason_2", "reasons")
+SCORES_SCHEMA = pa.schema([
+    ("lead_id", pa.string()), ("as_of", pa.timestamp("ns", tz="UTC")), ("model_name", pa.string()),
+    ("model_version", pa.string()), ("probability", pa.float64()), ("score", pa.int16()), ("tier", pa.string()),
+    ("is_mql", pa.bool_()), *((name, pa.string()) for name in REASON_COLUMNS),
+])  # fmt: skip
+Progress = Callable[[int, int], None]
+ReasonsStep = Callable[[object, pd.DataFrame, np.ndarray], pd.DataFrame]
+
+
+def default_reasons() -> ReasonsStep | None:
+    """The reasons step of :mod:`leadml.explain`, when that module offers it (else None)."""
+    try:
+        from leadml.explain.reasons import explain_margin
+        from leadml.explain.sentences import reason_table
+    except ImportError:
+        return None
+
+    def step(scoring, features: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
+        info = scoring.builder.feature_info_
+        contributions = explain_margin(scoring.model, features, info)
+        return reason_table(contributions, features, info, probability=probability, threshold=scoring.threshold)
+
+    return step
+
+
+def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.DataFrame,
+                 reasons: ReasonsStep | None = None, scorer: Scorer | None = None) -> pa.Table:
+    """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features."""
+    from leadml.batch_output import timestamps
+    from leadml.modeling.policy import apply_policy
+
+    scoring, n = loaded.scoring, len(snapshots)
+    p = scorer(features) if scorer is not None else probabilities(scoring, features)
+    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    columns = {
+        "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
+        "as_of": timestamps(snapshots["as_of"]),
+        "model_name": pa.repeat(pa.scalar(loaded.name, pa.string()), n),
+        "model_version": pa.repeat(pa.scalar(loaded.version, pa.string()), n),
+        "probability": pa.array(p, pa.float64()),
+        "score": pa.array(policy["score"].to_numpy(), pa.int16()),
+        "tier": pa.array(policy["tier"].astype(str).to_numpy(dtype=object), pa.string()),
+        "is_mql": pa.array(policy["is_mql"].to_numpy(), pa.bool_()),
+    }  # fmt: skip
+    explained = reasons(scoring, features, p) if reasons is not None and n else None
+    for name in REASON_COLUMNS:
+        if explained is not None and name in explained.columns:
+            columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string())
+        else:
+            columns[name] = pa.nulls(n, pa.string())
+    return pa.table(columns, schema=SCORES_SCHEMA)
+
+
+# -- the job -----------------------------------------------------------------------------------
+@dataclass
+class ScoreSummary:
+    """What a scoring job did."""
+
+    out: Path
+    as_of: pd.Timestamp
+    model_uri: str
+    model_name: str
+    model_version: str
+    rows: int = 0
+    leads_read: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    tiers: dict[str, int] = field(default_factory=dict)
+    mql: int = 0
+    orphans: int = 0
+    streamed: bool = False
+    reasons: bool = False
+    drift: pd.DataFrame | None = None
+    drift_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def leads_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("nan")
+
+
+@dataclass(frozen=True)
+class FeatureChunk:
+    """The open leads of one chunk: ``snapshots`` (``lead_id``, ``as_of``) and their ``features``."""
+
+    snapshots: pd.DataFrame
+    features: pd.DataFrame
+    leads_read: int
+    orphans: int = 0
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """The feature chunks of a job, with the total leads (for progress) and how they are read."""
+
+    chunks: Iterator[FeatureChunk]
+    total_leads: int
+    streamed: bool = False
+    notes: tuple[str, ...] = ()
+
+
+def feature_source(config: PipelineConfig, builder, as_of: pd.Timestamp, *, chunk_leads: int = 100_000,
+                   check: bool = True) -> FeatureSource:
+    """The features of the open leads at ``as_of`` under ``builder``, chunk by chunk.
+
+    Three-table data streams from sorted Parquet files (see :mod:`leadml.batch_io`); a flat table
+    is read whole and every row is scored. With ``check``, the first chunk is also computed by
+    ``FeatureBuilder.transform`` and must agree (:func:`~leadml.batch_features.check_chunk`).
+    """
+    if not (isinstance(chunk_leads, int) and chunk_leads > 0):
+        raise ConfigError(f"chunk_leads must be a positive integer, got {chunk_leads!r}")
+    if builder.flat_ != config.is_flat:
+        kind = "a flat table" if builder.flat_ else "leads and events"
+        raise ConfigError(f"{config.name}: the model was trained on {kind}, the pipeline's data is not of that kind")
+    if builder.flat_:
+        from leadml.data.sources import load_pipeline_data
+
+        flat = load_pipeline_data(config.data).flat
+        return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads), len(flat))
+    from leadml.batch_features import lead_fields
+    from leadml.batch_io import open_inputs
+    from leadml.config import FeatureConfig
+
+    inputs = open_inputs(config.data, as_of, lead_fields=lead_fields(builder),
+                         features=builder.features or FeatureConfig(), chunk_leads=chunk_leads)  # fmt: skip
+    chunks = _table_chunks(inputs, builder, as_of, check)
+    return FeatureSource(chunks, inputs.total_leads, inputs.streamed, inputs.notes)
+
+
+def _table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool) -> Iterator[FeatureChunk]:
+    from leadml.batch_features import check_chunk, chunk_features
+
+    for chunk in inputs.chunks():
+        snapshots, features = chunk_features(builder, chunk.leads, chunk.events, chunk.outcomes, as_of,
+                                             inputs.events_source)  # fmt: skip
+        if check:
+            check_chunk(builder, snapshots, features, chunk.leads, chunk.events)
+            check = False
+        done = FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans)
+        del chunk, snapshots, features  # the next chunk is built without this one in memory
+        yield done
+        del done
+
+
+def _flat_chunks(flat: pd.DataFrame, builder, as_of: pd.Timestamp, chunk_leads: int) -> Iterator[FeatureChunk]:
+    for first in range(0, len(flat), chunk_leads):
+        rows = flat.iloc[first : first + chunk_leads]
+        snapshots = pd.DataFrame({"lead_id": rows["lead_id"].astype(str).to_numpy(),
+                                  "as_of": pd.DatetimeIndex([as_of]).repeat(len(rows))})  # fmt: skip
+        yield FeatureChunk(snapshots, builder.transform_flat(rows).reset_index(drop=True), len(rows))
+
+
+class _Bar:
+    """A rich progress bar on stderr, a callback, or nothing."""
+
+    def __init__(self, progress: bool | Progress | None, total: int, label: str):
+        self.callback = progress if callable(progress) else None
+        show = progress if isinstance(progress, bool) else (progress is None and sys.stderr.isatty())
+        self.bar = None
+        self.done, self.total = 0, total
+        if show and self.callback is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True)  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done)
+        if self.callback is not None:
+            self.callback(self.done, self.total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def score_batch(
+    config: PipelineConfig,
+    as_of: object,
+    out: str | os.PathLike,
+    *,
+    model_uri: str | os.PathLike | None = None,
+    reasons: bool | ReasonsStep = True,
+    chunk_leads: int = 100_000,
+    progress: bool | Progress | None = None,
+    engine: str = "pandas",
+    spark_master: str | None = None,
+    drift: bool = True,
+) -> ScoreSummary:
+    """Score every open lead at ``as_of`` with a registered model and write the scores file.
+
+    Parameters:
+        config: the pipeline (its data, and its MLflow settings for the default model).
+        as_of: the scoring instant (a date means 00:00 UTC); leads created after it or closed
+            before it are not scored.
+        out: the scores file, ``.parquet`` or ``.csv`` (Spark: a Parquet folder).
+        model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN/model``, a model
+            folder, or a loaded LeadScoringModel; default ``models:/<registered_model>@champion``.
+        reasons: add the reason columns (True), leave them empty (False: the fast path), or a
+            function ``(scoring_model, features, probability) -> reasons frame``.
+        chunk_leads: leads per chunk (memory is about proportional to it).
+        progress: a rich progress bar (True; default: when stderr is a terminal) or a callback
+            ``(leads done, leads total)``.
+        engine: ``pandas`` (this process) or ``spark`` (:func:`leadml.spark.score_spark`).
+        drift: measure drift against the model's training reference, when it has one.
+
+    Returns:
+        A :class:`ScoreSummary` (rows, tiers, MQL count, timing, drift table).
+
+    Raises:
+        ModelError: the model cannot be loaded or its feature set does not match.
+        LeadDataError / ConfigError: bad input data or settings.
+    """
+    if engine == "spark":
+        from leadml.spark import score_spark
+
+        return score_spark(config, as_of, out, model_uri=model_uri, reasons=reasons, spark_master=spark_master)
+    if engine != "pandas":
+        raise ConfigError(f"engine must be 'pandas' or 'spark', got {engine!r}")
+    from leadml.batch_output import ScoresWriter, unnamed_output
+    from leadml.data.io import table_format
+
+    started = time.perf_counter()
+    stamp = to_utc(as_of)
+    table_format(out)  # an unknown extension fails before any work
+    loaded = load_model(config, model_uri)
+    check_builder(loaded.scoring)
+    builder = loaded.scoring.builder
+    step = reasons if callable(reasons) else default_reasons() if reasons else None
+    summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, reasons=step is not None)
+    if reasons is True and step is None:
+        summary.notes.append("reasons are not available in this installation; the reason columns are empty")
+    summary.notes.extend(_config_notes(config, builder))
+    source = feature_source(config, builder, stamp, chunk_leads=chunk_leads)
+    summary.streamed = source.streamed
+    summary.notes.extend(source.notes)
+    counter = _drift_counter(loaded.scoring) if drift else None
+    scorer = Scorer(loaded.scoring)
+    tiers: dict[str, int] = {}
+    bar = _Bar(progress, source.total_leads, f"scoring at {stamp:%Y-%m-%d}")
+    metadata = {"leadml.model_uri": loaded.uri, "leadml.spec_hash": builder.spec_hash()}
+    try:
+        with unnamed_output(out) as sink:
+            writer = ScoresWriter(sink, out, SCORES_SCHEMA, metadata)
+            try:
+                for chunk in source.chunks:
+                    table = scores_table(loaded, chunk.snapshots, chunk.features, step, scorer)
+                    writer.write(table)
+                    _count(summary, tiers, table, chunk)
+                    if counter is not None:
+                        counter.add(chunk.features, table.column("probability").to_numpy())
+                    bar.advance(chunk.leads_read)
+                    del chunk, table  # before the next chunk is made
+            finally:
+                writer.close()
+    finally:
+        bar.close()
+    summary.rows = writer.rows
+    summary.tiers = dict(sorted(tiers.items()))
+    summary.seconds = time.perf_counter() - started
+    if counter is not None:
+        _finish_drift(summary, counter)
+    for note in summary.notes:
+        log.info(note)
+    return summary
+
+
+def _config_notes(config: PipelineConfig, builder) -> list[str]:
+    """A note when the pipeline's feature settings are not the model's (the model's are used)."""
+    from leadml.batch_features import spec_differences
+    from leadml.config import FeatureConfig
+
+    model = (builder.features or FeatureConfig()).model_dump(mode="json")
+    pipeline = config.features.model_dump(mode="json")
+    if builder.flat_ or model == pipeline:
+        return []
+    differences = spec_differences({"settings": model}, {"settings": pipeline})
+    return ["the pipeline's feature settings differ from the model's, which are used: "
+            + "; ".join(d.replace(", features ", ", pipeline ") for d in differences)]
+
+
+def _count(summary: ScoreSummary, tiers: dict[str, int], table: pa.Table, chunk: FeatureChunk) -> None:
+    summary.chunks += 1
+    summary.leads_read += chunk.leads_read
+    summary.orphans += chunk.orphans
+    summary.mql += int(np.sum(table.column("is_mql").to_numpy(zero_copy_only=False)))
+    values, counts = np.unique(table.column("tier").to_numpy(zero_copy_only=False).astype(str), return_counts=True)
+    for tier, count in zip(values, counts):
+        tiers[str(tier)] = tiers.get(str(tier), 0) + int(count)
+
+
+def _drift_counter(scoring):
+    from leadml.monitor import DriftCounter, model_reference
+
+    reference = model_reference(scoring)
+    return DriftCounter(reference) if reference is not None else None
+
+
+def _finish_drift(summary: ScoreSummary, counter) -> None:
+    from leadml.monitor import drift_path, report_drift
+
+    summary.drift = counter.table()
+    summary.drift_path = drift_path(summary.out)
+    report_drift(summary.drift, summary.drift_path)
+

@@ -1,0 +1,223 @@
+"""The model side of a batch job: loading a leadml pyfunc from MLflow, checking its feature set, scoring.
+
+:func:`load_model` resolves ``models:/NAME@ALIAS`` (or ``/VERSION``), ``runs:/RUN/model`` or a
+model folder against the pipeline's tracking URI and returns the
+:class:`~leadml.modeling.registry.LeadScoringModel` inside the pyfunc, with the name and version
+that go into every scores row. Registry problems become :class:`~leadml.errors.ModelError` with
+the URI and what to do.
+
+:class:`Scorer` gives the calibrated probabilities. For a calibrated LightGBM model it feeds the
+booster a float matrix directly (categoricals as the booster's own category codes), which skips
+the frame copies and type conversions of the generic path and costs about what a bare
+``Booster.predict`` costs. The first chunk is also scored by the generic
+``LeadScoringModel.probability`` and the two must agree exactly, else the generic path is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadml.config import PipelineConfig
+from leadml.errors import ConfigError, ModelError
+
+log = logging.getLogger("leadml.batch")
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A leadml model and where it came from (``name`` and ``version`` go into every scores row)."""
+
+    scoring: object  # leadml.modeling.registry.LeadScoringModel
+    uri: str
+    name: str
+    version: str
+
+
+def default_model_uri(config: PipelineConfig) -> str:
+    return f"models:/{config.mlflow.registered_model}@champion"
+
+
+def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLike | None = None) -> LoadedModel:
+    """Load a leadml pyfunc model: the config's champion, a ``models:/``/``runs:/`` URI, or a folder.
+
+    Raises:
+        ModelError: the registry cannot be reached, the alias or version does not exist, or the
+            model is not a leadml model.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from leadml.modeling.registry import LeadScoringModel, _mlflow_at, tracking_uri
+
+    if isinstance(model_uri, LeadScoringModel):
+        return LoadedModel(model_uri, "<in memory>", model_uri.name or "leadml", "")
+    if model_uri is None and config is None:
+        raise ConfigError("give a pipeline (its champion is scored) or a model URI")
+    uri = str(model_uri) if model_uri is not None else default_model_uri(config)
+    where = tracking_uri(config)
+    name, version, load_uri = _resolve(uri, where)
+    try:
+        with _mlflow_at(where):
+            import mlflow.pyfunc
+
+            loaded = mlflow.pyfunc.load_model(load_uri)
+    except (MlflowException, OSError) as exc:
+        raise ModelError(f"cannot load model {uri} (MLflow at {where}): {_message(exc)}") from exc
+    scoring = getattr(loaded.unwrap_python_model(), "scoring", None)
+    if not isinstance(scoring, LeadScoringModel):
+        raise ModelError(f"{uri} is not a leadml model (its python model holds no LeadScoringModel); "
+                         "train it with leadml")  # fmt: skip
+    if not version and load_uri.startswith("runs:/"):
+        version = load_uri.removeprefix("runs:/").split("/")[0]
+    if not version and Path(load_uri).is_dir():
+        from mlflow.models import Model
+
+        version = Model.load(load_uri).run_id or "local"
+    return LoadedModel(scoring, uri, name, version)
+
+
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "message", exc)).splitlines()[0]
+
+
+def _resolve(uri: str, where: str) -> tuple[str, str, str]:
+    """(model name, version, URI to load) of a model URI; registry look-ups become ModelError."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    if not uri.startswith("models:/"):
+        if not uri.startswith("runs:/") and "://" not in uri and not Path(uri).exists():
+            raise ModelError(f"{uri}: no such model folder (give models:/NAME@ALIAS, runs:/RUN_ID/model or a folder)")
+        return (Path(uri).name if "://" not in uri else uri), "", uri
+    spec = uri.removeprefix("models:/")
+    name, alias = spec.split("@", 1) if "@" in spec else (spec.partition("/")[0], None)
+    try:
+        client = MlflowClient(tracking_uri=where, registry_uri=where)
+        if alias is not None:
+            found = client.get_model_version_by_alias(name, alias)
+        else:
+            found = client.get_model_version(name, spec.partition("/")[2])
+    except MlflowException as exc:
+        if getattr(exc, "error_code", None) not in _NOT_FOUND:
+            raise ModelError(f"cannot reach the MLflow registry at {where}: {_message(exc)}") from exc
+        if alias is not None:
+            raise ModelError(
+                f"MLflow at {where}: registered model '{name}' has no alias '{alias}' ({_message(exc)}); "
+                "train one with `leadml train` or give a version with `leadml promote --version N`"
+            ) from exc
+        raise ModelError(f"MLflow at {where}: registered model '{name}' has no version "
+                         f"{spec.partition('/')[2]!r} ({_message(exc)})") from exc  # fmt: skip
+    except Exception as exc:  # an unreadable database, a refused connection: say where
+        raise ModelError(f"cannot reach the MLflow registry at {where}: {_message(exc)}") from exc
+    return found.name, str(found.version), f"models:/{found.name}/{found.version}"
+
+
+def check_builder(scoring) -> None:
+    """Refuse a model whose feature set is missing or describes itself differently than at training."""
+    builder = getattr(scoring, "builder", None)
+    if builder is None:
+        raise ModelError("the model carries no fitted FeatureBuilder, so its features cannot be rebuilt; retrain it")
+    recorded = getattr(scoring, "spec_hash", None)
+    if recorded is not None and builder.spec_hash() != recorded:
+        raise ModelError(
+            f"the model's feature set hashes to {builder.spec_hash()} now but {recorded} at training: this "
+            "leadml version builds its features differently; retrain the model with it"
+        )
+
+
+def check_spec(scoring, found: dict | None) -> None:
+    """Refuse features built under another spec than the model's, naming the differences."""
+    from leadml.batch_features import spec_differences
+
+    if found is None:
+        return
+    expected = scoring.builder.spec()
+    if found != expected:
+        raise ModelError("the features were built under another feature spec than the model's: "
+                         + "; ".join(spec_differences(expected, found)))  # fmt: skip
+
+
+# -- scoring a frame ---------------------------------------------------------------------------
+def probabilities(scoring, features: pd.DataFrame) -> np.ndarray:
+    """The model's calibrated probabilities, skipping ``prepare`` when the frame is prepared already.
+
+    Features made by the model's own builder have every categorical with the training categories
+    and numbers as floats; converting them to text and back (what ``prepare`` does for any input)
+    would cost more than the model itself.
+    """
+    if not len(features):
+        return np.zeros(0)
+    ready = all(
+        isinstance(features[name].dtype, pd.CategoricalDtype)
+        and list(features[name].cat.categories) == list(levels)
+        for name, levels in scoring.categories.items() if name in features.columns
+    )  # fmt: skip
+    if not ready or any(name not in features.columns for name in scoring.feature_names):
+        return scoring.probability(features)
+    numeric = {n: features[n].astype("float64") for n in scoring.feature_names if n not in scoring.categories}
+    prepared = pd.DataFrame({n: numeric.get(n, features[n]) for n in scoring.feature_names}, index=features.index)
+    return scoring.model.predict_proba(prepared)[:, 1]
+
+
+
+
+class Scorer:
+    """Calibrated probabilities of a LeadScoringModel, by the booster's fast path when it applies."""
+
+    def __init__(self, scoring, check_rows: int = 500):
+        self.scoring = scoring
+        self.check_rows = check_rows
+        self.checked = False
+        model = scoring.model
+        estimator = getattr(model, "estimator", None)
+        needs = ((model, "calibrator_"), (estimator, "booster_"), (estimator, "n_trees_"),
+                 (estimator, "feature_names_in_"))  # fmt: skip
+        self.fast = all(hasattr(owner, name) for owner, name in needs)
+        if self.fast:
+            booster = estimator.booster_
+            self.columns = [str(c) for c in estimator.feature_names_in_]
+            categorical = [c for c in self.columns if c in scoring.categories]
+            levels = booster.pandas_categorical or []
+            self.fast = len(levels) == len(categorical)
+            self.levels = dict(zip(categorical, levels))
+
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """The booster's input: numbers as float64, categoricals as codes of its own category lists."""
+        X = np.empty((len(features), len(self.columns)), dtype=np.float64)
+        for j, name in enumerate(self.columns):
+            values = features[name]
+            if name in self.levels:
+                levels = self.levels[name]
+                if not (isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories) == list(levels)):
+                    values = pd.Series(pd.Categorical(values.astype(object), categories=levels), index=values.index)
+                codes = values.cat.codes.to_numpy()
+                X[:, j] = np.where(codes < 0, np.nan, codes)
+            elif isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
+                X[:, j] = values.to_numpy()  # a view; the assignment converts (asking for float64 copies twice)
+            else:
+                X[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return X
+
+    def __call__(self, features: pd.DataFrame) -> np.ndarray:
+        if not len(features):
+            return np.zeros(0)
+        if not self.fast:
+            return probabilities(self.scoring, features)
+        model = self.scoring.model
+        estimator = model.estimator
+        raw = estimator.booster_.predict(self.matrix(features), num_iteration=estimator.n_trees_)
+        p = np.asarray(model.calibrator_.predict(np.asarray(raw, dtype=float)), dtype=float)
+        if not self.checked:
+            self.checked = True
+            head = features.head(self.check_rows)
+            if not np.array_equal(p[: len(head)], self.scoring.probability(head)):
+                log.info("the booster's fast path disagrees with LeadScoringModel.probability; using the latter")
+                self.fast = False
+                return probabilities(self.scoring, features)
+        return p

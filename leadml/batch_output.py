@@ -1,0 +1,157 @@
+"""Writing a scores file in pieces, atomically, so that even a killed job leaves nothing behind.
+
+:func:`leadml.data.io.atomic_output` writes to a named temporary file beside the target and renames
+it at the end; a job killed with SIGKILL cannot remove that file. :func:`unnamed_output` goes one
+step further on Linux: the content is written to an *unnamed* file in the output folder
+(``O_TMPFILE``: an inode on the right file system that no directory lists), which gets a name
+only when it is complete (``linkat`` to a temporary name, then ``rename`` over the target, a
+window of microseconds). A job killed while writing leaves no file at all; the kernel frees the
+inode. Where ``O_TMPFILE`` is not available (another OS, a file system without it), it falls back
+to :func:`~leadml.data.io.atomic_output`.
+
+:class:`ScoresWriter` streams Arrow tables into that file as Parquet (a ``ParquetWriter``, one row
+group per chunk) or CSV (Arrow's CSV writer, about 20 times faster than ``DataFrame.to_csv``).
+Same rows, same writer options, same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from leadml.data.io import TEMP_PREFIX, atomic_output, table_format
+
+_AT_FDCWD = -100
+_AT_SYMLINK_FOLLOW = 0x400
+
+
+def _linkat(fd: int, target: Path) -> None:
+    """Give the unnamed file open on ``fd`` the name ``target`` (Linux ``linkat`` via ``/proc``)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    source = f"/proc/self/fd/{fd}".encode()
+    if libc.linkat(_AT_FDCWD, source, _AT_FDCWD, os.fsencode(target), _AT_SYMLINK_FOLLOW) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno), str(target))
+
+
+def _open_unnamed(folder: Path) -> int | None:
+    """An unnamed, writable file in ``folder`` (its fd), or None where the system cannot make one."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not Path("/proc/self/fd").is_dir():
+        return None
+    try:
+        return os.open(folder, flag | os.O_RDWR, 0o666)
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def unnamed_output(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a path to write to; the content appears at ``path`` only if the block succeeds.
+
+    The yielded path is ``/proc/self/fd/<n>`` of an unnamed file in the target's folder (or a
+    named temporary file there, where unnamed files are not supported). On success the file is
+    flushed to disk and renamed over ``path``; on an exception, or if the process dies, nothing
+    is left in the folder and a previous ``path`` stays as it was.
+
+    Example:
+        >>> import os, tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> with unnamed_output(folder / "scores.csv") as sink:
+        ...     _ = pathlib.Path(sink).write_text("lead_id\\nL1\\n")
+        ...     os.listdir(folder)
+        []
+        >>> os.listdir(folder), (folder / "scores.csv").read_text().split()
+        (['scores.csv'], ['lead_id', 'L1'])
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = _open_unnamed(target.parent)
+    if fd is None:
+        with atomic_output(target) as tmp:
+            yield str(tmp)
+        return
+    try:
+        yield f"/proc/self/fd/{fd}"
+        os.fsync(fd)
+        if target.exists():
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, target.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+        named = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}{target.suffix}"
+        _linkat(fd, named)
+        try:
+            os.replace(named, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                named.unlink()
+            raise
+    finally:
+        os.close(fd)
+
+
+def timestamps(values) -> pa.Array:
+    """A pandas datetime Series (any unit, UTC) as an Arrow ``timestamp[ns, UTC]`` array."""
+    import pandas as pd
+
+    nanoseconds = pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
+    return pa.array(nanoseconds, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+
+
+def iso_text(column: pa.ChunkedArray) -> pa.Array:
+    """Timestamps as ISO 8601 text (``2026-07-01T00:00:00+00:00``), formatting each distinct value once."""
+    import pandas as pd
+
+    encoded = column.combine_chunks().dictionary_encode()
+    values = [stamp.isoformat() for stamp in pd.DatetimeIndex(encoded.dictionary.to_pandas())]
+    return pa.DictionaryArray.from_arrays(encoded.indices, pa.array(values, pa.string())).cast(pa.string())
+
+
+class ScoresWriter:
+    """Append Arrow tables of one schema to a Parquet or CSV file (by extension).
+
+    Use inside :func:`unnamed_output`: ``ScoresWriter(tmp, out, schema)``; ``write`` every chunk,
+    then ``close``. Parquet columns that repeat (model name, tier, as_of) are dictionary-encoded;
+    the float columns are not (they rarely repeat, and skipping them is faster).
+    """
+
+    def __init__(self, sink: str, path: str | os.PathLike, schema: pa.Schema, metadata: dict[str, str] | None = None):
+        self.format = table_format(path)
+        self.schema = schema.with_metadata({**(schema.metadata or {}), **(metadata or {})}) if metadata else schema
+        self.rows = 0
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
+            self._writer = pq.ParquetWriter(
+                sink, self.schema, compression="snappy", use_dictionary=dictionary, write_statistics=True
+            )
+        else:
+            import pyarrow.csv as csv
+
+            text = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_timestamp(f.type) else f for f in schema])
+            self._writer = csv.CSVWriter(sink, text, write_options=csv.WriteOptions(quoting_style="needed"))
+
+    def write(self, table: pa.Table) -> None:
+        if not table.schema.equals(self.schema, check_metadata=False):
+            table = table.cast(self.schema.remove_metadata())
+        if self.format == "parquet":
+            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        else:
+            for i, field in enumerate(table.schema):
+                if pa.types.is_timestamp(field.type):
+                    table = table.set_column(i, field.name, iso_text(table.column(i)))
+            self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._writer.close()

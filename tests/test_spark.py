@@ -1,0 +1,110 @@
+"""The Spark engine agrees with the pandas engine, row for row, on the same simulated data."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadml.batch import REASON_COLUMNS, score_batch
+from leadml.batch_files import read_feature_spec, write_features
+from leadml.data.simulate import write_simulation
+from leadml.features.scoring_set import features_at
+from tests.test_batch import AS_OF, pipeline, trained  # noqa: F401  (a module fixture)
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """One local Spark session for every Spark test (it takes 10-30 s to start)."""
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed (pip install 'leadml[spark]')")
+    if shutil.which("java") is None:
+        pytest.skip("Java is not on the PATH (Spark needs Java 17 or later)")
+    from leadml.spark import spark_session
+
+    session = spark_session("local[2]", conf={"spark.local.dir": str(tmp_path_factory.mktemp("spark_local"))})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("spark_tables")
+    write_simulation(folder, 3000, seed=21, chunk_size=600)
+    return folder
+
+
+def tables_config(folder):
+    return pipeline({"source": "tables", "leads": str(folder / "leads.parquet"),
+                     "events": str(folder / "events.parquet"), "outcomes": str(folder / "outcomes.parquet")})
+
+
+def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  # noqa: F811
+    from leadml.spark import score_spark
+
+    _, _, scoring = trained
+    config = tables_config(tables)
+    score_batch(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, reasons=False, chunk_leads=700,
+                progress=False)
+    summary = score_spark(config, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, reasons=False, n_buckets=3)
+    expected = pd.read_parquet(tmp_path / "pandas.parquet")
+    got = pd.read_parquet(tmp_path / "spark.parquet")
+    assert (tmp_path / "spark.parquet").is_dir() and summary.rows == len(got) == len(expected) > 300
+    assert list(got.columns) == list(expected.columns)
+    assert got["lead_id"].tolist() == expected["lead_id"].tolist()  # sorted by lead_id, every open lead once
+    np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-9)
+    for column in ("score", "tier", "is_mql", "model_name", "model_version"):
+        assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
+    assert (got["as_of"] == expected["as_of"]).all()
+    assert got[list(REASON_COLUMNS)].isna().all().all()
+    assert summary.tiers == expected["tier"].value_counts().sort_index().to_dict()
+
+
+def test_both_engines_build_the_same_features(spark, trained, tables, tmp_path):  # noqa: F811
+    from leadml.spark import spark_features
+
+    _, _, scoring = trained
+    config = tables_config(tables)
+    write_features(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, progress=False)
+    spark_features(config, None, None, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, n_buckets=4)
+    expected = pd.read_parquet(tmp_path / "pandas.parquet")
+    got = pd.read_parquet(tmp_path / "spark.parquet")
+    assert read_feature_spec(tmp_path / "spark.parquet") == scoring.builder.spec()
+    assert list(got.columns) == list(expected.columns) and len(got) == len(expected)
+    for column in expected.columns[2:]:
+        if expected[column].dtype == object or str(expected[column].dtype) == "str":
+            assert got[column].tolist() == expected[column].tolist(), column
+        else:
+            np.testing.assert_array_equal(got[column].to_numpy(float), expected[column].to_numpy(float), err_msg=column)
+
+
+def test_features_without_a_model_match_leadml_features(spark, tables, tmp_path):
+    from leadml.spark import spark_features
+
+    config = tables_config(tables)
+    spark_features(config, None, None, AS_OF, tmp_path / "spark.parquet", n_buckets=2)
+    expected = features_at(config, None, None, AS_OF).sort_values("lead_id").reset_index(drop=True)
+    got = pd.read_parquet(tmp_path / "spark.parquet")
+    assert list(got.columns) == list(expected.columns) and got["lead_id"].tolist() == expected["lead_id"].tolist()
+    for column in expected.columns[2:]:
+        if isinstance(expected[column].dtype, pd.CategoricalDtype):
+            assert got[column].tolist() == expected[column].astype(str).tolist(), column
+        else:
+            np.testing.assert_array_equal(got[column].to_numpy(float), expected[column].to_numpy(float), err_msg=column)
+
+
+def test_reasons_on_spark_are_those_of_the_pandas_engine(spark, trained, tables, tmp_path):  # noqa: F811
+    pytest.importorskip("leadml.explain.sentences")
+    _, _, scoring = trained
+    config = tables_config(tables)
+    score_batch(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, progress=False)
+    score_batch(config, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, engine="spark")
+    expected = pd.read_parquet(tmp_path / "pandas.parquet")
+    got = pd.read_parquet(tmp_path / "spark.parquet")
+    for column in REASON_COLUMNS:
+        assert got[column].tolist() == expected[column].tolist(), column
