@@ -82,13 +82,15 @@ def features(
     leads: Optional[Path] = typer.Option(None, "--leads", help="Leads table (instead of the pipeline's data)."),
     events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
     as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
-    out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv)."),
+    out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv; Spark: a Parquet folder)."),
     drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
 ) -> None:
     """Features of every open lead at AS_OF (one row per lead)."""
     from leadml.commands import run_features
 
-    run_features(pipeline, leads, events, as_of, out, drop_orphans, console)
+    run_features(pipeline, leads, events, as_of, out, drop_orphans, console, engine=engine, spark_master=spark_master)
 
 
 @app.command()
@@ -148,6 +150,34 @@ def promote(
     from leadml.commands import run_promote
 
     run_promote(pipeline, version, console)
+
+
+@app.command()
+def score(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
+    as_of: str = typer.Option(..., "--as-of", help="Scoring instant (a date means 00:00 UTC)."),
+    out: Path = typer.Option(..., "--out", help="Scores file (.parquet or .csv; Spark: a Parquet folder)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default models:/<name>@champion)."),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
+    no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip the reasons: the fastest path."),
+) -> None:
+    """Score every open lead at AS_OF with the champion model, in chunks, written atomically."""
+    from leadml.commands import run_score
+
+    run_score(pipeline, as_of, out, model, engine, spark_master, not no_reasons, console)
+
+
+@app.command()
+def monitor(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    scores: Path = typer.Option(..., "--scores", help="A scores file from `leadml score`."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI (default: the one that wrote the scores)."),
+) -> None:
+    """Drift (PSI) of every feature and of the score between training and a scored batch."""
+    from leadml.commands import run_monitor
+
+    run_monitor(pipeline, scores, model, console)
 
 
 @app.command()

@@ -100,9 +100,22 @@ def run_features(
     out: Path,
     drop_orphans: bool,
     console: Console,
-) -> pd.DataFrame:
+    *,
+    engine: str = "pandas",
+    spark_master: str | None = None,
+) -> pd.DataFrame | Path:
     from leadml.features.scoring_set import features_at
 
+    if engine not in ("pandas", "spark"):
+        from leadml.errors import ConfigError
+
+        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
+    if engine == "spark":
+        from leadml.spark import spark_features
+
+        folder = spark_features(pipeline, leads_path, events_path, as_of, out, spark_master=spark_master)
+        console.print(f"wrote features of the open leads at {as_of} to {folder} (Spark)")
+        return folder
     frame = features_at(pipeline, leads_path, events_path, to_utc(as_of), drop_orphans=drop_orphans)
     write_table(frame, out)
     console.print(f"wrote features of {len(frame):,} open leads x {frame.shape[1] - 2} features at {as_of} to {out}")
@@ -231,6 +244,43 @@ def run_promote(pipeline: Path, version: int, console: Console) -> None:
     previous = promote_version(config, version)
     before = f" (was version {previous})" if previous else ""
     console.print(f"{config.mlflow.registered_model} version {version} is now the champion{before}")
+
+
+def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: str, spark_master: str | None,
+              reasons: bool, console: Console):
+    from leadml.batch import score_batch
+    from leadml.config import load_pipeline
+    from leadml.errors import ConfigError
+
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
+    config = load_pipeline(pipeline)
+    summary = score_batch(config, as_of, out, model_uri=model, reasons=reasons, engine=engine,
+                          spark_master=spark_master, progress=True)
+    tiers = ", ".join(f"{k} {v:,}" for k, v in summary.tiers.items())
+    console.print(
+        f"scored {summary.rows:,} open leads at {summary.as_of:%Y-%m-%d %H:%M} with {summary.model_name} "
+        f"version {summary.model_version} in {summary.seconds:.1f} s: {summary.mql:,} MQL ({tiers}); wrote {summary.out}"
+    )
+    if summary.drift_path is not None:
+        console.print(f"drift table: {summary.drift_path}")
+    for note in summary.notes:
+        console.print(f"note: {note}")
+    return summary
+
+
+def run_monitor(pipeline: Path, scores: Path, model: str | None, console: Console) -> pd.DataFrame:
+    from leadml.config import load_pipeline
+    from leadml.monitor import monitor_scores
+
+    drift = monitor_scores(load_pipeline(pipeline), scores, model_uri=model)
+    table = Table(title=f"drift of {scores.name} against the model's training snapshots (PSI; > 0.2 drifted)")
+    for column in drift.columns[:4]:
+        table.add_column(str(column))
+    for row in drift.head(15).itertuples(index=False):
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row[:4]])
+    console.print(table)
+    return drift
 
 
 def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: int, console: Console) -> dict[str, Path]:

@@ -71,7 +71,28 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         state = "champion" if run.outcome.promoted else "challenger"
         console.print(f"registered {run.outcome.registered_model} version {run.outcome.version} as {state}")
     written["mlflow"] = folder / "mlruns.db"
-    console.rule("done")
+    console.rule("6. score today's open leads with the champion, with reasons")
+    from leadml.batch import score_batch
+    from leadml.data.io import read_table
+    from leadml.explain.report import write_model_card, write_sales_report
+
+    if run.outcome is not None and run.outcome.version:
+        model_uri = f"models:/{run.outcome.registered_model}/{run.outcome.version}"
+        summary = score_batch(config, as_of, folder / "scores.parquet", model_uri=model_uri, progress=True)
+        written["scores"] = summary.out
+        console.print(f"{summary.rows:,} open leads scored, {summary.mql:,} MQL -> {summary.out}")
+    console.rule("7. reports for the data scientist and for sales")
+    reports = folder / "reports"
+    written["model_card"] = write_model_card(run.result, run.trainset, reports / "model_card.html",
+                                             tiers=config.mql.tiers, title="Model card: leadml demo")
+    if "scores" in written:
+        written["sales"] = write_sales_report(read_table(written["scores"]), reports / "sales.html", max_leads=5000,
+                                              title="Leads to call: leadml demo")
+    console.rule("done: where everything is")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")
+    console.print("\nNext:")
+    console.print(f"  mlflow ui --backend-store-uri sqlite:///{(folder / 'mlruns.db').resolve()}   # the runs and the registered model")
+    console.print(f"  open {reports / 'model_card.html'} and {reports / 'sales.html'}")
+    console.print("  leadml train pipelines/demo.yaml && leadml score pipelines/demo.yaml --as-of 2026-06-01 --out scores.parquet")
     return written

@@ -375,6 +375,11 @@ def log_training(
                 return RunOutcome(run_id, experiment_id, uri, None, None, False,
                                   f"no model registered: {result.reason}")  # fmt: skip
             scoring = scoring_model(result, trainset, config.mql.tiers)
+            from leadml.monitor import training_reference
+
+            # the training distribution the scoring job compares each batch with (drift, PSI)
+            scoring.drift_reference = training_reference(trainset, scoring)
+            mlflow.log_dict(scoring.drift_reference, "monitor/reference.json")
             example = trainset.frame.loc[_test_rows(trainset), result.feature_names].head(5)
             if example.empty:
                 example = trainset.frame[result.feature_names].head(5)
