@@ -115,6 +115,7 @@ class ScoreSummary:
     reasons: bool = False
     drift: pd.DataFrame | None = None
     drift_path: Path | None = None
+    unseen: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -283,6 +284,10 @@ def score_batch(
     summary.streamed = source.streamed
     summary.notes.extend(source.notes)
     counter = _drift_counter(loaded.scoring) if drift else None
+    from leadml.batch_quality import QualityCounter
+    from leadml.monitor import model_reference
+
+    quality = QualityCounter(model_reference(loaded.scoring))
     scorer = Scorer(loaded.scoring)
     tiers: dict[str, int] = {}
     bar = _Bar(progress, source.total_leads, f"scoring at {stamp:%Y-%m-%d}")
@@ -297,6 +302,7 @@ def score_batch(
                     _count(summary, tiers, table, chunk)
                     if counter is not None:
                         counter.add(chunk.features, table.column("probability").to_numpy())
+                    quality.add(chunk.features)
                     bar.advance(chunk.leads_read)
                     del chunk, table  # before the next chunk is made
             finally:
@@ -305,6 +311,8 @@ def score_batch(
         bar.close()
     summary.rows = writer.rows
     summary.tiers = dict(sorted(tiers.items()))
+    summary.unseen = {column: n for column, n in quality.other.items() if n}
+    summary.notes.extend(quality.notes())
     summary.seconds = time.perf_counter() - started
     if counter is not None:
         _finish_drift(summary, counter)
