@@ -33,6 +33,17 @@ class PipelineData:
     def is_flat(self) -> bool:
         return self.flat is not None
 
+    @classmethod
+    def from_simulation(cls, simulation) -> "PipelineData":
+        """The simulator's four tables as validated pipeline data (typed exactly as loaded files)."""
+        leads = contract.validate_leads(simulation.leads, source="simulator leads")
+        return cls(
+            leads=leads,
+            events=contract.validate_events(simulation.events, source="simulator events", leads=leads),
+            outcomes=contract.validate_outcomes(simulation.outcomes, source="simulator outcomes", leads=leads),
+            data_end=simulation.data_end,
+        )
+
 
 def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> PipelineData:
     """Read and validate the data a pipeline config names; warnings are kept in ``problems``."""
@@ -51,13 +62,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
 
         sim = data.simulator
         simulated = simulate(sim.leads, sim.seed, base_rate=sim.base_rate, months=sim.months)
-        leads = contract.validate_leads(simulated.leads, source="simulator leads")
-        return PipelineData(
-            leads=leads,
-            events=contract.validate_events(simulated.events, source="simulator events", leads=leads),
-            outcomes=contract.validate_outcomes(simulated.outcomes, source="simulator outcomes", leads=leads),
-            data_end=simulated.data_end,
-        )
+        return PipelineData.from_simulation(simulated)
     if data.source == "tables":
         leads = contract.load_leads(data.leads, columns=data.columns)
         events = contract.load_events(data.events, leads=leads, on_orphans=data.on_orphans, columns=data.columns)

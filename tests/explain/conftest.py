@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from leadml.config import parse_pipeline
-from leadml.data.contract import validate_events, validate_leads, validate_outcomes
 from leadml.data.sources import PipelineData
 from leadml.features.build import build_trainset
 from leadml.modeling.train import train_models
@@ -23,13 +22,7 @@ PIPELINE = {
 
 @pytest.fixture(scope="session")
 def sim_data(small_sim) -> PipelineData:
-    leads = validate_leads(small_sim.leads)
-    return PipelineData(
-        leads=leads,
-        events=validate_events(small_sim.events, leads=leads),
-        outcomes=validate_outcomes(small_sim.outcomes, leads=leads),
-        data_end=small_sim.data_end,
-    )
+    return PipelineData.from_simulation(small_sim)
 
 
 @pytest.fixture(scope="session")

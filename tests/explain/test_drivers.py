@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from leadml.config import LightGBMConfig, parse_pipeline
-from leadml.data.contract import validate_events, validate_leads, validate_outcomes
 from leadml.data.simulate import TRUE_DRIVERS, simulate
 from leadml.data.sources import PipelineData
 from leadml.explain.reasons import explain_margin
@@ -18,9 +17,7 @@ from tests.explain.conftest import PIPELINE
 @pytest.fixture(scope="module")
 def explained_20k():
     sim = simulate(20_000, seed=3)
-    leads = validate_leads(sim.leads)
-    data = PipelineData(leads=leads, events=validate_events(sim.events, leads=leads),
-                        outcomes=validate_outcomes(sim.outcomes, leads=leads), data_end=sim.data_end)  # fmt: skip
+    data = PipelineData.from_simulation(sim)
     trainset = build_trainset(parse_pipeline(PIPELINE), data)
     frame = trainset.frame.loc[trainset.frame["converted"].notna()]
     names = trainset.feature_names

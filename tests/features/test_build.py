@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from leadml.config import parse_pipeline
-from leadml.data.contract import validate_events, validate_flat, validate_leads, validate_outcomes
+from leadml.data.contract import validate_flat
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, build_trainset
 from leadml.features.scoring_set import features_at
@@ -15,13 +15,7 @@ from tests.conftest import datasets_dir_or_skip
 
 @pytest.fixture(scope="module")
 def sim_data(small_sim):
-    leads = validate_leads(small_sim.leads)
-    return PipelineData(
-        leads=leads,
-        events=validate_events(small_sim.events, leads=leads),
-        outcomes=validate_outcomes(small_sim.outcomes, leads=leads),
-        data_end=small_sim.data_end,
-    )
+    return PipelineData.from_simulation(small_sim)
 
 
 def _config(**snapshots):

@@ -54,12 +54,9 @@ def test_missing_decides_needs_both_classes_and_a_clean_split():
 
 
 def test_the_simulator_has_no_leak(small_sim):
-    from leadml.data.contract import validate_events, validate_leads, validate_outcomes
     from leadml.data.sources import PipelineData
 
-    leads = validate_leads(small_sim.leads)
-    data = PipelineData(leads=leads, events=validate_events(small_sim.events, leads=leads),
-                        outcomes=validate_outcomes(small_sim.outcomes, leads=leads), data_end=small_sim.data_end)
+    data = PipelineData.from_simulation(small_sim)
     config = parse_pipeline({"name": "sim", "snapshots": {"horizon_days": 100}})
     assert check_leakage(build_trainset(config, data), config) == []
 
