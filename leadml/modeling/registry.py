@@ -35,6 +35,7 @@ from leadml.errors import ModelError
 from leadml.features.build import TrainSet
 from leadml.modeling.evaluate import weighted_metrics
 from leadml.modeling.policy import apply_policy
+from leadml.modeling.run_plots import log_plots as _log_plots
 from leadml.modeling.train import RULES, TrainingResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
@@ -269,49 +270,6 @@ def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: Trai
     mlflow.log_table(trainset.builder.metadata().astype(str), "features/metadata.json")
     mlflow.log_text(result.reason + "".join(f"\n{note}" for note in result.notes), "reason.txt")
     _log_plots(mlflow, result)
-
-
-def _log_plots(mlflow, result: TrainingResult) -> None:
-    """ROC, PR, calibration, gains and score distribution of every candidate on the test rows."""
-    if result.evaluation is None or not len(result.predictions):
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    y = result.predictions["converted"].to_numpy()
-    names = list(result.models)
-    figures = [plt.subplots(figsize=(6, 5)) for _ in range(5)]
-    axes = [ax for _, ax in figures]
-    for name in names:
-        p = result.predictions[name].to_numpy()
-        fpr, tpr, _ = roc_curve(y, p)
-        axes[0].plot(fpr, tpr, label=f"{name} ({result.evaluation.value(name, 'roc_auc'):.3f})")
-        precision, recall, _ = precision_recall_curve(y, p)
-        axes[1].plot(recall, precision, label=f"{name} ({result.evaluation.value(name, 'pr_auc'):.3f})")
-        table = result.reliability[name]
-        axes[2].plot(table["mean_predicted"], table["observed_rate"], marker="o", label=name)
-        order = np.argsort(-p, kind="stable")
-        axes[3].plot(np.arange(1, len(y) + 1) / len(y), np.cumsum(y[order]) / y.sum(), label=name)
-    chosen = result.predictions[result.chosen or names[-1]].to_numpy()
-    axes[4].hist([chosen[y == 0], chosen[y == 1]], bins=30, label=["not converted", "converted"], density=True)
-    top = max(float(np.nanmax(result.predictions[names].to_numpy())), 0.05)
-    for ax, diagonal in ((axes[0], 1.0), (axes[2], top), (axes[3], 1.0)):
-        ax.plot([0, diagonal], [0, diagonal], "k:", linewidth=1)
-    panels = [("roc", "ROC", "false positive rate", "true positive rate"),
-              ("pr", "Precision-recall", "recall", "precision"),
-              ("calibration", "Calibration (equal-mass bins)", "mean predicted", "observed rate"),
-              ("gains", "Gains", "share of leads contacted", "share of conversions"),
-              ("scores", f"Probability of {result.chosen}", "probability", "density")]  # fmt: skip
-    for (fig, ax), (file, title, xlabel, ylabel) in zip(figures, panels, strict=True):
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=8)
-        mlflow.log_figure(fig, f"plots/{file}.png")
-        plt.close(fig)
 
 
 def _test_rows(trainset: TrainSet) -> np.ndarray:
