@@ -66,14 +66,16 @@ def as_of_fixed(leads: pd.DataFrame, as_of: object) -> pd.DataFrame:
     """One candidate snapshot per lead created at or before a fixed ``as_of``."""
     stamp = to_utc(as_of)
     known = leads.loc[leads["created_at"] <= stamp, "lead_id"].to_numpy()
-    return pd.DataFrame({"lead_id": known, "as_of": pd.Series([stamp] * len(known), dtype="datetime64[ns, UTC]")})
+    as_of = pd.DatetimeIndex([stamp]).as_unit("ns").repeat(len(known))
+    return pd.DataFrame({"lead_id": known, "as_of": pd.Series(as_of, dtype="datetime64[ns, UTC]")})
 
 
 def stage_times(outcomes: pd.DataFrame, stage: str = "won") -> pd.Series:
     """When each closed lead reached ``stage`` (NaT when never), indexed by lead_id."""
     if stage == "won":
         won_at = outcomes["closed_at"].where(outcomes["outcome"] == 1)
-        return pd.Series(won_at.to_numpy(), index=outcomes["lead_id"].to_numpy())
+        # .array keeps the UTC dtype even when every value is NaT (no deal won yet)
+        return pd.Series(won_at.array, index=outcomes["lead_id"].to_numpy())
     column = f"{stage}_at"
     if column not in outcomes.columns:
         raise LeadDataError(

@@ -110,3 +110,12 @@ def test_stratified_split_is_seeded_and_stratified():
     assert not first.equals(stratified_split(labels, seed=4))
     test = labels[first == "test"]
     assert len(test) == 100 and test.sum() == 20
+
+
+def test_labels_when_no_deal_was_won_yet():
+    lost = _outcomes().assign(outcome=np.zeros(3, dtype="int8"))
+    snapshots = build_snapshots(_leads(), lost, policy="fixed", as_of="2026-02-01", horizon_days=30,
+                                data_end=T("2026-12-31"))
+    assert snapshots["lead_id"].tolist() == ["a", "c"]
+    assert snapshots["converted"].tolist() == [0.0, 0.0]
+    assert str(snapshots["as_of"].dtype) == "datetime64[ns, UTC]"
