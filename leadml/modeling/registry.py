@@ -61,8 +61,7 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
-            pass
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
     except urllib.error.HTTPError:
         return  # it answered: a server that lacks /health is still a server
     except (urllib.error.URLError, OSError) as exc:

@@ -10,6 +10,7 @@ Console errors and uncaught exceptions are collected from the protocol's events.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -110,10 +111,8 @@ class WebSocket:
                     return message.decode("utf-8")
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # the browser may have closed the socket first
             self._send_frame(0x8, b"")
-        except OSError:
-            pass
         self.sock.close()
 
 
@@ -148,10 +147,8 @@ class Browser:
         return self
 
     def __exit__(self, *exc) -> None:
-        try:
+        with contextlib.suppress(OSError, ConnectionError, RuntimeError):  # already gone is fine
             self.call("Browser.close")
-        except (OSError, ConnectionError, RuntimeError):
-            pass
         self.ws.close()
         self._stop()
 
