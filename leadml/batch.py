@@ -44,37 +44,62 @@ REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "counter_reason_1", "count
 SCORES_SCHEMA = pa.schema([
     ("lead_id", pa.string()), ("as_of", pa.timestamp("ns", tz="UTC")), ("model_name", pa.string()),
     ("model_version", pa.string()), ("probability", pa.float64()), ("score", pa.int16()), ("tier", pa.string()),
-    ("is_mql", pa.bool_()), *((name, pa.string()) for name in REASON_COLUMNS),
+    ("is_mql", pa.bool_()), ("fit_score", pa.int16()), ("engagement_score", pa.int16()),
+    ("grid_tier", pa.string()), ("next_action", pa.string()), ("due_at", pa.timestamp("ns", tz="UTC")),
+    *((name, pa.string()) for name in REASON_COLUMNS),
 ])  # fmt: skip
 Progress = Callable[[int, int], None]
 ReasonsStep = Callable[[object, pd.DataFrame, np.ndarray], pd.DataFrame]
 
 
-def default_reasons() -> ReasonsStep | None:
-    """The reasons step of :mod:`leadml.explain`, when that module offers it (else None)."""
+def default_reasons(which: str = "default") -> ReasonsStep | None:
+    """The reasons step of :mod:`leadml.explain`, when that module offers it (else None).
+
+    ``which`` picks the leads explained (SHAP costs ~100x a prediction): ``default`` (the MQLs and
+    the top 20 %), ``all``, ``mql``, ``top:N`` or ``top:N%``; the other rows get empty reasons.
+    """
     try:
         from leadml.explain.reasons import explain_margin
-        from leadml.explain.sentences import reason_table
+        from leadml.explain.sentences import reason_table, rows_to_explain
     except ImportError:
         return None
+    rows_to_explain(np.zeros(0), None, which)  # an unknown selection fails before any work
 
     def step(scoring, features: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
         info = scoring.builder.feature_info_
-        contributions = explain_margin(scoring.model, features, info)
-        return reason_table(contributions, features, info, probability=probability, threshold=scoring.threshold)
+        rows = rows_to_explain(probability, scoring.threshold, which)
+        if len(rows) == len(features):
+            contributions = explain_margin(scoring.model, features, info)
+            return reason_table(contributions, features, info, probability=probability, threshold=scoring.threshold)
+        out = pd.DataFrame(index=features.index, columns=list(REASON_COLUMNS), dtype=object)
+        if len(rows):
+            chosen = features.iloc[rows]
+            contributions = explain_margin(scoring.model, chosen, info)
+            table = reason_table(contributions, chosen, info, probability=probability[rows], threshold=scoring.threshold)
+            for name in REASON_COLUMNS:
+                if name in table.columns:
+                    out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()
+        return out
 
     return step
 
 
 def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.DataFrame,
-                 reasons: ReasonsStep | None = None, scorer: Scorer | None = None) -> pa.Table:
-    """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features."""
+                 reasons: ReasonsStep | None = None, scorer: Scorer | None = None,
+                 config: PipelineConfig | None = None, subscores: bool = True) -> pa.Table:
+    """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features.
+
+    With ``config``, the decision columns (sub-scores, grid tier, next action, due_at) are filled
+    (:mod:`leadml.batch_decisions`); without, they are empty.
+    """
+    from leadml.batch_decisions import DECISION_COLUMNS, decision_columns
     from leadml.batch_output import timestamps
     from leadml.modeling.policy import apply_policy
 
     scoring, n = loaded.scoring, len(snapshots)
     p = scorer(features) if scorer is not None else probabilities(scoring, features)
     policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    tiers = policy["tier"].astype(str).to_numpy(dtype=object)
     columns = {
         "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
         "as_of": timestamps(snapshots["as_of"]),
@@ -82,13 +107,21 @@ def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.Data
         "model_version": pa.repeat(pa.scalar(loaded.version, pa.string()), n),
         "probability": pa.array(p, pa.float64()),
         "score": pa.array(policy["score"].to_numpy(), pa.int16()),
-        "tier": pa.array(policy["tier"].astype(str).to_numpy(dtype=object), pa.string()),
+        "tier": pa.array(tiers, pa.string()),
         "is_mql": pa.array(policy["is_mql"].to_numpy(), pa.bool_()),
     }  # fmt: skip
+    if config is not None and n:
+        as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
+        decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores)
+        for name in DECISION_COLUMNS:
+            columns[name] = pa.Array.from_pandas(decisions[name], type=SCORES_SCHEMA.field(name).type)
+    else:
+        for name in DECISION_COLUMNS:
+            columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
     explained = reasons(scoring, features, p) if reasons is not None and n else None
     for name in REASON_COLUMNS:
         if explained is not None and name in explained.columns:
-            columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string())
+            columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string(), from_pandas=True)
         else:
             columns[name] = pa.nulls(n, pa.string())
     return pa.table(columns, schema=SCORES_SCHEMA)
@@ -117,6 +150,7 @@ class ScoreSummary:
     drift_path: Path | None = None
     unseen: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    history_path: Path | None = None
 
     @property
     def leads_per_second(self) -> float:
@@ -229,7 +263,9 @@ def score_batch(
     out: str | os.PathLike,
     *,
     model_uri: str | os.PathLike | None = None,
-    reasons: bool | ReasonsStep = True,
+    reasons: bool | str | ReasonsStep = True,
+    subscores: bool = True,
+    history: bool | None = None,
     chunk_leads: int = 100_000,
     progress: bool | Progress | None = None,
     engine: str = "pandas",
@@ -245,8 +281,12 @@ def score_batch(
         out: the scores file, ``.parquet`` or ``.csv`` (Spark: a Parquet folder).
         model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN/model``, a model
             folder, or a loaded LeadScoringModel; default ``models:/<registered_model>@champion``.
-        reasons: add the reason columns (True), leave them empty (False: the fast path), or a
-            function ``(scoring_model, features, probability) -> reasons frame``.
+        reasons: add the reason columns for the MQLs and the top 20 % (True), for a selection
+            (``all``, ``mql``, ``top:N``, ``top:N%``), none (False: the fast path), or a function
+            ``(scoring_model, features, probability) -> reasons frame``.
+        subscores: fill ``fit_score``, ``engagement_score`` and ``grid_tier`` (False: empty).
+        history: append the scores to the score history (:mod:`leadml.history`); default: the
+            pipeline's ``history.enabled``.
         chunk_leads: leads per chunk (memory is about proportional to it).
         progress: a rich progress bar (True; default: when stderr is a terminal) or a callback
             ``(leads done, leads total)``.
@@ -263,7 +303,8 @@ def score_batch(
     if engine == "spark":
         from leadml.spark import score_spark
 
-        return score_spark(config, as_of, out, model_uri=model_uri, reasons=reasons, spark_master=spark_master)
+        return score_spark(config, as_of, out, model_uri=model_uri, reasons=reasons, spark_master=spark_master,
+                           subscores=subscores, history=history)
     if engine != "pandas":
         raise ConfigError(f"engine must be 'pandas' or 'spark', got {engine!r}")
     from leadml.batch_output import ScoresWriter, unnamed_output
@@ -275,11 +316,13 @@ def score_batch(
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     builder = loaded.scoring.builder
-    step = reasons if callable(reasons) else default_reasons() if reasons else None
+    which = reasons if isinstance(reasons, str) else "default"
+    step = reasons if callable(reasons) else default_reasons(which) if reasons else None
     summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, reasons=step is not None)
     if reasons is True and step is None:
         summary.notes.append("reasons are not available in this installation; the reason columns are empty")
     summary.notes.extend(_config_notes(config, builder))
+    summary.notes.extend(_subscore_notes(loaded.scoring, subscores))
     source = feature_source(config, builder, stamp, chunk_leads=chunk_leads)
     summary.streamed = source.streamed
     summary.notes.extend(source.notes)
@@ -297,7 +340,7 @@ def score_batch(
             writer = ScoresWriter(sink, out, SCORES_SCHEMA, metadata)
             try:
                 for chunk in source.chunks:
-                    table = scores_table(loaded, chunk.snapshots, chunk.features, step, scorer)
+                    table = scores_table(loaded, chunk.snapshots, chunk.features, step, scorer, config, subscores)
                     writer.write(table)
                     _count(summary, tiers, table, chunk)
                     if counter is not None:
@@ -316,9 +359,27 @@ def score_batch(
     summary.seconds = time.perf_counter() - started
     if counter is not None:
         _finish_drift(summary, counter)
+    keep_history(config, summary, history)
     for note in summary.notes:
         log.info(note)
     return summary
+
+
+def keep_history(config: PipelineConfig, summary: ScoreSummary, history: bool | None) -> None:
+    """Append the written scores to the pipeline's score history (replacing the same day's)."""
+    if not (config.history.enabled if history is None else history) or not summary.rows:
+        return
+    from leadml.history import history_path, record_scores
+
+    summary.history_path = history_path(config, summary.out)
+    record_scores(summary.out, summary.history_path)
+
+
+def _subscore_notes(scoring, subscores: bool) -> list[str]:
+    if subscores and getattr(scoring, "subscores", None) is None:
+        return ["the model carries no sub-score scale (trained before sub-scores, or the rules baseline): "
+                "fit_score, engagement_score and grid_tier are empty; retrain to get them"]
+    return []
 
 
 def _config_notes(config: PipelineConfig, builder) -> list[str]:

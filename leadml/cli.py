@@ -160,12 +160,30 @@ def score(
     model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default models:/<name>@champion)."),
     engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
     spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
+    reasons: str = typer.Option("default", "--reasons",
+                                help="Leads to explain: default (MQLs and top 20 %), all, mql, top:N, top:N%."),
     no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip the reasons: the fastest path."),
+    no_subscores: bool = typer.Option(False, "--no-subscores", help="Leave fit/engagement sub-scores and grid tier empty."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not add these scores to the score history."),
 ) -> None:
     """Score every open lead at AS_OF with the champion model, in chunks, written atomically."""
     from leadml.commands import run_score
 
-    run_score(pipeline, as_of, out, model, engine, spark_master, not no_reasons, console)
+    run_score(pipeline, as_of, out, model, engine, spark_master, False if no_reasons else reasons, console,
+              subscores=not no_subscores, history=False if no_history else None)
+
+
+@app.command()
+def history(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its history settings and its data)."),
+    lead: Optional[str] = typer.Option(None, "--lead", help="One lead's scores over time, with the events between runs."),
+    store: Optional[Path] = typer.Option(None, "--store", help="History folder (default: history.path, else ./score_history)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Look back from this instant (default: the last run)."),
+) -> None:
+    """A lead's score over time, or the leads warming up and the MQLs stuck."""
+    from leadml.commands import run_history
+
+    run_history(pipeline, lead, store, as_of, console)
 
 
 @app.command()

@@ -247,7 +247,7 @@ def run_promote(pipeline: Path, version: int, console: Console) -> None:
 
 
 def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: str, spark_master: str | None,
-              reasons: bool, console: Console):
+              reasons: bool | str, console: Console, *, subscores: bool = True, history: bool | None = None):
     from leadml.batch import score_batch
     from leadml.config import load_pipeline
     from leadml.errors import ConfigError
@@ -255,8 +255,9 @@ def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: 
     if engine not in ("pandas", "spark"):
         raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
     config = load_pipeline(pipeline)
+    reasons = True if reasons == "default" else reasons
     summary = score_batch(config, as_of, out, model_uri=model, reasons=reasons, engine=engine,
-                          spark_master=spark_master, progress=True)
+                          spark_master=spark_master, progress=True, subscores=subscores, history=history)
     tiers = ", ".join(f"{k} {v:,}" for k, v in summary.tiers.items())
     console.print(
         f"scored {summary.rows:,} open leads at {summary.as_of:%Y-%m-%d %H:%M} with {summary.model_name} "
@@ -264,9 +265,70 @@ def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: 
     )
     if summary.drift_path is not None:
         console.print(f"drift table: {summary.drift_path}")
+    if summary.history_path is not None:
+        console.print(f"score history: {summary.history_path}")
     for note in summary.notes:
         console.print(f"note: {note}")
     return summary
+
+
+def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str | None, console: Console):
+    """Print one lead's history, or the warming-up and stuck lists of the last run."""
+    from leadml.config import load_pipeline
+    from leadml.history import history_path, lead_history, load_history, stuck_mqls, warming_up
+
+    config = load_pipeline(pipeline)
+    store = store or history_path(config, Path("scores.parquet"))
+    settings = config.history
+    if lead is not None:
+        history = load_history(store, lead_ids=[lead], until=as_of)
+        if history.empty:
+            lead_history(load_history(store, until=as_of), lead)  # raises, naming leads the history knows
+        events = _lead_events(config, lead)
+        rows = lead_history(history, lead, events)
+        table = Table(title=f"lead {lead}: score over time ({store})")
+        for column in ("as_of", "score", "change", "week", "tier", "fit", "engagement", "grid", "events since the run before"):
+            table.add_column(column)
+        for row in rows.itertuples(index=False):
+            table.add_row(f"{row.as_of:%Y-%m-%d %H:%M}", str(row.score), _signed(row.change), _signed(row.week_change),
+                          str(row.tier), _text(getattr(row, "fit_score", None)), _text(getattr(row, "engagement_score", None)),
+                          _text(getattr(row, "grid_tier", None)), str(getattr(row, "events", "")))  # fmt: skip
+        console.print(table)
+        return rows
+    history = load_history(store, until=as_of)
+    rising = warming_up(history, as_of, days=settings.warming_days, top=settings.top)
+    stuck = stuck_mqls(history, as_of, days=settings.stuck_days, points=settings.stuck_points)
+    table = Table(title=f"warming up: biggest score rises over {settings.warming_days} days")
+    for column in ("lead", "score", "before", "change", "tier"):
+        table.add_column(column)
+    for row in rising.itertuples(index=False):
+        table.add_row(str(row.lead_id), str(row.score), str(row.score_before), _signed(row.change), str(row.tier))
+    console.print(table)
+    table = Table(title=f"stuck: MQLs whose score moved <= {settings.stuck_points} points in {settings.stuck_days} days")
+    for column in ("lead", "MQL since", "days waiting", "score"):
+        table.add_column(column)
+    for row in stuck.head(settings.top).itertuples(index=False):
+        table.add_row(str(row.lead_id), f"{row.mql_since:%Y-%m-%d}", f"{row.days_waiting:g}", str(row.score))
+    console.print(table)
+    return rising, stuck
+
+
+def _lead_events(config, lead: str) -> pd.DataFrame | None:
+    """The lead's events from the pipeline's data (None for flat data or when the data cannot be read)."""
+    if config.is_flat:
+        return None
+    from leadml.data.sources import load_pipeline_data
+
+    events = load_pipeline_data(config.data, need_outcomes=False).events
+    return events[events["lead_id"] == lead] if events is not None else None
+
+
+def _signed(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{int(value):+d}"
+
+
+def _text(value) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def run_monitor(pipeline: Path, scores: Path, model: str | None, console: Console) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadml.errors import ConfigError
 
@@ -152,10 +152,40 @@ class ModelsConfig(_Strict):
 
 
 class TierConfig(_Strict):
+    """A tier of the scores: leads whose probability reaches ``min`` (``mql``: the MQL threshold;
+    none: the catch-all), and what sales or marketing does with them, by when."""
+
     name: str
-    min: float | None = Field(None, ge=0, le=1)
+    min: float | Literal["mql"] | None = None
     action: str | None = None
     within_hours: float | None = Field(None, gt=0)
+
+    @field_validator("min")
+    @classmethod
+    def _probability(cls, value):
+        if isinstance(value, float) and not 0 <= value <= 1:
+            raise ValueError(f"min must be a probability between 0 and 1 or 'mql', got {value}")
+        return value
+
+
+class GridConfig(_Strict):
+    """The fit x engagement grid: fit bands give letters (A, B, C...), engagement bands digits (1, 2, 3...).
+
+    Each list holds descending lower bounds on the 0-100 sub-score: ``[67, 34]`` means A (or 1) from 67,
+    B (or 2) from 34, C (or 3) below.
+    """
+
+    fit_bands: list[float] = Field(default_factory=lambda: [67.0, 34.0])
+    engagement_bands: list[float] = Field(default_factory=lambda: [67.0, 34.0])
+
+    @field_validator("fit_bands", "engagement_bands")
+    @classmethod
+    def _descending(cls, value: list[float]) -> list[float]:
+        if not 1 <= len(value) <= 8:
+            raise ValueError(f"give 1 to 8 bounds, got {len(value)}")
+        if any(not 0 <= v <= 100 for v in value) or any(a <= b for a, b in zip(value, value[1:])):
+            raise ValueError(f"bounds must be strictly descending numbers from 0 to 100, got {value}")
+        return value
 
 
 class MQLConfig(_Strict):
@@ -173,6 +203,7 @@ class MQLConfig(_Strict):
             TierConfig(name="D"),
         ]
     )
+    grid: GridConfig = GridConfig()
 
     @model_validator(mode="after")
     def _policy_values(self) -> "MQLConfig":
@@ -200,6 +231,22 @@ class LeakageConfig(_Strict):
     allow: list[str] = Field(default_factory=list)
 
 
+class HistoryConfig(_Strict):
+    """The score history: every scoring run's scores kept by as_of, and what the sales report lists.
+
+    ``path`` defaults to a ``score_history`` folder beside the scores file. A lead is *warming up*
+    when its score rose the most over ``warming_days``; an MQL is *stuck* when its score moved by at
+    most ``stuck_points`` over the last ``stuck_days``.
+    """
+
+    enabled: bool = True
+    path: Path | None = None
+    warming_days: int = Field(7, ge=1)
+    stuck_days: int = Field(14, ge=1)
+    stuck_points: int = Field(2, ge=0, le=100)
+    top: int = Field(20, ge=1)
+
+
 class PipelineConfig(_Strict):
     """A whole pipeline: data, snapshots, features, rules, models, MQL policy and MLflow."""
 
@@ -215,6 +262,7 @@ class PipelineConfig(_Strict):
     mql: MQLConfig = MQLConfig()
     mlflow: MLflowConfig = MLflowConfig()
     leakage: LeakageConfig = LeakageConfig()
+    history: HistoryConfig = HistoryConfig()
     source_path: Path | None = Field(None, exclude=True)
 
     @property
@@ -228,7 +276,7 @@ class PipelineConfig(_Strict):
 
 
 _PATH_KEYS = (("data", "leads"), ("data", "events"), ("data", "outcomes"), ("data", "flat"),
-              ("data", "datasets_dir"), ("rules",))
+              ("data", "datasets_dir"), ("rules",), ("history", "path"))
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:

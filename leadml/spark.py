@@ -255,6 +255,8 @@ def _builder(config, stamp: pd.Timestamp, model_uri):
 
 
 # -- scoring -----------------------------------------------------------------------------------
+DECISION_TYPES = {"fit_score": "short", "engagement_score": "short", "grid_tier": "string",
+                  "next_action": "string", "due_at": "timestamp"}  # the pandas engine's decision columns
 def _model_uri(loaded, folder: Path) -> str:
     """A URI Spark can load: the registry's, or the in-memory model saved as a pyfunc folder."""
     if loaded.uri.startswith("models:/") and loaded.version:
@@ -269,31 +271,36 @@ def _model_uri(loaded, folder: Path) -> str:
     return str(folder / "model")
 
 
-def _reasons_step(scoring, reasons, feature_names: list[str]):
-    """A ``mapInPandas`` function adding the reason columns (None when reasons are off)."""
+def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subscores: bool):
+    """A ``mapInPandas`` function adding the decision columns and (when on) the reason columns."""
     from leadml.batch import default_reasons
 
-    step = reasons if callable(reasons) else default_reasons() if reasons else None
-    if step is None:
-        return None
+    which = reasons if isinstance(reasons, str) else "default"
+    step = reasons if callable(reasons) else default_reasons(which) if reasons else None
     categorical = set(scoring.categories)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from leadml.batch import REASON_COLUMNS
+        from leadml.batch_decisions import DECISION_COLUMNS, decision_columns
 
         for batch in batches:
             features = pd.DataFrame({name: pd.Categorical(batch[name], categories=scoring.categories[name])
                                      if name in categorical else batch[name] for name in feature_names})  # fmt: skip
-            explained = step(scoring, features, batch["probability"].to_numpy()) if len(batch) else pd.DataFrame()
+            decisions = decision_columns(scoring, config, features, batch["tier"].to_numpy(dtype=object), as_of,
+                                         subscores=subscores) if len(batch) else pd.DataFrame()  # fmt: skip
+            for name in DECISION_COLUMNS:
+                batch[name] = decisions[name].to_numpy() if name in decisions.columns else None
+            explained = step(scoring, features, batch["probability"].to_numpy()) if step and len(batch) else pd.DataFrame()
             for name in REASON_COLUMNS:
                 batch[name] = explained[name].to_numpy() if name in explained.columns else None
             yield batch.drop(columns=feature_names)
 
-    return run
+    return run, step is not None
 
 
 def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None, reasons=True,
-                spark_master: str | None = None, n_buckets: int | None = None):
+                spark_master: str | None = None, n_buckets: int | None = None, subscores: bool = True,
+                history: bool | None = None):
     """``leadml score --engine spark``: :func:`~leadml.batch.score_batch` on Spark, into a Parquet folder.
 
     The rows and columns are those of the pandas engine (``probability`` equal to the last bit);
@@ -329,17 +336,13 @@ def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None
                                F.lit(loaded.version).alias("model_version"), "__scores.probability",
                                F.col("__scores.score").cast("short").alias("score"), "__scores.tier", "__scores.is_mql",
                                *names)  # fmt: skip
-        step = _reasons_step(scoring, reasons, names)
-        if step is not None:
-            schema = scored.drop(*names).schema
-            for name in REASON_COLUMNS:
-                schema = schema.add(name, "string")
-            scored = scored.mapInPandas(step, schema)
-            summary.reasons = True
-        else:
-            scored = scored.drop(*names)
-            for name in REASON_COLUMNS:
-                scored = scored.withColumn(name, F.lit(None).cast("string"))
+        step, summary.reasons = _pandas_step(scoring, config, reasons, names, stamp, subscores)
+        schema = scored.drop(*names).schema
+        for name, kind in DECISION_TYPES.items():
+            schema = schema.add(name, kind)
+        for name in REASON_COLUMNS:
+            schema = schema.add(name, "string")
+        scored = scored.mapInPandas(step, schema)
         with folder_output(out) as target:
             scored.orderBy("lead_id").write.parquet(str(target))
     written = spark.read.parquet(str(out))
@@ -349,4 +352,7 @@ def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None
     summary.mql = written.filter(F.col("is_mql")).count()
     summary.seconds = time.perf_counter() - started
     summary.notes.append("Spark engine: drift is measured by `leadml monitor` on the written scores")
+    from leadml.batch import keep_history
+
+    keep_history(config, summary, history)
     return summary

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from leadml.batch import REASON_COLUMNS, load_model, score_batch
+from leadml.batch_decisions import DECISION_COLUMNS
 from leadml.batch_files import read_feature_spec, score_features, write_features
 from leadml.batch_output import unnamed_output
 from leadml.config import parse_pipeline
@@ -83,7 +84,7 @@ def test_the_job_scores_open_leads_exactly_as_the_feature_builder(trained, tmp_p
                           chunk_leads=700, progress=False)
     scores = pd.read_parquet(tmp_path / "scores.parquet")
     assert list(scores.columns) == ["lead_id", "as_of", "model_name", "model_version", "probability", "score",
-                                    "tier", "is_mql", *REASON_COLUMNS]
+                                    "tier", "is_mql", *DECISION_COLUMNS, *REASON_COLUMNS]
     assert_same_scores(scores, reference(scoring, config))
     assert summary.rows == len(scores) == 818 and summary.leads_read == 6000 and summary.chunks == 9
     assert (scores["as_of"] == pd.Timestamp(AS_OF, tz="UTC")).all()

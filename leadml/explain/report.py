@@ -196,10 +196,10 @@ def write_model_card(
     tier_table = None
     shown = result.chosen if result.chosen in predictions else model
     if shown is not None and len(predictions):
-        tiers = ordered_tiers(tiers if tiers is not None else MQLConfig().tiers)
-        p = predictions[shown].to_numpy()
-        assigned = np.asarray(assign_tiers(p, tiers)).astype(str)
         threshold = result.thresholds[shown].threshold if shown in result.thresholds else None
+        tiers = ordered_tiers(tiers if tiers is not None else MQLConfig().tiers, threshold)
+        p = predictions[shown].to_numpy()
+        assigned = np.asarray(assign_tiers(p, tiers, threshold)).astype(str)
         charts["tiers"] = plots.tier_histogram(p, assigned, [t.name for t in tiers], threshold)
         by_tier = pd.DataFrame({"tier": assigned, "y": y, "p": p}).groupby("tier", sort=False)
         tier_table = html_table(pd.DataFrame({
@@ -244,6 +244,8 @@ def write_sales_report(
     waterfalls: int = 200,
     max_leads: int | None = None,
     title: str = "Leads to call",
+    history: pd.DataFrame | None = None,
+    history_settings=None,
 ) -> Path:
     """Write the sales report: every lead by score with tier, MQL flag and reasons (self-contained HTML).
 
@@ -256,8 +258,15 @@ def write_sales_report(
         waterfalls: how many leads get a chart (the page grows by about 3 kB per chart).
         max_leads: list only the best ``max_leads`` leads (the page grows by about 0.85 kB per
             lead: 100,000 leads make an 85 MB page, too heavy for a browser); None lists all.
+        history: the score history (:func:`leadml.history.load_history`): the page then lists the
+            leads warming up and the stuck MQLs, and the top leads show their score over time.
+        history_settings: a :class:`~leadml.config.HistoryConfig` (windows and list sizes).
+
+    With ``next_action`` / ``due_at`` / ``fit_score`` / ``engagement_score`` / ``grid_tier`` in the
+    scores, each lead shows its hand-off line ("Call within 24 h: ...") and its grid tier.
     """
     from leadml.explain.plots import waterfall_svg
+    from leadml.explain.sales_history import hand_off_line, history_context
 
     if "lead_id" not in scores.columns or not ({"probability", "score"} & set(scores.columns)):
         raise LeadDataError(
@@ -275,6 +284,7 @@ def write_sales_report(
     if max_leads is not None:
         order = order[:max_leads]
     ranked = scores.iloc[order].reset_index(drop=True)
+    past = history_context(history, ranked["lead_id"].astype(str).tolist(), history_settings, charts=waterfalls)
     leads = []
     for rank, row in enumerate(ranked.to_dict("records")):
         probability = row.get("probability")
@@ -295,9 +305,21 @@ def write_sales_report(
             "counterfactual": row.get("counterfactual") if isinstance(row.get("counterfactual"), str) else "",
             "chart": chart,
         })  # fmt: skip
+        lead = leads[-1]
+        lead["hand_off"] = hand_off_line(row, lead["reasons"])
+        lead["grid"] = _text(row.get("grid_tier"))
+        lead["fit"], lead["engagement"] = _text(row.get("fit_score")), _text(row.get("engagement_score"))
+        lead["past"] = past["per_lead"].get(lead["lead_id"], {})
     n_mql = int(scores["is_mql"].fillna(False).astype(bool).sum()) if "is_mql" in scores.columns else 0
     return render_page("sales_report.html", path, title=title, leads=leads, n_leads=len(leads), n_mql=n_mql,
                        n_scored=n_scored,
                        waterfalls=min(waterfalls, len(leads)) if contributions is not None else 0,
-                       has_tier="tier" in scores.columns, has_as_of="as_of" in scores.columns)  # fmt: skip
+                       has_tier="tier" in scores.columns, has_as_of="as_of" in scores.columns,
+                       has_grid="grid_tier" in scores.columns and scores["grid_tier"].notna().any(),
+                       has_action="next_action" in scores.columns and scores["next_action"].notna().any(),
+                       past=past)  # fmt: skip
+
+
+def _text(value) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 

@@ -160,8 +160,18 @@ def find_threshold(
     )
 
 
-def ordered_tiers(tiers: Sequence[TierConfig]) -> list[TierConfig]:
-    """Tiers by descending ``min``; a tier without ``min`` (the catch-all) comes last. At most one."""
+def _tier_min(tier: TierConfig, threshold: float | None) -> float | None:
+    """A tier's lower bound as a probability (``mql`` is the MQL threshold)."""
+    if tier.min == "mql":
+        if threshold is None:
+            raise ConfigError(f"mql.tiers: tier {tier.name!r} starts at the MQL threshold ('mql'), "
+                              "which is only known for a trained model")
+        return float(threshold)
+    return tier.min
+
+
+def ordered_tiers(tiers: Sequence[TierConfig], threshold: float | None = None) -> list[TierConfig]:
+    """Tiers by descending ``min`` (``mql`` read as ``threshold``); the catch-all (no ``min``) comes last."""
     catch_all = [t for t in tiers if t.min is None]
     if len(catch_all) > 1:
         raise ConfigError(
@@ -170,25 +180,30 @@ def ordered_tiers(tiers: Sequence[TierConfig]) -> list[TierConfig]:
     names = [t.name for t in tiers]
     if len(set(names)) != len(names):
         raise ConfigError(f"mql.tiers: tier names must be unique, got {names}")
-    ranked = sorted((t for t in tiers if t.min is not None), key=lambda t: -t.min)
+    ranked = sorted((t for t in tiers if t.min is not None), key=lambda t: -_tier_min(t, threshold))
     return ranked + catch_all
 
 
-def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig]) -> pd.Categorical:
+def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | None = None) -> pd.Categorical:
     """The tier of each probability: the first (highest ``min``) tier it reaches.
 
-    Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
+    A tier with ``min: mql`` starts at ``threshold`` (so it holds exactly the MQLs when it is the top
+    tier). Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
 
     Example:
         >>> from leadml.config import MQLConfig
         >>> list(assign_tiers(np.array([0.6, 0.25, 0.1, 0.02]), MQLConfig().tiers))
         ['A', 'B', 'C', 'D']
+        >>> tiers = [TierConfig(name="MQL", min="mql"), TierConfig(name="nurture", min=0.1),
+        ...          TierConfig(name="unqualified")]
+        >>> list(assign_tiers(np.array([0.4, 0.3, 0.05]), tiers, threshold=0.35))
+        ['MQL', 'nurture', 'unqualified']
     """
-    ranked = ordered_tiers(tiers)
+    ranked = ordered_tiers(tiers, threshold)
     if not ranked:
         raise ConfigError("mql.tiers: at least one tier is needed")
     p = np.asarray(p, dtype=float)
-    mins = np.array([t.min if t.min is not None else -np.inf for t in ranked])
+    mins = np.array([_tier_min(t, threshold) if t.min is not None else -np.inf for t in ranked])
     reached = p[:, None] >= mins[None, :]
     first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(ranked) - 1)
     names = [t.name for t in ranked]
@@ -213,7 +228,7 @@ def apply_policy(p: np.ndarray, threshold: float, tiers: Sequence[TierConfig]) -
         {
             "probability": p,
             "score": score_0_100(p),
-            "tier": assign_tiers(p, tiers),
+            "tier": assign_tiers(p, tiers, threshold),
             "is_mql": p >= threshold,
         }
     )

@@ -204,7 +204,7 @@ class RuleSet:
 
     def _score(self, keys, leads, events, subscores: bool, rows: np.ndarray | None = None) -> pd.DataFrame:
         cents, fired = evaluate_snapshots(self.rules, keys, leads, events, self.source, rows=rows)
-        return scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores))
+        return self._scaled(scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores)))
 
     def score_flat(self, flat: pd.DataFrame, *, subscores: bool = False) -> pd.DataFrame:
         """Score a flat table (one row per lead, behaviour aggregated into columns).
@@ -221,7 +221,7 @@ class RuleSet:
         else:
             keys = pd.DataFrame({"lead_id": np.arange(len(flat)).astype(str)})
         cents, fired = evaluate_flat(self.rules, flat, self.source)
-        return scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores))
+        return self._scaled(scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores)))
 
     def points(self, frame: pd.DataFrame) -> np.ndarray:
         """Points per row: the ``rules__points`` column when present, else :meth:`score_flat`."""
@@ -231,6 +231,55 @@ class RuleSet:
 
     def _tags(self, subscores: bool) -> list[str] | None:
         return [rule.tag for rule in self.rules] if subscores else None
+
+    def _scaled(self, scores: pd.DataFrame) -> pd.DataFrame:
+        """Add ``fit_score`` / ``engagement_score``: the tag's points in percent of :meth:`max_points`
+        (0-100, rounded half up; negative totals give 0; missing when the tag has no maximum)."""
+        for tag in ("fit", "engagement"):
+            if f"{tag}_points" not in scores.columns:
+                continue
+            most = self.max_points(tag)
+            points = scores[f"{tag}_points"].to_numpy(dtype=float)
+            if most is None or most <= 0:
+                scores[f"{tag}_score"] = pd.array([pd.NA] * len(scores), dtype="Int16")
+            else:
+                percent = np.clip(np.floor(np.round(100.0 * points / most, 9) + 0.5), 0, 100)
+                scores[f"{tag}_score"] = pd.array(percent.astype(np.int16), dtype="Int16")
+        return scores
+
+    def max_points(self, tag: str) -> float | None:
+        """The most points the rules of a tag can give one lead (the 0-100 scale of its sub-score).
+
+        A once-firing rule gives at most its points, a per-event rule its ``cap``; field rules on
+        one field that test disjoint values (``equals`` / ``in``) cannot fire together, so the
+        largest of them counts. None when a positive per-event rule has no cap (no maximum).
+
+        Example:
+            >>> from leadml.scoring.rules_config import Rule
+            >>> rules = RuleSet("r", (Rule("VP", 25, "fit", field="level", equals="vp"),
+            ...                       Rule("Director", 20, "fit", field="level", equals="director"),
+            ...                       Rule("Form", 20, "engagement", event="form_submit")))
+            >>> rules.max_points("fit"), rules.max_points("engagement")
+            (25.0, 20.0)
+        """
+        total, exclusive = 0.0, {}
+        for rule in self.rules:
+            if rule.tag != tag or rule.points <= 0:
+                continue
+            if rule.is_event and rule.per_event:
+                if rule.cap is None:
+                    return None
+                total += rule.cap
+            elif not rule.is_event and rule.gte is None and rule.lte is None:
+                values = {rule.equals} if rule.isin is None else set(rule.isin)
+                exclusive.setdefault(rule.field, []).append((values, float(rule.points)))
+            else:
+                total += rule.points
+        for tests in exclusive.values():
+            values = [v for tested, _ in tests for v in tested]
+            points = [p for _, p in tests]
+            total += max(points) if len(values) == len(set(values)) else sum(points)
+        return total
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:
