@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 
 from leadml.config import load_pipeline, parse_pipeline
@@ -15,6 +16,9 @@ from leadml.data.io import write_table
 from leadml.data.sources import PipelineData
 from leadml.features.build import build_trainset
 from leadml.paths import pipelines_dir
+
+
+HISTORY_DAYS, HISTORY_STEP = 21, 3  # the demo's score history: every third day of the last three weeks
 
 
 def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, console: Console | None = None) -> dict[str, Path]:
@@ -78,16 +82,28 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
 
     if run.outcome is not None and run.outcome.version:
         model_uri = f"models:/{run.outcome.registered_model}/{run.outcome.version}"
+        earlier = folder / "earlier_scores"
+        days = [as_of - pd.Timedelta(days=d) for d in range(HISTORY_DAYS, 0, -HISTORY_STEP)]
+        with console.status(f"scoring {len(days)} earlier days into the score history") as status:
+            for day in days:  # the nightly job of the past weeks: no reasons needed for the history
+                status.update(f"scoring the open leads of {day:%Y-%m-%d} into the score history")
+                score_batch(config, day, earlier / f"scores-{day:%Y-%m-%d}.parquet", model_uri=model_uri,
+                            reasons=False, drift=False, progress=False)  # fmt: skip
         summary = score_batch(config, as_of, folder / "scores.parquet", model_uri=model_uri, progress=True)
         written["scores"] = summary.out
+        written["history"] = summary.history_path
         console.print(f"{summary.rows:,} open leads scored, {summary.mql:,} MQL -> {summary.out}")
+        _print_hand_offs(read_table(summary.out), console)
     console.rule("7. reports for the data scientist and for sales")
     reports = folder / "reports"
     written["model_card"] = write_model_card(run.result, run.trainset, reports / "model_card.html",
                                              tiers=config.mql.tiers, title="Model card: leadml demo")
     if "scores" in written:
+        from leadml.history import load_history
+
         written["sales"] = write_sales_report(read_table(written["scores"]), reports / "sales.html", max_leads=5000,
-                                              title="Leads to call: leadml demo")
+                                              title="Leads to call: leadml demo",
+                                              history=load_history(written["history"]), history_settings=config.history)
     console.rule("done: where everything is")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")
@@ -95,4 +111,16 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     console.print(f"  mlflow ui --backend-store-uri sqlite:///{(folder / 'mlruns.db').resolve()}   # the runs and the registered model")
     console.print(f"  open {reports / 'model_card.html'} and {reports / 'sales.html'}")
     console.print("  leadml train pipelines/demo.yaml && leadml score pipelines/demo.yaml --as-of 2026-06-01 --out scores.parquet")
+    console.print(f"  leadml history pipelines/demo.yaml --store {written.get('history', 'score_history')}   # warming up, stuck MQLs")
     return written
+
+
+def _print_hand_offs(scores: pd.DataFrame, console: Console, top: int = 3) -> None:
+    """The first hand-offs a rep would read, from the best-scored MQLs."""
+    from leadml.explain.sales_history import hand_off_line
+
+    best = scores[scores["is_mql"]].sort_values("probability", ascending=False, kind="stable").head(top)
+    for row in best.to_dict("records"):
+        reasons = [row[c] for c in ("reason_1", "reason_2") if isinstance(row.get(c), str)]
+        line = hand_off_line(row, reasons)
+        console.print(f"  {row['lead_id']} ({row['grid_tier'] or '?'}, score {row['score']}): {line}", soft_wrap=True)

@@ -27,7 +27,9 @@ def test_relative_paths_resolve_against_the_file(tmp_path):
 
 def test_demo_pipeline_settings():
     config = load_pipeline(PIPELINES / "demo.yaml")
-    assert config.snapshots.policy == "days_after_creation"
+    assert (config.snapshots.policy, config.snapshots.every_days) == ("every_days", 30)  # leads of every age
+    assert [(t.name, t.min, t.within_hours) for t in config.mql.tiers] == [
+        ("MQL", "mql", 24), ("nurture", 0.1, 72), ("unqualified", None, None)]
     assert config.features.windows == [7, 30, 90]
     assert config.features.attribute_counts["page_view"]["page"][0] == "pricing"
     assert config.rules.name == "seed_points.yaml"

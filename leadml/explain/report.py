@@ -309,7 +309,7 @@ def write_sales_report(
         lead["hand_off"] = hand_off_line(row, lead["reasons"])
         lead["grid"] = _text(row.get("grid_tier"))
         lead["fit"], lead["engagement"] = _text(row.get("fit_score")), _text(row.get("engagement_score"))
-        lead["past"] = past["per_lead"].get(lead["lead_id"], {})
+        lead["past"] = past["per_lead"].get(lead["lead_id"], {"sparkline": None, "week_change": None, "runs": 0})
     n_mql = int(scores["is_mql"].fillna(False).astype(bool).sum()) if "is_mql" in scores.columns else 0
     return render_page("sales_report.html", path, title=title, leads=leads, n_leads=len(leads), n_mql=n_mql,
                        n_scored=n_scored,

@@ -171,7 +171,8 @@ def _tier_min(tier: TierConfig, threshold: float | None) -> float | None:
 
 
 def ordered_tiers(tiers: Sequence[TierConfig], threshold: float | None = None) -> list[TierConfig]:
-    """Tiers by descending ``min`` (``mql`` read as ``threshold``); the catch-all (no ``min``) comes last."""
+    """Tiers by descending ``min``; a tier with ``min: mql`` comes first (it holds exactly the MQLs,
+    whatever the other bounds), the catch-all (no ``min``) last."""
     catch_all = [t for t in tiers if t.min is None]
     if len(catch_all) > 1:
         raise ConfigError(
@@ -180,15 +181,18 @@ def ordered_tiers(tiers: Sequence[TierConfig], threshold: float | None = None) -
     names = [t.name for t in tiers]
     if len(set(names)) != len(names):
         raise ConfigError(f"mql.tiers: tier names must be unique, got {names}")
-    ranked = sorted((t for t in tiers if t.min is not None), key=lambda t: -_tier_min(t, threshold))
-    return ranked + catch_all
+    mql = [t for t in tiers if t.min == "mql"]
+    ranked = sorted((t for t in tiers if t.min not in (None, "mql")), key=lambda t: -_tier_min(t, threshold))
+    if mql and threshold is None:
+        _tier_min(mql[0], threshold)  # raises: the threshold is needed
+    return mql + ranked + catch_all
 
 
 def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | None = None) -> pd.Categorical:
     """The tier of each probability: the first (highest ``min``) tier it reaches.
 
-    A tier with ``min: mql`` starts at ``threshold`` (so it holds exactly the MQLs when it is the top
-    tier). Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
+    A tier with ``min: mql`` holds exactly the MQLs (probability at or above ``threshold``); the other
+    tiers share the rest. Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
 
     Example:
         >>> from leadml.config import MQLConfig
@@ -198,6 +202,8 @@ def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | 
         ...          TierConfig(name="unqualified")]
         >>> list(assign_tiers(np.array([0.4, 0.3, 0.05]), tiers, threshold=0.35))
         ['MQL', 'nurture', 'unqualified']
+        >>> list(assign_tiers(np.array([0.4, 0.08, 0.05]), tiers, threshold=0.07))
+        ['MQL', 'MQL', 'unqualified']
     """
     ranked = ordered_tiers(tiers, threshold)
     if not ranked:
