@@ -174,6 +174,20 @@ def score(
 
 
 @app.command()
+def explain(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
+    lead: str = typer.Option(..., "--lead", help="The lead to explain."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="When (default: the end of the data)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default the champion); 'rules' for the rules' breakdown."),
+    top: int = typer.Option(5, "--top", help="Reasons shown each way."),
+) -> None:
+    """Why one lead is (or is not) an MQL: its reasons, and what would change the verdict."""
+    from leadml.explain.lead import explain_lead, format_explanation
+
+    console.print(format_explanation(explain_lead(pipeline, lead, as_of, model), top=top), soft_wrap=True)
+
+
+@app.command()
 def history(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its history settings and its data)."),
     lead: Optional[str] = typer.Option(None, "--lead", help="One lead's scores over time, with the events between runs."),

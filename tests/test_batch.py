@@ -19,6 +19,7 @@ import pytest
 
 from leadml.batch import REASON_COLUMNS, load_model, score_batch
 from leadml.batch_decisions import DECISION_COLUMNS
+from leadml.history import load_history
 from leadml.batch_files import read_feature_spec, score_features, write_features
 from leadml.batch_output import unnamed_output
 from leadml.config import parse_pipeline
@@ -149,17 +150,26 @@ def test_a_rerun_gives_the_same_bytes_whatever_the_chunk_size(trained, tables, t
     from_parquet = pd.read_parquet(tmp_path / "s.parquet")
     np.testing.assert_array_equal(from_csv["probability"].to_numpy(), from_parquet["probability"].to_numpy())
     assert from_csv["as_of"].iloc[0] == "2026-03-01T00:00:00+00:00"
-    assert sorted(os.listdir(tmp_path)) == ["big.parquet", "s.csv", "s.parquet"]  # no temporary files
+    assert sorted(os.listdir(tmp_path)) == ["big.parquet", "s.csv", "s.parquet", "score_history"]  # no temp files
+    assert len(load_history(tmp_path / "score_history")) == len(from_parquet)  # a re-run day replaced, not added
 
 
 def test_reasons_fill_the_reason_columns(trained, tmp_path):
     config, _, scoring = trained
     pytest.importorskip("leadml.explain.sentences")
-    score_batch(config, AS_OF, tmp_path / "r.parquet", model_uri=scoring, reasons=True, chunk_leads=500,
+    score_batch(config, AS_OF, tmp_path / "r.parquet", model_uri=scoring, reasons="all", chunk_leads=500,
                 progress=False)
     scores = pd.read_parquet(tmp_path / "r.parquet")
     assert scores["reason_1"].str.len().gt(0).all()
     assert scores["reasons"].str.startswith("[").all()
+    score_batch(config, AS_OF, tmp_path / "d.parquet", model_uri=scoring, reasons=True, progress=False)
+    default = pd.read_parquet(tmp_path / "d.parquet")  # the MQLs and the top 20 % get reasons, the rest none
+    explained = default["reasons"].notna()
+    assert explained.sum() == max(int(np.ceil(len(default) * 0.2)), int(default["is_mql"].sum()))
+    assert default.loc[explained, "probability"].min() >= default.loc[~explained, "probability"].max()
+    assert (default.loc[explained, "reasons"] == scores.set_index("lead_id").loc[default.loc[explained, "lead_id"], "reasons"].to_numpy()).all()
+    top = score_batch(config, AS_OF, tmp_path / "t.parquet", model_uri=scoring, reasons="top:7", progress=False)
+    assert pd.read_parquet(top.out)["reasons"].notna().sum() == 7
     plain = reference(scoring, config).sort_values("lead_id")
     np.testing.assert_array_equal(scores["probability"].to_numpy(), plain["probability"].to_numpy())
 
@@ -312,7 +322,7 @@ def test_a_killed_job_leaves_no_file_and_the_next_run_succeeds(trained, tables, 
         job.kill()
     assert os.listdir(out_dir) == []
     score_batch(config, AS_OF, out, model_uri=scoring, reasons=False, progress=False)
-    assert os.listdir(out_dir) == ["scores.parquet"]
+    assert sorted(os.listdir(out_dir)) == ["score_history", "scores.parquet"]  # history only after a whole file
     assert_same_scores(pd.read_parquet(out), reference(scoring, config))
 
 

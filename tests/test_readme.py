@@ -22,7 +22,7 @@ def readme_commands() -> list[str]:
 def test_the_commands_block_lists_every_command():
     commands = {" ".join(c.split()[1:3]) if c.split()[1] == "rules" else c.split()[1] for c in readme_commands()}
     assert {"simulate", "validate", "features", "trainset", "rules score", "rules learn", "train", "promote",
-            "score", "monitor", "report", "funnel", "demo"} <= commands
+            "score", "monitor", "report", "funnel", "demo", "history", "explain"} <= commands
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.data.io import atomic_output
-from leadml.data.simulate_events import ATTRIBUTES, EVENT_TYPES, KIND_ATTRIBUTE, KIND_TYPE, TRENDS
+from leadml.data.simulate_events import ATTRIBUTES, EVENT_TYPES, KIND_ATTRIBUTE, KIND_NAMES, KIND_TYPE, TRENDS
 from leadml.data.simulate_events import Events, Latent, make_events, make_latent, sort_events
 from leadml.data.simulate_outcomes import STAGES, Deals, closing_burst, driver_contributions
 from leadml.data.simulate_outcomes import make_deals, sigmoid, solve_intercept
@@ -41,7 +41,7 @@ from leadml.data.simulate_profile import JOB_LEVELS, SOURCES, Profiles, creation
 from leadml.data.simulate_profile import make_profiles
 from leadml.errors import ConfigError
 
-__all__ = ["TRUE_DRIVERS", "TABLES", "Simulation", "simulate", "write_simulation"]
+__all__ = ["TRUE_DRIVERS", "DRIVER_FAMILIES", "TABLES", "Simulation", "simulate", "write_simulation"]
 
 CHUNK_SIZE = 50_000
 CALIBRATION_SEED = 20_250_101
@@ -81,6 +81,20 @@ TRUE_DRIVERS: dict[str, tuple[str, ...]] = {
     "unsubscribe": _carriers("unsubscribe"),
     "webinar": _carriers("webinar_attend"),
 }
+
+# The feature family of each driver, to sum a model's SHAP values over when its importance is
+# compared with the truth (tests/explain/test_drivers.py). As TRUE_DRIVERS, except engagement:
+# it is the log of *all* recent events, so the counts and recency of every event type (and
+# attribute value) that no other driver reads (e-mail opens, downloads, form fills, all page
+# views, ...) measure it as well as the totals do, and a model is free to learn it from them.
+_READ_BY_OTHERS = {feature for name, family in TRUE_DRIVERS.items() if name != "engagement" for feature in family}
+DRIVER_FAMILIES: dict[str, tuple[str, ...]] = {
+    **TRUE_DRIVERS,
+    "engagement": TRUE_DRIVERS["engagement"] + tuple(dict.fromkeys(
+        feature for kind in EVENT_TYPES + KIND_NAMES if not _READ_BY_OTHERS & set(_carriers(kind))
+        for feature in _carriers(kind)
+    )),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leadml.config import LightGBMConfig, parse_pipeline
-from leadml.data.simulate import TRUE_DRIVERS, simulate
+from leadml.data.simulate import DRIVER_FAMILIES, TRUE_DRIVERS, simulate
 from leadml.data.sources import PipelineData
 from leadml.explain.reasons import explain_margin
 from leadml.features.build import build_trainset
@@ -37,22 +37,43 @@ def test_true_drivers_are_ordered_by_mean_absolute_contribution():
     assert spread.is_monotonic_decreasing or (spread.diff().dropna() < 0.02).all()
 
 
-@pytest.mark.slow
-def test_the_strong_true_drivers_are_among_the_models_top_6(explained_20k):
-    """Drivers compared as drivers: the model's importance of a driver is the mean |sum of the SHAP
-    values of the features that carry it|. Student, decision maker and pricing visits (true ranks 1,
-    2 and 4) must be in the model's top 6. Engagement (true rank 3) is not required: its effect
-    (overall activity, halved for free e-mail domains) is absorbed by the per-type counts and the
-    e-mail domain it interacts with, so the totals that carry it directly get about half its weight."""
-    frame, contributions = explained_20k
-    values = contributions.frame()
-    importance = {
-        driver: values[[c for c in carriers if c in values]].sum(axis=1).abs().mean()
-        for driver, carriers in TRUE_DRIVERS.items()
+def test_driver_families_add_to_engagement_only_what_no_other_driver_reads():
+    """The declared families: TRUE_DRIVERS, plus for engagement every event feature nobody else reads."""
+    assert list(DRIVER_FAMILIES) == list(TRUE_DRIVERS)
+    for driver, family in DRIVER_FAMILIES.items():
+        assert set(TRUE_DRIVERS[driver]) <= set(family)
+        assert driver == "engagement" or family == TRUE_DRIVERS[driver]
+    others = {f for driver, family in TRUE_DRIVERS.items() if driver != "engagement" for f in family}
+    engagement = set(DRIVER_FAMILIES["engagement"])
+    assert not engagement & others
+    assert {"email_open__count_30d", "download__days_since_last", "page_view__count_7d",
+            "page_view[product]__count_30d"} <= engagement  # fmt: skip
+    assert not {"page_view[pricing]__count_30d", "demo_request__count_7d", "job_level"} & engagement
+
+
+def _driver_importance(values) -> dict[str, float]:
+    """A driver's importance in the model: mean |sum of the SHAP values of its feature family|."""
+    return {
+        driver: float(values[[c for c in family if c in values]].sum(axis=1).abs().mean())
+        for driver, family in DRIVER_FAMILIES.items()
     }
+
+
+@pytest.mark.slow
+def test_the_true_top_3_drivers_are_among_the_models_top_6(explained_20k):
+    """Drivers compared as drivers, each by the SHAP values summed over its declared feature family.
+
+    Student and decision maker share their only feature (job level), so they rank together; the
+    engagement family spans every activity feature no other driver reads. Engagement still comes
+    out below its true weight: it is halved for free e-mail domains, and SHAP gives part of that
+    interaction to the e-mail domain feature (which rises above its own true weight).
+    """
+    frame, contributions = explained_20k
+    importance = _driver_importance(contributions.frame())
     top6 = sorted(importance, key=importance.get, reverse=True)[:6]
-    assert list(TRUE_DRIVERS)[:4] == ["student", "decision_maker", "engagement", "pricing_visits"]
-    for driver in ("student", "decision_maker", "pricing_visits"):
+    true_top3 = list(TRUE_DRIVERS)[:3]
+    assert true_top3 == ["student", "decision_maker", "engagement"]
+    for driver in true_top3 + ["pricing_visits"]:  # pricing is a close fourth in the truth
         assert driver in top6, (driver, top6, importance)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 
@@ -139,7 +140,8 @@ def _brute_force_shapley(trees: list[dict], x: np.ndarray) -> np.ndarray:
     return phi
 
 
-def test_lightgbm_contributions_are_the_exact_shapley_values_of_its_trees():
+@pytest.mark.parametrize("treeshap", ["lightgbm", "tables"])
+def test_lightgbm_contributions_are_the_exact_shapley_values_of_its_trees(treeshap):
     rng = np.random.default_rng(5)
     n = 1500
     visits = rng.poisson(2.0, n).astype(float)
@@ -155,13 +157,77 @@ def test_lightgbm_contributions_are_the_exact_shapley_values_of_its_trees():
     model = LightGBMModel(config).fit(X, y)
     info = [FeatureInfo(c, "behaviour", c) for c in X.columns]
     rows = X.iloc[:25]
-    contributions = explain_margin(model, rows, info)
+    contributions = explain_margin(model, rows, info, treeshap=treeshap)
     trees = model.booster_.dump_model(num_iteration=model.n_trees_)["tree_info"]
     numeric = rows.assign(level=rows["level"].cat.codes.astype(float)).to_numpy(dtype=float)
     exact = np.array([_brute_force_shapley(trees, x) for x in numeric])
     np.testing.assert_allclose(contributions.column_values, exact, rtol=0, atol=1e-9)
     empty = sum(_expected(tree["tree_structure"], numeric[0], frozenset()) for tree in trees)
     assert contributions.base_value == pytest.approx(empty, abs=1e-9)
+
+
+# -- leadml's tabulated TreeSHAP (leadml.explain.treeshap) ------------------------------------------
+def test_tabulated_treeshap_equals_lightgbm_on_the_trained_model(trained, trainset, test_rows, explained):
+    tables = explain_margin(trained.models["lightgbm"], test_rows, trainset.feature_info, treeshap="tables")
+    reference = explained["lightgbm"]
+    np.testing.assert_allclose(tables.column_values, reference.column_values, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(tables.values, reference.values, rtol=0, atol=1e-9)
+    assert tables.base_value == pytest.approx(reference.base_value, abs=1e-9)
+    np.testing.assert_allclose(tables.margin, reference.margin, rtol=0, atol=1e-9)
+
+
+def test_tabulated_treeshap_follows_every_lightgbm_routing_rule():
+    """Deep leaf-wise trees (features repeated on a path), zeros as missing, NaN, unseen and negative codes."""
+    import lightgbm as lgb
+
+    from leadml.explain.treeshap import build_tables, lightgbm_contributions
+
+    rng = np.random.default_rng(8)
+    n = 4000
+    a = np.where(rng.random(n) < 0.2, np.nan, rng.normal(0, 1, n))
+    b = np.where(rng.random(n) < 0.4, 0.0, rng.exponential(2, n))
+    c = rng.integers(0, 6, n).astype(float)
+    level = rng.choice(list("pqrstuvw"), n)
+    logit = np.sin(2 * np.nan_to_num(a, nan=1.5)) + 0.6 * b * (c > 2) - 0.4 * c + np.isin(level, list("pqv")) * 1.5
+    y = (rng.random(n) < _sigmoid(logit)).astype(int)
+    X = pd.DataFrame({"a": a, "b": b, "c": c, "level": pd.Categorical(level)})
+    booster = lgb.LGBMClassifier(n_estimators=40, num_leaves=31, min_child_samples=5, zero_as_missing=True,
+                                 max_cat_to_onehot=3, min_data_per_group=5, cat_smooth=1, verbose=-1).fit(X, y).booster_
+    trees = booster.dump_model()["tree_info"]
+    splits = [node for tree in trees for node in _nodes(tree["tree_structure"])]
+    assert {"Zero", "=="} <= {node["missing_type"] for node in splits} | {node["decision_type"] for node in splits}
+    tables = build_tables(booster)
+    assert tables is not None and tables.leaf_slots.size > 40 * 20
+    rows = X.iloc[:500].copy()
+    rows["level"] = rows["level"].cat.add_categories(["unseen"])
+    rows.iloc[::7, rows.columns.get_loc("level")] = "unseen"
+    rows.iloc[::11, rows.columns.get_loc("level")] = np.nan
+    rows.iloc[::5, rows.columns.get_loc("b")] = np.nan
+    rows.iloc[::3, rows.columns.get_loc("c")] = -1.0
+    fast = lightgbm_contributions(booster, rows)
+    reference = booster.predict(rows, pred_contrib=True)
+    np.testing.assert_allclose(fast, reference, rtol=0, atol=1e-9)
+
+
+def _nodes(node: dict):
+    if "leaf_index" not in node:
+        yield node
+        yield from _nodes(node["left_child"])
+        yield from _nodes(node["right_child"])
+
+
+def test_tabulated_treeshap_steps_aside_for_paths_with_too_many_features(trained, trainset, test_rows, monkeypatch):
+    from leadml.explain import treeshap
+
+    model = copy.deepcopy(trained.models["lightgbm"])  # a booster whose tables are not cached yet
+    monkeypatch.setattr(treeshap, "MAX_PATH_FEATURES", 1)
+    assert treeshap.build_tables(model.estimator.booster_) is None
+    with pytest.raises(ModelError, match="at most 1 features on a path"):
+        explain_margin(model, test_rows, trainset.feature_info, treeshap="tables")
+    auto = explain_margin(model, test_rows, trainset.feature_info, treeshap="auto")  # LightGBM's routine
+    assert auto.column_values.shape == (len(test_rows), len(model.estimator.feature_names_in_))
+    with pytest.raises(ValueError, match="treeshap"):
+        explain_margin(model, test_rows, trainset.feature_info, treeshap="fast")
 
 
 # -- properties -------------------------------------------------------------------------------
