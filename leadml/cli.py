@@ -110,7 +110,7 @@ def rules_score(
     leads: Path = typer.Option(..., "--leads", help="Leads table."),
     events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
     as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
-    out: Path = typer.Option(..., "--out", help="Output table: lead_id, as_of, points, tier, breakdown."),
+    out: Path = typer.Option(..., "--out", help="Output table: lead_id, as_of, points, tier, breakdown, fit/engagement points and 0-100 scores, grid tier."),
     drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
 ) -> None:
     """Score leads with a points rules file at AS_OF, with the exact breakdown."""

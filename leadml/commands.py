@@ -155,7 +155,7 @@ def run_rules_score(
         console.print(f"[yellow]warning:[/yellow] {problem}")
     stamp = to_utc(as_of)
     created = leads.loc[(leads["created_at"] <= stamp).to_numpy()]
-    scores = ruleset.score(created, events, stamp)
+    scores = ruleset.score(created, events, stamp, subscores=True)
     write_table(scores, out)
     tiers = scores["tier"].value_counts().to_dict()
     console.print(

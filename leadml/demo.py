@@ -44,6 +44,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     console.rule("3. point-in-time training set")
     shipped = load_pipeline(pipelines_dir() / "demo.yaml").resolved_dict()
     shipped["mlflow"]["tracking_uri"] = f"sqlite:///{(folder / 'mlruns.db').resolve()}"
+    shipped["history"]["path"] = str((folder / "score_history").resolve())  # every run of the demo, one history
     config = parse_pipeline(shipped, source=str(pipelines_dir() / "demo.yaml"), base=pipelines_dir())
     with console.status("building snapshots and features"):
         trainset = build_trainset(config, data)

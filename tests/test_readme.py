@@ -34,3 +34,39 @@ def test_every_readme_command_runs(tmp_path):
     for command in readme_commands():
         done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert done.returncode == 0, f"README command failed: {command}\n{done.stderr[-2000:]}"
+    # the demo's sales report shows the three parts of issue 10: sub-scores, hand-offs, history
+    sales = (tmp_path / "leadml-demo" / "reports" / "sales.html").read_text()
+    assert re.search(r">[ABC][123]</td>", sales), "no grid tier in the demo's sales report"
+    assert "Call within 24 h:" in sales and "Send the case-study e-mail series within 72 h" in sales
+    assert "Warming up: biggest score rises in 7 days" in sales and "Stuck: MQLs" in sales
+    assert sales.count("<polyline") >= 50  # the top leads' score over time
+
+
+def _config_keys(model, prefix: str = ""):
+    """Every key path of the pipeline config (``mql.tiers[].action`` for the keys of list items)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue
+        path, annotation = f"{prefix}{name}", field.annotation
+        args = typing.get_args(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from _config_keys(annotation, path + ".")
+        elif typing.get_origin(annotation) is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            yield path
+            yield from _config_keys(args[0], path + "[].")
+        else:
+            yield path
+
+
+def test_the_config_reference_names_every_key():
+    from leadml.config import PipelineConfig
+
+    text = (REPO / "README.md").read_text()
+    keys = list(_config_keys(PipelineConfig))
+    assert len(keys) > 90 and "models.lightgbm.num_leaves" in keys and "mql.tiers[].within_hours" in keys
+    missing = [key for key in keys if f"`{key}`" not in text]
+    assert not missing, f"README's config reference lacks {missing}"

@@ -39,9 +39,15 @@ def tables(tmp_path_factory):
     return folder
 
 
+ACTIONS = {"tiers": [{"name": "A", "min": 0.5, "action": "Call", "within_hours": 24},
+                     {"name": "B", "min": 0.25, "action": "E-mail", "within_hours": 48.5},
+                     {"name": "C", "min": 0.1}, {"name": "D", "action": "Newsletter"}]}  # the model's tier names
+
+
 def tables_config(folder):
     return pipeline({"source": "tables", "leads": str(folder / "leads.parquet"),
-                     "events": str(folder / "events.parquet"), "outcomes": str(folder / "outcomes.parquet")})
+                     "events": str(folder / "events.parquet"), "outcomes": str(folder / "outcomes.parquet")},
+                    mql=ACTIONS)
 
 
 def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  # noqa: F811
@@ -58,9 +64,14 @@ def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  
     assert list(got.columns) == list(expected.columns)
     assert got["lead_id"].tolist() == expected["lead_id"].tolist()  # sorted by lead_id, every open lead once
     np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-9)
-    for column in ("score", "tier", "is_mql", "model_name", "model_version"):
+    for column in ("score", "tier", "is_mql", "model_name", "model_version", "fit_score", "engagement_score",
+                   "grid_tier", "next_action"):
         assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
+    assert expected["grid_tier"].notna().all() and expected["fit_score"].between(0, 100).all()
+    assert set(expected["next_action"].dropna()) >= {"Call", "E-mail", "Newsletter"} and expected["due_at"].notna().any()
     assert (got["as_of"] == expected["as_of"]).all()
+    assert (pd.to_datetime(got["due_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+            == pd.to_datetime(expected["due_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))).all()
     assert got[list(REASON_COLUMNS)].isna().all().all()
     assert summary.tiers == expected["tier"].value_counts().sort_index().to_dict()
 

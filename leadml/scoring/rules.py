@@ -234,7 +234,8 @@ class RuleSet:
 
     def _scaled(self, scores: pd.DataFrame) -> pd.DataFrame:
         """Add ``fit_score`` / ``engagement_score``: the tag's points in percent of :meth:`max_points`
-        (0-100, rounded half up; negative totals give 0; missing when the tag has no maximum)."""
+        (0-100, rounded half up; negative totals give 0; missing when the tag has no maximum), and
+        ``grid_tier`` (default bands, :class:`~leadml.config.GridConfig`)."""
         for tag in ("fit", "engagement"):
             if f"{tag}_points" not in scores.columns:
                 continue
@@ -245,6 +246,11 @@ class RuleSet:
             else:
                 percent = np.clip(np.floor(np.round(100.0 * points / most, 9) + 0.5), 0, 100)
                 scores[f"{tag}_score"] = pd.array(percent.astype(np.int16), dtype="Int16")
+        if "fit_score" in scores.columns and "engagement_score" in scores.columns:
+            from leadml.explain.subscores import grid_tiers
+
+            scores["grid_tier"] = grid_tiers(scores["fit_score"].astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+                                             scores["engagement_score"].astype("Float64").to_numpy(dtype=float, na_value=np.nan))  # fmt: skip
         return scores
 
     def max_points(self, tag: str) -> float | None:
