@@ -89,15 +89,17 @@ def compile_booster(booster, num_iteration: int | None = None) -> CompiledTrees:
 
 
 def lightgbm_matrix(compiled: CompiledTrees, frame: pd.DataFrame) -> np.ndarray:
-    """A LightGBM-named feature frame as the float matrix the booster sees.
+    """A feature frame in the booster's column order (``lightgbm_frame``) as the float matrix it sees.
 
     Categorical columns (pandas ``Categorical``, in column order) become their codes among the
     training levels LightGBM stored, as LightGBM does itself; unknown levels and missing are NaN.
     """
+    if frame.shape[1] != len(compiled.feature_names):
+        raise ValueError(f"the frame has {frame.shape[1]} columns, the booster {len(compiled.feature_names)}")
     out = np.empty((len(frame), len(compiled.feature_names)), dtype=np.float64)
     k = 0
-    for j, name in enumerate(compiled.feature_names):
-        values = frame[name]
+    for j in range(frame.shape[1]):  # by position: LightGBM stores "Lead Origin" as "Lead_Origin"
+        values = frame.iloc[:, j]
         if isinstance(values.dtype, pd.CategoricalDtype):
             levels = compiled.pandas_categories[k] if k < len(compiled.pandas_categories) else values.cat.categories
             k += 1

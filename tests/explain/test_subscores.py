@@ -151,3 +151,19 @@ def test_grid_tiers_follow_the_configured_bands():
     assert grid_tiers(np.array([95, 60, 20, 5]), np.array([50, 49, 80, 0]), four).tolist() == ["A1", "B2", "C1", "D2"]
     with pytest.raises(ValueError, match="descending"):
         GridConfig(fit_bands=[34, 67])
+
+
+def test_feature_names_with_spaces_are_matched_by_position():
+    """LightGBM stores 'Lead Origin' as 'Lead_Origin'; the walk must still read the right columns."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"Lead Origin": pd.Categorical(rng.choice(["api", "form", "chat"], 2000)),
+                      "Total Visits": rng.poisson(3, 2000).astype(float)})  # fmt: skip
+    y = ((X["Total Visits"] > 3) ^ (X["Lead Origin"] == "chat")).astype(int)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 20},
+                        lgb.Dataset(X, y), num_boost_round=20)  # fmt: skip
+    compiled = compile_booster(booster)
+    assert compiled.feature_names == ("Lead_Origin", "Total_Visits")
+    margin = tree_group_margin(compiled, lightgbm_matrix(compiled, X), [0, 1])
+    np.testing.assert_allclose(margin, booster.predict(X, raw_score=True), rtol=0, atol=1e-12)

@@ -31,3 +31,11 @@ def test_best_model_clears_the_floor_and_beats_the_points_baseline(pipeline, flo
     difference = evaluation.differences
     row = difference[(difference["model"] == best) & (difference["metric"] == "roc_auc")].iloc[0]
     assert row["low"] > 0  # the paired bootstrap interval of the gain over the rules excludes zero
+    # the registered form of the model: real column names ("Lead Origin") reach the sub-scores
+    from leadml.explain.subscores import subscores
+    from leadml.modeling.registry import scoring_model
+
+    scoring = scoring_model(result, run.trainset, config.mql.tiers)
+    assert scoring.subscores is not None
+    sub = subscores(scoring, run.trainset.frame[run.trainset.feature_names].head(300))
+    assert sub["fit_score"].between(0, 100).all() and sub["grid_tier"].str.fullmatch(r"[ABC][123]").all()
