@@ -15,11 +15,14 @@ then times in fresh processes:
 - the model alone on the 1,000,000 feature rows (written by ``write_features``), in the job's
   chunks of 100,000: a bare ``Booster.predict`` on the float matrix, the batch job's scorer
   (matrix from the frame, booster, calibration, MQL policy), the generic ``LeadScoringModel.score``
-  and the MLflow pyfunc's ``predict`` (with MLflow's input schema check); for the pipeline's own
-  model (early-stopped, a few dozen trees) and for a larger one (``--large-trees``, 500 by default).
+  and the MLflow pyfunc's ``predict`` (with MLflow's input schema check) on the rows as a feature
+  file gives them (categoricals as text); for the pipeline's own model (early-stopped, a few dozen
+  trees) and for a larger one (``--large-trees``, 500 by default). The three scoring paths must
+  give the same probabilities bit for bit (checked on every chunk, outside the timing).
 
     python benchmarks/score.py                      # data in a temp folder, removed at the end
     python benchmarks/score.py --dir DIR --reuse    # keep the data in DIR and time again
+    python benchmarks/score.py --dir DIR --reuse --model-only   # only the model-only part
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def features(folder: Path, size: str) -> dict:
 def model_only(folder: Path, name: str) -> dict:
     """Seconds of the model alone, four ways, on the same feature rows in the job's chunks of 100,000."""
     import mlflow.pyfunc
+    import numpy as np
     import pandas as pd
 
     from leadml.batch_model import Scorer, load_model
@@ -106,6 +110,7 @@ def model_only(folder: Path, name: str) -> dict:
     estimator = scoring.model.estimator
     pyfunc = mlflow.pyfunc.load_model(f"models:/{loaded.name}/{loaded.version}")
     times = dict.fromkeys(("booster", "job_scorer", "scoring_model", "pyfunc"), 0.0)
+    identical = True
     for first in range(0, len(table), 100_000):
         text = table[scoring.feature_names].iloc[first : first + 100_000]  # categoricals as text, as in a file
         frame = text.copy()  # as the job has them: categoricals with the training categories
@@ -119,11 +124,15 @@ def model_only(folder: Path, name: str) -> dict:
             "scoring_model": lambda: scoring.score(frame),
             "pyfunc": lambda: pyfunc.predict(text),
         }
+        results = {}
         for key, call in calls.items():
             start = time.perf_counter()
-            call()
+            results[key] = call()
             times[key] += time.perf_counter() - start
-    return {"rows": len(table), "columns": matrix.shape[1], "trees": int(estimator.n_trees_), **times}
+        probabilities = [results[key]["probability"].to_numpy() for key in ("job_scorer", "scoring_model", "pyfunc")]
+        identical &= all(np.array_equal(probabilities[0], other) for other in probabilities[1:])
+    return {"rows": len(table), "columns": matrix.shape[1], "trees": int(estimator.n_trees_),
+            "identical": bool(identical), **times}  # fmt: skip
 
 
 # -- driver -------------------------------------------------------------------------------------
@@ -157,6 +166,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse the data and model already in --dir")
     parser.add_argument("--skip-reasons", action="store_true", help="do not time the job with reasons")
     parser.add_argument("--large-trees", type=int, default=500, help="trees of the second, larger model (default 500)")
+    parser.add_argument("--model-only", action="store_true",
+                        help="time only the model alone (1,000,000 feature rows), not the scoring job")  # fmt: skip
     parser.add_argument("--step", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -167,7 +178,7 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlruns.db'}"
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    for size in SIZES:
+    for size in ("1m",) if options.model_only else SIZES:
         if not (options.reuse and (folder / size / "events.parquet").exists()):
             seconds, _, made = measured("data", str(folder), size)
             print(f"data {size}: {made['leads']:,} leads, {made['events']:,} events ({seconds:.0f} s)", flush=True)
@@ -177,10 +188,29 @@ def main() -> None:
             print(f"model {name}: {model['chosen']} on {model['features']} features, {model['trees']} trees, "
                   f"registered version {model['version']}", flush=True)  # fmt: skip
     print(f"load average before timing: {os.getloadavg()[0]:.2f} (2 cores shared with other jobs)", flush=True)
+    if not options.model_only:
+        score_job(folder, options.skip_reasons)
+    if not (options.model_only and options.reuse and (folder / "features.parquet").exists()):
+        seconds_f, _, _ = measured("features", str(folder), "1m")
+        print(f"features of 1,000,000 leads written in {seconds_f:.1f} s", flush=True)
+    print("the model alone, in chunks of 100,000 rows:")
+    for name in ("leadml", "large"):
+        _, _, model = measured("model", str(folder), name)
+        n = model["rows"]
+        print(f"  model {name}: {model['trees']} trees, {n:,} rows x {model['columns']} features, same "
+              f"probabilities on every path: {model['identical']} (load average now {os.getloadavg()[0]:.2f})")
+        for step in ("booster", "job_scorer", "scoring_model", "pyfunc"):
+            print(f"    {step:<14} {model[step]:6.2f} s  {n / model[step]:>10,.0f} rows/s  "
+                  f"{model['booster'] / model[step]:.2f}x Booster.predict", flush=True)  # fmt: skip
+    if options.dir is None:
+        shutil.rmtree(folder)
 
+
+def score_job(folder: Path, skip_reasons: bool) -> None:
+    """Time ``score_batch`` end to end: Parquet and CSV for 1M leads, Parquet for 100k, reasons."""
     rows = []
     for size, out, reasons in (("1m", "scores.parquet", "0"), ("1m", "scores.csv", "0"), ("100k", "s100k.parquet", "0"),
-                               *((("1m", "reasons.parquet", "1"),) if not options.skip_reasons else ())):  # fmt: skip
+                               *((("1m", "reasons.parquet", "1"),) if not skip_reasons else ())):  # fmt: skip
         process, peak, result = measured("score", str(folder), size, out, reasons)
         rate = result["rows"] / result["seconds"]
         rows.append((size, out, reasons, result["seconds"], peak))
@@ -192,18 +222,6 @@ def main() -> None:
     print(f"CSV / Parquet time: {seconds['scores.csv'] / seconds['scores.parquet']:.2f}x (target <= 2)")
     print(f"peak 1M / 100k: {peaks['scores.parquet'] / peaks['s100k.parquet']:.2f}x (target <= 1.3; "
           f"1M peak {peaks['scores.parquet']:,.0f} MB, target < 2,048)")  # fmt: skip
-
-    seconds_f, _, _ = measured("features", str(folder), "1m")
-    print(f"features of 1,000,000 leads written in {seconds_f:.1f} s; the model alone, in chunks of 100,000 rows:")
-    for name in ("leadml", "large"):
-        _, _, model = measured("model", str(folder), name)
-        n = model["rows"]
-        print(f"  model {name}: {model['trees']} trees, {n:,} rows x {model['columns']} features")
-        for step in ("booster", "job_scorer", "scoring_model", "pyfunc"):
-            print(f"    {step:<14} {model[step]:6.2f} s  {n / model[step]:>10,.0f} rows/s  "
-                  f"{model['booster'] / model[step]:.2f}x Booster.predict", flush=True)  # fmt: skip
-    if options.dir is None:
-        shutil.rmtree(folder)
 
 
 if __name__ == "__main__":

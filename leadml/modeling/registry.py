@@ -22,7 +22,6 @@ import contextlib
 import hashlib
 import os
 import warnings
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +33,8 @@ from leadml.config import PipelineConfig
 from leadml.errors import ModelError
 from leadml.features.build import TrainSet
 from leadml.modeling.evaluate import weighted_metrics
-from leadml.modeling.policy import apply_policy
 from leadml.modeling.run_plots import log_plots as _log_plots
+from leadml.modeling.scoring_model import LeadScoringModel
 from leadml.modeling.train import RULES, TrainingResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
@@ -119,71 +118,6 @@ def data_fingerprint(trainset: TrainSet) -> str:
     return digest.hexdigest()[:16]
 
 
-class LeadScoringModel:
-    """The pyfunc behind a registered leadml model: feature frame in, scores out.
-
-    Holds the calibrated model, the feature set it was trained on (the fitted ``FeatureBuilder``,
-    so the features of new snapshots can be built), the MQL threshold and the tiers. Categorical
-    features may arrive as pandas ``Categorical`` or as strings; unknown levels become ``other``
-    and missing values ``missing``, as at training.
-    """
-
-    def __init__(
-        self,
-        model,
-        feature_names: Sequence[str],
-        categories: Mapping[str, Sequence[str]],
-        threshold: float,
-        tiers: Sequence,
-        builder=None,
-        name: str = "",
-    ):
-        self.model = model
-        self.feature_names = list(feature_names)
-        self.categories = dict(categories)
-        self.threshold = float(threshold)
-        self.tiers = list(tiers)
-        self.builder = builder
-        self.name = name
-        self.spec_hash = builder.spec_hash() if builder is not None else None
-
-    def prepare(self, features: pd.DataFrame) -> pd.DataFrame:
-        """The feature columns in training order, categoricals with the training categories."""
-        missing = [c for c in self.feature_names if c not in features.columns]
-        if missing:
-            raise ModelError(f"feature frame lacks {len(missing)} columns the model needs (first: {missing[:5]})")
-        out = {}
-        for name in self.feature_names:
-            values = features[name]
-            if name in self.categories:
-                levels = self.categories[name]
-                text = values.astype(object).where(values.notna(), "missing").astype(str)
-                text = text.where(text.isin(levels), "other")
-                out[name] = pd.Categorical(text, categories=levels)
-            else:
-                out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
-        return pd.DataFrame(out, index=features.index)
-
-    def probability(self, features: pd.DataFrame) -> np.ndarray:
-        return self.model.predict_proba(self.prepare(features))[:, 1]
-
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """``probability``, ``score`` (0-100), ``tier`` (text) and ``is_mql`` per row."""
-        scores = apply_policy(self.probability(features), self.threshold, self.tiers)
-        scores["tier"] = scores["tier"].astype(str)
-        scores.index = features.index
-        return scores
-
-    def features_for(self, trainset: TrainSet, rows: np.ndarray) -> pd.DataFrame:
-        """This model's features of some snapshots of a training set (rebuilt if the feature set differs)."""
-        frame = trainset.frame.loc[rows]
-        if self.builder is None or self.spec_hash == trainset.builder.spec_hash():
-            return frame
-        if trainset.data.is_flat:
-            return self.builder.transform_flat(trainset.data.flat.loc[frame.index])
-        return self.builder.transform(frame[["lead_id", "as_of"]], trainset.data.leads, trainset.data.events)
-
-
 class LeadmlPyfunc(mlflow.pyfunc.PythonModel):
     """The MLflow face of a :class:`LeadScoringModel`: ``predict`` returns its ``score``."""
 
@@ -195,11 +129,19 @@ class LeadmlPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
+    """Inputs: categoricals as text, numbers as double; outputs as ``score`` gives them.
+
+    MLflow checks every input column against this schema before ``predict``. A ``string``
+    column of text passes as it is and a ``double`` column costs at most a cast, whereas
+    ``AnyType`` (what a Categorical would need) is checked value by value: several times the
+    cost of the model. So a frame handed to the pyfunc carries its categoricals as text, as
+    ``leadml features`` writes them and as CSV, Parquet and Spark give them.
+    """
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema
 
     columns = [
-        ColSpec(AnyType() if name in scoring.categories else "double", name, required=False)
+        ColSpec("string" if name in scoring.categories else "double", name, required=False)
         for name in scoring.feature_names
     ]
     outputs = infer_signature(None, scoring.score(example)).outputs
@@ -213,8 +155,12 @@ def scoring_model(result: TrainingResult, trainset: TrainSet, tiers) -> LeadScor
         name: list(frame[name].cat.categories.astype(str))
         for name in result.feature_names if isinstance(frame[name].dtype, pd.CategoricalDtype)
     }
-    return LeadScoringModel(result.model, result.feature_names, categories, result.threshold,
-                            tiers, builder=trainset.builder, name=result.chosen)  # fmt: skip
+    from leadml.explain.subscores import training_subscore_scale
+
+    scoring = LeadScoringModel(result.model, result.feature_names, categories, result.threshold,
+                               tiers, builder=trainset.builder, name=result.chosen)  # fmt: skip
+    scoring.subscores = training_subscore_scale(result.model, trainset)  # fit/engagement 0-100 scale
+    return scoring
 
 
 def _requirements() -> list[str]:
@@ -340,6 +286,7 @@ def log_training(
             example = trainset.frame.loc[_test_rows(trainset), result.feature_names].head(5)
             if example.empty:
                 example = trainset.frame[result.feature_names].head(5)
+            example = example.astype({name: object for name in scoring.categories})  # text, as the signature says
             with warnings.catch_warnings():  # hints about type hints and integer columns: not ours to act on
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
                 info = mlflow.pyfunc.log_model(

@@ -9,6 +9,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mlflow import MlflowClient
 from test_train import config, make_trainset
 
@@ -23,6 +25,7 @@ from leadml.modeling.registry import (
     scoring_model,
     tracking_uri,
 )
+from leadml.modeling.scoring_model import level_codes
 from leadml.modeling.train import train_models
 
 WEAK_COLUMNS = ["industry"]
@@ -79,9 +82,14 @@ def test_a_run_holds_config_fingerprint_metrics_plots_and_a_scoring_model(strong
         assert expected in files, expected
     assert (mlflow_in_tmp / "mlartifacts").is_dir()
 
-    # a fresh process loads the champion by alias and scores a feature frame
+    # a fresh process loads the champion by alias and scores a feature frame (categoricals as text,
+    # as `leadml features` writes them: the signature declares them as strings)
+    scoring = scoring_model(result, trainset, config().mql.tiers)
     features = trainset.frame.loc[trainset.frame["split"] == "test", result.feature_names].head(50)
-    features.to_parquet(mlflow_in_tmp / "features.parquet")
+    features.astype({name: object for name in scoring.categories}).to_parquet(mlflow_in_tmp / "features.parquet")
+    signature = mlflow.models.get_model_info("models:/leadml@champion").signature
+    inputs = {spec.name: spec.type.name for spec in signature.inputs}
+    assert inputs == {name: "string" if name in scoring.categories else "double" for name in result.feature_names}
     script = (
         "import mlflow, pandas as pd; "
         "m = mlflow.pyfunc.load_model('models:/leadml@champion'); "
@@ -89,7 +97,7 @@ def test_a_run_holds_config_fingerprint_metrics_plots_and_a_scoring_model(strong
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=mlflow_in_tmp, capture_output=True)
     scores = pd.read_parquet(mlflow_in_tmp / "scores.parquet")
-    expected = scoring_model(result, trainset, config().mql.tiers).score(features)
+    expected = scoring.score(features)
     assert list(scores.columns) == ["probability", "score", "tier", "is_mql"]
     assert np.array_equal(scores["probability"].to_numpy(), expected["probability"].to_numpy())
     assert scores["tier"].tolist() == expected["tier"].tolist()
@@ -169,6 +177,76 @@ def test_the_scoring_model_maps_strings_unknown_levels_and_missing_values(strong
     assert prepared[column].tolist() == ["other", "missing", "other", "missing"]
     with pytest.raises(ModelError, match="lacks 1 columns the model needs"):
         scoring.score(features.drop(columns=column))
+    # a Categorical with other categories (in another order, one unseen) is read by its text
+    levels = scoring.categories[column]
+    shuffled = pd.Categorical([levels[1], "never-seen", None, levels[0]], categories=["never-seen", *levels[::-1]])
+    prepared = scoring.prepare(odd.assign(**{column: shuffled}))
+    assert prepared[column].tolist() == [levels[1], "other", "missing", levels[0]]
+    assert list(prepared[column].cat.categories) == list(levels)
+    assert scoring.probability(features.iloc[:0]).shape == (0,)
+
+
+def _row_by_row(values: list, levels: list[str]) -> list[int]:
+    """The definition of a level code, one value at a time."""
+    codes = []
+    for value in values:
+        text = "missing" if pd.isna(value) else str(value)
+        text = text if text in levels else "other"
+        codes.append(levels.index(text) if text in levels else -1)
+    return codes
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.sampled_from(["a", "b", "c", "zz", "", None, float("nan")]), min_size=0, max_size=30),
+    levels=st.permutations(["a", "b", "missing", "other"]).map(list) | st.just(["a", "b"]),
+    kind=st.sampled_from(["str", "object", "category"]),
+)
+def test_level_codes_map_each_distinct_value_as_the_definition_maps_each_row(values, levels, kind):
+    series = pd.Series(values, dtype=object)
+    if kind == "str":
+        series = series.astype("str")
+    elif kind == "category":
+        series = series.astype("category")
+    assert level_codes(series, levels).tolist() == _row_by_row(values, levels)
+
+
+def test_numbers_in_a_categorical_column_read_as_their_text():
+    assert level_codes(pd.Series([1, 2, 3]), ["1", "3", "other"]).tolist() == [0, 2, 1]
+    assert level_codes(pd.Series([1.5, np.nan]), ["1.5", "missing"]).tolist() == [0, 1]
+
+
+def test_the_booster_path_gives_the_frame_paths_probabilities_bit_for_bit(strong):
+    """LightGBM scores a float matrix of booster codes; the generic path a prepared frame: same numbers."""
+    trainset, result = strong
+    lightgbm = scoring_model(result, trainset, config().mql.tiers)
+    lightgbm.model = result.models["lightgbm"]
+    assert lightgbm._booster_plan() is not None
+    features = trainset.frame[result.feature_names].iloc[::7].copy()
+    numeric = [name for name in result.feature_names if name not in lightgbm.categories]
+    column = next(iter(lightgbm.categories))
+    variants = {
+        "categorical": features,
+        "text": features.astype({name: "str" for name in lightgbm.categories}),
+        "odd": features.astype({name: object for name in lightgbm.categories}).assign(**{
+            column: np.resize(["never-seen", None, lightgbm.categories[column][0]], len(features)),
+            numeric[0]: features[numeric[0]].astype("float32").where(np.arange(len(features)) % 3 > 0),
+            numeric[1]: features[numeric[1]].astype(str),  # numbers as text are parsed, as before
+        }),
+        "reordered": features[result.feature_names[::-1]],
+    }
+    for name, variant in variants.items():
+        generic = lightgbm.model.predict_proba(lightgbm.prepare(variant))[:, 1]
+        assert np.array_equal(lightgbm.probability(variant), generic), name
+    shuffled = features.sample(frac=1.0, random_state=0)
+    assert np.array_equal(lightgbm.score(shuffled)["probability"].loc[features.index].to_numpy(),
+                          lightgbm.score(features)["probability"].to_numpy())  # fmt: skip
+
+    logistic = scoring_model(result, trainset, config().mql.tiers)
+    logistic.model = result.models["logistic"]
+    assert logistic._booster_plan() is None
+    assert np.array_equal(logistic.probability(features),
+                          logistic.model.predict_proba(logistic.prepare(features))[:, 1])  # fmt: skip
 
 
 @pytest.mark.slow
