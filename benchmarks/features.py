@@ -11,8 +11,9 @@ events), one snapshot per lead (as_of = created_at + 60 days), then times in fre
 
 Each step runs in its own process; its peak memory is that process's maximum resident set size,
 "seconds" time the Parquet-to-Parquet call inside it, "process" adds Python's start and imports,
-"cpu" is the CPU time of all its threads (DuckDB uses both cores; leadml mostly one). The two
-outputs are compared on the columns they share (days since last: leadml stores float32).
+"cpu" is the CPU time of all its threads (DuckDB uses both cores; leadml computes on one and
+encodes the output Parquet on a second thread), "load" the machine's 1-minute load average as
+the step started. The two outputs (both float32) are compared on the columns they share.
 
     python benchmarks/features.py                        # 500,000 leads, 10,000,000 events
     python benchmarks/features.py --events 100000000     # 5,000,000 leads, hash partitions
@@ -93,12 +94,12 @@ def run_duckdb(snapshots: Path, events: Path, out: Path) -> dict:
     con = duckdb.connect()
     types = [row[0] for row in con.execute(f"SELECT DISTINCT event_type FROM read_parquet('{source}') ORDER BY 1").fetchall()]
     # narrow first (one row per lead and type), then pivot: ~2.5x faster in DuckDB than 60
-    # filtered aggregates over the joined rows
+    # filtered aggregates over the joined rows; FLOAT columns, as leadml writes (float32)
     pivot = []
     for kind in types:
         for days in WINDOWS:
-            pivot.append(f"coalesce(sum(c{days}) FILTER (WHERE event_type = '{kind}'), 0)::DOUBLE AS \"{kind}__count_{days}d\"")
-        pivot.append(f"min(since) FILTER (WHERE event_type = '{kind}') AS \"{kind}__days_since_last\"")
+            pivot.append(f"coalesce(sum(c{days}) FILTER (WHERE event_type = '{kind}'), 0)::FLOAT AS \"{kind}__count_{days}d\"")
+        pivot.append(f"(min(since) FILTER (WHERE event_type = '{kind}'))::FLOAT AS \"{kind}__days_since_last\"")
     counts = ", ".join(f"count(*) FILTER (WHERE age <= {days * DAY_NS}) AS c{days}" for days in WINDOWS)
     query = f"""
         COPY (
@@ -145,9 +146,11 @@ def compare(leadml_out: Path, duckdb_out: Path) -> dict:
 def measured(step: str, *args: str) -> tuple[float, float, dict]:
     """Run ``step`` in a fresh Python process: (seconds, peak RSS in MB, its JSON result).
 
-    The result also gets ``cpu``: the process's user + system CPU seconds (all its threads).
+    The result also gets ``cpu``: the process's user + system CPU seconds (all its threads), and
+    ``load``: the 1-minute load average as the step started (other jobs on the machine).
     """
     command = [sys.executable, __file__, "--step", step, *args]
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -158,6 +161,7 @@ def measured(step: str, *args: str) -> tuple[float, float, dict]:
         raise SystemExit(f"step {step} failed with exit code {process.returncode}")
     result = json.loads(output.strip().splitlines()[-1])
     result["cpu"] = usage.ru_utime + usage.ru_stime
+    result["load"] = load
     return seconds, usage.ru_maxrss / 1024, result
 
 
@@ -214,7 +218,7 @@ def main() -> None:
     print(
         f"leadml  : {seconds:7.2f} s  {n / seconds / 1e6:6.2f} M events/s  (process {process:.2f} s, "
         f"{n / process / 1e6:.2f} M/s, cpu {result['cpu']:.2f} s)  peak {peak:6.0f} MB  {result['columns']} features, "
-        f"{partitions} partition(s)",
+        f"{partitions} partition(s), load {result['load']:.1f}",
         flush=True,
     )
     if not options.skip_duckdb:
@@ -223,11 +227,12 @@ def main() -> None:
         print(
             f"duckdb  : {seconds_db:7.2f} s  {n / seconds_db / 1e6:6.2f} M events/s  (process {process_db:.2f} s, "
             f"{n / process_db / 1e6:.2f} M/s, cpu {result_db['cpu']:.2f} s)  peak {peak_db:6.0f} MB  {result_db['columns']} columns "
-            "(counts per type and window + days since last)",
+            f"(counts per type and window + days since last), load {result_db['load']:.1f}",
             flush=True,
         )
         print(f"leadml / duckdb speed: {seconds_db / seconds:.2f}x (process: {process_db / process:.2f}x)", flush=True)
         _, _, diff = measured("compare", str(folder / "leadml.parquet"), str(folder / "duckdb.parquet"))
+        diff = {k: v for k, v in diff.items() if k not in ("cpu", "load")}
         print(f"agreement on shared columns: {diff}", flush=True)
     if options.dir is None:
         shutil.rmtree(folder)

@@ -89,9 +89,15 @@ def test_rules_score_writes_points_tier_and_breakdown(sim_dir, tmp_path):
                     "--events", sim_dir / "events.parquet", "--as-of", "2026-06-01", "--out", out)
     assert result.returncode == 0, result.stderr
     scores = pd.read_parquet(out)
-    assert list(scores.columns) == ["lead_id", "as_of", "points", "tier", "breakdown"]
+    assert list(scores.columns) == ["lead_id", "as_of", "points", "tier", "breakdown", "fit_points",
+                                    "engagement_points", "fit_score", "engagement_score", "grid_tier"]
     row = scores.sort_values("points").iloc[-1]
     assert sum(item["points"] for item in json.loads(row["breakdown"])) == pytest.approx(row["points"])
+    # seed points has engagement rules only (at most 20 + 10 + 25 + 15 = 70 points) and no fit rule
+    assert (scores["engagement_points"] == scores["points"]).all() and (scores["fit_points"] == 0).all()
+    expected = (scores["engagement_points"] / 70 * 100).round().astype(int)
+    assert (scores["engagement_score"].astype(int) - expected).abs().max() <= 1
+    assert scores["fit_score"].isna().all() and scores["grid_tier"].isna().all()  # no fit rules: no fit scale
 
 
 def test_rules_learn_writes_a_rules_file_that_loads_back(sim_dir, tmp_path):

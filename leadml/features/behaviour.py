@@ -9,22 +9,23 @@ how to name the answers. The same code serves training and scoring: pass the tra
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from leadml.errors import ConfigError, LeadDataError
-from leadml.features import behaviour_text as text
+from leadml.errors import LeadDataError
+from leadml.features.behaviour_matrix import (  # noqa: F401  (parse_step, scenario_steps: re-exported)
+    DTYPE,
+    VELOCITY_DAYS,
+    AttributeCounts,
+    FeatureMatrix,
+    Scenarios,
+    parse_step,
+    scenario_steps,
+)
 from leadml.features.metadata import FeatureInfo
-from leadml.features.timeline import DAY_NS, EventTimeline
-
-AttributeCounts = Mapping[str, Mapping[str, Sequence[str] | str]]
-Scenarios = Mapping[str, Sequence[str]]
-_STEP = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*([^\[\]]*?)\s*\])?\s*$")
-VELOCITY_DAYS = 7
-DTYPE = np.float32  # every behaviour feature: counts are exact, days keep ~1 second of precision
+from leadml.features.timeline import EventTimeline
 
 
 def behaviour_features(
@@ -121,132 +122,21 @@ def timeline_features(
     """The behaviour features from a built timeline (shared by the frame and the Parquet paths).
 
     ``created_at`` is each snapshot's lead creation time in int64 ns (``np.iinfo(np.int64).min``
-    where unknown), or None to leave ``lead__age_days`` out.
+    where unknown), or None to leave ``lead__age_days`` out. See :class:`FeatureMatrix`.
     """
-    windows = _positive(windows, "features.windows")
-    half_lives = _positive(decay_half_lives, "features.decay_half_lives")
-    steps = {name: [parse_step(step, name) for step in path] for name, path in (scenarios or {}).items()}
-    types = list(dict.fromkeys(map(str, event_types)))
-    attribute_counts = {
-        event_type: {
-            column: list(dict.fromkeys(map(str, [values] if isinstance(values, str) else values)))
-            for column, values in by_column.items()
-        }
-        for event_type, by_column in (attribute_counts or {}).items()
-    }
-    n_attribute = sum(len(values) for by_column in attribute_counts.values() for values in by_column.values())
-    n_columns = (
-        len(types) * (len(windows) + 1)
-        + n_attribute * len(windows)
-        + 2 * len(windows)
-        + len(half_lives)
-        + int(velocity)
-        + len(steps)
-        + int(created_at is not None)
+    features = FeatureMatrix(
+        timeline,
+        event_types=event_types,
+        created_at=created_at,
+        windows=windows,
+        attribute_counts=attribute_counts,
+        decay_half_lives=decay_half_lives,
+        scenarios=scenarios,
+        velocity=velocity,
     )
-    matrix = np.empty((n_columns, timeline.n_snapshots), dtype=DTYPE)  # one column per row, filled in place
-    infos: list[FeatureInfo] = []
-
-    def add(info: FeatureInfo, values: np.ndarray) -> None:
-        matrix[len(infos)] = values
-        infos.append(info)
-
-    type_codes = timeline.codes_of("event_type", types) if timeline.n_events else np.zeros(0, np.int64)
-    counts, last = timeline.count_by(type_codes, len(types), windows, last=True)
-    for j, event_type in enumerate(types):
-        for days in windows:
-            add(text.type_count_info(event_type, days), counts[days][:, j])
-        found = last[:, j] != np.iinfo(np.int64).min
-        add(text.days_since_info(event_type), np.where(found, (timeline.as_of - last[:, j]) / DAY_NS, np.nan))
-    del counts, last
-    for event_type, by_column in attribute_counts.items():
-        if event_type in types:
-            of_type = type_codes == types.index(event_type)
-        else:
-            of_type = timeline.event_mask(event_type)
-        for column, values in by_column.items():
-            codes = np.where(of_type, _attribute_codes(timeline, column, values, event_type), -1)
-            counts, _ = timeline.count_by(codes, len(values), windows)
-            for j, value in enumerate(values):
-                for days in windows:
-                    add(text.attribute_count_info(event_type, column, value, days), counts[days][:, j])
-    for days in windows:
-        add(text.events_count_info(days), timeline.count(None, days))
-    for days in windows:
-        add(text.active_days_info(days), timeline.active_days(None, days))
-    for half_life in half_lives:
-        add(text.decayed_info(half_life), timeline.decayed_sum(None, half_life))
-    if velocity:
-        recent = timeline.count(None, VELOCITY_DAYS)
-        add(text.velocity_info(), 2 * recent - timeline.count(None, 2 * VELOCITY_DAYS))
-    for name, path in steps.items():
-        add(text.scenario_info(name, len(path)), scenario_steps(timeline, path))
-    if created_at is not None:
-        known = created_at != np.iinfo(np.int64).min
-        age = (timeline.as_of - np.where(known, created_at, 0)) / DAY_NS
-        add(text.lead_age_info(), np.where(known, age, np.nan))
-    assert len(infos) == n_columns, (len(infos), n_columns)
-    frame = pd.DataFrame(
-        matrix.T,
-        columns=[info.name for info in infos],
-        index=index if index is not None else pd.RangeIndex(timeline.n_snapshots),
-        copy=False,
-    )
-    return frame, infos
-
-
-def parse_step(step: str, scenario: str) -> tuple[str, str | None]:
-    """``"page_view[blog]"`` -> ``("page_view", "blog")``; ``"email_open"`` -> ``("email_open", None)``."""
-    match = _STEP.match(str(step))
-    if not match or not match.group(1).strip():
-        raise ConfigError(
-            f"features.scenarios.{scenario}: step {step!r} is not 'event_type' or 'event_type[value]'"
-        )
-    value = match.group(2)
-    return match.group(1), (value if value else None)
-
-
-def scenario_steps(timeline: EventTimeline, path: Sequence[tuple[str, str | None]]) -> np.ndarray:
-    """Per snapshot, how many steps of ``path`` the lead completed in order before as_of.
-
-    Greedy: each step takes the earliest matching event strictly after the previous step's, which
-    is the longest in-order prefix any choice of events could give.
-    """
-    done = np.zeros(timeline.n_snapshots, dtype=np.int64)
-    alive = np.ones(timeline.n_snapshots, dtype=bool)
-    previous = None
-    for event_type, value in path:
-        mask = timeline.event_mask(event_type)
-        if value is not None:
-            names = [c for c in timeline.column_names if c != "event_type"]
-            hit = np.zeros(timeline.n_events, dtype=bool)
-            for name in names:
-                hit |= timeline.value_mask(name, value)
-            mask &= hit
-        when = timeline.first_after(mask, previous)
-        alive &= when != np.iinfo(np.int64).min
-        done += alive
-        previous = when
-    return done
-
-
-def _attribute_codes(timeline: EventTimeline, column: str, values: list[str], event_type: str) -> np.ndarray:
-    if column in timeline.column_names:
-        return timeline.codes_of(column, values)
-    if timeline.n_events == 0:
-        return np.zeros(0, dtype=np.int64)
-    raise LeadDataError(
-        f"<events table>: no column {column!r} for the attribute count {event_type}[{values[0]}] "
-        f"(columns present: {', '.join(timeline.column_names)}); add it or fix features.attribute_counts"
-    )
-
-
-def _positive(values: Sequence[float], key: str) -> list[float]:
-    values = list(dict.fromkeys(values))
-    bad = [v for v in values if not (isinstance(v, (int, float, np.number)) and v > 0)]
-    if bad:
-        raise ConfigError(f"{key}: every value must be a positive number of days, got {bad[0]!r}")
-    return values
+    for _ in features.fill():
+        pass
+    return features.frame(index), features.infos
 
 
 def _created_ns(snapshots: pd.DataFrame, leads: pd.DataFrame | None) -> np.ndarray | None:

@@ -3,9 +3,11 @@
 The frame path (:func:`~leadml.features.behaviour.behaviour_features`) needs every ``lead_id`` as a
 Python string. Here ids stay in Arrow: the events' ``lead_id`` is read dictionary-encoded, each row
 group's dictionary (the distinct ids of that group) is looked up once among the snapshots' leads,
-and the rows get integer codes by a gather. Event types and attributes stay dictionary codes too.
-The features themselves come from the same :func:`~leadml.features.behaviour.timeline_features`,
-so both paths give the same values.
+and the rows get integer codes by a gather (:mod:`leadml.features.behaviour_codes`). Event types
+and attributes stay dictionary codes too. The features come from the same
+:class:`~leadml.features.behaviour_matrix.FeatureMatrix` as the frame path, so both paths give the
+same values; finished rows are encoded to Parquet on a second thread while the next ones are
+computed (:func:`stream_features`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +27,14 @@ import pyarrow.parquet as pq
 from leadml.data.io import atomic_output, table_format, write_table
 from leadml.errors import LeadDataError
 from leadml.features.behaviour import AttributeCounts, Scenarios, parse_step, timeline_features
+from leadml.features.behaviour_codes import categorical, code_leads
+from leadml.features.behaviour_matrix import FeatureMatrix
 from leadml.features.metadata import FeatureInfo
 from leadml.features.timeline import EventTimeline
 
 _NAT = np.iinfo(np.int64).min
 KEYS = ("lead_id", "timestamp", "event_type")
+ROW_GROUP_ROWS = 1 << 16  # snapshots per row group of the streamed output
 
 
 def read_snapshots(
@@ -79,13 +85,10 @@ def events_timeline(
     """Build the timeline from an Arrow events table; also return the event types present, sorted."""
     # leads coded in order of first appearance: when snapshots and events are both sorted by lead,
     # the events' codes come out sorted and the timeline skips its sort
-    encoded = pc.dictionary_encode(snapshots.column("lead_id")).combine_chunks()
-    leads = encoded.dictionary
-    snapshot_codes = np.asarray(encoded.indices, dtype=np.int32)
-    codes = _lead_codes(events.column("lead_id"), leads)
+    snapshot_codes, codes, n_leads = code_leads(snapshots.column("lead_id"), events.column("lead_id"))
     times = _ns(events.column("timestamp"), source, "timestamp")
     attributes = [name for name in events.column_names if name not in ("lead_id", "timestamp")]
-    columns = {name: _categorical(events.column(name)) for name in attributes}
+    columns = {name: categorical(events.column(name)) for name in attributes}
     kinds = columns["event_type"]
     used = np.zeros(len(kinds.categories) + 1, dtype=bool)
     for first in range(0, len(kinds.codes), 1 << 20):  # blocks: bincount would copy all codes to int64
@@ -96,7 +99,7 @@ def events_timeline(
         keep = np.flatnonzero(codes >= 0)
         codes, times = codes[keep], times[keep]
     as_of = np.asarray(snapshots.column("as_of"), dtype=np.int64)
-    timeline = EventTimeline.from_arrays(codes, times, snapshot_codes, as_of, len(leads), columns, rows=keep)
+    timeline = EventTimeline.from_arrays(codes, times, snapshot_codes, as_of, n_leads, columns, rows=keep)
     return timeline, present
 
 
@@ -127,10 +130,21 @@ def behaviour_features_from_parquet(
     with system_memory_pool():
         snapshots = read_snapshots(snapshots_path, as_of, leads_path)
         events = read_events(events_path, attribute_counts, scenarios)
-        frame, infos = arrow_features(snapshots, events, event_types, str(events_path), **options)
-        del events
-        write_features(snapshots, frame, out_path)
-    return infos
+        timeline, present = events_timeline(events, snapshots, str(events_path))
+        del events  # the timeline holds its own arrays
+        features = FeatureMatrix(
+            timeline,
+            event_types=list(event_types) if event_types is not None else present,
+            created_at=_created_at(snapshots),
+            **options,
+        )
+        if table_format(out_path) == "csv":
+            for _ in features.fill():
+                pass
+            write_features(snapshots, features.frame(), out_path)
+        else:
+            stream_features(snapshots, features, out_path)
+    return features.infos
 
 
 def arrow_features(
@@ -138,13 +152,50 @@ def arrow_features(
 ) -> tuple[pd.DataFrame, list[FeatureInfo]]:
     """The features of Arrow snapshots (see :func:`read_snapshots`) from Arrow events."""
     timeline, present = events_timeline(events, snapshots, source)
-    created = snapshots.column("created_at") if "created_at" in snapshots.column_names else None
-    return timeline_features(
-        timeline,
-        event_types=list(event_types) if event_types is not None else present,
-        created_at=None if created is None else np.asarray(created, dtype=np.int64),
-        **options,
-    )
+    event_types = list(event_types) if event_types is not None else present
+    return timeline_features(timeline, event_types=event_types, created_at=_created_at(snapshots), **options)
+
+
+def _created_at(snapshots: pa.Table) -> np.ndarray | None:
+    if "created_at" not in snapshots.column_names:
+        return None
+    return np.asarray(snapshots.column("created_at"), dtype=np.int64)
+
+
+def stream_features(snapshots: pa.Table, features: FeatureMatrix, out_path: str | os.PathLike) -> None:
+    """Fill ``features`` and write them with ``lead_id`` and ``as_of`` to Parquet, atomically.
+
+    Finished rows are encoded (one row group per :data:`ROW_GROUP_ROWS` snapshots) on a second
+    thread while the next blocks are computed: Parquet encoding releases the GIL, so on two
+    cores the write mostly hides behind the computation.
+    """
+    n_rows = features.timeline.n_snapshots
+    with atomic_output(out_path) as tmp:
+        # float columns rarely repeat enough for dictionary pages to pay off; skipping them halves the time
+        schema = _rows_table(snapshots, features, 0, 0).schema
+        writer = pq.ParquetWriter(tmp, schema, use_dictionary=False, compression="snappy")
+        try:
+            with ThreadPoolExecutor(1) as encoder:  # leaving the block waits for every write, even on errors
+                written, pending = 0, []
+                for done in features.fill():
+                    if done - written >= ROW_GROUP_ROWS or (done == n_rows and done > written):
+                        pending.append(encoder.submit(writer.write_table, _rows_table(snapshots, features, written, done)))
+                        written = done
+                for job in pending:
+                    job.result()
+        finally:
+            writer.close()
+
+
+def _rows_table(snapshots: pa.Table, features: FeatureMatrix, first: int, last: int) -> pa.Table:
+    """Snapshots ``first:last`` as Arrow: ``lead_id``, ``as_of`` (UTC) and the features (no copies)."""
+    as_of = np.asarray(snapshots.column("as_of"), dtype=np.int64)[first:last]
+    columns = {
+        "lead_id": snapshots.column("lead_id").slice(first, last - first),
+        "as_of": pa.array(as_of).cast(pa.timestamp("ns", tz="UTC")),
+    }
+    columns.update({name: pa.array(features.matrix[i, first:last]) for i, name in enumerate(features.names)})
+    return pa.table(columns)
 
 
 @contextlib.contextmanager
@@ -223,77 +274,6 @@ def event_columns(
 
 def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-def _dictionary_chunks(column: pa.ChunkedArray) -> list[pa.DictionaryArray]:
-    """The column's chunks as dictionary arrays with string values."""
-    chunks = []
-    for chunk in column.chunks:
-        if not pa.types.is_dictionary(chunk.type):
-            chunk = pc.dictionary_encode(pc.cast(chunk, pa.string()))
-        elif not pa.types.is_string(chunk.type.value_type):
-            chunk = pa.DictionaryArray.from_arrays(chunk.indices, pc.cast(chunk.dictionary, pa.string()))
-        chunks.append(chunk)
-    return chunks
-
-
-def _recode(chunks: list[pa.DictionaryArray], values: pa.Array, dtype: type) -> np.ndarray:
-    """Each row's position in ``values`` (-1 when absent or null).
-
-    All chunk dictionaries are looked up in one call (one hash table of ``values``), then every
-    chunk's rows take their code by a gather of the dictionary indices.
-    """
-    if not chunks:
-        return np.zeros(0, dtype=dtype)
-    # the chunks of one row group share its dictionary: look each distinct dictionary up once
-    offsets: dict[tuple, int] = {}
-    distinct = []
-    for chunk in chunks:
-        key = _identity(chunk.dictionary)
-        if key not in offsets:
-            offsets[key] = sum(len(d) for d in distinct)
-            distinct.append(chunk.dictionary)
-    found = pc.index_in(pa.concat_arrays(distinct), value_set=values)
-    lookup = np.asarray(pc.fill_null(found, -1)).astype(dtype)
-    codes = np.empty(sum(len(chunk) for chunk in chunks), dtype=dtype)
-    position = 0
-    for chunk in chunks:
-        offset, size = offsets[_identity(chunk.dictionary)], len(chunk.dictionary)
-        indices = np.asarray(pc.fill_null(chunk.indices, 0) if chunk.null_count else chunk.indices)
-        part = codes[position : position + len(chunk)]
-        if size:
-            np.take(lookup[offset : offset + size], indices, out=part)
-        else:
-            part[:] = -1
-        if chunk.null_count:
-            part[~np.asarray(chunk.is_valid())] = -1
-        position += len(chunk)
-    return codes
-
-
-def _identity(array: pa.Array) -> tuple:
-    """Where an array's data lives: chunks read from one row group share their dictionary buffers."""
-    return (len(array), array.offset) + tuple(b.address if b is not None else 0 for b in array.buffers())
-
-
-def _lead_codes(column: pa.ChunkedArray, leads: pa.Array) -> np.ndarray:
-    """Each row's position among ``leads`` (-1 when absent), hashing only dictionary entries."""
-    return _recode(_dictionary_chunks(column), leads, np.int32)
-
-
-def _categorical(column: pa.ChunkedArray) -> pd.Categorical | np.ndarray:
-    """A string column as a Categorical over the union of its row groups' dictionaries."""
-    kind = column.type
-    if not (pa.types.is_dictionary(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        return column.to_numpy()
-    chunks = _dictionary_chunks(column)
-    if not chunks:
-        return pd.Categorical([])
-    values = pc.unique(pa.concat_arrays([chunk.dictionary for chunk in chunks]))
-    values = values.filter(pc.is_valid(values))
-    values = values.take(pc.array_sort_indices(values))
-    width = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_000 else np.int32
-    return pd.Categorical.from_codes(_recode(chunks, values, width), categories=values.to_pylist())
 
 
 def _ns(column: pa.ChunkedArray, source: object, name: str, allow_null: bool = False) -> np.ndarray:

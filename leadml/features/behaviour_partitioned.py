@@ -24,9 +24,8 @@ from leadml.data.io import atomic_output
 from leadml.errors import LeadDataError
 from leadml.features.behaviour import AttributeCounts, Scenarios
 from leadml.features.behaviour_arrays import radix_argsort
+from leadml.features.behaviour_codes import dictionary_chunks, identity
 from leadml.features.behaviour_parquet import (
-    _dictionary_chunks,
-    _identity,
     _is_text,
     arrow_features,
     event_columns,
@@ -138,6 +137,11 @@ def route_events(
                 part = _row_partitions(batch.column("lead_id"), n_partitions, hashed)
                 order = radix_argsort(part)
                 batch = batch.take(pa.array(order))
+                ids = batch.column("lead_id")
+                if pa.types.is_dictionary(ids.type):
+                    # plain strings: each spilled row group then gets a dictionary of its own ids
+                    # only, not the whole batch's (hashing those would dominate every partition)
+                    batch = batch.set_column(batch.schema.get_field_index("lead_id"), "lead_id", ids.dictionary_decode())
                 bounds = np.searchsorted(part[order], np.arange(n_partitions + 1))
                 for k in range(n_partitions):
                     if bounds[k + 1] > bounds[k]:
@@ -160,8 +164,8 @@ def route_events(
 
 def _row_partitions(column: pa.Array, n_partitions: int, cache: dict) -> np.ndarray:
     """Each row's partition, hashing every distinct dictionary (a row group's ids) only once."""
-    (chunk,) = _dictionary_chunks(pa.chunked_array([column]))
-    key = _identity(chunk.dictionary)
+    (chunk,) = dictionary_chunks(pa.chunked_array([column]))
+    key = identity(chunk.dictionary)
     if key not in cache:
         cache.clear()  # one row group at a time: keep the memory of one dictionary
         cache[key] = partition_of(chunk.dictionary, n_partitions)
@@ -178,7 +182,7 @@ def _snapshot_partitions(ids: pa.ChunkedArray, n_partitions: int) -> np.ndarray:
 
 
 def _types_used(column: pa.Array) -> set[str]:
-    (chunk,) = _dictionary_chunks(pa.chunked_array([column]))
+    (chunk,) = dictionary_chunks(pa.chunked_array([column]))
     used = np.unique(np.asarray(chunk.indices.drop_null()))
     return {str(v) for v in chunk.dictionary.take(pa.array(used)).to_pylist() if v is not None}
 

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from leadml.errors import LeadDataError
-from leadml.features.behaviour_arrays import BLOCK_EVENTS, expand, lower_bound, running_sums, sort_order
+from leadml.features.behaviour_arrays import lower_bound, sort_order
+from leadml.features.behaviour_codes import frame_lead_codes
+from leadml.features.timeline_kernel import DAY_NS, count_by, new_day_flags, scan_sums
 
-DAY_NS = 86_400 * 10**9
-BLOCK_CELLS = 1 << 20  # (snapshot, code, bucket) cells counted per block
 _NO_TIME = np.iinfo(np.int64).min
 
 
@@ -54,19 +54,6 @@ def window_ns(window_days: float) -> int:
     if not window_days > 0:
         raise ValueError(f"a window must be a positive number of days, got {window_days!r}")
     return int(pd.Timedelta(days=window_days).value)
-
-
-def new_day_flags(times: np.ndarray) -> np.ndarray:
-    """``flags[i]``: event i falls on another UTC calendar day than event i - 1 (``flags[0]`` True).
-
-    Works in blocks so that the day numbers (int64 floor division) never take a full-size array.
-    """
-    flags = np.ones(len(times), dtype=bool)
-    for first in range(1, len(times), BLOCK_EVENTS):
-        block = times[first - 1 : first + BLOCK_EVENTS]
-        days = block // DAY_NS
-        np.not_equal(days[1:], days[:-1], out=flags[first : first + len(days) - 1])
-    return flags
 
 
 class EventTimeline:
@@ -109,17 +96,26 @@ class EventTimeline:
         self._raw_columns = dict(columns or {})
         self._order = order
         self._sorted_columns: dict[str, object] = {}
-        bounds = np.zeros(self.n_leads + 1, dtype=np.int64)
-        np.cumsum(np.bincount(codes, minlength=self.n_leads), out=bounds[1:])  # codes are sorted
+        # lead k's events are [lead_bounds[k], lead_bounds[k + 1]) (codes are sorted)
+        fits = codes.dtype.kind in "iu" and np.iinfo(codes.dtype).max >= self.n_leads
+        needles = np.arange(self.n_leads + 1, dtype=codes.dtype if fits else np.int64)
+        self.lead_bounds = np.searchsorted(codes, needles).astype(np.int64)
         known = snapshot_codes >= 0
         safe = np.where(known, snapshot_codes, 0)
-        self.lead_start = np.where(known, bounds[safe], 0).astype(np.int64)
-        lead_stop = np.where(known, bounds[safe + 1], 0).astype(np.int64)
-        self.stop = lower_bound(times, self.lead_start, lead_stop, as_of)
+        self.lead_start = np.where(known, self.lead_bounds[safe], 0)
+        self._lead_stop = np.where(known, self.lead_bounds[safe + 1], 0)
+        self._stop: np.ndarray | None = None
         self._starts: dict[int, np.ndarray] = {}
         self._prefix_cache: tuple[object, np.ndarray, np.ndarray] | None = None
         self._all_days: tuple[np.ndarray, np.ndarray] | None = None
         self._single: np.ndarray | bool | None = None
+
+    @property
+    def stop(self) -> np.ndarray:
+        """Per snapshot, the index of its lead's first event at or after as_of (computed on first use)."""
+        if self._stop is None:
+            self._stop = lower_bound(self.times, self.lead_start, self._lead_stop, self.as_of)
+        return self._stop
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -140,7 +136,7 @@ class EventTimeline:
                 )
         leads = pd.Index(pd.unique(snapshots["lead_id"].astype(str).to_numpy()))
         snapshot_codes = leads.get_indexer(snapshots["lead_id"].astype(str).to_numpy()).astype(np.int32)
-        event_codes = _lead_codes(leads, events["lead_id"])
+        event_codes = frame_lead_codes(leads, events["lead_id"])
         keep = np.flatnonzero(event_codes >= 0)
         codes = event_codes[keep]
         times = to_ns(events["timestamp"], "<events table>: column 'timestamp'")[keep]
@@ -221,6 +217,15 @@ class EventTimeline:
 
     def codes_of(self, name: str, values: Sequence) -> np.ndarray:
         """Each sorted event's position of its ``name`` value in ``values`` (-1: another or missing)."""
+        codes, lookup = self.coded(name, values)
+        return lookup[codes]  # a missing value has code -1: the appended "not wanted"
+
+    def coded(self, name: str, values: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, lookup)`` with ``lookup[codes]`` equal to :meth:`codes_of` (``lookup[-1] = -1``).
+
+        ``codes`` are the column's own category codes (no copy for a categorical column), so a
+        caller working in blocks can map just the events it needs.
+        """
         wanted = pd.Index([str(v) for v in values])
         width = np.int8 if len(wanted) < 127 else np.int16 if len(wanted) < 32_000 else np.int32
         column = self.column(name)
@@ -228,8 +233,7 @@ class EventTimeline:
             categories, codes = column.categories, column.codes
         else:
             codes, categories = pd.factorize(column)
-        lookup = np.append(wanted.get_indexer(pd.Index(categories).astype(str)), -1).astype(width)
-        return lookup[codes]  # a missing value has code -1: the appended "not wanted"
+        return codes, np.append(wanted.get_indexer(pd.Index(categories).astype(str)), -1).astype(width)
 
     def event_mask(
         self,
@@ -249,7 +253,10 @@ class EventTimeline:
         """Per snapshot, the first event index inside the window (``as_of - W <= timestamp``)."""
         if window_days is None:
             return self.lead_start
-        width = window_ns(window_days)
+        return self.start_ns(window_ns(window_days))
+
+    def start_ns(self, width: int) -> np.ndarray:
+        """:meth:`start` for a window of ``width`` integer nanoseconds (cached)."""
         if width not in self._starts:
             self._starts[width] = lower_bound(self.times, self.lead_start, self.stop, self.as_of - width)
         return self._starts[width]
@@ -359,69 +366,13 @@ class EventTimeline:
         ``codes`` gives each sorted event a category in ``[0, n_codes)`` (-1: not counted), such as
         its event type. Returns ``({window: counts (n_snapshots, n_codes)}, last)`` where ``last``
         holds int64 ns times (int64 min: none before as_of), or None when not asked for. One pass
-        serves every window and code: each event's age picks its bucket (the narrowest window
-        holding it, "older", or "not yet"), a ``bincount`` counts (snapshot, code, bucket) cells
-        and a cumulative sum over buckets gives the window counts.
+        serves every window and code (see :func:`~leadml.features.timeline_kernel.count_by`).
         """
-        windows = list(dict.fromkeys(windows))
-        widths = sorted(window_ns(w) for w in windows if w is not None)
-        n_buckets = len(widths) + 2  # the windows, older, at or after as_of
-        slots = n_codes + 1  # the codes and "not counted"
-        counts = {w: np.zeros((self.n_snapshots, n_codes), dtype=np.int32) for w in windows}
-        times = np.full((self.n_snapshots, n_codes), _NO_TIME, dtype=np.int64) if last else None
-        if n_codes == 0 or self.n_snapshots == 0 or self.n_events == 0:
-            return counts, times
-        full = last or None in windows or not widths
-        lo = self.lead_start if full else self.start(max(w for w in windows if w is not None))
-        for rows, local, owner, event in self._event_blocks(lo, max(1, BLOCK_CELLS // (slots * n_buckets))):
-            code = codes[event]
-            age = self.as_of[owner] - self.times[event]
-            bucket = np.zeros(len(age), dtype=np.int64)
-            for width in widths:
-                bucket += age > width
-            future = age <= 0
-            bucket[future] = n_buckets - 1
-            cell = local * slots + np.where(code < 0, n_codes, code)
-            counted = np.bincount(cell * n_buckets + bucket, minlength=len(rows) * slots * n_buckets)
-            grid = counted.reshape(len(rows), slots, n_buckets)
-            running = np.zeros((len(rows), n_codes), dtype=np.int32)
-            for k in range(len(widths) + 1):  # window k holds buckets 0..k; k = len(widths): all
-                running += grid[:, :n_codes, k]
-                for window in windows:
-                    if k == (len(widths) if window is None else widths.index(window_ns(window))):
-                        counts[window][rows] = running
-            if times is not None:
-                index = np.arange(event.start, event.stop) if isinstance(event, slice) else event
-                latest = np.full(len(rows) * slots, -1, dtype=np.int64)
-                np.maximum.at(latest, cell, np.where(future | (code < 0), -1, index))
-                latest = latest.reshape(len(rows), slots)[:, :n_codes]
-                times[rows] = np.where(latest >= 0, self.times[np.maximum(latest, 0)], _NO_TIME)
-        return counts, times
+        widths = {w: None if w is None else window_ns(w) for w in windows}
+        return count_by(self, codes, n_codes, widths, last)
 
-    def _event_blocks(self, lo: np.ndarray, max_rows: int):
-        """Yield ``(rows, local, owner, event)``: blocks of snapshots with their events in ``[lo, stop)``.
-
-        ``rows`` are the block's snapshots, ``owner`` each listed event's snapshot and ``local`` its
-        position in ``rows``; ``event`` indexes the events (a slice or an index array). When every
-        lead has one snapshot, a block is a run of leads and lists all their events (callers drop
-        the ones at or after as_of by age); otherwise each snapshot's range is listed.
-        """
-        lead_snapshot = self._lead_snapshot()
-        if lead_snapshot is None:
-            for first, last, owner, event in expand(lo, self.stop, max_rows):
-                yield np.arange(first, last), owner - first, owner, event
-            return
-        bounds = np.searchsorted(self.codes, np.arange(0, self.n_leads + 1, max_rows))
-        bounds = np.append(bounds, len(self.codes)) if bounds[-1] != len(self.codes) else bounds
-        for k in range(len(bounds) - 1):
-            first_lead = k * max_rows
-            rows = lead_snapshot[first_lead : min(first_lead + max_rows, self.n_leads)]
-            event = slice(int(bounds[k]), int(bounds[k + 1]))
-            local = self.codes[event].astype(np.int64) - first_lead
-            yield rows, local, rows[local], event
-
-    def _lead_snapshot(self) -> np.ndarray | None:
-        """The snapshot of each lead when every lead has exactly one, else None."""
+    def one_snapshot_per_lead(self) -> np.ndarray | None:
+        """The snapshot of each lead when every lead has exactly one, else None (cached)."""
         if self._single is None:
             known = self.snapshot_codes[self.snapshot_codes >= 0]
             single = len(known) == self.n_snapshots == self.n_leads
@@ -434,7 +385,7 @@ class EventTimeline:
     def weighted_sum(self, weights: np.ndarray, window_days: float | None = None) -> np.ndarray:
         """Per snapshot, the sum of per-event ``weights`` (aligned with the sorted events) in the window."""
         weights = np.asarray(weights, dtype=np.float64)
-        return self._scan(weights, None, window_days)
+        return scan_sums(self, weights, None, None if window_days is None else window_ns(window_days))
 
     def decayed_sum(
         self, mask: np.ndarray | None, half_life_days: float, window_days: float | None = None
@@ -445,73 +396,5 @@ class EventTimeline:
         decayed total before the window start (relative error grows like ``2 ** (W / H)``).
         """
         weights = np.ones(self.n_events) if mask is None else np.asarray(mask, dtype=np.float64)
-        return self._scan(weights, window_ns(half_life_days), window_days)
-
-    def _scan(self, weights: np.ndarray, half_life: int | None, window_days: float | None) -> np.ndarray:
-        """Sums of (optionally decayed) weights before as_of, minus the part before the window start.
-
-        Every query instant q (as_of, and as_of - W for windows) of a lead is sorted by time; the
-        events between two consecutive instants of a lead belong to the later one, so each event is
-        touched once and decay weights stay in (0, 1]. A running total then walks each lead's
-        instants in rank order (a Python loop over ranks, vectorised across leads).
-        """
-        if window_days is None:
-            if half_life is not None and self._lead_snapshot() is not None:
-                return self._decayed_single(weights, half_life)
-            return self._running(weights, half_life, self.as_of, self.stop)
-        width = window_ns(window_days)
-        q_time = np.concatenate([self.as_of, self.as_of - width])
-        q_stop = np.concatenate([self.stop, self.start(window_days)])
-        totals = self._running(weights, half_life, q_time, q_stop, repeat=2)
-        now, before = totals[: self.n_snapshots], totals[self.n_snapshots :]
-        factor = 1.0 if half_life is None else 0.5 ** (width / half_life)
-        result = now - factor * before
-        empty = self.stop == self.start(window_days)
-        return np.where(empty, 0.0, result if half_life is None else np.maximum(result, 0.0))
-
-    def _decayed_single(self, weights: np.ndarray, half_life: int) -> np.ndarray:
-        """Decayed sums when every lead has one snapshot: each event weighs against its own as_of."""
-        totals = np.zeros(self.n_snapshots)
-        for rows, local, owner, event in self._event_blocks(self.lead_start, BLOCK_EVENTS // 16):
-            age = self.as_of[owner] - self.times[event]
-            values = np.where(age > 0, weights[event] * np.exp2(-age / half_life), 0.0)
-            totals[rows] += np.bincount(local, weights=values, minlength=len(rows))
-        return totals
-
-    def _running(
-        self,
-        weights: np.ndarray,
-        half_life: int | None,
-        q_time: np.ndarray,
-        q_stop: np.ndarray,
-        repeat: int = 1,
-    ) -> np.ndarray:
-        q_code = np.tile(self.snapshot_codes, repeat)
-        return running_sums(
-            self.times, weights, half_life, q_code, q_time, q_stop, np.tile(self.lead_start, repeat)
-        )
-
-
-def _lead_codes(leads: pd.Index, lead_ids: pd.Series) -> np.ndarray:
-    """Each event's position in ``leads`` (-1 for leads without a snapshot), hashing each id once.
-
-    The ids are dictionary-encoded by Arrow (one hash per row, in C, no Python strings), then only
-    the distinct ids are looked up among the snapshots' leads.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(lead_ids.dtype, pd.CategoricalDtype):
-        categories, codes = lead_ids.cat.categories, lead_ids.cat.codes.to_numpy()
-    else:
-        values = lead_ids if pd.api.types.is_string_dtype(lead_ids.dtype) else lead_ids.astype(str)
-        encoded = pc.dictionary_encode(pa.array(values, from_pandas=True))
-        if isinstance(encoded, pa.ChunkedArray):  # Arrow-backed strings come in chunks
-            empty = pa.array([], pa.dictionary(pa.int32(), pa.string()))
-            encoded = encoded.combine_chunks() if encoded.num_chunks else empty
-        if encoded.null_count:
-            encoded = pa.DictionaryArray.from_arrays(pc.fill_null(encoded.indices, -1), encoded.dictionary)
-        categories = encoded.dictionary.to_pandas()
-        codes = np.asarray(encoded.indices)
-    lookup = np.append(leads.get_indexer(pd.Index(categories).astype(str)), -1).astype(np.int32)
-    return lookup[codes]  # -1 (a missing id) takes the appended "no snapshot"
+        width = None if window_days is None else window_ns(window_days)
+        return scan_sums(self, weights, window_ns(half_life_days), width)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadml.errors import ConfigError, LeadDataError
+from leadml.features import behaviour_parquet, timeline_kernel
 from leadml.features.behaviour import behaviour_features
+from leadml.features.behaviour_codes import code_leads, short_keys
 from leadml.features.behaviour_parquet import behaviour_features_from_parquet
 from leadml.features.behaviour_partitioned import behaviour_features_partitioned
 
@@ -178,6 +183,14 @@ def test_empty_snapshots_still_name_every_column():
     assert "page_view__count_30d" in features.columns
 
 
+def test_no_events_at_all_gives_zeros_and_no_type_columns():
+    snapshots, events, leads = hand_made()
+    features, _ = behaviour_features(snapshots, events.head(0), leads)
+    assert [c for c in features.columns if "__count_" in c] == ["events__count_7d", "events__count_30d", "events__count_90d"]
+    assert (features.drop(columns="lead__age_days").to_numpy() == 0).all()
+    assert features["lead__age_days"].tolist() == EXPECTED["lead__age_days"]
+
+
 def test_bad_input_and_config_raise_clear_errors():
     snapshots, events, leads = hand_made()
     with pytest.raises(LeadDataError, match="missing column.*'event_type'"):
@@ -302,3 +315,51 @@ def test_row_order_of_events_changes_nothing(event_rows, snap_rows, random):
     events = _events(event_rows)
     shuffled = events.iloc[random.sample(range(len(events)), len(events))]
     pd.testing.assert_frame_equal(_features(snapshots, events), _features(snapshots, shuffled))
+
+
+# -- the Parquet path's building blocks ----------------------------------------------------------
+
+ids = st.text(alphabet=st.sampled_from(["a", "b", "Z", "\x00", "é", "7"]), max_size=10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ids, max_size=12), st.lists(st.one_of(ids, st.none()), max_size=30), st.booleans())
+def test_lead_codes_equal_a_dictionary_lookup(snapshot_ids, event_ids, sort):
+    """Short ids (integer keys), long ones, NUL bytes, empty strings, repeats: all coded alike."""
+    if sort:
+        snapshot_ids = sorted(set(snapshot_ids))
+    first: dict[str, int] = {}
+    for lead in snapshot_ids:
+        first.setdefault(lead, len(first))
+    parts = [event_ids[:10], event_ids[10:25], event_ids[25:]]  # row groups, each with its dictionary
+    column = pa.chunked_array([pc.dictionary_encode(pa.array(part, pa.string())) for part in parts])
+    snapshot_codes, event_codes, n_leads = code_leads(pa.chunked_array([pa.array(snapshot_ids, pa.string())]), column)
+    assert snapshot_codes.tolist() == [first[lead] for lead in snapshot_ids]
+    assert event_codes.tolist() == [first.get(lead, -1) if lead is not None else -1 for lead in event_ids]
+    assert n_leads == len(first)
+
+
+def test_short_keys_are_exact_or_absent():
+    assert short_keys(pa.array(["b", "ab", "a", ""])).argsort().tolist() == [3, 2, 1, 0]  # ordered like the strings
+    assert short_keys(pa.array(["a", "a\x00"])) is None  # padding would make them equal
+    assert short_keys(pa.array(["a\x00", "b\x00"])) is not None  # same length: exact
+    assert short_keys(pa.array(["123456789"])) is None  # longer than 8 bytes
+    assert short_keys(pa.array(["a", None])) is None
+
+
+def test_streamed_row_groups_equal_the_frame_path(small_sim, tmp_path, monkeypatch):
+    """Rows are written in row groups while the next blocks are computed; the file is the same."""
+    monkeypatch.setattr(behaviour_parquet, "ROW_GROUP_ROWS", 700)
+    monkeypatch.setattr(timeline_kernel, "BLOCK_CELLS", 1 << 12)
+    leads = small_sim.leads
+    snapshots = pd.DataFrame({"lead_id": leads["lead_id"], "as_of": leads["created_at"] + pd.Timedelta(days=30)})
+    expected, _ = behaviour_features(snapshots, small_sim.events, windows=(3, 30))
+    snapshots.to_parquet(tmp_path / "snapshots.parquet", index=False)
+    small_sim.events.to_parquet(tmp_path / "events.parquet", index=False)
+    behaviour_features_from_parquet(
+        tmp_path / "snapshots.parquet", tmp_path / "events.parquet", tmp_path / "out.parquet", windows=(3, 30)
+    )
+    assert pq.ParquetFile(tmp_path / "out.parquet").metadata.num_row_groups >= len(snapshots) // 1000
+    written = pd.read_parquet(tmp_path / "out.parquet")
+    assert written["lead_id"].tolist() == snapshots["lead_id"].tolist()
+    pd.testing.assert_frame_equal(written.drop(columns=["lead_id", "as_of"]), expected)

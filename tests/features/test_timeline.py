@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from leadml.errors import LeadDataError
 from leadml.features.behaviour_arrays import lower_bound, radix_argsort, sort_order
-from leadml.features.timeline import DAY_NS, EventTimeline, to_ns
+from leadml.features import timeline_kernel
+from leadml.features.timeline import DAY_NS, EventTimeline, to_ns, window_ns
+from leadml.features.timeline_kernel import NONE, standard_blocks
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 NS = pd.Timedelta(1, "ns")
@@ -215,7 +217,7 @@ def test_one_snapshot_per_lead_fast_path_equals_a_naive_loop(events_rows, snapsh
     events, snapshots = _frames(events_rows, snapshots_rows)
     snapshots = snapshots.drop_duplicates("lead_id").iloc[::-1]  # one per lead, not in lead order
     timeline = EventTimeline.build(events, snapshots)
-    assert timeline._lead_snapshot() is not None
+    assert timeline.one_snapshot_per_lead() is not None
     a = timeline.event_mask("a")
     expected = _reference(events, snapshots, window, 3.0)
     page = np.where(a, timeline.codes_of("page", ["x", "y"]), -1)
@@ -237,3 +239,44 @@ def test_row_order_of_events_does_not_matter(events_rows, snapshots_rows, random
         np.testing.assert_array_equal(timeline_a.days_since_last(), timeline_b.days_since_last())
         np.testing.assert_array_equal(timeline_a.active_days(None, 3), timeline_b.active_days(None, 3))
         np.testing.assert_allclose(timeline_a.decayed_sum(None, 2.0), timeline_b.decayed_sum(None, 2.0), rtol=1e-12)
+
+
+@settings(max_examples=80, deadline=None)
+@given(event_rows, snapshot_rows, st.sampled_from([0.25, 1, 2.5]), st.booleans())
+def test_one_pass_equals_the_single_queries(events_rows, snapshots_rows, window, one_per_lead):
+    """The one-pass kernel gives exactly the values of count / active_days / decayed_sum / count_by,
+    in blocks of one or two snapshots (so block edges fall everywhere)."""
+    events, snapshots = _frames(events_rows, snapshots_rows)
+    if one_per_lead:
+        snapshots = snapshots.drop_duplicates("lead_id").iloc[::-1]
+    timeline = EventTimeline.build(events, snapshots)
+    windows = [window, 7]
+    types = timeline.codes_of("event_type", ["b", "a"])
+    codes, lookup = timeline.coded("event_type", ["b", "a"])
+    half_life = [window_ns(3.0)] if one_per_lead else []
+    previous = timeline_kernel.BLOCK_CELLS
+    timeline_kernel.BLOCK_CELLS = 2 * 3 * 5  # (types + 1) * (widths + 1) cells: one or two snapshots a block
+    try:
+        widths = [window_ns(w) for w in windows]
+        stats = list(standard_blocks(timeline, codes, lookup, 2, widths, window_ns(1), half_life))
+    finally:
+        timeline_kernel.BLOCK_CELLS = previous
+    assert len(stats) >= timeline.n_snapshots // 2
+    seen = np.zeros(timeline.n_snapshots, dtype=int)
+    counts, _ = timeline.count_by(types, 2, windows)
+    _, last = timeline.count_by(types, 2, [None], last=True)
+    for block in stats:
+        rows = block.rows
+        seen[rows] += 1
+        for k, days in enumerate(windows):
+            assert block.type_counts[k].T.tolist() == counts[days][rows].tolist()
+            assert block.counts[k].tolist() == timeline.count(None, days)[rows].tolist()
+            assert block.active_days[k].tolist() == timeline.active_days(None, days)[rows].tolist()
+        expected_age = np.where(last[rows] == np.iinfo(np.int64).min, NONE, timeline.as_of[rows, None] - last[rows])
+        assert block.type_age.T.tolist() == expected_age.tolist()
+        assert block.velocity.tolist() == (2 * timeline.count(None, 1) - timeline.count(None, 2))[rows].tolist()
+        if one_per_lead:  # bit for bit, not just close
+            assert block.decayed[0].tolist() == timeline.decayed_sum(None, 3.0)[rows].tolist()
+        else:
+            assert block.decayed is None
+    assert (seen == 1).all()
