@@ -52,6 +52,8 @@ def missing_template(info: FeatureInfo, missing_info: FeatureInfo | None = None)
     if missing_info is not None:
         return missing_info.template
     template = info.template
+    if info.name.endswith("__days_since_last") and template.startswith("Last ") and template.endswith(" {value} days ago"):
+        return "No " + template[len("Last "):-len(" {value} days ago")] + " yet"
     if info.name.endswith("__days_since_last") and " for {value} days" in template:
         return template.replace(" for {value} days", " yet")
     if template.endswith(": {value}"):

@@ -102,7 +102,7 @@ def days_since_info(event_type: str) -> FeatureInfo:
         name=f"{event_type}__days_since_last",
         group=GROUP,
         source=event_type,
-        template=f"No {_noun(event_type)} for {{value}} days",
+        template=f"Last {_noun(event_type)} {{value}} days ago",
     )
 
 

@@ -30,9 +30,9 @@ def test_templates_render_with_readable_values():
     assert render(JOB_LEVEL, "student") == "Job level: student"
     assert render(JOB_LEVEL, None) == "Job level not given"
     assert render(BUDGET, None, BUDGET_MISSING) == "Budget not given"
-    assert render(DEMO_SINCE, "45") == "No demo request for 45 days"
-    assert render(DEMO_SINCE, "1") == "No demo request for 1 day"
-    assert render(DEMO_SINCE, "2.1") == "No demo request for 2.1 days"
+    assert render(DEMO_SINCE, "45") == "Last demo request 45 days ago"  # reads right whichever way it pushes
+    assert render(DEMO_SINCE, "1") == "Last demo request 1 day ago"
+    assert render(DEMO_SINCE, "2.1") == "Last demo request 2.1 days ago"
     assert render(DEMO_SINCE, None) == "No demo request yet"
     activity = FeatureInfo("events__days_since_last", "behaviour", "events", template="No activity for {value} days")
     assert render(activity, "45") == "No activity for 45 days"
@@ -78,7 +78,7 @@ def test_reason_columns_of_hand_made_contributions():
         "Job level: student (lowers)", "No demo request yet (lowers)",
     ]  # fmt: skip
     assert table.loc[11].tolist()[:5] == [
-        "Job level: vp (raises)", "No demo request for 3 days (raises)", "Budget: 45,000 (raises)",
+        "Job level: vp (raises)", "Last demo request 3 days ago (raises)", "Budget: 45,000 (raises)",
         "Viewed the pricing page 0 times in the last 30 days (lowers)", "",
     ]  # fmt: skip
     # an effect below min_effect (0.0005 log-odds) is not a reason
@@ -198,7 +198,7 @@ def test_one_lead_described_for_the_terminal():
         "average lead (base value): -1.00 log-odds; this lead: +0.80",
         "Raised by:",
         "  +1.20  Job level: vp  (+28.9 points)  <- decided the MQL flag",
-        "  +0.50  No demo request for 3 days  (+11.6 points)",
+        "  +0.50  Last demo request 3 days ago  (+11.6 points)",
         "  +0.30  Budget: 45,000  (+6.8 points)",
         "Lowered by:",
         "  -0.20  Viewed the pricing page 0 times in the last 30 days  (-4.1 points)",

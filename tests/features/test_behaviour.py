@@ -151,7 +151,7 @@ def test_sentences_a_sales_manager_reads():
     row = features.loc[10]
     said = {name: by_name[name].sentence(float(row[name])) for name in by_name}
     assert said["page_view[pricing]__count_90d"] == "Viewed the pricing page 2 times in the last 90 days"
-    assert said["email_click__days_since_last"] == "No e-mail click for 14.5 days"
+    assert said["email_click__days_since_last"] == "Last e-mail click 14.5 days ago"
     assert said["events__active_days_30d"] == "Active on 5 of the last 30 days"
     assert said["scenario[content_path]__steps"] == "Went through 4 of the 4 steps of the 'content path' path, in order"
     assert said["lead__age_days"] == "Became a lead 73.5 days ago"
