@@ -6,16 +6,14 @@ model folder against the pipeline's tracking URI and returns the
 that go into every scores row. Registry problems become :class:`~leadml.errors.ModelError` with
 the URI and what to do.
 
-:class:`Scorer` gives the calibrated probabilities. For a calibrated LightGBM model it feeds the
-booster a float matrix directly (categoricals as the booster's own category codes), which skips
-the frame copies and type conversions of the generic path and costs about what a bare
-``Booster.predict`` costs. The first chunk is also scored by the generic
-``LeadScoringModel.probability`` and the two must agree exactly, else the generic path is used.
+:class:`Scorer` gives the calibrated probabilities through ``LeadScoringModel.probability``, which
+for a calibrated LightGBM model feeds the booster a float matrix directly (categoricals as the
+booster's own category codes, mapped once per distinct value) and costs about what a bare
+``Booster.predict`` costs.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,6 @@ import pandas as pd
 from leadml.config import PipelineConfig
 from leadml.errors import ConfigError, ModelError
 
-log = logging.getLogger("leadml.batch")
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
@@ -168,56 +165,21 @@ def probabilities(scoring, features: pd.DataFrame) -> np.ndarray:
 
 
 class Scorer:
-    """Calibrated probabilities of a LeadScoringModel, by the booster's fast path when it applies."""
+    """Calibrated probabilities of a LeadScoringModel, as the scoring job computes them.
 
-    def __init__(self, scoring, check_rows: int = 500):
+    :meth:`LeadScoringModel.probability` feeds a calibrated LightGBM's booster a float matrix
+    directly (its categories mapped once per distinct value), so the job uses it as is.
+    """
+
+    def __init__(self, scoring):
         self.scoring = scoring
-        self.check_rows = check_rows
-        self.checked = False
-        model = scoring.model
-        estimator = getattr(model, "estimator", None)
-        needs = ((model, "calibrator_"), (estimator, "booster_"), (estimator, "n_trees_"),
-                 (estimator, "feature_names_in_"))  # fmt: skip
-        self.fast = all(hasattr(owner, name) for owner, name in needs)
-        if self.fast:
-            booster = estimator.booster_
-            self.columns = [str(c) for c in estimator.feature_names_in_]
-            categorical = [c for c in self.columns if c in scoring.categories]
-            levels = booster.pandas_categorical or []
-            self.fast = len(levels) == len(categorical)
-            self.levels = dict(zip(categorical, levels))
 
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
-        """The booster's input: numbers as float64, categoricals as codes of its own category lists."""
-        X = np.empty((len(features), len(self.columns)), dtype=np.float64)
-        for j, name in enumerate(self.columns):
-            values = features[name]
-            if name in self.levels:
-                levels = self.levels[name]
-                if not (isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories) == list(levels)):
-                    values = pd.Series(pd.Categorical(values.astype(object), categories=levels), index=values.index)
-                codes = values.cat.codes.to_numpy()
-                X[:, j] = np.where(codes < 0, np.nan, codes)
-            elif isinstance(values.dtype, np.dtype) and values.dtype.kind in "fiub":
-                X[:, j] = values.to_numpy()  # a view; the assignment converts (asking for float64 copies twice)
-            else:
-                X[:, j] = values.to_numpy(dtype=np.float64, na_value=np.nan)
-        return X
+        """The booster's own input for ``features`` (for benchmarks against a bare ``Booster.predict``)."""
+        plan = self.scoring._booster_plan()
+        if plan is None:
+            raise ModelError("this model is not a calibrated LightGBM: it has no booster matrix")
+        return self.scoring.matrix(features, plan)
 
     def __call__(self, features: pd.DataFrame) -> np.ndarray:
-        if not len(features):
-            return np.zeros(0)
-        if not self.fast:
-            return probabilities(self.scoring, features)
-        model = self.scoring.model
-        estimator = model.estimator
-        raw = estimator.booster_.predict(self.matrix(features), num_iteration=estimator.n_trees_)
-        p = np.asarray(model.calibrator_.predict(np.asarray(raw, dtype=float)), dtype=float)
-        if not self.checked:
-            self.checked = True
-            head = features.head(self.check_rows)
-            if not np.array_equal(p[: len(head)], self.scoring.probability(head)):
-                log.info("the booster's fast path disagrees with LeadScoringModel.probability; using the latter")
-                self.fast = False
-                return probabilities(self.scoring, features)
-        return p
+        return self.scoring.probability(features) if len(features) else np.zeros(0)
