@@ -57,11 +57,13 @@ def _compiled(estimator):
     return cached[1]
 
 
-def group_effects(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo]) -> pd.DataFrame:
+def group_effects(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo], *,
+                  matrix: np.ndarray | None = None) -> pd.DataFrame:
     """Per lead, ``fit`` and ``engagement``: each group's effect on the margin (log-odds), see the module.
 
     ``model`` is a fitted LightGBM or logistic model, bare or calibrated. A group with no feature
-    has effect 0.
+    has effect 0. For LightGBM, ``matrix`` may give the booster's own input for ``features``
+    (``LeadScoringModel.matrix``), saving its conversion.
     """
     from leadml.explain.reasons import explain_margin, unwrap
     from leadml.explain.tree_effects import lightgbm_matrix, tree_group_margin
@@ -70,7 +72,7 @@ def group_effects(model, features: pd.DataFrame, feature_info: Sequence[FeatureI
     if hasattr(estimator, "booster_") and hasattr(estimator, "lightgbm_frame"):
         names = list(estimator.feature_names_in_)
         compiled = _compiled(estimator)
-        X = lightgbm_matrix(compiled, estimator.lightgbm_frame(features))
+        X = matrix if matrix is not None else lightgbm_matrix(compiled, estimator.lightgbm_frame(features))
         expected = compiled.expected_margin()
         effects = {score: tree_group_margin(compiled, X, columns) - expected if columns else np.zeros(len(X))
                    for score, columns in _groups(names, feature_info).items()}  # fmt: skip
@@ -145,8 +147,13 @@ def subscores(scoring, features: pd.DataFrame, grid: GridConfig | None = None) -
     scale = getattr(scoring, "subscores", None)
     if scale is None or scoring.builder is None:
         return None
-    prepared = scoring.prepare(features)
-    scores = scale.transform(group_effects(scoring.model, prepared, scoring.builder.feature_info_))
+    plan = scoring._booster_plan() if hasattr(scoring, "_booster_plan") else None
+    if plan is not None:  # a calibrated LightGBM: the booster's own matrix, as scoring builds it
+        effects = group_effects(scoring.model, features, scoring.builder.feature_info_,
+                                matrix=scoring.matrix(features, plan))  # fmt: skip
+    else:
+        effects = group_effects(scoring.model, scoring.prepare(features), scoring.builder.feature_info_)
+    scores = scale.transform(effects)
     scores["grid_tier"] = grid_tiers(scores["fit_score"], scores["engagement_score"], grid)
     return scores
 

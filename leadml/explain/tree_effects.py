@@ -37,6 +37,8 @@ class _Node:
     left: object
     right: object
     left_share: float  # training rows going left / rows reaching the node
+    expected: float  # the subtree's expected value over the training rows
+    features_below: frozenset  # the features split on in this subtree
 
 
 @dataclass(frozen=True)
@@ -62,22 +64,29 @@ def _compile(node: dict):
     left, right = node["left_child"], node["right_child"]
     total = _count(left) + _count(right)
     categorical = node["decision_type"] == "=="
+    share = _count(left) / total if total else 0.5
+    left_node, right_node = _compile(left), _compile(right)
+    feature = int(node["split_feature"])
     return _Node(
-        feature=int(node["split_feature"]),
+        feature=feature,
         threshold=float("nan") if categorical else float(node["threshold"]),
         categories=np.array([int(c) for c in str(node["threshold"]).split("||")]) if categorical else None,
         default_left=bool(node["default_left"]),
         missing=str(node["missing_type"]),
-        left=_compile(left),
-        right=_compile(right),
-        left_share=_count(left) / total if total else 0.5,
+        left=left_node,
+        right=right_node,
+        left_share=share,
+        expected=share * _expected(left_node) + (1 - share) * _expected(right_node),
+        features_below=frozenset({feature}) | _below(left_node) | _below(right_node),
     )  # fmt: skip
 
 
 def _expected(node) -> float:
-    if not isinstance(node, _Node):
-        return node
-    return node.left_share * _expected(node.left) + (1 - node.left_share) * _expected(node.right)
+    return node.expected if isinstance(node, _Node) else node
+
+
+def _below(node) -> frozenset:
+    return node.features_below if isinstance(node, _Node) else frozenset()
 
 
 def compile_booster(booster, num_iteration: int | None = None) -> CompiledTrees:
@@ -111,46 +120,84 @@ def lightgbm_matrix(compiled: CompiledTrees, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _goes_left(node: _Node, x: np.ndarray) -> np.ndarray:
-    """LightGBM's decision at ``node`` for the column ``x`` of every row."""
-    nan = np.isnan(x)
-    if node.categories is not None:
-        if node.missing == "NaN":
-            codes = np.where(nan, -1.0, x)  # NaN goes right
-        else:
-            codes = np.where(nan, 0.0, x)
-        whole = np.floor(codes)
-        return (codes >= 0) & np.isin(whole, node.categories)
-    if node.missing != "NaN":
-        x = np.where(nan, 0.0, x)
-        nan = np.zeros_like(nan)
-    if node.missing == "Zero":
-        default = np.abs(x) <= ZERO
-    elif node.missing == "NaN":
-        default = nan
-    else:
-        default = None
+class _Columns:
+    """The columns of ``X`` a walk reads, with their NaN masks and NaN-as-zero copies made once."""
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
+        self.nan: dict[int, np.ndarray] = {}
+        self.zeroed: dict[int, np.ndarray] = {}
+        self.index: dict[tuple[int, bool], tuple[np.ndarray, int]] = {}
+
+    def column(self, j: int) -> np.ndarray:
+        return self.X[:, j]
+
+    def isnan(self, j: int) -> np.ndarray:
+        if j not in self.nan:
+            self.nan[j] = np.isnan(self.X[:, j])
+        return self.nan[j]
+
+    def category_index(self, j: int, nan_goes_right: bool) -> tuple[np.ndarray, int]:
+        """Each row's category code as an index, and the index that always goes right (the last):
+        negative codes go right; NaN goes right or reads as category 0 (LightGBM's rule)."""
+        key = (j, nan_goes_right)
+        if key not in self.index:
+            x = self.X[:, j]
+            nan = self.isnan(j)
+            whole = np.floor(np.where(nan, 0.0, x))
+            right = int(whole.max()) + 1 if len(whole) else 1
+            index = np.where(whole < 0, right, whole).astype(np.int64)
+            if nan_goes_right:
+                index[nan] = right
+            self.index[key] = (index, right)
+        return self.index[key]
+
+    def nan_as_zero(self, j: int) -> np.ndarray:
+        if j not in self.zeroed:
+            nan = self.isnan(j)
+            self.zeroed[j] = np.where(nan, 0.0, self.X[:, j]) if nan.any() else self.X[:, j]
+        return self.zeroed[j]
+
+
+def _goes_left(node: _Node, columns: _Columns) -> np.ndarray:
+    """LightGBM's decision at ``node`` for every row."""
+    j = node.feature
+    if node.categories is not None:  # NaN is category 0, unless NaN is the missing type (then right)
+        index, right = columns.category_index(j, node.missing == "NaN")
+        table = np.zeros(right + 1, dtype=bool)
+        table[node.categories[node.categories < right]] = True
+        return table[index]
+    if node.missing == "NaN":
+        left = columns.column(j) <= node.threshold  # NaN compares False
+        nan = columns.isnan(j)
+        return np.where(nan, node.default_left, left)
+    x = columns.nan_as_zero(j)  # without NaN as a missing type, LightGBM reads NaN as 0
     left = x <= node.threshold
-    if default is not None:
-        left = np.where(default, node.default_left, left)
+    if node.missing == "Zero":
+        left = np.where(np.abs(x) <= ZERO, node.default_left, left)
     return left
 
 
-def _walk(node, X: np.ndarray, known: np.ndarray, weight: np.ndarray | None, scale: float, out: np.ndarray) -> float:
+def _walk(node, columns: _Columns, known: frozenset, weight: np.ndarray | None, scale: float, out: np.ndarray) -> float:
     """Add ``scale * weight * leaf`` of every leaf under ``node`` to ``out``; returns the part that
     applies to every row alike (when ``weight`` is None: all rows reach the node with ``scale``)."""
-    if not isinstance(node, _Node):
+    if not isinstance(node, _Node) or node.features_below.isdisjoint(known):
+        value = _expected(node)  # no split below reads a known feature: the subtree's expectation
         if weight is None:
-            return scale * node
-        out += (scale * node) * weight
+            return scale * value
+        out += (scale * value) * weight
         return 0.0
-    if not known[node.feature]:
-        return (_walk(node.left, X, known, weight, scale * node.left_share, out)
-                + _walk(node.right, X, known, weight, scale * (1 - node.left_share), out))  # fmt: skip
-    left = _goes_left(node, X[:, node.feature])
-    base = np.ones(len(X)) if weight is None else weight
-    return (_walk(node.left, X, known, base * left, scale, out)
-            + _walk(node.right, X, known, base * ~left, scale, out))  # fmt: skip
+    if node.feature not in known:
+        return (_walk(node.left, columns, known, weight, scale * node.left_share, out)
+                + _walk(node.right, columns, known, weight, scale * (1 - node.left_share), out))  # fmt: skip
+    left = _goes_left(node, columns)
+    if weight is None:
+        weight_left, weight_right = left.astype(np.float64), (~left).astype(np.float64)
+    else:
+        weight_left = np.where(left, weight, 0.0)
+        weight_right = weight - weight_left
+    return (_walk(node.left, columns, known, weight_left, scale, out)
+            + _walk(node.right, columns, known, weight_right, scale, out))  # fmt: skip
 
 
 def tree_group_margin(compiled: CompiledTrees, X: np.ndarray, features: Sequence[int]) -> np.ndarray:
@@ -158,10 +205,10 @@ def tree_group_margin(compiled: CompiledTrees, X: np.ndarray, features: Sequence
 
     Example: with ``features`` = all columns this is the raw margin; with none, the expected margin.
     """
-    known = np.zeros(len(compiled.feature_names), dtype=bool)
-    known[np.asarray(list(features), dtype=np.int64)] = True
+    known = frozenset(int(j) for j in features)
     out = np.zeros(len(X), dtype=np.float64)
+    columns = _Columns(X)
     shared = 0.0
     for tree in compiled.trees:
-        shared += _walk(tree, X, known, None, 1.0, out)
+        shared += _walk(tree, columns, known, None, 1.0, out)
     return out + shared

@@ -154,13 +154,16 @@ def test_grid_tiers_follow_the_configured_bands():
 
 
 def test_feature_names_with_spaces_are_matched_by_position():
-    """LightGBM stores 'Lead Origin' as 'Lead_Origin'; the walk must still read the right columns."""
+    """LightGBM stores 'Lead Origin' as 'Lead_Origin'; the walk must still read the right columns
+    and follow LightGBM's rules for missing categories and numbers."""
     import lightgbm as lgb
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"Lead Origin": pd.Categorical(rng.choice(["api", "form", "chat"], 2000)),
                       "Total Visits": rng.poisson(3, 2000).astype(float)})  # fmt: skip
     y = ((X["Total Visits"] > 3) ^ (X["Lead Origin"] == "chat")).astype(int)
+    X.loc[rng.random(2000) < 0.1, "Lead Origin"] = np.nan  # missing categories and numbers take
+    X.loc[rng.random(2000) < 0.1, "Total Visits"] = np.nan  # LightGBM's own default directions
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 4, "min_data_in_leaf": 20},
                         lgb.Dataset(X, y), num_boost_round=20)  # fmt: skip
     compiled = compile_booster(booster)
