@@ -206,3 +206,19 @@ def test_one_lead_described_for_the_terminal():
     below = describe_lead(contributions, features, info, 0, counterfactual="1 more demo request would make it an MQL")
     assert below.splitlines()[0] == "Lead: probability 6.9%"
     assert below.splitlines()[-1] == "1 more demo request would make it an MQL"
+
+
+def test_picking_the_top_reasons_leaves_the_contributions_as_they_were():
+    from leadml.explain.sentences import _top
+
+    rng = np.random.default_rng(4)
+    values = np.round(rng.normal(size=(300, 12)), 1)  # rounded: many exact ties
+    before = values.copy()
+    idx, ok = _top(values, 3, True, 1e-3)
+    low, low_ok = _top(values, 2, False, 1e-3)
+    np.testing.assert_array_equal(values, before)
+    for row in range(300):  # the definition: stable sort by strength, ties in feature order
+        assert idx[row].tolist() == np.argsort(-before[row], kind="stable")[:3].tolist()
+        assert low[row].tolist() == np.argsort(before[row], kind="stable")[:2].tolist()
+    assert (ok == (np.take_along_axis(before, idx, axis=1) > 1e-3)).all()
+    assert (low_ok == (-np.take_along_axis(before, low, axis=1) > 1e-3)).all()
