@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 
 from leadml.batch_model import LoadedModel, Scorer, check_builder, check_spec, load_model, probabilities
+from leadml.batch_reasons import REASON_COLUMNS, ReasonsStep, default_reasons
 from leadml.config import PipelineConfig
 from leadml.errors import ConfigError
 from leadml.features.snapshots import to_utc
@@ -40,7 +41,6 @@ __all__ = ["REASON_COLUMNS", "SCORES_SCHEMA", "FeatureChunk", "FeatureSource", "
 
 log = logging.getLogger("leadml.batch")
 
-REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "counter_reason_1", "counter_reason_2", "reasons")
 SCORES_SCHEMA = pa.schema([
     ("lead_id", pa.string()), ("as_of", pa.timestamp("ns", tz="UTC")), ("model_name", pa.string()),
     ("model_version", pa.string()), ("probability", pa.float64()), ("score", pa.int16()), ("tier", pa.string()),
@@ -49,39 +49,6 @@ SCORES_SCHEMA = pa.schema([
     *((name, pa.string()) for name in REASON_COLUMNS),
 ])  # fmt: skip
 Progress = Callable[[int, int], None]
-ReasonsStep = Callable[[object, pd.DataFrame, np.ndarray], pd.DataFrame]
-
-
-def default_reasons(which: str = "default") -> ReasonsStep | None:
-    """The reasons step of :mod:`leadml.explain`, when that module offers it (else None).
-
-    ``which`` picks the leads explained (SHAP costs ~100x a prediction): ``default`` (the MQLs and
-    the top 20 %), ``all``, ``mql``, ``top:N`` or ``top:N%``; the other rows get empty reasons.
-    """
-    try:
-        from leadml.explain.reasons import explain_margin
-        from leadml.explain.sentences import reason_table, rows_to_explain
-    except ImportError:
-        return None
-    rows_to_explain(np.zeros(0), None, which)  # an unknown selection fails before any work
-
-    def step(scoring, features: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
-        info = scoring.builder.feature_info_
-        rows = rows_to_explain(probability, scoring.threshold, which)
-        if len(rows) == len(features):
-            contributions = explain_margin(scoring.model, features, info)
-            return reason_table(contributions, features, info, probability=probability, threshold=scoring.threshold)
-        out = pd.DataFrame(index=features.index, columns=list(REASON_COLUMNS), dtype=object)
-        if len(rows):
-            chosen = features.iloc[rows]
-            contributions = explain_margin(scoring.model, chosen, info)
-            table = reason_table(contributions, chosen, info, probability=probability[rows], threshold=scoring.threshold)
-            for name in REASON_COLUMNS:
-                if name in table.columns:
-                    out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()
-        return out
-
-    return step
 
 
 def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.DataFrame,

@@ -218,6 +218,8 @@ def test_events_of_unknown_leads_are_an_error_or_dropped(trained, tables, tmp_pa
 
 def test_bad_arguments_fail_before_any_work(trained, tmp_path):
     config, _, scoring = trained
+    with pytest.raises(ConfigError, match="unknown selection 'best'; use all, mql, top:N or top:N%"):
+        score_batch(config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons="best", progress=False)
     with pytest.raises(LeadDataError, match="unknown table format '.txt'"):
         score_batch(config, AS_OF, tmp_path / "s.txt", model_uri=scoring, progress=False)
     with pytest.raises(ConfigError, match="chunk_leads must be a positive integer"):
