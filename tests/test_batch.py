@@ -156,7 +156,6 @@ def test_a_rerun_gives_the_same_bytes_whatever_the_chunk_size(trained, tables, t
 
 def test_reasons_fill_the_reason_columns(trained, tmp_path):
     config, _, scoring = trained
-    pytest.importorskip("leadml.explain.sentences")
     score_batch(config, AS_OF, tmp_path / "r.parquet", model_uri=scoring, reasons="all", chunk_leads=500,
                 progress=False)
     scores = pd.read_parquet(tmp_path / "r.parquet")

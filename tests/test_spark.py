@@ -110,7 +110,6 @@ def test_features_without_a_model_match_leadml_features(spark, tables, tmp_path)
 
 
 def test_reasons_on_spark_are_those_of_the_pandas_engine(spark, trained, tables, tmp_path):  # noqa: F811
-    pytest.importorskip("leadml.explain.sentences")
     _, _, scoring = trained
     config = tables_config(tables)
     score_batch(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, progress=False)

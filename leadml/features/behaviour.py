@@ -107,36 +107,16 @@ def present_event_types(event_type: pd.Series) -> list[str]:
     return sorted(map(str, pd.unique(event_type.dropna().astype(str))))
 
 
-def timeline_features(
-    timeline: EventTimeline,
-    *,
-    index: pd.Index | None = None,
-    event_types: Sequence[str],
-    created_at: np.ndarray | None = None,
-    windows: Sequence[float] = (7, 30, 90),
-    attribute_counts: AttributeCounts | None = None,
-    decay_half_lives: Sequence[float] = (30,),
-    scenarios: Scenarios | None = None,
-    velocity: bool = True,
-) -> tuple[pd.DataFrame, list[FeatureInfo]]:
+def timeline_features(timeline: EventTimeline, *, index: pd.Index | None = None,
+                      **options) -> tuple[pd.DataFrame, list[FeatureInfo]]:
     """The behaviour features from a built timeline (shared by the frame and the Parquet paths).
 
-    ``created_at`` is each snapshot's lead creation time in int64 ns (``np.iinfo(np.int64).min``
-    where unknown), or None to leave ``lead__age_days`` out. See :class:`FeatureMatrix`.
+    ``options`` are those of :class:`FeatureMatrix` (``event_types``, ``created_at``: each
+    snapshot's lead creation time in int64 ns or None to leave ``lead__age_days`` out, windows,
+    attribute counts, half-lives, scenarios, velocity).
     """
-    features = FeatureMatrix(
-        timeline,
-        event_types=event_types,
-        created_at=created_at,
-        windows=windows,
-        attribute_counts=attribute_counts,
-        decay_half_lives=decay_half_lives,
-        scenarios=scenarios,
-        velocity=velocity,
-    )
-    for _ in features.fill():
-        pass
-    return features.frame(index), features.infos
+    features = FeatureMatrix(timeline, **options)
+    return features.fill_all().frame(index), features.infos
 
 
 def _created_ns(snapshots: pd.DataFrame, leads: pd.DataFrame | None) -> np.ndarray | None:

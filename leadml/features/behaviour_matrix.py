@@ -152,6 +152,12 @@ class FeatureMatrix:
                 yield rows.stop
         yield timeline.n_snapshots
 
+    def fill_all(self) -> FeatureMatrix:
+        """Compute every value at once (the in-memory paths, which need no rows before the end)."""
+        for _ in self.fill():
+            continue
+        return self
+
     def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
         """The features (after :meth:`fill`), one row per snapshot, sharing the matrix's memory."""
         return pd.DataFrame(

@@ -139,9 +139,7 @@ def behaviour_features_from_parquet(
             **options,
         )
         if table_format(out_path) == "csv":
-            for _ in features.fill():
-                pass
-            write_features(snapshots, features.frame(), out_path)
+            write_features(snapshots, features.fill_all().frame(), out_path)
         else:
             stream_features(snapshots, features, out_path)
     return features.infos
