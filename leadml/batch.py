@@ -64,7 +64,8 @@ def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.Data
     from leadml.modeling.policy import apply_policy
 
     scoring, n = loaded.scoring, len(snapshots)
-    p = scorer(features) if scorer is not None else probabilities(scoring, features)
+    matrix = scoring.booster_matrix(features) if scorer is not None and hasattr(scoring, "booster_matrix") else None
+    p = scorer(features, matrix) if scorer is not None else probabilities(scoring, features)
     policy = apply_policy(p, scoring.threshold, scoring.tiers)
     tiers = policy["tier"].astype(str).to_numpy(dtype=object)
     columns = {
@@ -79,7 +80,7 @@ def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.Data
     }  # fmt: skip
     if config is not None and n:
         as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
-        decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores)
+        decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix)
         for name in DECISION_COLUMNS:
             columns[name] = pa.Array.from_pandas(decisions[name], type=SCORES_SCHEMA.field(name).type)
     else:

@@ -44,13 +44,14 @@ def tier_actions(tiers: Sequence[str], as_of: pd.Timestamp, pipeline_tiers: Sequ
 
 
 def decision_columns(scoring, config: PipelineConfig, features: pd.DataFrame, tiers: Sequence[str],
-                     as_of: pd.Timestamp, *, subscores: bool = True) -> pd.DataFrame:
-    """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order)."""
+                     as_of: pd.Timestamp, *, subscores: bool = True, matrix: np.ndarray | None = None) -> pd.DataFrame:
+    """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order;
+    ``matrix``: the booster's input for ``features`` when the caller has built it already)."""
     from leadml.explain.subscores import subscores as model_subscores
 
     n = len(features)
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    sub = model_subscores(scoring, features, config.mql.grid) if subscores and n else None
+    sub = model_subscores(scoring, features, config.mql.grid, matrix=matrix) if subscores and n else None
     for name in ("fit_score", "engagement_score"):
         out[name] = pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
     out["grid_tier"] = sub["grid_tier"].to_numpy(dtype=object) if sub is not None else np.full(n, None, dtype=object)

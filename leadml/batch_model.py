@@ -181,5 +181,5 @@ class Scorer:
             raise ModelError("this model is not a calibrated LightGBM: it has no booster matrix")
         return self.scoring.matrix(features, plan)
 
-    def __call__(self, features: pd.DataFrame) -> np.ndarray:
-        return self.scoring.probability(features) if len(features) else np.zeros(0)
+    def __call__(self, features: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
+        return self.scoring.probability(features, matrix) if len(features) else np.zeros(0)

@@ -141,16 +141,17 @@ def grid_tiers(fit_score: np.ndarray, engagement_score: np.ndarray, grid: GridCo
     return tiers
 
 
-def subscores(scoring, features: pd.DataFrame, grid: GridConfig | None = None) -> pd.DataFrame | None:
+def subscores(scoring, features: pd.DataFrame, grid: GridConfig | None = None, *,
+              matrix: np.ndarray | None = None) -> pd.DataFrame | None:
     """``fit_score``, ``engagement_score`` and ``grid_tier`` of a scoring model's leads (None when the
     model carries no sub-score scale, e.g. a model trained before sub-scores existed)."""
     scale = getattr(scoring, "subscores", None)
     if scale is None or scoring.builder is None:
         return None
-    plan = scoring._booster_plan() if hasattr(scoring, "_booster_plan") else None
-    if plan is not None:  # a calibrated LightGBM: the booster's own matrix, as scoring builds it
-        effects = group_effects(scoring.model, features, scoring.builder.feature_info_,
-                                matrix=scoring.matrix(features, plan))  # fmt: skip
+    if matrix is None and hasattr(scoring, "booster_matrix"):
+        matrix = scoring.booster_matrix(features)
+    if matrix is not None:  # a calibrated LightGBM: the booster's own matrix, as scoring builds it
+        effects = group_effects(scoring.model, features, scoring.builder.feature_info_, matrix=matrix)
     else:
         effects = group_effects(scoring.model, scoring.prepare(features), scoring.builder.feature_info_)
     scores = scale.transform(effects)

@@ -162,8 +162,14 @@ class LeadScoringModel:
                 X[:, j] = pd.to_numeric(values, errors="coerce").astype("float64").to_numpy(na_value=np.nan)
         return X
 
-    def probability(self, features: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of conversion per row."""
+    def booster_matrix(self, features: pd.DataFrame) -> np.ndarray | None:
+        """The booster's input for ``features`` (None when the model is not a calibrated LightGBM),
+        to be shared by :meth:`probability` and the sub-scores instead of being built twice."""
+        plan = self._booster_plan()
+        return None if plan is None or not len(features) else self.matrix(features, plan)
+
+    def probability(self, features: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probability of conversion per row (``matrix``: :meth:`booster_matrix` of ``features``)."""
         self._check_columns(features)
         if not len(features):
             return np.zeros(0)
@@ -171,7 +177,8 @@ class LeadScoringModel:
         if plan is None:
             return self.model.predict_proba(self.prepare(features))[:, 1]
         estimator = self.model.estimator
-        raw = estimator.booster_.predict(self.matrix(features, plan), num_iteration=estimator.n_trees_)
+        X = matrix if matrix is not None else self.matrix(features, plan)
+        raw = estimator.booster_.predict(X, num_iteration=estimator.n_trees_)
         return np.asarray(self.model.calibrator_.predict(np.asarray(raw, dtype=float)), dtype=float)
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
