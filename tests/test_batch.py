@@ -125,7 +125,11 @@ def test_sorted_parquet_files_stream_in_chunks_with_the_same_scores(trained, tab
     assert_same_scores(pd.read_parquet(tmp_path / "s.parquet"), reference(scoring, config))
 
 
-def test_scores_equal_those_of_training_time_evaluation(trained, tmp_path):
+@pytest.mark.parametrize("kernel_from", [1, 10**9], ids=["compiled-trees", "booster-predict"])
+def test_scores_equal_those_of_training_time_evaluation(trained, tmp_path, monkeypatch, kernel_from):
+    from leadml.modeling import compiled_trees
+
+    monkeypatch.setattr(compiled_trees, "MIN_ROWS", kernel_from)  # either scorer of the trees, same bits
     config, run, scoring = trained
     chosen = run.result.chosen
     test_rows = run.result.predictions.sort_values("as_of").iloc[[0, 200, -1]]

@@ -25,12 +25,13 @@ enough to repay the one-off numba compilation; the values equal LightGBM's to fl
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from leadml.numba_lock import NUMBA_LOCK
 
 MAX_PATH_FEATURES = 12  # 2^12 table entries a leaf at most; deeper trees use LightGBM's own routine
 MIN_ROWS = 20_000  # below this the numba compilation (about 2 s, once a process) does not pay off
@@ -195,7 +196,6 @@ def lightgbm_matrix(booster, frame: pd.DataFrame) -> np.ndarray:
 
 
 _KERNEL = None
-_LOCK = threading.Lock()  # numba's default thread pool must not be entered by two threads at once
 _TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # booster -> {num_iteration: tables}
 
 
@@ -268,7 +268,7 @@ def tree_contributions(tables: TreeTables, X: np.ndarray, *, block: int = 256) -
     out = np.zeros((X.shape[0], tables.n_features + 1))
     out[:, -1] = tables.expected_value
     t = tables
-    with _LOCK:
+    with NUMBA_LOCK:
         _kernel()(X, out, t.tree_nodes, t.tree_leaves, t.node_feature, t.node_threshold, t.node_kind,
                   t.node_missing, t.node_default_left, t.node_cats, t.cat_left, t.leaf_slots,
                   t.slot_feature, t.slot_keep, t.leaf_edges, t.edge_node, t.edge_left, t.edge_slot,
