@@ -18,8 +18,8 @@ with ``R(A) = prod(r_j for j in P - A)`` and ``H(B) = sum over S subset of B of
 subset of ``P`` (``2^d`` entries a leaf) turns each row's work into ``O(leaves * depth)``
 look-ups. It is used for LightGBM models whose paths have at most :data:`MAX_PATH_FEATURES`
 distinct features (leadml's default 7-leaf trees have at most 6), and only for batches large
-enough to repay the one-off numba compilation; the values equal LightGBM's to float rounding
-(the tests check 1e-9 against ``pred_contrib``).
+enough to repay loading the numba kernel (compiled once an install); the values equal LightGBM's
+to float rounding (the tests check 1e-9 against ``pred_contrib``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import pandas as pd
 from leadml.numba_lock import NUMBA_LOCK
 
 MAX_PATH_FEATURES = 12  # 2^12 table entries a leaf at most; deeper trees use LightGBM's own routine
-MIN_ROWS = 20_000  # below this the numba compilation (about 2 s, once a process) does not pay off
+MIN_ROWS = 20_000  # below this, loading the numba kernel (compiled once an install) does not pay off
 
 _NUMERIC, _CATEGORICAL = 0, 1
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
@@ -195,66 +195,7 @@ def lightgbm_matrix(booster, frame: pd.DataFrame) -> np.ndarray:
     return np.ascontiguousarray(np.column_stack(columns)) if columns else np.zeros((len(frame), 0))
 
 
-_KERNEL = None
 _TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # booster -> {num_iteration: tables}
-
-
-def _kernel():
-    """The numba kernel, compiled on first use (numba is imported only here)."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
-    import numba
-
-    @numba.njit(parallel=True, nogil=True, cache=False)
-    def contributions(X, out, tree_nodes, tree_leaves, node_feature, node_threshold, node_kind,
-                      node_missing, node_default_left, node_cats, cat_left, leaf_slots, slot_feature,
-                      slot_keep, leaf_edges, edge_node, edge_left, edge_slot, leaf_tables, table_h,
-                      table_r, block):  # fmt: skip
-        n = X.shape[0]
-        n_trees = len(tree_nodes) - 1
-        max_nodes = 1
-        for t in range(n_trees):
-            max_nodes = max(max_nodes, tree_nodes[t + 1] - tree_nodes[t])
-        for b in numba.prange((n + block - 1) // block):
-            stop = min(n, (b + 1) * block)
-            left = np.empty((max_nodes, block), dtype=np.bool_)
-            for t in range(n_trees):  # trees outside, rows inside: a tree's tables stay in cache
-                first = tree_nodes[t]
-                for j in range(first, tree_nodes[t + 1]):
-                    feature, threshold, missing = node_feature[j], node_threshold[j], node_missing[j]
-                    for i in range(b * block, stop):
-                        x = X[i, feature]
-                        if node_kind[j] == 1:  # categorical: NaN and negatives go right
-                            go = False
-                            if not np.isnan(x) and x >= 0:
-                                code = int(x)
-                                go = code < node_cats[j + 1] - node_cats[j] and cat_left[node_cats[j] + code]
-                        else:
-                            if np.isnan(x) and missing != 2:
-                                x = 0.0
-                            if (missing == 1 and abs(x) <= 1e-35) or (missing == 2 and np.isnan(x)):
-                                go = node_default_left[j]
-                            else:
-                                go = x <= threshold
-                        left[j - first, i - b * block] = go
-                for leaf in range(tree_leaves[t], tree_leaves[t + 1]):
-                    d = leaf_slots[leaf + 1] - leaf_slots[leaf]
-                    s0, base = leaf_slots[leaf], leaf_tables[leaf]
-                    e0, e1 = leaf_edges[leaf], leaf_edges[leaf + 1]
-                    for i in range(b * block, stop):
-                        held = (1 << d) - 1
-                        for e in range(e0, e1):
-                            held &= ~(np.int64(left[edge_node[e], i - b * block] != edge_left[e]) << edge_slot[e])
-                        r_held = table_r[base + held]
-                        lost = table_h[base + held] * r_held
-                        for k in range(d):
-                            inside = (held >> k) & 1
-                            gain = slot_keep[s0 + k] * table_h[base + (held ^ (1 << k))] * r_held
-                            out[i, slot_feature[s0 + k]] += inside * gain - (1 - inside) * lost
-
-    _KERNEL = contributions
-    return _KERNEL
 
 
 def tree_contributions(tables: TreeTables, X: np.ndarray, *, block: int = 256) -> np.ndarray:
@@ -267,9 +208,11 @@ def tree_contributions(tables: TreeTables, X: np.ndarray, *, block: int = 256) -
         raise ValueError(f"X has {X.shape[1]} columns, the model {tables.n_features}")
     out = np.zeros((X.shape[0], tables.n_features + 1))
     out[:, -1] = tables.expected_value
+    from leadml.explain.treeshap_kernel import contributions
+
     t = tables
     with NUMBA_LOCK:
-        _kernel()(X, out, t.tree_nodes, t.tree_leaves, t.node_feature, t.node_threshold, t.node_kind,
+        contributions(X, out, t.tree_nodes, t.tree_leaves, t.node_feature, t.node_threshold, t.node_kind,
                   t.node_missing, t.node_default_left, t.node_cats, t.cat_left, t.leaf_slots,
                   t.slot_feature, t.slot_keep, t.leaf_edges, t.edge_node, t.edge_left, t.edge_slot,
                   t.leaf_tables, t.table_h, t.table_r, block)  # fmt: skip
@@ -279,14 +222,10 @@ def tree_contributions(tables: TreeTables, X: np.ndarray, *, block: int = 256) -
 def lightgbm_contributions(booster, frame: pd.DataFrame, num_iteration: int | None = None) -> np.ndarray | None:
     """LightGBM's ``pred_contrib`` output computed from :class:`TreeTables`, or None when they do not apply.
 
-    None (the caller then asks LightGBM) when numba is missing, the model is not a single-output
-    booster, a path has more than :data:`MAX_PATH_FEATURES` distinct features, or the frame's
-    categorical columns do not match the training ones. The tables are built once per booster.
+    None (the caller then asks LightGBM) when the model is not a single-output booster, a path has
+    more than :data:`MAX_PATH_FEATURES` distinct features, or the frame's categorical columns do not
+    match the training ones. The tables are built once per booster.
     """
-    try:
-        _kernel()
-    except ImportError:
-        return None
     categorical = sum(isinstance(dtype, pd.CategoricalDtype) for dtype in frame.dtypes)
     if categorical != len(booster.pandas_categorical or []):
         return None
