@@ -221,6 +221,8 @@ class MLflowConfig(_Strict):
     experiment: str = "leadml"
     registered_model: str = "leadml"
     promote_metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    # the challenger must beat the champion by more than this on promote_metric (0: any gain)
+    promote_margin: float = Field(0.0, ge=0, lt=1)
 
 
 class LeakageConfig(_Strict):

@@ -10,8 +10,9 @@ snapshots, the validation scores the choice was made on, plots, the feature meta
 model as a pyfunc (:class:`LeadScoringModel`) that takes the feature frame and returns
 ``probability``, ``score``, ``tier`` and ``is_mql``. The new version gets alias ``challenger``; it
 takes ``champion`` when there is none yet, or when it beats the champion on ``mlflow.promote_metric``
-with both scored on the *current* test snapshots (the champion's own feature set is rebuilt for them
-when it differs). A cold start or a win of the rules registers nothing.
+(by more than ``mlflow.promote_margin``) with both scored on the *current* test snapshots (the
+champion's own feature set is rebuilt for them when it differs); the reason and the run give the
+paired bootstrap interval of the gain. A cold start or a win of the rules registers nothing.
 
 MLflow pyfunc models are Python pickles: load them only from a registry you trust.
 """
@@ -32,7 +33,7 @@ import pandas as pd
 from leadml.config import PipelineConfig
 from leadml.errors import ModelError
 from leadml.features.build import TrainSet
-from leadml.modeling.evaluate import weighted_metrics
+from leadml.modeling.promotion import ChampionComparison, compare_with_champion
 from leadml.modeling.run_plots import log_plots as _log_plots
 from leadml.modeling.scoring_model import LeadScoringModel
 from leadml.modeling.train import RULES, TrainingResult
@@ -183,6 +184,7 @@ class RunOutcome:
     champion_version: str | None = None
     champion_metric: float | None = None
     new_metric: float | None = None
+    comparison: ChampionComparison | None = None  # the paired comparison, when there was a champion
 
 
 def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: TrainingResult) -> None:
@@ -222,24 +224,23 @@ def _test_rows(trainset: TrainSet) -> np.ndarray:
     return ((frame["split"] == "test") & frame["converted"].notna()).to_numpy()
 
 
-def champion_metric(config: PipelineConfig, trainset: TrainSet, client=None) -> tuple[str | None, float | None]:
-    """The current champion's version and its ``promote_metric`` on this training set's test snapshots."""
+def _test_probability(scoring: LeadScoringModel, trainset: TrainSet) -> np.ndarray:
+    """A model's probabilities of this training set's test snapshots (its own features rebuilt if they differ)."""
+    return scoring.probability(scoring.features_for(trainset, _test_rows(trainset)))
+
+
+def _champion(config: PipelineConfig, trainset: TrainSet, client) -> tuple[str, np.ndarray] | None:
+    """The current champion's version and its probabilities of this training set's test snapshots."""
     from mlflow.exceptions import MlflowException
 
-    client = client or _client(config)
     name = config.mlflow.registered_model
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
-        return None, None
+        return None
     with _mlflow_at(tracking_uri(config)):
         loaded = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
-    scoring = loaded.unwrap_python_model().scoring
-    rows = _test_rows(trainset)
-    y = trainset.frame.loc[rows, "converted"].to_numpy(dtype=float)
-    p = scoring.probability(scoring.features_for(trainset, rows))
-    value = weighted_metrics(y, p, np.ones((1, len(y))))[config.mlflow.promote_metric][0]
-    return str(current.version), float(value)
+    return str(current.version), _test_probability(loaded.unwrap_python_model().scoring, trainset)
 
 
 def log_training(
@@ -294,20 +295,31 @@ def log_training(
                     input_example=example, registered_model_name=name, pip_requirements=_requirements(),
                 )
             version = str(info.registered_model_version)
-            metric = config.mlflow.promote_metric
+            metric, margin = config.mlflow.promote_metric, config.mlflow.promote_margin
             new_value = result.evaluation.value(result.chosen, metric) if result.evaluation else float("nan")
-            champion_version, champion_value = champion_metric(config, trainset, client)
+            champion = _champion(config, trainset, client)
+            champion_version = champion_value = comparison = None
+            if champion is not None:
+                champion_version = champion[0]
+                test = trainset.frame.loc[_test_rows(trainset)]
+                comparison = compare_with_champion(
+                    test["converted"].to_numpy(dtype=float), _test_probability(scoring, trainset), champion[1],
+                    metric=metric, groups=test["lead_id"].to_numpy(), seed=config.models.seed)  # fmt: skip
+                new_value, champion_value = comparison.challenger, comparison.champion
+                mlflow.log_metrics({f"champion.{metric}": champion_value,
+                                    f"champion.{metric}.gain_low": comparison.gain_low,
+                                    f"champion.{metric}.gain_high": comparison.gain_high,
+                                    f"champion.{metric}.share_better": comparison.share_better})  # fmt: skip
             if promote == "never":
                 promoted, reason = False, "promotion is off (--promote never)"
-            elif champion_version is None:
+            elif comparison is None:
                 promoted, reason = True, f"version {version} is the first champion of '{name}'"
             else:
-                promoted = bool(np.isfinite(new_value) and new_value > champion_value)
+                promoted = bool(np.isfinite(comparison.gain) and comparison.gain > margin)
                 verdict = "beats" if promoted else "does not beat"
-                reason = (f"version {version} {verdict} champion version {champion_version} on {metric} over "
-                          f"the same {int(_test_rows(trainset).sum()):,} test snapshots "
-                          f"({new_value:.4f} vs {champion_value:.4f})")
-                mlflow.log_metric(f"champion.{metric}", champion_value)
+                by = f" by more than {margin:g}" if margin else ""
+                reason = (f"version {version} {verdict} champion version {champion_version} on {metric}{by} over "
+                          f"the same {comparison.n_rows:,} test snapshots ({comparison.text()})")
             mlflow.set_tags({"leadml.registered": "true", "leadml.version": version, "leadml.promoted": str(promoted),
                              "leadml.promotion": reason})  # fmt: skip
         client.set_registered_model_alias(name, CHALLENGER, version)
@@ -316,7 +328,7 @@ def log_training(
     except MlflowException as exc:
         raise ModelError(f"MLflow at {uri}: {exc.message if hasattr(exc, 'message') else exc}") from exc
     return RunOutcome(run_id, experiment_id, uri, name, version, promoted, reason,
-                      champion_version, champion_value, new_value)  # fmt: skip
+                      champion_version, champion_value, new_value, comparison)  # fmt: skip
 
 
 def promote_version(config: PipelineConfig, version: int | str) -> str | None:

@@ -122,6 +122,13 @@ def test_a_new_version_takes_champion_only_when_better_on_the_same_test_rows(str
     assert _aliases("leadml") == {CHAMPION: "2", CHALLENGER: "3"}
     run = MlflowClient().get_run(worse.run_id)
     assert run.data.tags["leadml.promoted"] == "False" and "champion.pr_auc" in run.data.metrics
+    # the paired interval of the gain brackets the gain, and says how sure it is
+    for outcome in (better, worse):
+        gain = outcome.comparison
+        assert gain.gain_low <= gain.gain <= gain.gain_high and gain.gain == outcome.new_metric - outcome.champion_metric
+        assert f"gain {gain.gain:+.4f}, 95 % paired interval [{gain.gain_low:+.4f}" in outcome.reason
+    assert better.comparison.share_better > 0.5 > worse.comparison.share_better
+    assert run.data.metrics["champion.pr_auc.gain_high"] == pytest.approx(worse.comparison.gain_high)
 
     never = log_training(config(), strong_set, strong_result, promote="never")
     assert not never.promoted and _aliases("leadml") == {CHAMPION: "2", CHALLENGER: "4"}
@@ -129,6 +136,23 @@ def test_a_new_version_takes_champion_only_when_better_on_the_same_test_rows(str
     assert _aliases("leadml")[CHAMPION] == "3"
     with pytest.raises(ModelError, match="registered model 'leadml' has no version 99"):
         promote_version(config(), 99)
+
+
+def _with_margin(margin: float):
+    base = config()
+    return base.model_copy(update={"mlflow": base.mlflow.model_copy(update={"promote_margin": margin})})
+
+
+def test_a_gain_within_the_margin_does_not_take_champion(strong, weak):
+    (weak_set, weak_result), (strong_set, strong_result) = weak, strong
+    log_training(config(), weak_set, weak_result)
+    gain = log_training(config(), strong_set, strong_result, promote="never").comparison.gain
+    assert gain > 0
+    margin = round(gain + 0.001, 3)  # just above the strong model's gain
+    within = log_training(_with_margin(margin), strong_set, strong_result)
+    assert not within.promoted and f"does not beat champion version 1 on pr_auc by more than {margin:g}" in within.reason
+    beyond = log_training(_with_margin(round(gain - 0.001, 3)), strong_set, strong_result)
+    assert beyond.promoted and _aliases("leadml")[CHAMPION] == beyond.version
 
 
 def test_cold_start_logs_the_run_but_registers_nothing(monkeypatch, tmp_path):
