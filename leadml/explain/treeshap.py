@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leadml.numba_lock import NUMBA_LOCK
+from leadml.numba_kernels import NUMBA_LOCK, load_kernels
 
+_KERNELS = "leadml.explain.treeshap_kernel"
 MAX_PATH_FEATURES = 12  # 2^12 table entries a leaf at most; deeper trees use LightGBM's own routine
 MIN_ROWS = 20_000  # below this, loading the numba kernel (compiled once an install) does not pay off
 
@@ -208,11 +209,12 @@ def tree_contributions(tables: TreeTables, X: np.ndarray, *, block: int = 256) -
         raise ValueError(f"X has {X.shape[1]} columns, the model {tables.n_features}")
     out = np.zeros((X.shape[0], tables.n_features + 1))
     out[:, -1] = tables.expected_value
-    from leadml.explain.treeshap_kernel import contributions
-
+    kernels = load_kernels(_KERNELS)
+    if kernels is None:
+        raise RuntimeError("the tabulated TreeSHAP kernel cannot be loaded here (see the warning logged)")
     t = tables
     with NUMBA_LOCK:
-        contributions(X, out, t.tree_nodes, t.tree_leaves, t.node_feature, t.node_threshold, t.node_kind,
+        kernels.contributions(X, out, t.tree_nodes, t.tree_leaves, t.node_feature, t.node_threshold, t.node_kind,
                   t.node_missing, t.node_default_left, t.node_cats, t.cat_left, t.leaf_slots,
                   t.slot_feature, t.slot_keep, t.leaf_edges, t.edge_node, t.edge_left, t.edge_slot,
                   t.leaf_tables, t.table_h, t.table_r, block)  # fmt: skip
@@ -222,12 +224,13 @@ def tree_contributions(tables: TreeTables, X: np.ndarray, *, block: int = 256) -
 def lightgbm_contributions(booster, frame: pd.DataFrame, num_iteration: int | None = None) -> np.ndarray | None:
     """LightGBM's ``pred_contrib`` output computed from :class:`TreeTables`, or None when they do not apply.
 
-    None (the caller then asks LightGBM) when the model is not a single-output booster, a path has
-    more than :data:`MAX_PATH_FEATURES` distinct features, or the frame's categorical columns do not
-    match the training ones. The tables are built once per booster.
+    None (the caller then asks LightGBM) when numba cannot load the kernel (no writable cache
+    folder), the model is not a single-output booster, a path has more than
+    :data:`MAX_PATH_FEATURES` distinct features, or the frame's categorical columns do not match
+    the training ones. The tables are built once per booster.
     """
     categorical = sum(isinstance(dtype, pd.CategoricalDtype) for dtype in frame.dtypes)
-    if categorical != len(booster.pandas_categorical or []):
+    if load_kernels(_KERNELS) is None or categorical != len(booster.pandas_categorical or []):
         return None
     cached = _TABLES.setdefault(booster, {})
     key = (num_iteration, booster.num_trees())  # a booster trained further gets new tables

@@ -2,7 +2,7 @@
 
 Compiled on first use and cached on disk by numba (``cache=True``), so later processes load it
 instead of compiling it again (about 2 s). Parallel over blocks of rows: callers hold
-:data:`leadml.numba_lock.NUMBA_LOCK`.
+:data:`leadml.numba_kernels.NUMBA_LOCK`.
 """
 
 import numba

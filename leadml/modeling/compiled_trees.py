@@ -26,13 +26,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leadml.numba_lock import NUMBA_LOCK
+from leadml.numba_kernels import NUMBA_LOCK, load_kernels
 
 MAX_SPLITS = 12  # a 4,096-entry table per tree at most; larger trees are left to LightGBM
 MIN_ROWS = 20_000  # below this, loading the compiled kernel (about 0.4 s, once a process) does not pay off
 ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float literal
 _BLOCK = 256  # rows a block: the block's masks and sums stay in the first-level cache
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
+_KERNELS = "leadml.modeling.compiled_trees_kernel"
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,12 +151,13 @@ def raw_scores(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != trees.n_features:
         raise ValueError(f"X has shape {X.shape}, the model takes {trees.n_features} columns")
-    from leadml.modeling.compiled_trees_kernel import raw_kernel
-
+    kernels = load_kernels(_KERNELS)
+    if kernels is None:
+        raise RuntimeError("the compiled trees' kernel cannot be loaded here (see the warning logged)")
     out = np.empty(len(X))
     t = trees
     with NUMBA_LOCK:
-        raw_kernel(X, out, t.tree_splits, t.feature, t.threshold, t.categorical, t.zero_left, t.nan_left,
+        kernels.raw_kernel(X, out, t.tree_splits, t.feature, t.threshold, t.categorical, t.zero_left, t.nan_left,
                     t.cat_offsets, t.cat_left, t.table_offsets, t.leaf_of_mask, t.leaf_value, _BLOCK,
                     ZERO_THRESHOLD)  # fmt: skip
     return out
@@ -163,11 +165,9 @@ def raw_scores(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
 
 def probabilities(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     """The probability of every row of ``X``, as ``Booster.predict`` gives it."""
-    from leadml.modeling.compiled_trees_kernel import sigmoid_kernel
-
     raw = raw_scores(trees, X)
     out = np.empty_like(raw)
-    sigmoid_kernel(raw, out, trees.sigmoid)
+    load_kernels(_KERNELS).sigmoid_kernel(raw, out, trees.sigmoid)
     return out
 
 
@@ -187,9 +187,10 @@ def booster_probability(booster, X: np.ndarray, num_iteration: int | None = None
     """``booster.predict(X, num_iteration=...)`` for a binary model: by the kernel when it applies.
 
     The two give the same bits; the kernel is chosen for batches of :data:`MIN_ROWS` rows or more
-    when :func:`compile_trees` accepts the model.
+    when :func:`compile_trees` accepts the model and numba can load the kernel.
     """
-    trees = compiled_for(booster, num_iteration) if len(X) >= MIN_ROWS else None
+    large = len(X) >= MIN_ROWS and load_kernels(_KERNELS) is not None
+    trees = compiled_for(booster, num_iteration) if large else None
     if trees is None or X.shape[1] != trees.n_features:
         return np.asarray(booster.predict(X, num_iteration=num_iteration), dtype=np.float64)
     return probabilities(trees, X)

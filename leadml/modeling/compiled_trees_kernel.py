@@ -2,7 +2,7 @@
 
 Compiled on first use and cached on disk by numba (``cache=True``), so a later process loads them
 in a fraction of a second. ``raw_kernel`` is parallel over blocks of rows: callers hold
-:data:`leadml.numba_lock.NUMBA_LOCK`.
+:data:`leadml.numba_kernels.NUMBA_LOCK`.
 """
 
 import math

@@ -131,3 +131,29 @@ def test_a_matrix_of_the_wrong_width_is_refused():
     booster = _booster(False)
     with pytest.raises(ValueError, match="takes 4 columns"):
         raw_scores(compile_trees(booster), np.zeros((3, 5)))
+
+
+def test_where_numba_cannot_cache_its_kernels_lightgbm_scores_and_says_so(monkeypatch, tmp_path, caplog):
+    """numba refuses to define a cached kernel when no cache folder is writable (a RuntimeError at import)."""
+    from leadml import numba_kernels
+    from leadml.explain.treeshap import lightgbm_contributions
+
+    (tmp_path / "unwritable_kernels.py").write_text(
+        "raise RuntimeError(\"cannot cache function 'raw_kernel': no locator available for file 'kernel.py'\")\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(numba_kernels, "_REFUSED", {})
+    monkeypatch.setattr(compiled_trees, "_KERNELS", "unwritable_kernels")
+    from leadml.explain import treeshap
+
+    monkeypatch.setattr(treeshap, "_KERNELS", "unwritable_kernels")
+    booster = _booster(False)
+    X = _awkward_rows(booster)
+    with caplog.at_level("WARNING", logger="leadml.numba"):
+        np.testing.assert_array_equal(booster_probability(booster, X), booster.predict(X))
+        frame = pd.DataFrame(X[:, :3], columns=["a", "b", "c"]).assign(level=pd.Categorical(np.zeros(len(X), int)))
+        assert lightgbm_contributions(booster, frame) is None  # the caller asks LightGBM's pred_contrib
+    warnings = [r.getMessage() for r in caplog.records if r.name == "leadml.numba"]
+    assert len(warnings) == 1 and "no locator available" in warnings[0] and "NUMBA_CACHE_DIR" in warnings[0]
+    with pytest.raises(RuntimeError, match="cannot be loaded here"):
+        raw_scores(compile_trees(booster), X)
