@@ -218,11 +218,13 @@ def report(
     scores: Optional[Path] = typer.Option(None, "--scores", help="A scores file from `leadml score` for the sales report."),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder for model_card.html (and sales.html)."),
     max_leads: int = typer.Option(5000, "--max-leads", help="Most leads listed in the sales report."),
+    model: Optional[str] = typer.Option(None, "--model", help="Whose model card: models:/NAME@ALIAS, "
+                                        "models:/NAME/VERSION or runs:/RUN/model (default: the champion)."),
 ) -> None:
     """Write the model card (and, with --scores, the sales report) as self-contained HTML."""
     from leadml.commands import run_report
 
-    run_report(pipeline, scores, out, max_leads, console)
+    run_report(pipeline, scores, out, max_leads, console, model_uri=model)
 
 
 @app.command()

@@ -345,12 +345,18 @@ def run_monitor(pipeline: Path, scores: Path, model: str | None, console: Consol
     return drift
 
 
-def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: int, console: Console) -> dict[str, Path]:
-    """The model card comes from a training run without logging: same data, config and seed give the
-    same models as the registered run, so the card shows exactly what `leadml train` measured."""
+def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: int, console: Console,
+               model_uri: str | None = None) -> dict[str, Path]:  # fmt: skip
+    """The model card is the one logged with the model's training run (the champion by default): it
+    describes the version that serves, whatever the data has become since. A model trained before
+    cards were logged gets one from a training run without logging (same data, config and seed give
+    the same model; the command says so)."""
+    from leadml.batch_model import default_model_uri
     from leadml.config import load_pipeline
     from leadml.data.io import read_table
+    from leadml.errors import ModelError
     from leadml.explain.report import write_model_card, write_sales_report
+    from leadml.modeling.model_cards import fetch_model_card
     from leadml.modeling.run import run_training
 
     config = load_pipeline(pipeline)
@@ -362,10 +368,24 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
             f"{scores_path}: a scores file needs 'lead_id' and 'probability' (or 'score') columns, as "
             f"`leadml score` writes them (columns present: {', '.join(map(str, scores.columns))})"
         )
-    with console.status("training (not logged) for the model card") as status:
-        run = run_training(config, log=False, progress=lambda message: status.update(message))
-    written = {"model_card": write_model_card(run.result, run.trainset, Path(out) / "model_card.html",
-                                              tiers=config.mql.tiers, title=f"Model card: {config.name}")}
+    uri = model_uri or default_model_uri(config)
+    card_path = Path(out) / "model_card.html"
+    try:
+        run_id = fetch_model_card(config, uri, card_path)
+        missing = f"{uri} has no model card logged with it"
+    except ModelError as exc:
+        if model_uri is not None:  # a model asked for by name must exist
+            raise
+        run_id, missing = None, str(exc).split(";")[0]
+    if run_id is not None:
+        console.print(f"model card of {uri} (logged with run {run_id})")
+        written = {"model_card": card_path}
+    else:
+        console.print(f"{missing}: drawing the card from a training run that is not logged")
+        with console.status("training (not logged) for the model card") as status:
+            run = run_training(config, log=False, progress=lambda message: status.update(message))
+        written = {"model_card": write_model_card(run.result, run.trainset, card_path, tiers=config.mql.tiers,
+                                                  title=f"Model card: {config.name}")}  # fmt: skip
     if scores is not None:
         written["sales"] = write_sales_report(scores, Path(out) / "sales.html", max_leads=max_leads,
                                               title=f"Leads to call: {config.name}")

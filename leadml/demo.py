@@ -97,8 +97,12 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         _print_hand_offs(read_table(summary.out), console)
     console.rule("7. reports for the data scientist and for sales")
     reports = folder / "reports"
-    written["model_card"] = write_model_card(run.result, run.trainset, reports / "model_card.html",
-                                             tiers=config.mql.tiers, title="Model card: leadml demo")
+    from leadml.modeling.model_cards import fetch_model_card
+
+    card = written["model_card"] = reports / "model_card.html"
+    registered = run.outcome is not None and run.outcome.version
+    if not (registered and fetch_model_card(config, model_uri, card)):  # else the card logged with the version
+        write_model_card(run.result, run.trainset, card, tiers=config.mql.tiers, title="Model card: leadml demo")
     if "scores" in written:
         from leadml.history import load_history
 

@@ -165,6 +165,20 @@ def test_train_registers_a_champion_and_promote_moves_it(tmp_path):
     assert promoted.returncode == 0 and "version 2 is now the champion (was version 1)" in promoted.stdout
     missing = leadml("promote", pipeline, "--version", 9, **env_free)
     assert missing.returncode == 1 and "has no version 9" in missing.stderr
+    # the model card is the one logged with each version's run, not drawn from a new training
+    runs = {}
+    for version in (1, 2):
+        card = leadml("report", pipeline, "--model", f"models:/cli-model/{version}", "--out", f"card{version}",
+                      **env_free)  # fmt: skip
+        assert card.returncode == 0, card.stderr
+        assert "logged with run" in card.stdout and "training" not in card.stdout
+        runs[version] = card.stdout.split("logged with run ")[1].split(")")[0]
+    assert runs[1] != runs[2]
+    champion = leadml("report", pipeline, "--out", "card", **env_free)
+    assert f"model card of models:/cli-model@champion (logged with run {runs[2]})" in champion.stdout
+    assert (tmp_path / "card" / "model_card.html").read_bytes() == (tmp_path / "card2" / "model_card.html").read_bytes()
+    unknown = leadml("report", pipeline, "--model", "models:/cli-model/9", "--out", "card9", **env_free)
+    assert unknown.returncode == 1 and "has no version '9'" in unknown.stderr and not (tmp_path / "card9").exists()
 
 
 def test_train_with_too_few_closed_deals_keeps_the_rules(tmp_path, sim_dir):
@@ -173,3 +187,7 @@ def test_train_with_too_few_closed_deals_keeps_the_rules(tmp_path, sim_dir):
     result = leadml("train", pipeline, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "no model registered" in result.stdout
+    report = leadml("report", pipeline, "--out", "reports", cwd=tmp_path)  # no champion: a card drawn anew
+    assert report.returncode == 0, report.stderr
+    assert "has no alias 'champion'" in report.stdout and "drawing the card from a training run" in report.stdout
+    assert "Model card" in (tmp_path / "reports" / "model_card.html").read_text()

@@ -6,7 +6,8 @@ go to ``mlartifacts/`` next to the database file, so nothing needs a server.
 
 A run logs the resolved config, a fingerprint of the input data, rows and base rates per split, the
 metrics of every model and of the rules (with intervals and paired differences) on the same test
-snapshots, the validation scores the choice was made on, plots, the feature metadata, and the chosen
+snapshots, the validation scores the choice was made on, plots, the feature metadata, the model
+card (``reports/model_card.html``, what ``leadml report`` shows for this version), and the chosen
 model as a pyfunc (:class:`LeadScoringModel`) that takes the feature frame and returns
 ``probability``, ``score``, ``tier`` and ``is_mql``. The new version gets alias ``challenger``; it
 takes ``champion`` when there is none yet, or when it beats the champion on ``mlflow.promote_metric``
@@ -33,6 +34,7 @@ import pandas as pd
 from leadml.config import PipelineConfig
 from leadml.errors import ModelError
 from leadml.features.build import TrainSet
+from leadml.modeling.model_cards import log_model_card
 from leadml.modeling.promotion import ChampionComparison, compare_with_champion
 from leadml.modeling.run_plots import log_plots as _log_plots
 from leadml.modeling.scoring_model import LeadScoringModel
@@ -295,6 +297,7 @@ def log_training(
                     input_example=example, registered_model_name=name, pip_requirements=_requirements(),
                 )
             version = str(info.registered_model_version)
+            log_model_card(mlflow, config, trainset, result)  # the card of this version, for `leadml report`
             metric, margin = config.mlflow.promote_metric, config.mlflow.promote_margin
             new_value = result.evaluation.value(result.chosen, metric) if result.evaluation else float("nan")
             champion = _champion(config, trainset, client)

@@ -108,6 +108,7 @@ def test_a_new_version_takes_champion_only_when_better_on_the_same_test_rows(str
     (weak_set, weak_result), (strong_set, strong_result) = weak, strong
     first = log_training(config(), weak_set, weak_result)
     assert first.promoted and _aliases("leadml") == {CHAMPION: "1", CHALLENGER: "1"}
+    assert [a.path for a in MlflowClient().list_artifacts(first.run_id, "reports")] == ["reports/model_card.html"]
 
     better = log_training(config(), strong_set, strong_result)
     assert better.version == "2" and better.promoted, better.reason
@@ -318,3 +319,18 @@ def test_retraining_on_later_closed_deals_promotes_only_a_better_model(pipelines
     assert weak.chosen != "rules" and third.version == "3", third.reason
     assert not third.promoted and third.new_metric < third.champion_metric, third.reason
     assert _aliases(pipeline.mlflow.registered_model) == {CHAMPION: champion, CHALLENGER: "3"}
+
+
+def test_a_model_card_is_fetched_only_from_a_run_that_logged_one(weak, tmp_path):
+    from leadml.modeling.model_cards import CARD_ARTIFACT, fetch_model_card
+
+    weak_set, weak_result = weak
+    outcome = log_training(config(), weak_set, weak_result)
+    assert fetch_model_card(config(), "models:/leadml@champion", tmp_path / "card.html") == outcome.run_id
+    logged = MlflowClient().download_artifacts(outcome.run_id, CARD_ARTIFACT, str(tmp_path / "logged"))
+    assert (tmp_path / "card.html").read_bytes() == open(logged, "rb").read()
+    assert "Model card: test" in (tmp_path / "card.html").read_text()
+    with mlflow.start_run() as bare:  # a run with no card (e.g. trained before cards were logged)
+        pass
+    assert fetch_model_card(config(), f"runs:/{bare.info.run_id}/model", tmp_path / "none.html") is None
+    assert not (tmp_path / "none.html").exists()
