@@ -9,6 +9,8 @@ champion by default) and copies its card.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +19,7 @@ from leadml.config import PipelineConfig
 from leadml.data.io import atomic_output
 
 CARD_ARTIFACT = "reports/model_card.html"
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def log_model_card(mlflow, config: PipelineConfig, trainset, result) -> None:
@@ -52,6 +55,20 @@ def model_run_id(config: PipelineConfig, model_uri: str) -> str | None:
     return Model.load(load_uri).run_id
 
 
+@contextlib.contextmanager
+def _no_progress_bar():
+    """MLflow draws a progress bar for every download, even of one small file: not for the card."""
+    before = os.environ.get(_PROGRESS_BAR)
+    os.environ[_PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(_PROGRESS_BAR, None)
+        else:
+            os.environ[_PROGRESS_BAR] = before
+
+
 def fetch_model_card(config: PipelineConfig, model_uri: str, path: str | Path) -> str | None:
     """Copy the card logged with ``model_uri``'s run to ``path`` (atomically); the run id, or None
     when that run logged no card (trained before cards were logged, or saved outside a run).
@@ -67,7 +84,7 @@ def fetch_model_card(config: PipelineConfig, model_uri: str, path: str | Path) -
     run_id = model_run_id(config, model_uri)
     if run_id is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="leadml-card-") as folder:
+    with tempfile.TemporaryDirectory(prefix="leadml-card-") as folder, _no_progress_bar():
         try:
             card = download_artifacts(run_id=run_id, artifact_path=CARD_ARTIFACT, dst_path=folder,
                                       tracking_uri=tracking_uri(config))  # fmt: skip
