@@ -51,6 +51,8 @@ _LAZY = {
     "RuleSet": "leadml.scoring.rules",
     "PointsBaseline": "leadml.scoring.baseline",
     "learn_scorecard": "leadml.scoring.scorecard",
+    # notebooks and scripts
+    "quiet": "leadml.logs",
 }
 
 __all__ = ["ConfigError", "LeadDataError", "LeadmlError", "ModelError", "__version__", *_LAZY]

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from leadml.errors import LeadmlError
+from leadml.logs import quiet
 
 app = typer.Typer(
     name="leadml",
@@ -251,21 +252,10 @@ def demo(
     run_demo(dir, leads, seed, console)
 
 
-def _quiet_libraries() -> None:
-    """MLflow's INFO lines (database migrations, "registered model") drown the command's own summary."""
-    import logging
-    import os
-
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # leadml's README says plainly that pyfunc models are pickles; the per-run reminder is noise here
-    logging.getLogger("mlflow.pyfunc").addFilter(lambda record: "CloudPickle" not in record.getMessage())
-
-
 def main() -> None:
     """Entry point: run the app, turning leadml's own errors into one line and a non-zero exit."""
     debug = "--debug" in sys.argv
-    _quiet_libraries()
+    quiet()  # MLflow's INFO lines would drown the command's own summary
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -275,6 +276,35 @@ class PipelineConfig(_Strict):
     def resolved_dict(self) -> dict[str, Any]:
         """The config as plain data, for logging with a run."""
         return self.model_dump(mode="json", exclude={"source_path"})
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> PipelineConfig:
+        """A copy with some keys replaced, validated again as if they had been written in the YAML.
+
+        Keys are dotted paths (``"mlflow.promote_margin"``, ``"models.lightgbm.n_estimators"``); a
+        relative path resolves against the pipeline file's folder, as in the file. Unknown keys and
+        bad values raise :class:`ConfigError` naming the key, as a YAML file would.
+
+        Example:
+            >>> config = parse_pipeline({"name": "demo"})
+            >>> config.with_overrides({"snapshots.horizon_days": 60}).snapshots.horizon_days
+            60
+        """
+        raw = self.resolved_dict()
+        for dotted, value in overrides.items():
+            *sections, key = dotted.split(".")
+            node = raw
+            for depth, section in enumerate(sections):
+                if node.get(section) is None:  # a section left out (or null) in the file
+                    node[section] = {}
+                child = node[section]
+                if not isinstance(child, dict):
+                    raise ConfigError(f"{self.name}: override {dotted!r}: {'.'.join(sections[: depth + 1])} is a "
+                                      f"value, not a section")  # fmt: skip
+                node = child
+            node[key] = value
+        source = str(self.source_path) if self.source_path else f"<pipeline {self.name}>"
+        base = self.source_path.resolve().parent if self.source_path else None
+        return parse_pipeline(raw, source=source, base=base)
 
 
 _PATH_KEYS = (("data", "leads"), ("data", "events"), ("data", "outcomes"), ("data", "flat"),

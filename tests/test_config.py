@@ -72,6 +72,46 @@ def test_bad_files(tmp_path):
         load_pipeline(listing)
 
 
+@pytest.mark.parametrize("name", ["demo", "x_education", "bank_marketing"])
+def test_no_overrides_give_the_same_config(name):
+    config = load_pipeline(PIPELINES / f"{name}.yaml")
+    assert config.with_overrides({}) == config
+
+
+def test_overrides_are_validated_as_the_yaml_would_be(tmp_path):
+    (tmp_path / "p.yaml").write_text("name: p\nmlflow:\n  promote_metric: roc_auc\n")
+    config = load_pipeline(tmp_path / "p.yaml")
+    changed = config.with_overrides({"mlflow.promote_margin": 0.02, "models.lightgbm.n_estimators": 50,
+                                     "history.path": "scores/history"})  # fmt: skip
+    assert changed.mlflow.promote_margin == 0.02 and changed.mlflow.promote_metric == "roc_auc"
+    assert changed.models.lightgbm.n_estimators == 50 and config.models.lightgbm.n_estimators != 50
+    assert changed.history.path == tmp_path / "scores" / "history"  # relative to the file, as in the file
+    with pytest.raises(ConfigError, match=r"p.yaml: mlflow.promote_margn is not a known key; did you mean promote_margin"):
+        config.with_overrides({"mlflow.promote_margn": 0.1})
+    with pytest.raises(ConfigError, match=r"mlflow.promote_margin: Input should be greater than or equal to 0"):
+        config.with_overrides({"mlflow.promote_margin": -0.1})
+    with pytest.raises(ConfigError, match="override 'name.first': name is a value, not a section"):
+        config.with_overrides({"name.first": "x"})
+
+
+def test_quiet_silences_the_pickle_reminder_but_not_warnings():
+    import logging
+
+    import leadml
+
+    leadml.quiet()
+    leadml.quiet()  # twice: one filter
+    pyfunc = logging.getLogger("mlflow.pyfunc")
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("mlflow.pyfunc", logging.WARNING, __file__, 1, message, None, None)
+
+    assert not pyfunc.filter(record("Passing a Python object ... serialized using CloudPickle ..."))
+    assert pyfunc.filter(record("Failed to load the model"))
+    assert sum(f.__name__ == "_not_the_pickle_reminder" for f in pyfunc.filters) == 1
+    assert logging.getLogger("alembic").getEffectiveLevel() == logging.WARNING
+
+
 def test_resolved_dict_is_plain_data():
     resolved = parse_pipeline({"name": "p"}).resolved_dict()
     assert resolved["snapshots"]["horizon_days"] == 120
