@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadml.modeling.compiled_trees import goes_left, stacked
 from leadml.numba_kernels import NUMBA_LOCK, load_kernels
 
 _KERNELS = "leadml.explain.treeshap_kernel"
@@ -136,10 +137,7 @@ def build_tables(booster, num_iteration: int | None = None) -> TreeTables | None
             default_left.append(bool(node["default_left"]))
             features.append(int(node["split_feature"]))
             thresholds.append(0.0 if categorical else float(node["threshold"]))
-            codes = [int(c) for c in str(node["threshold"]).split("||")] if categorical else []
-            lookup = np.zeros(max(codes) + 1 if codes else 0, dtype=bool)
-            lookup[codes] = True
-            cat_lists.append(lookup)
+            cat_lists.append(goes_left(node) if categorical else np.zeros(0, np.bool_))
         for value, path in leaves:
             order: dict[int, int] = {}
             share: list[float] = []
@@ -165,14 +163,14 @@ def build_tables(booster, num_iteration: int | None = None) -> TreeTables | None
             table_offsets.append(table_offsets[-1] + len(h))
         tree_nodes.append(len(features))
         tree_leaves.append(len(slot_offsets) - 1)
-    cat_offsets = np.concatenate([[0], np.cumsum([len(c) for c in cat_lists])]).astype(np.int64)
+    cat_offsets, cat_left = stacked(cat_lists)
     return TreeTables(
         n_features=int(model["max_feature_idx"]) + 1, expected_value=expected,
         tree_nodes=np.array(tree_nodes, np.int64), tree_leaves=np.array(tree_leaves, np.int64),
         node_feature=np.array(features, np.int64), node_threshold=np.array(thresholds, np.float64),
         node_kind=np.array(kinds, np.int8), node_missing=np.array(missing, np.int8),
         node_default_left=np.array(default_left, np.bool_), node_cats=cat_offsets,
-        cat_left=np.concatenate(cat_lists) if cat_lists else np.zeros(0, np.bool_),
+        cat_left=cat_left,
         leaf_slots=np.array(slot_offsets, np.int64), slot_feature=np.array(slots_feature, np.int64),
         slot_keep=np.array(slots_keep, np.float64), leaf_edges=np.array(edge_offsets, np.int64),
         edge_node=np.array(edges_node, np.int64), edge_left=np.array(edges_left, np.bool_),

@@ -55,7 +55,21 @@ class CompiledTrees:
     leaf_value: np.ndarray
 
 
-def _splits_in_order(root: dict) -> list[dict]:
+def goes_left(split: dict) -> np.ndarray:
+    """Of a categorical split in LightGBM's model dump: whether category code ``c`` goes left, per ``c``."""
+    codes = [int(code) for code in str(split["threshold"]).split("||")]
+    lookup = np.zeros(max(codes) + 1, dtype=np.bool_)
+    lookup[codes] = True
+    return lookup
+
+
+def stacked(lookups: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, values)``: per-split look-ups in one flat array, split ``j``'s at ``offsets[j]:offsets[j + 1]``."""
+    offsets = np.concatenate([[0], np.cumsum([len(lookup) for lookup in lookups])]).astype(np.int64)
+    return offsets, (np.concatenate(lookups) if lookups else np.zeros(0, np.bool_))
+
+
+def splits_in_order(root: dict) -> list[dict]:
     """The tree's splits, depth first from the root (bit ``j`` of a mask is the ``j``-th)."""
     order, stack = [], [root]
     while stack:
@@ -111,7 +125,7 @@ def compile_trees(booster, num_iteration: int | None = None) -> CompiledTrees | 
         root = tree["tree_structure"]
         if any(leaf.get("leaf_coeff") for leaf in _leaves(root)):  # a linear tree
             return None
-        splits = _splits_in_order(root)
+        splits = splits_in_order(root)
         if len(splits) > MAX_SPLITS:
             return None
         for node in splits:
@@ -123,23 +137,20 @@ def compile_trees(booster, num_iteration: int | None = None) -> CompiledTrees | 
             categorical.append(is_categorical)
             zero_left.append(default_left if missing == _MISSING["Zero"] else 0.0 <= limit)
             nan_left.append(0.0 <= limit if missing == _MISSING["None"] else default_left)
-            codes = [int(code) for code in str(node["threshold"]).split("||")] if is_categorical else []
-            lookup = np.zeros(max(codes) + 1 if codes else 0, dtype=np.bool_)
-            lookup[codes] = True
-            cat_lists.append(lookup)
+            cat_lists.append(goes_left(node) if is_categorical else np.zeros(0, np.bool_))
         table = _leaf_table(root, splits, len(leaf_values))
         leaf_values += [float(leaf["leaf_value"]) for leaf in sorted(_leaves(root), key=_leaf_index)]
         tree_splits.append(len(feature))
         table_offsets.append(table_size)
         tables.append(table)
         table_size += len(table)
-    cat_offsets = np.concatenate([[0], np.cumsum([len(c) for c in cat_lists])]).astype(np.int64)
+    cat_offsets, cat_left = stacked(cat_lists)
     return CompiledTrees(
         n_features=int(model["max_feature_idx"]) + 1, sigmoid=sigmoid,
         tree_splits=np.array(tree_splits, np.int64), feature=np.array(feature, np.int64),
         threshold=np.array(threshold, np.float64), categorical=np.array(categorical, np.bool_),
         zero_left=np.array(zero_left, np.bool_), nan_left=np.array(nan_left, np.bool_),
-        cat_offsets=cat_offsets, cat_left=np.concatenate(cat_lists) if cat_lists else np.zeros(0, np.bool_),
+        cat_offsets=cat_offsets, cat_left=cat_left,
         table_offsets=np.array(table_offsets, np.int64),
         leaf_of_mask=np.concatenate(tables) if tables else np.zeros(0, np.int64),
         leaf_value=np.array(leaf_values, np.float64),

@@ -8,7 +8,14 @@ import pandas as pd
 import pytest
 
 from leadml.modeling import compiled_trees
-from leadml.modeling.compiled_trees import ZERO_THRESHOLD, booster_probability, compile_trees, probabilities, raw_scores
+from leadml.modeling.compiled_trees import (
+    ZERO_THRESHOLD,
+    booster_probability,
+    compile_trees,
+    probabilities,
+    raw_scores,
+    splits_in_order,
+)
 
 
 def _training_frame(n: int = 4000, seed: int = 8) -> tuple[pd.DataFrame, np.ndarray]:
@@ -32,13 +39,7 @@ def _booster(zero_as_missing: bool, **params) -> lgb.Booster:
 
 
 def _splits(booster: lgb.Booster) -> list[dict]:
-    found, stack = [], [tree["tree_structure"] for tree in booster.dump_model()["tree_info"]]
-    while stack:
-        node = stack.pop()
-        if "split_index" in node:
-            found.append(node)
-            stack += [node["left_child"], node["right_child"]]
-    return found
+    return [split for tree in booster.dump_model()["tree_info"] for split in splits_in_order(tree["tree_structure"])]
 
 
 def _awkward_rows(booster: lgb.Booster, seed: int = 3) -> np.ndarray:
