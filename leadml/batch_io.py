@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from leadml.batch_merge import Chunk, merge_chunks, read_ahead
 from leadml.config import DataConfig, FeatureConfig
 from leadml.data import contract
+from leadml.data.columns import parse_lead_ids, parse_timestamps
 from leadml.errors import LeadDataError
 from leadml.features.behaviour import parse_step
 from leadml.features.behaviour_parquet import KEYS
@@ -215,8 +216,8 @@ def _parquet_closings(path: Path, as_of: pd.Timestamp) -> Closings:
             f"(columns present: {', '.join(file.schema_arrow.names[:12])})"
         )
     outcomes = file.read(columns=["lead_id", "closed_at"]).to_pandas()
-    outcomes["lead_id"] = contract.parse_lead_ids(outcomes, str(path))
-    outcomes["closed_at"] = contract.parse_timestamps(outcomes, "closed_at", str(path))
+    outcomes["lead_id"] = parse_lead_ids(outcomes, str(path))
+    outcomes["closed_at"] = parse_timestamps(outcomes, "closed_at", str(path))
     return Closings(outcomes, as_of)
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadml.data.contract import LABEL_COLUMN, check_required, validate_flat
+from leadml.data.columns import check_required
+from leadml.data.contract import LABEL_COLUMN, validate_flat
 from leadml.data.io import read_table
 from leadml.errors import LeadDataError
 

@@ -10,15 +10,13 @@ import pandas as pd
 import pytest
 
 from leadml.data import contract
+from leadml.data.columns import apply_column_map, parse_binary_label, parse_timestamps
 from leadml.data.contract import (
     LeadDataWarning,
-    apply_column_map,
     load_events,
     load_flat,
     load_leads,
     load_outcomes,
-    parse_binary_label,
-    parse_timestamps,
     validate_events,
     validate_flat,
     validate_leads,
