@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,7 @@ def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLik
         raise ConfigError("give a pipeline (its champion is scored) or a model URI")
     uri = str(model_uri) if model_uri is not None else default_model_uri(config)
     where = tracking_uri(config)
-    name, version, load_uri = _resolve(uri, where)
+    name, version, load_uri, run_id = resolve_model_uri(uri, where)
     try:
         with _mlflow_at(where):
             import mlflow.pyfunc
@@ -70,8 +71,8 @@ def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLik
     if not isinstance(scoring, LeadScoringModel):
         raise ModelError(f"{uri} is not a leadml model (its python model holds no LeadScoringModel); "
                          "train it with leadml")  # fmt: skip
-    if not version and load_uri.startswith("runs:/"):
-        version = load_uri.removeprefix("runs:/").split("/")[0]
+    if not version and run_id:  # a runs:/ URI: the run stands for the version
+        version = run_id
     if not version and Path(load_uri).is_dir():
         from mlflow.models import Model
 
@@ -83,15 +84,27 @@ def _message(exc: BaseException) -> str:
     return str(getattr(exc, "message", exc)).splitlines()[0]
 
 
-def _resolve(uri: str, where: str) -> tuple[str, str, str]:
-    """(model name, version, URI to load) of a model URI; registry look-ups become ModelError."""
+class ResolvedModel(NamedTuple):
+    """Where a model URI points: its registered name and version (empty outside the registry), the
+    URI to load and the MLflow run that logged it (None when unknown, e.g. a model folder)."""
+
+    name: str
+    version: str
+    load_uri: str
+    run_id: str | None
+
+
+def resolve_model_uri(uri: str, where: str) -> ResolvedModel:
+    """Resolve ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN/...`` or a folder against
+    the MLflow at ``where``; registry look-ups become :class:`ModelError`."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     if not uri.startswith("models:/"):
         if not uri.startswith("runs:/") and "://" not in uri and not Path(uri).exists():
             raise ModelError(f"{uri}: no such model folder (give models:/NAME@ALIAS, runs:/RUN_ID/model or a folder)")
-        return (Path(uri).name if "://" not in uri else uri), "", uri
+        run_id = uri.removeprefix("runs:/").split("/")[0] if uri.startswith("runs:/") else None
+        return ResolvedModel(Path(uri).name if "://" not in uri else uri, "", uri, run_id)
     spec = uri.removeprefix("models:/")
     name, alias = spec.split("@", 1) if "@" in spec else (spec.partition("/")[0], None)
     try:
@@ -112,7 +125,7 @@ def _resolve(uri: str, where: str) -> tuple[str, str, str]:
                          f"{spec.partition('/')[2]!r} ({_message(exc)})") from exc  # fmt: skip
     except Exception as exc:  # an unreadable database, a refused connection: say where
         raise ModelError(f"cannot reach the MLflow registry at {where}: {_message(exc)}") from exc
-    return found.name, str(found.version), f"models:/{found.name}/{found.version}"
+    return ResolvedModel(found.name, str(found.version), f"models:/{found.name}/{found.version}", found.run_id)
 
 
 def check_builder(scoring) -> None:

@@ -376,7 +376,7 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
     except ModelError as exc:
         if model_uri is not None:  # a model asked for by name must exist
             raise
-        run_id, missing = None, str(exc).split(";")[0]
+        run_id, missing = None, str(exc)
     if run_id is not None:
         console.print(f"model card of {uri} (logged with run {run_id})")
         written = {"model_card": card_path}

@@ -39,20 +39,15 @@ def model_run_id(config: PipelineConfig, model_uri: str) -> str | None:
     Raises:
         ModelError: the registry cannot be reached, or the alias or version does not exist.
     """
-    from mlflow import MlflowClient
-
-    from leadml.batch_model import _resolve
+    from leadml.batch_model import resolve_model_uri
     from leadml.modeling.registry import tracking_uri
 
-    where = tracking_uri(config)
-    name, version, load_uri = _resolve(model_uri, where)
-    if load_uri.startswith("models:/"):
-        return MlflowClient(tracking_uri=where, registry_uri=where).get_model_version(name, version).run_id
-    if load_uri.startswith("runs:/"):
-        return load_uri.removeprefix("runs:/").split("/")[0]
+    found = resolve_model_uri(model_uri, tracking_uri(config))
+    if found.run_id is not None or found.load_uri.startswith(("models:/", "runs:/")):
+        return found.run_id
     from mlflow.models import Model
 
-    return Model.load(load_uri).run_id
+    return Model.load(found.load_uri).run_id  # a model folder: its MLmodel file may name the run
 
 
 @contextlib.contextmanager
