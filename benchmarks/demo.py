@@ -43,7 +43,7 @@ class DemoRun:
 def demo_command(folder: Path, leads: int | None) -> list[str]:
     """`leadml demo` through the installed script beside this interpreter (else the same entry point)."""
     script = Path(sys.executable).with_name("leadml")
-    base = [str(script)] if script.is_file() else [sys.executable, "-c", "from leadml.cli import main; main()"]
+    base = [str(script)] if script.is_file() else [sys.executable, "-c", "from leadml.cli.app import main; main()"]
     extra = ["--leads", str(leads)] if leads else []
     return [*base, "demo", "--dir", str(folder / "leadml-demo"), *extra]
 

@@ -7,7 +7,7 @@ time counts, since the machine is shared):
   the model's columns under LightGBM-safe names; for LightGBM shap hands the work to LightGBM's
   own ``pred_contrib``),
 - LightGBM's ``Booster.predict(X, pred_contrib=True)`` alone on a prepared frame (the algorithm),
-- leadml's tabulated TreeSHAP (:mod:`leadml.explain.treeshap`) alone: its first call (building
+- leadml's tabulated TreeSHAP (:mod:`leadml.modeling.lightgbm.treeshap`) alone: its first call (building
   the per-leaf tables and compiling the numba kernel, once a process) and the best later call,
 - leadml's :func:`explain_margin` (TreeSHAP + margin + grouping + probability; by default the
   tables for batches of 20,000 rows or more), the same with LightGBM's routine
@@ -28,14 +28,14 @@ import warnings
 
 import numpy as np
 
-from leadml.config import LightGBMConfig, parse_pipeline
+from leadml.core.config import LightGBMConfig, parse_pipeline
 from leadml.data.contract import validate_events, validate_leads, validate_outcomes
-from leadml.data.simulate import simulate
+from leadml.data.simulate.world import simulate
 from leadml.data.sources import PipelineData
 from leadml.explain.counterfactual import counterfactuals
-from leadml.explain.reasons import explain_margin, group_columns
+from leadml.modeling.contributions import explain_margin, group_columns
 from leadml.explain.sentences import reason_table, rows_to_explain
-from leadml.explain.treeshap import lightgbm_contributions
+from leadml.modeling.lightgbm.treeshap import lightgbm_contributions
 from leadml.features.build import build_trainset
 from leadml.modeling.estimators import LightGBMModel
 

@@ -1,6 +1,6 @@
 """Benchmark: behaviour features from Parquet to Parquet, leadml's kernel against DuckDB SQL.
 
-Makes simulated leads and events (``leadml.data.simulate``, thinned to the requested number of
+Makes simulated leads and events (``leadml.data.simulate.world``, thinned to the requested number of
 events), one snapshot per lead (as_of = created_at + 60 days), then times in fresh processes:
 
 - leadml: :func:`behaviour_features_from_parquet`, every event type, windows 7/30/90 (counts, days
@@ -54,7 +54,7 @@ def generate_part(folder: Path, part: int, n_leads: int, n_events: int, prefix: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from leadml.data.simulate import simulate
+    from leadml.data.simulate.world import simulate
 
     sim = simulate(n_leads, seed=1000 + part)
     events = sim.events
@@ -74,9 +74,9 @@ def generate_part(folder: Path, part: int, n_leads: int, n_events: int, prefix: 
 
 
 def run_leadml(snapshots: Path, events: Path, out: Path, partitions: int) -> dict:
-    from leadml.features.behaviour_parquet import behaviour_features_from_parquet
+    from leadml.features.behaviour.parquet import behaviour_features_from_parquet
 
-    from leadml.features.behaviour_partitioned import behaviour_features_partitioned
+    from leadml.features.behaviour.partitioned import behaviour_features_partitioned
 
     start = time.perf_counter()
     if partitions > 1:

@@ -1,13 +1,13 @@
 """Benchmark: score 1,000,000 leads with 20,000,000 events by a 10-rule points file at one as_of.
 
 Prints seconds, leads per second and peak memory (resident set, sampled every 5 ms, above the
-level before the step) of ``RuleSet.score``, and, when ``leadml.features.behaviour`` is present,
+level before the step) of ``RuleSet.score``, and, when ``leadml.features.behaviour.features`` is present,
 of ``behaviour_features`` on the same snapshots and events in the same run, for comparison.
 
     /work/venv/bin/python benchmarks/rules.py                      # 1M leads, 20M events
     /work/venv/bin/python benchmarks/rules.py --leads 50000 --events 1000000   # a quick look
 
-The data come from ``leadml.data.simulate`` (about 22 events per lead; a seeded uniform sample
+The data come from ``leadml.data.simulate.world`` (about 22 events per lead; a seeded uniform sample
 of the events is kept to hit ``--events`` exactly), or from a quick generator of the same schema
 when the simulator is absent.
 """
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from leadml.scoring.rules import RuleSet
+from leadml.rules.ruleset import RuleSet
 
 # Ten rules that exercise every kind of test: fields (in, equals, gte), where with one value and
 # with a list, min_count, within_days, per_event with cap, decay (global and switched off).
@@ -51,7 +51,7 @@ BENCH_RULES = {
 def make_data(n_leads: int, n_events: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Leads and events (exactly ``n_events``, or fewer when the simulation has fewer) and an as_of."""
     try:
-        from leadml.data.simulate import simulate
+        from leadml.data.simulate.world import simulate
     except ImportError:
         return quick_data(n_leads, n_events, seed)
     sim = simulate(n_leads, seed=seed)
@@ -126,7 +126,7 @@ def main() -> None:
           f"({time.perf_counter() - started:.1f} s to make)")
     ruleset = RuleSet.from_dict(BENCH_RULES, source="benchmark-10")
     try:
-        from leadml.features.behaviour import behaviour_features
+        from leadml.features.behaviour.features import behaviour_features
     except ImportError:
         behaviour_features = None
     # warm up both on a few leads (lazy imports, first-call costs) so the timings compare the work

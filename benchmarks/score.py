@@ -1,6 +1,6 @@
 """Benchmark: the batch scoring job (``leadml score``) end to end, and its model-only part.
 
-Makes simulated data (``leadml.data.simulate.write_simulation``: 1,000,000 leads with about 20
+Makes simulated data (``leadml.data.simulate.world.write_simulation``: 1,000,000 leads with about 20
 million events, and 100,000 leads for the memory comparison), trains LightGBM on 20,000 other
 simulated leads and registers it as the champion in a SQLite MLflow registry in the work folder
 (``leadml``, as the pipeline trains it, and ``large``, up to 500 trees at a slow learning rate),
@@ -44,7 +44,7 @@ SIZES = {"1m": 1_000_000, "100k": 100_000}
 
 
 def pipeline(folder: Path, size: str):
-    from leadml.config import parse_pipeline
+    from leadml.core.config import parse_pipeline
 
     data = folder / size
     return parse_pipeline({"name": "bench", "data": {"source": "tables", "leads": str(data / "leads.parquet"),
@@ -53,7 +53,7 @@ def pipeline(folder: Path, size: str):
 
 # -- steps, each run in a fresh process ---------------------------------------------------------
 def make_data(folder: Path, size: str) -> dict:
-    from leadml.data.simulate import write_simulation
+    from leadml.data.simulate.world import write_simulation
 
     paths = write_simulation(folder / size, SIZES[size], seed=5)
     import pyarrow.parquet as pq
@@ -64,8 +64,8 @@ def make_data(folder: Path, size: str) -> dict:
 
 def train(folder: Path, name: str, trees: str) -> dict:
     """Register a LightGBM model: ``leadml`` as the pipeline trains it (early stopping), or a fixed size."""
-    from leadml.config import parse_pipeline
-    from leadml.modeling.run import run_training
+    from leadml.core.config import parse_pipeline
+    from leadml.jobs.train import run_training
 
     # a slow learning rate keeps early stopping from cutting the fixed-size model short
     lightgbm = {} if trees == "auto" else {"n_estimators": int(trees), "early_stopping_rounds": int(trees),
@@ -79,7 +79,7 @@ def train(folder: Path, name: str, trees: str) -> dict:
 
 
 def score(folder: Path, size: str, out: str, reasons: str) -> dict:
-    from leadml.batch import score_batch
+    from leadml.jobs.score import score_batch
 
     config = pipeline(folder, size)
     start = time.perf_counter()
@@ -90,7 +90,7 @@ def score(folder: Path, size: str, out: str, reasons: str) -> dict:
 
 
 def features(folder: Path, size: str) -> dict:
-    from leadml.batch_files import write_features
+    from leadml.jobs.feature_files import write_features
 
     start = time.perf_counter()
     write_features(pipeline(folder, size), AS_OF, folder / "features.parquet", progress=False)
@@ -103,8 +103,8 @@ def model_only(folder: Path, name: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from leadml.batch_model import Scorer, load_model
-    from leadml.modeling.compiled_trees import MIN_ROWS
+    from leadml.modeling.loading import Scorer, load_model
+    from leadml.modeling.lightgbm.compiled import MIN_ROWS
     from leadml.modeling.policy import apply_policy
 
     table = pd.read_parquet(folder / "features.parquet")

@@ -1,6 +1,6 @@
 """Benchmark: the simulator streaming leads, events, outcomes and truth to Parquet.
 
-For each requested size, :func:`leadml.data.simulate.write_simulation` runs in a fresh process
+For each requested size, :func:`leadml.data.simulate.world.write_simulation` runs in a fresh process
 (so the sizes do not share caches or memory). Reported per size: wall-clock seconds of the call
 (the one-off intercept calibration included), events written and events per second, the peak
 resident memory of the child (its ``ru_maxrss``, cross-checked by sampling its RSS with psutil
@@ -26,7 +26,7 @@ def run_child(n_leads: int, seed: int, out: Path) -> None:
     """The measured step: write one simulation and print its figures as JSON."""
     import pyarrow.parquet as pq
 
-    from leadml.data.simulate import write_simulation
+    from leadml.data.simulate.world import write_simulation
 
     started = time.perf_counter()
     paths = write_simulation(out, n_leads, seed)

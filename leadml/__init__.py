@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import importlib
 
-from leadml.errors import ConfigError, LeadDataError, LeadmlError, ModelError
+from leadml import _shims
+from leadml.core.errors import ConfigError, LeadDataError, LeadmlError, ModelError
+from leadml.core.version import __version__
 
-__version__ = "0.1.0"
+_shims.install()  # the 0.1 import paths, for one release
 
 _LAZY = {
     # data
@@ -32,27 +34,39 @@ _LAZY = {
     "LeadDataWarning": "leadml.data.contract",
     "read_table": "leadml.data.io",
     "write_table": "leadml.data.io",
-    "simulate": "leadml.data.simulate",
-    "write_simulation": "leadml.data.simulate",
+    "simulate": "leadml.data.simulate.world",
+    "write_simulation": "leadml.data.simulate.world",
     "load_public": "leadml.data.datasets",
     # config
-    "load_pipeline": "leadml.config",
-    "PipelineConfig": "leadml.config",
+    "load_pipeline": "leadml.core.config",
+    "PipelineConfig": "leadml.core.config",
     # features
     "build_snapshots": "leadml.features.snapshots",
     "time_split": "leadml.features.snapshots",
-    "behaviour_features": "leadml.features.behaviour",
+    "behaviour_features": "leadml.features.behaviour.features",
     "ProfileEncoder": "leadml.features.profile",
     "FeatureBuilder": "leadml.features.build",
     "build_trainset": "leadml.features.build",
     "features_at": "leadml.features.scoring_set",
     "FeatureInfo": "leadml.features.metadata",
     # rules
-    "RuleSet": "leadml.scoring.rules",
-    "PointsBaseline": "leadml.scoring.baseline",
-    "learn_scorecard": "leadml.scoring.scorecard",
+    "RuleSet": "leadml.rules.ruleset",
+    "PointsBaseline": "leadml.rules.baseline",
+    "learn_scorecard": "leadml.rules.scorecard",
+    # modeling
+    "LightGBMModel": "leadml.modeling.estimators",
+    "LeadScoringModel": "leadml.modeling.scoring_model",
+    "load_model": "leadml.modeling.loading",
+    # explain
+    "explain_lead": "leadml.explain.lead",
+    "write_model_card": "leadml.explain.report",
+    "write_sales_report": "leadml.explain.report",
+    # jobs
+    "run_training": "leadml.jobs.train",
+    "score_batch": "leadml.jobs.score",
+    "load_history": "leadml.jobs.history",
     # notebooks and scripts
-    "quiet": "leadml.logs",
+    "quiet": "leadml.core.logs",
 }
 
 __all__ = ["ConfigError", "LeadDataError", "LeadmlError", "ModelError", "__version__", *_LAZY]

@@ -2,7 +2,7 @@
 
 The table is the promise of DESIGN.md's "Bad input gets a clear error": file, column and example
 rows for data; file and key path for configs. Commands run in-process through the real entry point
-(`leadml.cli.main`), so each case costs milliseconds, not a Python start.
+(`leadml.cli.app.main`), so each case costs milliseconds, not a Python start.
 """
 
 import sys
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadml.cli import main
+from leadml.cli.app import main
 
 REPO = Path(__file__).resolve().parents[1]
 SEED_RULES = REPO / "pipelines" / "rules" / "seed_points.yaml"

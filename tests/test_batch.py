@@ -17,19 +17,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from leadml.batch import REASON_COLUMNS, load_model, score_batch
-from leadml.batch_decisions import DECISION_COLUMNS
-from leadml.history import load_history
-from leadml.batch_files import read_feature_spec, score_features, write_features
-from leadml.batch_output import unnamed_output
-from leadml.config import parse_pipeline
-from leadml.data.simulate import write_simulation
+from leadml.jobs.score import REASON_COLUMNS, load_model, score_batch
+from leadml.jobs.decisions import DECISION_COLUMNS
+from leadml.jobs.history import load_history
+from leadml.jobs.feature_files import read_feature_spec, score_features, write_features
+from leadml.jobs.output import unnamed_output
+from leadml.core.config import parse_pipeline
+from leadml.data.simulate.world import write_simulation
 from leadml.data.sources import load_pipeline_data
-from leadml.errors import ConfigError, LeadDataError, ModelError
+from leadml.core.errors import ConfigError, LeadDataError, ModelError
 from leadml.features.build import FeatureBuilder
 from leadml.features.scoring_set import open_lead_snapshots
 from leadml.modeling.registry import scoring_model
-from leadml.modeling.run import run_training
+from leadml.jobs.train import run_training
 
 AS_OF = "2026-03-01"
 SIMULATOR = {"simulator": {"leads": 6000, "seed": 11}}
@@ -127,7 +127,7 @@ def test_sorted_parquet_files_stream_in_chunks_with_the_same_scores(trained, tab
 
 @pytest.mark.parametrize("kernel_from", [1, 10**9], ids=["compiled-trees", "booster-predict"])
 def test_scores_equal_those_of_training_time_evaluation(trained, tmp_path, monkeypatch, kernel_from):
-    from leadml.modeling import compiled_trees
+    from leadml.modeling.lightgbm import compiled as compiled_trees
 
     monkeypatch.setattr(compiled_trees, "MIN_ROWS", kernel_from)  # either scorer of the trees, same bits
     config, run, scoring = trained
@@ -284,17 +284,17 @@ def test_unnamed_output_appears_only_when_complete(tmp_path):
 def test_the_examples_in_the_docstrings_run():
     import doctest
 
-    import leadml.batch_files
-    import leadml.batch_output
+    import leadml.jobs.feature_files
+    import leadml.jobs.output
 
-    for module in (leadml.batch_output, leadml.batch_files):
+    for module in (leadml.jobs.output, leadml.jobs.feature_files):
         assert doctest.testmod(module).failed == 0, module.__name__
 
 
 KILL_SCRIPT = """
 import pickle, sys, time
-from leadml.batch import score_batch
-from leadml.config import parse_pipeline
+from leadml.jobs.score import score_batch
+from leadml.core.config import parse_pipeline
 config = parse_pipeline(pickle.load(open(sys.argv[1], "rb")))
 model = pickle.load(open(sys.argv[2], "rb"))
 

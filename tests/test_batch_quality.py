@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from leadml.batch_quality import QualityCounter
-from leadml.monitor import make_reference
+from leadml.jobs.quality import QualityCounter
+from leadml.modeling.drift_reference import make_reference
 
 
 def _frame(levels, budget, n=6):

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def leadml(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "leadml.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+        [sys.executable, "-m", "leadml.cli.app", *map(str, args)], capture_output=True, text=True, cwd=cwd
     )
 
 
@@ -105,7 +105,7 @@ def test_rules_learn_writes_a_rules_file_that_loads_back(sim_dir, tmp_path):
     out = tmp_path / "learned.yaml"
     result = leadml("rules", "learn", pipeline, "--out", out)
     assert result.returncode == 0, result.stderr
-    from leadml.scoring.rules import RuleSet
+    from leadml.rules.ruleset import RuleSet
 
     ruleset = RuleSet.load(out)
     assert len(ruleset.rules) >= 1

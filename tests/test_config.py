@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from leadml.config import load_pipeline, parse_pipeline
-from leadml.errors import ConfigError
+from leadml.core.config import load_pipeline, parse_pipeline
+from leadml.core.errors import ConfigError
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
@@ -121,7 +121,7 @@ def test_resolved_dict_is_plain_data():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from leadml.scoring.rules import RuleSet  # noqa: E402
+from leadml.rules.ruleset import RuleSet  # noqa: E402
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
                      st.text(max_size=8), st.sampled_from(["fixed", "simulator", "capacity", "won", "pricing"]))

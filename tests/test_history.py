@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.batch_decisions import tier_actions
-from leadml.config import TierConfig
-from leadml.errors import LeadDataError
-from leadml.history import lead_history, load_history, record_scores, stuck_mqls, warming_up
+from leadml.jobs.decisions import tier_actions
+from leadml.core.config import TierConfig
+from leadml.core.errors import LeadDataError
+from leadml.explain.trends import lead_history, stuck_mqls, warming_up
+from leadml.jobs.history import load_history, record_scores
 
 
 def run(day: str, scores: dict[str, int], mql_from: int = 60, hour: int = 0) -> pd.DataFrame:

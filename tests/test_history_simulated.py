@@ -6,14 +6,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from leadml.batch import score_batch
-from leadml.cli import app
-from leadml.config import parse_pipeline
-from leadml.data.simulate import simulate
-from leadml.errors import LeadDataError
-from leadml.history import load_history, warming_up
+from leadml.jobs.score import score_batch
+from leadml.cli.app import app
+from leadml.core.config import parse_pipeline
+from leadml.data.simulate.world import simulate
+from leadml.core.errors import LeadDataError
+from leadml.explain.trends import warming_up
+from leadml.jobs.history import load_history
 from leadml.modeling.registry import scoring_model
-from leadml.modeling.run import run_training
+from leadml.jobs.train import run_training
 
 RUNS = pd.date_range("2026-02-08", "2026-03-01", freq="7D", tz="UTC")
 TIERS = [{"name": "MQL", "min": "mql", "action": "Call", "within_hours": 24},

@@ -9,27 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.batch import score_batch
-from leadml.errors import ModelError
-from leadml.monitor import (
-    SCORE,
-    DriftCounter,
-    drift_path,
-    drift_table,
-    make_reference,
-    monitor_scores,
-    psi,
-    training_reference,
-)
+from leadml.jobs.score import score_batch
+from leadml.core.errors import ModelError
+from leadml.jobs.drift import DriftCounter, drift_path, drift_table, monitor_scores
+from leadml.modeling.drift_reference import SCORE, make_reference, psi, training_reference
 from tests.test_batch import AS_OF, trained  # noqa: F401  (a module fixture)
 
 
 def test_the_examples_in_the_docstrings_run():
     import doctest
 
-    import leadml.monitor
+    import leadml.jobs.drift
 
-    assert doctest.testmod(leadml.monitor).failed == 0
+    assert doctest.testmod(leadml.jobs.drift).failed == 0
 
 
 def test_psi_by_hand():
@@ -89,7 +81,7 @@ def test_the_job_writes_a_drift_table_and_warns_above_0_2(trained, tmp_path, cap
     scoring = copy.copy(shared)
     scoring.drift_reference = training_reference(run.trainset, scoring)
     out = tmp_path / "scores.parquet"
-    with caplog.at_level(logging.WARNING, logger="leadml.monitor"):
+    with caplog.at_level(logging.WARNING, logger="leadml.jobs.drift"):
         summary = score_batch(config, AS_OF, out, model_uri=scoring, reasons=False, progress=False)
     assert summary.drift_path == drift_path(out) == tmp_path / "scores.drift.csv"
     table = pd.read_csv(summary.drift_path)
@@ -98,7 +90,7 @@ def test_the_job_writes_a_drift_table_and_warns_above_0_2(trained, tmp_path, cap
     by_column = table.set_index("column")
     # training snapshots are 14 days old; the open leads at a fixed date are of every age
     assert by_column.loc["lead__age_days", "psi"] > 0.2
-    warning = [r.getMessage() for r in caplog.records if r.name == "leadml.monitor"]
+    warning = [r.getMessage() for r in caplog.records if r.name == "leadml.jobs.drift"]
     assert len(warning) == 1 and "lead__age_days" in warning[0] and "scores.drift.csv" in warning[0]
 
     again = monitor_scores(config, out, model_uri=scoring, out=tmp_path / "again.csv")

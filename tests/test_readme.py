@@ -63,7 +63,7 @@ def _config_keys(model, prefix: str = ""):
 
 
 def test_the_config_reference_names_every_key():
-    from leadml.config import PipelineConfig
+    from leadml.core.config import PipelineConfig
 
     text = (REPO / "README.md").read_text()
     keys = list(_config_keys(PipelineConfig))

@@ -18,8 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 TRAIN_SCRIPT = """
 import hashlib, json, pickle, sys
-from leadml.config import parse_pipeline
-from leadml.modeling.run import run_training
+from leadml.core.config import parse_pipeline
+from leadml.jobs.train import run_training
 seed = int(sys.argv[1])
 config = parse_pipeline({
     "name": "repro",

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.batch import REASON_COLUMNS, score_batch
-from leadml.batch_files import read_feature_spec, write_features
-from leadml.data.simulate import write_simulation
+from leadml.jobs.score import REASON_COLUMNS, score_batch
+from leadml.jobs.feature_files import read_feature_spec, write_features
+from leadml.data.simulate.world import write_simulation
 from leadml.features.scoring_set import features_at
 from tests.test_batch import AS_OF, pipeline, trained  # noqa: F401  (a module fixture)
 
@@ -25,7 +25,7 @@ def spark(tmp_path_factory):
         pytest.skip("pyspark is not installed (pip install 'leadml[spark]')")
     if shutil.which("java") is None:
         pytest.skip("Java is not on the PATH (Spark needs Java 17 or later)")
-    from leadml.spark import spark_session
+    from leadml.jobs.spark import spark_session
 
     session = spark_session("local[2]", conf={"spark.local.dir": str(tmp_path_factory.mktemp("spark_local"))})
     yield session
@@ -51,7 +51,7 @@ def tables_config(folder):
 
 
 def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  # noqa: F811
-    from leadml.spark import score_spark
+    from leadml.jobs.spark import score_spark
 
     _, _, scoring = trained
     config = tables_config(tables)
@@ -77,7 +77,7 @@ def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  
 
 
 def test_both_engines_build_the_same_features(spark, trained, tables, tmp_path):  # noqa: F811
-    from leadml.spark import spark_features
+    from leadml.jobs.spark import spark_features
 
     _, _, scoring = trained
     config = tables_config(tables)
@@ -95,7 +95,7 @@ def test_both_engines_build_the_same_features(spark, trained, tables, tmp_path):
 
 
 def test_features_without_a_model_match_leadml_features(spark, tables, tmp_path):
-    from leadml.spark import spark_features
+    from leadml.jobs.spark import spark_features
 
     config = tables_config(tables)
     spark_features(config, None, None, AS_OF, tmp_path / "spark.parquet", n_buckets=2)

@@ -1,1 +1,1 @@
-"""Input tables: the data contract, reading and atomic writing, the simulator and the public data sets."""
+"""Layer 1: the input tables: the data contract, reading and atomic writing, the simulator, the public data sets."""

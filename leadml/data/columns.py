@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 WON_VALUES = {"won", "win", "1", "1.0", "true", "yes", "y", "converted"}
 LOST_VALUES = {"lost", "lose", "0", "0.0", "false", "no", "n", "not converted"}

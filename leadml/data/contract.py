@@ -30,7 +30,7 @@ from leadml.data.columns import (
     table_source,
 )
 from leadml.data.io import read_table
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 LEADS_REQUIRED = ("lead_id", "created_at")
 EVENTS_REQUIRED = ("lead_id", "timestamp", "event_type")

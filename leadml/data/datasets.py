@@ -20,7 +20,7 @@ import pandas as pd
 from leadml.data.columns import check_required
 from leadml.data.contract import LABEL_COLUMN, validate_flat
 from leadml.data.io import read_table
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 DATASETS_ENV = "LEADML_DATASETS"
 

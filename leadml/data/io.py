@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 TEMP_PREFIX = ".leadml-tmp-"

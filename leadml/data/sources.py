@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from leadml.config import DataConfig
+from leadml.core.config import DataConfig
 from leadml.data import contract
 
 
@@ -58,7 +58,7 @@ def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> Pipel
 
 def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
     if data.source == "simulator":
-        from leadml.data.simulate import simulate
+        from leadml.data.simulate.world import simulate
 
         sim = data.simulator
         simulated = simulate(sim.leads, sim.seed, base_rate=sim.base_rate, months=sim.months)
@@ -70,7 +70,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
         if data.outcomes is not None:
             outcomes = contract.load_outcomes(data.outcomes, leads=leads, columns=data.columns)
         elif need_outcomes:
-            from leadml.errors import ConfigError
+            from leadml.core.errors import ConfigError
 
             raise ConfigError("data.outcomes is needed to train (the closed deals); add its path")
         return PipelineData(leads=leads, events=events, outcomes=outcomes)

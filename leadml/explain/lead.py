@@ -3,7 +3,7 @@
 :func:`explain_lead` rebuilds the lead's features at ``as_of`` exactly as the batch scoring job
 would (the model's own fitted feature set, :mod:`leadml.features.scoring_set`), scores it with the
 model the job would use (the pipeline's champion unless ``model_uri`` says otherwise,
-:mod:`leadml.batch_model`), and explains the score: every reason with its contribution
+:mod:`leadml.modeling.loading`), and explains the score: every reason with its contribution
 (log-odds) and its effect in probability points, and for a lead below the MQL threshold the
 smallest behaviour change that would cross it, checked against the model
 (:mod:`leadml.explain.counterfactual`). With ``model_uri="rules"`` the pipeline's points rules
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from leadml.config import PipelineConfig, load_pipeline
+from leadml.core.config import PipelineConfig, load_pipeline
 from leadml.data.sources import PipelineData, load_pipeline_data
-from leadml.errors import ConfigError, LeadDataError
-from leadml.explain.reasons import Contributions
+from leadml.core.errors import ConfigError, LeadDataError
+from leadml.modeling.contributions import Contributions
 from leadml.explain.sentences import LOWERS, RAISES, describe_lead, format_number
 from leadml.features.metadata import FeatureInfo
 from leadml.features.snapshots import data_end_of, to_utc
@@ -158,9 +158,9 @@ def explain_lead(
 
 
 def _explain_model(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp, model_uri) -> LeadExplanation:
-    from leadml.batch_model import check_builder, load_model, probabilities
+    from leadml.modeling.loading import check_builder, load_model, probabilities
     from leadml.explain.counterfactual import counterfactuals
-    from leadml.explain.reasons import explain_margin
+    from leadml.modeling.contributions import explain_margin
     from leadml.explain.sentences import reason_table
     from leadml.features.scoring_set import open_lead_snapshots
     from leadml.modeling.policy import apply_policy
@@ -205,7 +205,7 @@ def _model_reasons(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _explain_rules(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp) -> LeadExplanation:
-    from leadml.scoring.rules import RuleSet
+    from leadml.rules.ruleset import RuleSet
 
     ruleset = RuleSet.load(config.rules)
     scores = ruleset.score(one.leads, one.events, stamp)

@@ -1,6 +1,6 @@
 """Reasons in plain language: SHAP contributions and rules breakdowns -> the reason columns.
 
-:func:`reason_table` turns :class:`~leadml.explain.reasons.Contributions` into the columns that
+:func:`reason_table` turns :class:`~leadml.modeling.contributions.Contributions` into the columns that
 scoring writes beside the probability: ``reason_1..3`` (what raised the lead, strongest first),
 ``counter_reason_1..2`` (what lowered it), ``reasons`` (JSON: feature, value, contribution in
 log-odds, effect in percentage points, and whether the reason alone decided the MQL flag) and
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from leadml.errors import LeadDataError
-from leadml.explain.reasons import MISSING_SUFFIX, Contributions
+from leadml.core.errors import LeadDataError
+from leadml.modeling.contributions import MISSING_SUFFIX, Contributions
 from leadml.features.metadata import FeatureInfo
 
 RAISES, LOWERS = " (raises)", " (lowers)"
@@ -203,7 +203,7 @@ def reason_table(
     """The reason columns of each lead, from its grouped SHAP contributions.
 
     Parameters:
-        contributions: from :func:`~leadml.explain.reasons.explain_margin` on ``features``.
+        contributions: from :func:`~leadml.modeling.contributions.explain_margin` on ``features``.
         features: the feature frame that was explained (same rows, same order).
         feature_info: the features' metadata (templates).
         probability: the leads' calibrated probability (default: ``contributions.probability``).

@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from leadml.config import FeatureConfig, PipelineConfig, ProfileConfig
+from leadml.core.config import FeatureConfig, PipelineConfig, ProfileConfig
 from leadml.data.contract import LABEL_COLUMN
 from leadml.data.sources import PipelineData, load_pipeline_data
 from leadml.features.metadata import FeatureInfo, metadata_frame
@@ -117,7 +117,7 @@ class FeatureBuilder(BaseEstimator):
         return rows
 
     def _behaviour(self, snapshots: pd.DataFrame, leads: pd.DataFrame, events: pd.DataFrame | None):
-        from leadml.features.behaviour import behaviour_features
+        from leadml.features.behaviour.features import behaviour_features
 
         features = self.features or FeatureConfig()
         if events is None:

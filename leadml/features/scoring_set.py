@@ -11,10 +11,10 @@ import os
 
 import pandas as pd
 
-from leadml.config import PipelineConfig, load_pipeline, parse_pipeline
+from leadml.core.config import PipelineConfig, load_pipeline, parse_pipeline
 from leadml.data import contract
 from leadml.data.sources import PipelineData, load_pipeline_data
-from leadml.errors import ConfigError
+from leadml.core.errors import ConfigError
 from leadml.features.build import FeatureBuilder, make_snapshots
 from leadml.features.snapshots import build_snapshots, to_utc
 

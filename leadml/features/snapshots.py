@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.data.contract import LABEL_COLUMN
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 DAY = pd.Timedelta(days=1)
 SPLITS = ("train", "validation", "test", "gap", "censored")

@@ -1,1 +1,1 @@
-"""leadml.modeling"""
+"""Layer 4: models: estimators, calibration, evaluation, MQL policy, contributions, sub-scores, the registry."""

@@ -28,8 +28,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from leadml.config import LightGBMConfig, LogisticConfig, ModelsConfig
-from leadml.errors import LeadDataError
+from leadml.core.config import LightGBMConfig, LogisticConfig, ModelsConfig
+from leadml.core.errors import LeadDataError
 
 NUM_THREADS = 2
 _LGB_FORBIDDEN = re.compile(r'[\[\]{}:,"]')

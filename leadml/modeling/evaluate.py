@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 from leadml.modeling.calibrate import bin_ids
 
 TOP_SHARES = (0.05, 0.10, 0.20)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from leadml.errors import LeadmlError
+from leadml.core.errors import LeadmlError
 
 MIN_LEVEL_SHARE = 0.01
 ODDS_FACTOR = 20.0

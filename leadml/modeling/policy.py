@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leadml.config import MQLConfig, TierConfig
-from leadml.errors import ConfigError
+from leadml.core.config import MQLConfig, TierConfig
+from leadml.core.errors import ConfigError
 
 WEEK = pd.Timedelta(days=7)
 DAY = pd.Timedelta(days=1)
@@ -122,7 +122,7 @@ def find_threshold(
         y: labels, needed for ``precision`` (and used to report the precision at the threshold).
 
     Example:
-        >>> from leadml.config import MQLConfig
+        >>> from leadml.core.config import MQLConfig
         >>> import pandas as pd
         >>> days = pd.Series(pd.date_range("2026-01-01", periods=14, freq="D", tz="UTC"))
         >>> p = np.linspace(0.01, 0.14, 14)
@@ -195,7 +195,7 @@ def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | 
     tiers share the rest. Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
 
     Example:
-        >>> from leadml.config import MQLConfig
+        >>> from leadml.core.config import MQLConfig
         >>> list(assign_tiers(np.array([0.6, 0.25, 0.1, 0.02]), MQLConfig().tiers))
         ['A', 'B', 'C', 'D']
         >>> tiers = [TierConfig(name="MQL", min="mql"), TierConfig(name="nurture", min=0.1),

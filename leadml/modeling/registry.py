@@ -24,17 +24,18 @@ import contextlib
 import hashlib
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from leadml.config import PipelineConfig
-from leadml.errors import ModelError
+from leadml.core.config import PipelineConfig
+from leadml.core.errors import ModelError
 from leadml.features.build import TrainSet
-from leadml.modeling.model_cards import log_model_card
 from leadml.modeling.promotion import ChampionComparison, compare_with_champion
 from leadml.modeling.run_plots import log_plots as _log_plots
 from leadml.modeling.scoring_model import LeadScoringModel
@@ -152,18 +153,8 @@ def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
 
 
 def scoring_model(result: TrainingResult, trainset: TrainSet, tiers) -> LeadScoringModel:
-    """The chosen model of a training result, packed with its features, threshold and tiers."""
-    frame = trainset.frame
-    categories = {
-        name: list(frame[name].cat.categories.astype(str))
-        for name in result.feature_names if isinstance(frame[name].dtype, pd.CategoricalDtype)
-    }
-    from leadml.explain.subscores import training_subscore_scale
-
-    scoring = LeadScoringModel(result.model, result.feature_names, categories, result.threshold,
-                               tiers, builder=trainset.builder, name=result.chosen)  # fmt: skip
-    scoring.subscores = training_subscore_scale(result.model, trainset)  # fit/engagement 0-100 scale
-    return scoring
+    """The chosen model of a training result, packed for scoring (:meth:`LeadScoringModel.from_training`)."""
+    return LeadScoringModel.from_training(result, trainset, tiers)
 
 
 def _requirements() -> list[str]:
@@ -252,12 +243,15 @@ def log_training(
     *,
     promote: str = "auto",
     run_name: str | None = None,
+    artifacts: Callable[[Any], None] | None = None,
 ) -> RunOutcome:
     """Log a training run; register the chosen model (alias ``challenger``) and promote it if it wins.
 
     Parameters:
         promote: ``auto`` (take ``champion`` when there is none or when better on the same test
             snapshots by ``mlflow.promote_metric``) or ``never``.
+        artifacts: called with the ``mlflow`` module inside the run, after the model is logged, to
+            log more files (:func:`leadml.jobs.train.run_training` logs the model card).
 
     Raises:
         ModelError: MLflow could not be reached or refused the run (the message names the URI).
@@ -281,10 +275,6 @@ def log_training(
                 return RunOutcome(run_id, experiment_id, uri, None, None, False,
                                   f"no model registered: {result.reason}")  # fmt: skip
             scoring = scoring_model(result, trainset, config.mql.tiers)
-            from leadml.monitor import training_reference
-
-            # the training distribution the scoring job compares each batch with (drift, PSI)
-            scoring.drift_reference = training_reference(trainset, scoring)
             mlflow.log_dict(scoring.drift_reference, "monitor/reference.json")
             example = trainset.frame.loc[_test_rows(trainset), result.feature_names].head(5)
             if example.empty:
@@ -297,7 +287,8 @@ def log_training(
                     input_example=example, registered_model_name=name, pip_requirements=_requirements(),
                 )
             version = str(info.registered_model_version)
-            log_model_card(mlflow, config, trainset, result)  # the card of this version, for `leadml report`
+            if artifacts is not None:  # what the job adds to the run, e.g. the model card for `leadml report`
+                artifacts(mlflow)
             metric, margin = config.mlflow.promote_metric, config.mlflow.promote_margin
             new_value = result.evaluation.value(result.chosen, metric) if result.evaluation else float("nan")
             champion = _champion(config, trainset, client)

@@ -9,7 +9,7 @@ training. The text is mapped once per distinct value, never per row.
 For a calibrated LightGBM model, :meth:`LeadScoringModel.probability` builds the booster's float64
 matrix (categoricals as the booster's own category codes) instead of a frame: the same numbers
 LightGBM's pandas path would build, without its frame copies. A large batch is then scored by
-:mod:`leadml.modeling.compiled_trees` (the same bits as ``Booster.predict``, several times
+:mod:`leadml.modeling.lightgbm.compiled` (the same bits as ``Booster.predict``, several times
 faster), a small one by ``Booster.predict``.
 """
 
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from leadml.errors import ModelError
-from leadml.modeling.compiled_trees import booster_probability
+from leadml.core.errors import ModelError
+from leadml.modeling.lightgbm.compiled import booster_probability
 from leadml.modeling.policy import apply_policy
 
 if TYPE_CHECKING:
@@ -91,6 +91,9 @@ class LeadScoringModel:
         tiers: Sequence,
         builder=None,
         name: str = "",
+        *,
+        subscores=None,
+        drift_reference: dict | None = None,
     ):
         self.model = model
         self.feature_names = list(feature_names)
@@ -100,7 +103,26 @@ class LeadScoringModel:
         self.builder = builder
         self.name = name
         self.spec_hash = builder.spec_hash() if builder is not None else None
-        self.subscores = None  # a SubscoreScale, set by registry.scoring_model (leadml.explain.subscores)
+        self.subscores = subscores  # a SubscoreScale (leadml.modeling.subscores): fit/engagement 0-100
+        self.drift_reference = drift_reference  # the training distribution (leadml.modeling.drift_reference)
+
+    @classmethod
+    def from_training(cls, result, trainset: TrainSet, tiers: Sequence) -> LeadScoringModel:
+        """The chosen model of a training result, packed with its features, threshold, tiers, sub-score
+        scale and drift reference (the training distribution each scoring batch is compared with)."""
+        from leadml.modeling.drift_reference import training_reference
+        from leadml.modeling.subscores import training_subscore_scale
+
+        frame = trainset.frame
+        categories = {
+            name: list(frame[name].cat.categories.astype(str))
+            for name in result.feature_names if isinstance(frame[name].dtype, pd.CategoricalDtype)
+        }
+        parts = dict(model=result.model, feature_names=result.feature_names, categories=categories,
+                     threshold=result.threshold, tiers=tiers, builder=trainset.builder, name=result.chosen,
+                     subscores=training_subscore_scale(result.model, trainset))  # fmt: skip
+        reference = training_reference(trainset, cls(**parts))  # needs the model's probabilities
+        return cls(**parts, drift_reference=reference)
 
     def _check_columns(self, features: pd.DataFrame) -> None:
         missing = [c for c in self.feature_names if c not in features.columns]

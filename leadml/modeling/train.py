@@ -23,14 +23,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadml.config import PipelineConfig
+from leadml.core.config import PipelineConfig
 from leadml.data.contract import LABEL_COLUMN
 from leadml.features.build import TrainSet
 from leadml.modeling.calibrate import CalibratedModel, log_loss, reliability_table
 from leadml.modeling.estimators import fit_model, make_models
 from leadml.modeling.evaluate import Evaluation, evaluate_predictions
 from leadml.modeling.policy import Threshold, find_threshold, span_weeks
-from leadml.scoring.rules import POINTS_COLUMN
+from leadml.rules.ruleset import POINTS_COLUMN
 
 RULES = "rules"
 
@@ -181,7 +181,7 @@ def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tup
     candidates: dict[str, object] = {}
     y_train = parts.y["train"]
     if parts.P and len(y_train):
-        from leadml.scoring.baseline import PointsBaseline
+        from leadml.rules.baseline import PointsBaseline
 
         say("fitting the rules baseline")
         candidates[RULES] = PointsBaseline().fit(parts.P["train"], y_train)
@@ -197,7 +197,7 @@ def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tup
         say(f"fitting {name} on {len(y_train):,} training snapshots")
         candidates[name] = fit_model(model, parts.X["train"], y_train, parts.X["validation"], parts.y["validation"])
         if name == "logistic":
-            from leadml.explain.reasons import design_mean
+            from leadml.modeling.contributions import design_mean
 
             # the reference of the linear SHAP values, so one lead explained alone gets the batch's reasons
             candidates[name].design_mean_ = design_mean(candidates[name], parts.X["train"])

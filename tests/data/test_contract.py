@@ -22,7 +22,7 @@ from leadml.data.contract import (
     validate_leads,
     validate_outcomes,
 )
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 UTC = "datetime64[ns, UTC]"
 MODES = ["frame", "csv", "parquet"]

@@ -18,7 +18,7 @@ from leadml.data.datasets import (
     list_public,
     load_public,
 )
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 X_LEAKY = (
     "Tags",

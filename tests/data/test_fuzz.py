@@ -22,7 +22,7 @@ from leadml.data.contract import (
     validate_leads,
     validate_outcomes,
 )
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from leadml.data.io import TEMP_PREFIX, atomic_output, read_table, table_format, write_table, write_text
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from leadml.config import parse_pipeline
+from leadml.core.config import parse_pipeline
 from leadml.data.sources import PipelineData
 from leadml.features.build import build_trainset
 from leadml.modeling.train import train_models
-from leadml.scoring.rules import RuleSet
+from leadml.rules.ruleset import RuleSet
 
 PIPELINE = {
     "name": "explain-tests",

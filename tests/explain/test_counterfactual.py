@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from leadml.explain.counterfactual import apply_action, counterfactuals, find_actions, parse_action
-from leadml.features.behaviour_text import attribute_count_info, days_since_info, events_count_info, type_count_info
+from leadml.features.behaviour.text import attribute_count_info, days_since_info, events_count_info, type_count_info
 from leadml.features.metadata import FeatureInfo
 from leadml.modeling.estimators import make_logistic
 

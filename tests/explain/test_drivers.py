@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from leadml.config import LightGBMConfig, parse_pipeline
-from leadml.data.simulate import DRIVER_FAMILIES, TRUE_DRIVERS, simulate
+from leadml.core.config import LightGBMConfig, parse_pipeline
+from leadml.data.simulate.world import DRIVER_FAMILIES, TRUE_DRIVERS, simulate
 from leadml.data.sources import PipelineData
-from leadml.explain.reasons import explain_margin
+from leadml.modeling.contributions import explain_margin
 from leadml.features.build import build_trainset
 from leadml.modeling.estimators import LightGBMModel
 

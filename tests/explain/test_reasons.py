@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadml.config import LightGBMConfig
-from leadml.errors import ModelError
+from leadml.core.config import LightGBMConfig
+from leadml.core.errors import ModelError
 from leadml.explain.counterfactual import apply_action
-from leadml.explain.reasons import explain_margin, feature_groups, group_columns
+from leadml.modeling.contributions import explain_margin, feature_groups, group_columns
 from leadml.features.metadata import FeatureInfo
 from leadml.modeling.estimators import LightGBMModel
 
@@ -166,7 +166,7 @@ def test_lightgbm_contributions_are_the_exact_shapley_values_of_its_trees(treesh
     assert contributions.base_value == pytest.approx(empty, abs=1e-9)
 
 
-# -- leadml's tabulated TreeSHAP (leadml.explain.treeshap) ------------------------------------------
+# -- leadml's tabulated TreeSHAP (leadml.modeling.lightgbm.treeshap) ------------------------------------------
 def test_tabulated_treeshap_equals_lightgbm_on_the_trained_model(trained, trainset, test_rows, explained):
     tables = explain_margin(trained.models["lightgbm"], test_rows, trainset.feature_info, treeshap="tables")
     reference = explained["lightgbm"]
@@ -180,7 +180,7 @@ def test_tabulated_treeshap_follows_every_lightgbm_routing_rule():
     """Deep leaf-wise trees (features repeated on a path), zeros as missing, NaN, unseen and negative codes."""
     import lightgbm as lgb
 
-    from leadml.explain.treeshap import build_tables, lightgbm_contributions
+    from leadml.modeling.lightgbm.treeshap import build_tables, lightgbm_contributions
 
     rng = np.random.default_rng(8)
     n = 4000
@@ -217,7 +217,7 @@ def _nodes(node: dict):
 
 
 def test_tabulated_treeshap_steps_aside_for_paths_with_too_many_features(trained, trainset, test_rows, monkeypatch):
-    from leadml.explain import treeshap
+    from leadml.modeling.lightgbm import treeshap
 
     model = copy.deepcopy(trained.models["lightgbm"])  # a booster whose tables are not cached yet
     monkeypatch.setattr(treeshap, "MAX_PATH_FEATURES", 1)
@@ -296,7 +296,7 @@ def _pricing_frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def test_more_pricing_visits_give_a_larger_pricing_reason():
     from leadml.explain.sentences import reason_table
-    from leadml.features.behaviour_text import attribute_count_info, type_count_info
+    from leadml.features.behaviour.text import attribute_count_info, type_count_info
     from leadml.modeling.estimators import make_logistic
 
     X, y = _pricing_frame(8000, seed=1)

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.config import MQLConfig
-from leadml.errors import LeadDataError
+from leadml.core.config import MQLConfig
+from leadml.core.errors import LeadDataError
 from leadml.explain.counterfactual import counterfactuals
-from leadml.explain.funnel import funnel_by, funnel_stages, stage_counts, stuck_mqls, time_in_stage
-from leadml.explain.reasons import explain_margin
+from leadml.explain.report.funnel import funnel_by, funnel_stages, stage_counts, stuck_mqls, time_in_stage
+from leadml.modeling.contributions import explain_margin
 from leadml.explain.report import write_funnel_report, write_model_card, write_sales_report
 from leadml.explain.sentences import reason_table, rules_reason_table
 from leadml.modeling.policy import apply_policy

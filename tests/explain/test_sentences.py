@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.errors import LeadDataError
-from leadml.explain.reasons import Contributions, probability_map
+from leadml.core.errors import LeadDataError
+from leadml.modeling.contributions import Contributions, probability_map
 from leadml.explain.sentences import format_number, reason_table, render, rules_reason_table
-from leadml.features.behaviour_text import attribute_count_info, days_since_info, type_count_info
+from leadml.features.behaviour.text import attribute_count_info, days_since_info, type_count_info
 from leadml.features.metadata import FeatureInfo
-from leadml.scoring.rules import RuleSet
+from leadml.rules.ruleset import RuleSet
 
 PRICING = attribute_count_info("page_view", "page", "pricing", 30)
 DEMO_SINCE = days_since_info("demo_request")
@@ -121,7 +121,7 @@ def test_fewer_features_than_reason_slots_and_no_threshold():
 
 
 def test_model_reason_table_on_simulated_leads(trained, trainset, test_rows):
-    from leadml.explain.reasons import explain_margin
+    from leadml.modeling.contributions import explain_margin
 
     contributions = explain_margin(trained.models["lightgbm"], test_rows, trainset.feature_info)
     threshold = trained.thresholds["lightgbm"].threshold

@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.config import GridConfig, parse_pipeline
-from leadml.explain.reasons import explain_margin
-from leadml.explain.subscores import SubscoreScale, grid_tiers, group_effects, training_subscore_scale
-from leadml.explain.tree_effects import compile_booster, lightgbm_matrix, tree_group_margin
+from leadml.core.config import GridConfig, parse_pipeline
+from leadml.modeling.contributions import explain_margin
+from leadml.modeling.subscores import SubscoreScale, group_effects, training_subscore_scale
+from leadml.rules.grid import grid_tiers
+from leadml.modeling.lightgbm.effects import compile_booster, lightgbm_matrix, tree_group_margin
 from leadml.features.build import build_trainset
 from leadml.modeling.estimators import LightGBMModel, make_logistic
 
@@ -31,7 +32,7 @@ def _parts(trainset):
 
 @pytest.fixture(scope="module")
 def lightgbm(trainset):
-    from leadml.config import LightGBMConfig
+    from leadml.core.config import LightGBMConfig
 
     train, valid, names = _parts(trainset)
     model = LightGBMModel(LightGBMConfig(n_estimators=80, min_child_samples=20), seed=0)
@@ -42,7 +43,7 @@ def lightgbm(trainset):
 def logistic(trainset):
     train, _, names = _parts(trainset)
     model = make_logistic().fit(train[names], train["converted"].astype(int))
-    from leadml.explain.reasons import design_mean
+    from leadml.modeling.contributions import design_mean
 
     model.design_mean_ = design_mean(model, train[names])
     return model

@@ -11,12 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadml.errors import ConfigError, LeadDataError
-from leadml.features import behaviour_parquet, timeline_kernel
-from leadml.features.behaviour import behaviour_features
-from leadml.features.behaviour_codes import code_leads, short_keys
-from leadml.features.behaviour_parquet import behaviour_features_from_parquet
-from leadml.features.behaviour_partitioned import behaviour_features_partitioned
+from leadml.core.errors import ConfigError, LeadDataError
+from leadml.features.behaviour import parquet as behaviour_parquet
+from leadml.features.timeline import kernel as timeline_kernel
+from leadml.features.behaviour.features import behaviour_features
+from leadml.features.timeline.codes import code_leads, short_keys
+from leadml.features.behaviour.parquet import behaviour_features_from_parquet
+from leadml.features.behaviour.partitioned import behaviour_features_partitioned
 
 NAN = np.nan
 ATTRIBUTES = {"page_view": {"page": ["pricing", "careers"]}}

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.config import parse_pipeline
+from leadml.core.config import parse_pipeline
 from leadml.data.contract import validate_flat
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, build_trainset
@@ -100,7 +100,7 @@ def test_declared_leaky_columns_never_reach_the_features():
 ])
 def test_flat_pipelines_load_real_data_without_leaky_columns(pipelines_dir, pipeline, leaky, monkeypatch):
     monkeypatch.setenv("LEADML_DATASETS", str(datasets_dir_or_skip()))
-    from leadml.config import load_pipeline
+    from leadml.core.config import load_pipeline
 
     trainset = build_trainset(load_pipeline(pipelines_dir / pipeline))
     assert not set(leaky) & set(trainset.feature_names)

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadml.errors import LeadDataError
-from leadml.features.behaviour_arrays import lower_bound, radix_argsort, sort_order
-from leadml.features import timeline_kernel
-from leadml.features.timeline import DAY_NS, EventTimeline, to_ns, window_ns
-from leadml.features.timeline_kernel import NONE, standard_blocks
+from leadml.core.errors import LeadDataError
+from leadml.features.timeline.arrays import lower_bound, radix_argsort, sort_order
+from leadml.features.timeline import kernel as timeline_kernel
+from leadml.features.timeline.engine import DAY_NS, EventTimeline, to_ns, window_ns
+from leadml.features.timeline.kernel import NONE, standard_blocks
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 NS = pd.Timedelta(1, "ns")

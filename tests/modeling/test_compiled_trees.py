@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.modeling import compiled_trees
-from leadml.modeling.compiled_trees import (
+from leadml.modeling.lightgbm import compiled as compiled_trees
+from leadml.modeling.lightgbm.compiled import (
     ZERO_THRESHOLD,
     booster_probability,
     compile_trees,
@@ -136,8 +136,8 @@ def test_a_matrix_of_the_wrong_width_is_refused():
 
 def test_where_numba_cannot_cache_its_kernels_lightgbm_scores_and_says_so(monkeypatch, tmp_path, caplog):
     """numba refuses to define a cached kernel when no cache folder is writable (a RuntimeError at import)."""
-    from leadml import numba_kernels
-    from leadml.explain.treeshap import lightgbm_contributions
+    from leadml.core import kernels as numba_kernels
+    from leadml.modeling.lightgbm.treeshap import lightgbm_contributions
 
     (tmp_path / "unwritable_kernels.py").write_text(
         "raise RuntimeError(\"cannot cache function 'raw_kernel': no locator available for file 'kernel.py'\")\n"
@@ -145,7 +145,7 @@ def test_where_numba_cannot_cache_its_kernels_lightgbm_scores_and_says_so(monkey
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(numba_kernels, "_REFUSED", {})
     monkeypatch.setattr(compiled_trees, "_KERNELS", "unwritable_kernels")
-    from leadml.explain import treeshap
+    from leadml.modeling.lightgbm import treeshap
 
     monkeypatch.setattr(treeshap, "_KERNELS", "unwritable_kernels")
     booster = _booster(False)

@@ -15,8 +15,8 @@ from sklearn.utils.estimator_checks import (
     check_parameters_default_constructible,
 )
 
-from leadml.config import LightGBMConfig, LogisticConfig, ModelsConfig
-from leadml.errors import LeadDataError
+from leadml.core.config import LightGBMConfig, LogisticConfig, ModelsConfig
+from leadml.core.errors import LeadDataError
 from leadml.modeling.estimators import LightGBMModel, fit_model, lightgbm_names, make_logistic, make_models
 
 LEVEL_EFFECT = {"staff": 0.0, "manager": 0.4, "director": 0.9, "vp": 1.2, "student": -1.5}

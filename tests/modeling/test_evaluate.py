@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from leadml.errors import LeadDataError
+from leadml.core.errors import LeadDataError
 from leadml.modeling.calibrate import expected_calibration_error
 from leadml.modeling.evaluate import bootstrap_weights, evaluate_predictions, metric_names, weighted_metrics
 

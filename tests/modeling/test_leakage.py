@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.config import load_pipeline, parse_pipeline
+from leadml.core.config import load_pipeline, parse_pipeline
 from leadml.features.build import build_trainset
 from leadml.modeling.leakage import LeakageError, check_leakage, find_leakage, missing_decides
 
@@ -103,6 +103,6 @@ def test_leadml_train_stops_and_names_tags(tmp_path, monkeypatch):
     raw["data"]["datasets_dir"] = str(datasets_dir_or_skip())
     path = tmp_path / "x.yaml"
     path.write_text(yaml.safe_dump(raw))
-    result = subprocess.run([sys.executable, "-m", "leadml.cli", "train", str(path)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "leadml.cli.app", "train", str(path)], capture_output=True, text=True)
     assert result.returncode == 1
     assert "suspected leakage" in result.stderr and "'Tags'" in result.stderr

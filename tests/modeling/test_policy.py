@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadml.config import MQLConfig, TierConfig
-from leadml.errors import ConfigError
+from leadml.core.config import MQLConfig, TierConfig
+from leadml.core.errors import ConfigError
 from leadml.modeling.policy import (
     NOBODY,
     apply_policy,

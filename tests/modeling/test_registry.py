@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from mlflow import MlflowClient
 from test_train import config, make_trainset
 
-from leadml.errors import ModelError
+from leadml.core.errors import ModelError
+from leadml.jobs.train import log_run
 from leadml.modeling.registry import (
     CHALLENGER,
     CHAMPION,
@@ -106,7 +107,7 @@ def test_a_run_holds_config_fingerprint_metrics_plots_and_a_scoring_model(strong
 
 def test_a_new_version_takes_champion_only_when_better_on_the_same_test_rows(strong, weak):
     (weak_set, weak_result), (strong_set, strong_result) = weak, strong
-    first = log_training(config(), weak_set, weak_result)
+    first = log_run(config(), weak_set, weak_result)  # the job's logging: the registry's, with the card
     assert first.promoted and _aliases("leadml") == {CHAMPION: "1", CHALLENGER: "1"}
     assert [a.path for a in MlflowClient().list_artifacts(first.run_id, "reports")] == ["reports/model_card.html"]
 
@@ -278,12 +279,12 @@ def test_the_booster_path_gives_the_frame_paths_probabilities_bit_for_bit(strong
 def test_retraining_on_later_closed_deals_promotes_only_a_better_model(pipelines_dir):
     import yaml
 
-    from leadml.config import parse_pipeline
+    from leadml.core.config import parse_pipeline
     from leadml.data.contract import validate_outcomes
-    from leadml.data.simulate import simulate
+    from leadml.data.simulate.world import simulate
     from leadml.data.sources import PipelineData
     from leadml.features.build import build_trainset
-    from leadml.scoring.rules import RuleSet
+    from leadml.rules.ruleset import RuleSet
 
     raw = yaml.safe_load((pipelines_dir / "demo.yaml").read_text())
     pipeline = parse_pipeline(raw, source="demo.yaml", base=pipelines_dir)
@@ -322,10 +323,10 @@ def test_retraining_on_later_closed_deals_promotes_only_a_better_model(pipelines
 
 
 def test_a_model_card_is_fetched_only_from_a_run_that_logged_one(weak, tmp_path):
-    from leadml.modeling.model_cards import CARD_ARTIFACT, fetch_model_card
+    from leadml.jobs.model_cards import CARD_ARTIFACT, fetch_model_card
 
     weak_set, weak_result = weak
-    outcome = log_training(config(), weak_set, weak_result)
+    outcome = log_run(config(), weak_set, weak_result)
     assert fetch_model_card(config(), "models:/leadml@champion", tmp_path / "card.html") == outcome.run_id
     logged = MlflowClient().download_artifacts(outcome.run_id, CARD_ARTIFACT, str(tmp_path / "logged"))
     assert (tmp_path / "card.html").read_bytes() == open(logged, "rb").read()

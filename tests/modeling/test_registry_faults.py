@@ -6,10 +6,10 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from leadml.config import parse_pipeline
-from leadml.errors import ModelError
+from leadml.core.config import parse_pipeline
+from leadml.core.errors import ModelError
 from leadml.modeling import registry
-from leadml.modeling.run import run_training
+from leadml.jobs.train import run_training
 
 REPO_RULES = __import__("pathlib").Path(__file__).resolve().parents[2] / "pipelines/rules/seed_points.yaml"
 
@@ -55,7 +55,7 @@ def test_a_failed_run_is_marked_failed_and_moves_no_alias(trained, monkeypatch):
 
 
 def test_promote_cli_reports_an_unreachable_server(tmp_path, monkeypatch, capsys):
-    from leadml.cli import main
+    from leadml.cli.app import main
 
     path = tmp_path / "p.yaml"
     path.write_text("name: p\nmlflow: {tracking_uri: 'http://127.0.0.1:9'}\n")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from leadml.config import ProfileConfig, parse_pipeline
+from leadml.core.config import ProfileConfig, parse_pipeline
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, TrainSet
 from leadml.modeling.train import RULES, TrainingResult, split_counts, train_models
@@ -189,11 +189,11 @@ def test_without_rules_the_models_still_compete_and_calibration_can_be_off():
 
 @pytest.mark.slow
 def test_on_the_simulator_lightgbm_is_near_bayes_optimal_and_beats_the_seed_rules(pipelines_dir):
-    from leadml.config import load_pipeline
+    from leadml.core.config import load_pipeline
     from leadml.data.contract import validate_outcomes
-    from leadml.data.simulate import simulate
+    from leadml.data.simulate.world import simulate
     from leadml.features.build import build_trainset
-    from leadml.scoring.rules import RuleSet
+    from leadml.rules.ruleset import RuleSet
 
     pipeline = load_pipeline(pipelines_dir / "demo.yaml")
     settings = pipeline.data.simulator

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from leadml.errors import LeadDataError
-from leadml.scoring.baseline import PointsBaseline
-from leadml.scoring.rules import RuleSet
+from leadml.core.errors import LeadDataError
+from leadml.rules.baseline import PointsBaseline
+from leadml.rules.ruleset import RuleSet
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "rules"
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadml.errors import ConfigError, LeadDataError
-from leadml.scoring.rules import RuleSet
+from leadml.core.errors import ConfigError, LeadDataError
+from leadml.rules.ruleset import RuleSet
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "rules"
 AS_OF = pd.Timestamp("2026-03-01", tz="UTC")
@@ -481,8 +481,8 @@ def test_engine_matches_a_plain_reference_on_simulated_data(small_sim):
 @pytest.mark.parametrize(("chunk", "repeat"), [(4_000_000, 8), (7, 8), (7, 0)])
 def test_selected_events_agree_with_the_timeline(monkeypatch, chunk, repeat):
     """Direct decayed sums (in small chunks, or by the timeline's scan as fallback) and k-th latest ages."""
-    from leadml.features.timeline import EventTimeline
-    from leadml.scoring import rules_timeline
+    from leadml.features.timeline.engine import EventTimeline
+    from leadml.rules import timeline as rules_timeline
 
     monkeypatch.setattr(rules_timeline, "_PAIRS_PER_CHUNK", chunk)
     monkeypatch.setattr(rules_timeline, "_MAX_REPEAT", repeat)

@@ -8,8 +8,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from leadml.features.metadata import FeatureInfo
-from leadml.scoring.rules import RuleSet
-from leadml.scoring.scorecard import candidate_conditions, learn_scorecard
+from leadml.rules.ruleset import RuleSet
+from leadml.rules.scorecard import candidate_conditions, learn_scorecard
 
 
 def _infos():
@@ -75,9 +75,9 @@ def test_learned_points_beat_the_seed_rules_and_come_close_to_logistic(pipelines
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    from leadml.config import load_pipeline
+    from leadml.core.config import load_pipeline
     from leadml.features.build import build_trainset
-    from leadml.scoring.scorecard import learn_rules_for_pipeline
+    from leadml.rules.scorecard import learn_rules_for_pipeline
 
     config = load_pipeline(pipelines_dir / "demo.yaml")
     trainset = build_trainset(config)

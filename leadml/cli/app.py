@@ -1,0 +1,286 @@
+"""The `leadml` command: a thin layer over the Python API.
+
+Every command validates its inputs first, exits non-zero with one clear line on bad input
+(``--debug`` shows the traceback), and writes outputs atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+# Before numpy loads: transparent huge pages make every fresh large array cost ~0.2 s of page
+# faults on this kind of machine (numpy's own switch; measured in benchmarks/README.md).
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from leadml.core.errors import LeadmlError
+from leadml.core.logs import quiet
+
+app = typer.Typer(
+    name="leadml",
+    help="Predictive lead scoring: point-in-time features, models measured against the rules, reasons per lead.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+rules_app = typer.Typer(help="The points rules baseline: score leads with a rules file, or learn points from data.",
+                        no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True, highlight=False)
+_state = {"debug": False}
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    from leadml.data.contract import LeadDataWarning
+
+    for warning in caught:
+        if issubclass(warning.category, LeadDataWarning):
+            err_console.print(f"[yellow]warning:[/yellow] {warning.message}")
+
+
+@app.command()
+def simulate(
+    leads: int = typer.Option(20_000, "--leads", help="Number of leads."),
+    seed: int = typer.Option(7, "--seed", help="Random seed: same seed, same files."),
+    out: Path = typer.Option(..., "--out", help="Folder for leads/events/outcomes/truth.parquet."),
+    base_rate: float = typer.Option(0.08, "--base-rate", help="Share of leads that win."),
+) -> None:
+    """Write a seeded simulated CRM + web-analytics export (leads, events, outcomes, truth)."""
+    from leadml.cli.commands import run_simulate
+
+    run_simulate(out, leads, seed, base_rate, console)
+
+
+@app.command()
+def validate(
+    leads: Path = typer.Option(..., "--leads", help="Leads table (CSV or Parquet)."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="Outcomes table."),
+    drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+) -> None:
+    """Check tables against the data contract and print a summary."""
+    from leadml.cli.commands import run_validate
+
+    run_validate(leads, events, outcomes, drop_orphans, console)
+
+
+@app.command()
+def features(
+    pipeline: Optional[Path] = typer.Argument(None, help="Pipeline YAML (optional)."),
+    leads: Optional[Path] = typer.Option(None, "--leads", help="Leads table (instead of the pipeline's data)."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
+    out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv; Spark: a Parquet folder)."),
+    drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
+) -> None:
+    """Features of every open lead at AS_OF (one row per lead)."""
+    from leadml.cli.commands import run_features
+
+    run_features(pipeline, leads, events, as_of, out, drop_orphans, console, engine=engine, spark_master=spark_master)
+
+
+@app.command()
+def trainset(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv)."),
+) -> None:
+    """Snapshot rows with features, label and split, as the pipeline defines them."""
+    from leadml.cli.commands import run_trainset
+
+    run_trainset(pipeline, out, console)
+
+
+@rules_app.command("score")
+def rules_score(
+    rules: Path = typer.Argument(..., help="Rules YAML."),
+    leads: Path = typer.Option(..., "--leads", help="Leads table."),
+    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
+    out: Path = typer.Option(..., "--out", help="Output table: lead_id, as_of, points, tier, breakdown, fit/engagement points and 0-100 scores, grid tier."),
+    drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
+) -> None:
+    """Score leads with a points rules file at AS_OF, with the exact breakdown."""
+    from leadml.cli.commands import run_rules_score
+
+    run_rules_score(rules, leads, events, as_of, out, drop_orphans, console)
+
+
+@rules_app.command("learn")
+def rules_learn(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its training snapshots teach the points)."),
+    out: Path = typer.Option(..., "--out", help="Rules YAML to write."),
+) -> None:
+    """Learn a points table from closed deals and write it as a rules file."""
+    from leadml.cli.commands import run_rules_learn
+
+    run_rules_learn(pipeline, out, console)
+
+
+@app.command()
+def train(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    promote: str = typer.Option("auto", "--promote", help="auto: take champion when better on the same test rows; never."),
+) -> None:
+    """Train rules vs logistic vs LightGBM, compare them on the test snapshots, log and register in MLflow."""
+    from leadml.cli.commands import run_train
+
+    run_train(pipeline, promote, console)
+
+
+@app.command()
+def promote(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (names the registered model)."),
+    version: int = typer.Option(..., "--version", help="Registered model version to make champion."),
+) -> None:
+    """Make a registered model version the champion used by batch scoring."""
+    from leadml.cli.commands import run_promote
+
+    run_promote(pipeline, version, console)
+
+
+@app.command()
+def score(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
+    as_of: str = typer.Option(..., "--as-of", help="Scoring instant (a date means 00:00 UTC)."),
+    out: Path = typer.Option(..., "--out", help="Scores file (.parquet or .csv; Spark: a Parquet folder)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default models:/<name>@champion)."),
+    engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
+    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
+    reasons: str = typer.Option("default", "--reasons",
+                                help="Leads to explain: default (MQLs and top 20 %), all, mql, top:N, top:N%."),
+    no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip the reasons: the fastest path."),
+    no_subscores: bool = typer.Option(False, "--no-subscores", help="Leave fit/engagement sub-scores and grid tier empty."),
+    no_history: bool = typer.Option(False, "--no-history", help="Do not add these scores to the score history."),
+) -> None:
+    """Score every open lead at AS_OF with the champion model, in chunks, written atomically."""
+    from leadml.cli.commands import run_score
+
+    run_score(pipeline, as_of, out, model, engine, spark_master, False if no_reasons else reasons, console,
+              subscores=not no_subscores, history=False if no_history else None)
+
+
+@app.command()
+def explain(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
+    lead: str = typer.Option(..., "--lead", help="The lead to explain."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="When (default: the end of the data)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default the champion); 'rules' for the rules' breakdown."),
+    top: int = typer.Option(5, "--top", help="Reasons shown each way."),
+) -> None:
+    """Why one lead is (or is not) an MQL: its reasons, and what would change the verdict."""
+    from leadml.explain.lead import explain_lead, format_explanation
+
+    console.print(format_explanation(explain_lead(pipeline, lead, as_of, model), top=top), soft_wrap=True)
+
+
+@app.command()
+def history(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its history settings and its data)."),
+    lead: Optional[str] = typer.Option(None, "--lead", help="One lead's scores over time, with the events between runs."),
+    store: Optional[Path] = typer.Option(None, "--store", help="History folder (default: history.path, else ./score_history)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Look back from this instant (default: the last run)."),
+) -> None:
+    """A lead's score over time, or the leads warming up and the MQLs stuck."""
+    from leadml.cli.commands import run_history
+
+    run_history(pipeline, lead, store, as_of, console)
+
+
+@app.command()
+def monitor(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    scores: Path = typer.Option(..., "--scores", help="A scores file from `leadml score`."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI (default: the one that wrote the scores)."),
+) -> None:
+    """Drift (PSI) of every feature and of the score between training and a scored batch."""
+    from leadml.cli.commands import run_monitor
+
+    run_monitor(pipeline, scores, model, console)
+
+
+@app.command()
+def report(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
+    scores: Optional[Path] = typer.Option(None, "--scores", help="A scores file from `leadml score` for the sales report."),
+    out: Path = typer.Option(Path("reports"), "--out", help="Folder for model_card.html (and sales.html)."),
+    max_leads: int = typer.Option(5000, "--max-leads", help="Most leads listed in the sales report."),
+    model: Optional[str] = typer.Option(None, "--model", help="Whose model card: models:/NAME@ALIAS, "
+                                        "models:/NAME/VERSION or runs:/RUN/model (default: the champion)."),
+) -> None:
+    """Write the model card (and, with --scores, the sales report) as self-contained HTML."""
+    from leadml.cli.commands import run_report
+
+    run_report(pipeline, scores, out, max_leads, console, model_uri=model)
+
+
+@app.command()
+def funnel(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its leads and outcomes)."),
+    out: Path = typer.Option(..., "--out", help="HTML file to write."),
+    stuck_days: float = typer.Option(30, "--stuck-days", help="An MQL older than this without SQL is stuck."),
+) -> None:
+    """Lead -> MQL -> SQL -> won: counts, rates by source and month, time in stage, stuck MQLs."""
+    from leadml.cli.commands import run_funnel
+
+    run_funnel(pipeline, out, stuck_days, console)
+
+
+@app.command()
+def demo(
+    dir: Path = typer.Option(Path("leadml-demo"), "--dir", help="Folder for everything the demo writes."),
+    leads: int = typer.Option(20_000, "--leads", help="Simulated leads."),
+    seed: int = typer.Option(7, "--seed", help="Random seed."),
+) -> None:
+    """The whole story on simulated data: simulate, validate, features, rules baseline."""
+    from leadml.cli.demo import run_demo_story
+
+    run_demo_story(dir, n_leads=leads, seed=seed, console=console)
+
+
+def main() -> None:
+    """Entry point: run the app, turning leadml's own errors into one line and a non-zero exit."""
+    debug = "--debug" in sys.argv
+    quiet()  # MLflow's INFO lines would drown the command's own summary
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                app(standalone_mode=False)
+            finally:
+                _show_warnings(caught)
+    except LeadmlError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,412 @@
+"""What each CLI command does: call the API, print a short summary with rich.
+
+Kept apart from ``cli.py`` (argument parsing only) so that every command is a plain function a test
+or a notebook can call; the work itself lives in the API modules.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from leadml.data import contract
+from leadml.data.io import write_table
+from leadml.features.snapshots import to_utc
+
+
+def run_simulate(out: Path, n_leads: int, seed: int, base_rate: float, console: Console) -> dict[str, Path]:
+    from leadml.data.simulate.world import write_simulation
+
+    with console.status(f"simulating {n_leads:,} leads (seed {seed})"):
+        paths = write_simulation(out, n_leads, seed, base_rate=base_rate)
+    for name, path in paths.items():
+        console.print(f"wrote {name:<9} {path}")
+    return paths
+
+
+def summarize_tables(
+    leads: pd.DataFrame, events: pd.DataFrame | None, outcomes: pd.DataFrame | None
+) -> dict[str, object]:
+    """The figures `leadml validate` prints: rows, date range, base rate, event types."""
+    summary: dict[str, object] = {
+        "leads": len(leads),
+        "created_from": leads["created_at"].min(),
+        "created_to": leads["created_at"].max(),
+    }
+    if events is not None:
+        summary["events"] = len(events)
+        summary["events_from"] = events["timestamp"].min() if len(events) else None
+        summary["events_to"] = events["timestamp"].max() if len(events) else None
+        summary["event_types"] = events["event_type"].astype(str).value_counts().sort_index().to_dict()
+    if outcomes is not None:
+        summary["closed"] = len(outcomes)
+        summary["won"] = int(outcomes["outcome"].sum())
+        summary["base_rate_closed"] = float(outcomes["outcome"].mean())
+        summary["open"] = int(len(leads) - leads["lead_id"].isin(outcomes["lead_id"]).sum())
+    return summary
+
+
+def load_tables(
+    leads_path: Path, events_path: Path | None, outcomes_path: Path | None, drop_orphans: bool
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None, list[str]]:
+    """Load and validate the tables given on a command line; warnings come back as problems."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", contract.LeadDataWarning)
+        leads = contract.load_leads(leads_path)
+        events = (
+            contract.load_events(events_path, leads=leads, on_orphans="drop" if drop_orphans else "error")
+            if events_path
+            else None
+        )
+        outcomes = contract.load_outcomes(outcomes_path, leads=leads) if outcomes_path else None
+    problems = [str(w.message) for w in caught if issubclass(w.category, contract.LeadDataWarning)]
+    return leads, events, outcomes, problems
+
+
+def run_validate(
+    leads_path: Path, events_path: Path | None, outcomes_path: Path | None, drop_orphans: bool, console: Console
+) -> dict[str, object]:
+    leads, events, outcomes, problems = load_tables(leads_path, events_path, outcomes_path, drop_orphans)
+    summary = summarize_tables(leads, events, outcomes)
+    table = Table(title="leadml validate: the tables follow the data contract", show_header=False)
+    table.add_row("leads", f"{summary['leads']:,} (created {summary['created_from']:%Y-%m-%d} .. {summary['created_to']:%Y-%m-%d})")
+    if events is not None:
+        table.add_row("events", f"{summary['events']:,} ({summary['events_from']:%Y-%m-%d} .. {summary['events_to']:%Y-%m-%d})")
+        types = ", ".join(f"{k} {v:,}" for k, v in summary["event_types"].items())
+        table.add_row("event types", types)
+    if outcomes is not None:
+        table.add_row(
+            "outcomes",
+            f"{summary['closed']:,} closed, {summary['won']:,} won "
+            f"(base rate {summary['base_rate_closed']:.1%} of closed), {summary['open']:,} open",
+        )
+    table.add_row("problems", f"{len(problems)} (listed below)" if problems else "none")
+    console.print(table)
+    for problem in problems:
+        console.print(f"[yellow]problem:[/yellow] {problem}", soft_wrap=True)
+    summary["problems"] = problems
+    return summary
+
+
+def run_features(
+    pipeline: Path | None,
+    leads_path: Path | None,
+    events_path: Path | None,
+    as_of: str,
+    out: Path,
+    drop_orphans: bool,
+    console: Console,
+    *,
+    engine: str = "pandas",
+    spark_master: str | None = None,
+) -> pd.DataFrame | Path:
+    from leadml.features.scoring_set import features_at
+
+    if engine not in ("pandas", "spark"):
+        from leadml.core.errors import ConfigError
+
+        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
+    if engine == "spark":
+        from leadml.jobs.spark import spark_features
+
+        folder = spark_features(pipeline, leads_path, events_path, as_of, out, spark_master=spark_master)
+        console.print(f"wrote features of the open leads at {as_of} to {folder} (Spark)")
+        return folder
+    frame = features_at(pipeline, leads_path, events_path, to_utc(as_of), drop_orphans=drop_orphans)
+    write_table(frame, out)
+    console.print(f"wrote features of {len(frame):,} open leads x {frame.shape[1] - 2} features at {as_of} to {out}")
+    return frame
+
+
+def run_trainset(pipeline: Path, out: Path, console: Console) -> pd.DataFrame:
+    from leadml.core.config import load_pipeline
+    from leadml.features.build import build_trainset
+
+    config = load_pipeline(pipeline)
+    with console.status("building snapshots and features"):
+        trainset = build_trainset(config)
+    write_table(trainset.frame, out)
+    counts = trainset.frame["split"].value_counts().to_dict()
+    console.print(
+        f"wrote {len(trainset.frame):,} snapshot rows x {len(trainset.feature_names)} features to {out} "
+        f"(splits: {', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))})"
+    )
+    return trainset.frame
+
+
+def run_rules_score(
+    rules_path: Path,
+    leads_path: Path,
+    events_path: Path | None,
+    as_of: str,
+    out: Path,
+    drop_orphans: bool,
+    console: Console,
+) -> pd.DataFrame:
+    from leadml.rules.ruleset import RuleSet
+
+    ruleset = RuleSet.load(rules_path)
+    leads, events, _, problems = load_tables(leads_path, events_path, None, drop_orphans)
+    for problem in problems:
+        console.print(f"[yellow]warning:[/yellow] {problem}")
+    stamp = to_utc(as_of)
+    created = leads.loc[(leads["created_at"] <= stamp).to_numpy()]
+    scores = ruleset.score(created, events, stamp, subscores=True)
+    write_table(scores, out)
+    tiers = scores["tier"].value_counts().to_dict()
+    console.print(
+        f"scored {len(scores):,} leads created by {as_of} with {rules_path.name}: "
+        + ", ".join(f"{k} {v:,}" for k, v in tiers.items())
+        + f"; wrote {out}"
+    )
+    return scores
+
+
+def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
+    import yaml
+
+    from leadml.core.config import load_pipeline
+    from leadml.data.io import write_text
+    from leadml.rules.scorecard import learn_rules_for_pipeline
+
+    config = load_pipeline(pipeline)
+    with console.status("learning points from the training snapshots"):
+        learned = learn_rules_for_pipeline(config)
+    write_text(yaml.safe_dump(learned.rules, sort_keys=False, allow_unicode=True), out)
+    table = Table(title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})")
+    table.add_column("rule")
+    table.add_column("points", justify="right")
+    for rule in learned.rules["rules"]:
+        table.add_row(rule["name"], str(rule["points"]))
+    console.print(table)
+    console.print(f"tiers: {learned.rules['tiers']}; wrote {out}")
+    return learned.rules
+
+
+def comparison_table(result, title: str = "test snapshots") -> Table:
+    """Rules vs models with 95 % intervals, as a rich table."""
+    metrics = ["roc_auc", "pr_auc", "brier", "ece", "lift_top10", "precision_at_mql", "recall_at_mql"]
+    frame = result.metrics
+    table = Table(title=title)
+    table.add_column("model")
+    shown = [m for m in metrics if m in set(frame["metric"])]
+    headers = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "ece": "ECE", "lift_top10": "lift@10%",
+               "precision_at_mql": "prec@MQL", "recall_at_mql": "rec@MQL"}
+    for metric in shown:
+        table.add_column(headers.get(metric, metric), justify="right")
+    for model in frame["model"].drop_duplicates():
+        cells = []
+        for metric in shown:
+            row = frame.loc[(frame["model"] == model) & (frame["metric"] == metric)].iloc[0]
+            cells.append(f"{row['value']:.3f}\n[{row['low']:.3f}, {row['high']:.3f}]")
+        mark = " (chosen)" if model == result.chosen else ""
+        table.add_row(model + mark, *cells)
+    return table
+
+
+def run_train(pipeline: Path, promote: str, console: Console):
+    from leadml.core.config import load_pipeline
+    from leadml.core.errors import ConfigError
+    from leadml.jobs.train import run_training
+
+    if promote not in ("auto", "never"):
+        raise ConfigError(f"--promote must be auto or never, got {promote!r}")
+    config = load_pipeline(pipeline)
+    with console.status("training") as status:
+        run = run_training(config, promote=promote, progress=lambda message: status.update(message))
+    result, outcome = run.result, run.outcome
+    counts = ", ".join(f"{r.split} {r.rows:,}" for r in result.counts.itertuples())
+    console.print(f"snapshots: {counts}")
+    if not result.metrics.empty:
+        console.print(comparison_table(result, f"{config.name}: rules vs models on the test snapshots (95 % intervals)"))
+    console.print(f"chosen: {result.chosen} ({result.reason})")
+    for note in result.notes:
+        console.print(f"note: {note}")
+    if outcome is not None:
+        console.print(f"MLflow run {outcome.run_id} at {outcome.tracking_uri} (experiment {outcome.experiment_id})")
+        if outcome.version:
+            state = "champion" if outcome.promoted else "challenger"
+            console.print(f"registered {outcome.registered_model} version {outcome.version} as {state}: {outcome.reason}")
+        else:
+            console.print(outcome.reason)
+    return run
+
+
+def run_promote(pipeline: Path, version: int, console: Console) -> None:
+    from leadml.core.config import load_pipeline
+    from leadml.modeling.registry import promote_version
+
+    config = load_pipeline(pipeline)
+    previous = promote_version(config, version)
+    before = f" (was version {previous})" if previous else ""
+    console.print(f"{config.mlflow.registered_model} version {version} is now the champion{before}")
+
+
+def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: str, spark_master: str | None,
+              reasons: bool | str, console: Console, *, subscores: bool = True, history: bool | None = None):
+    from leadml.jobs.score import score_batch
+    from leadml.core.config import load_pipeline
+    from leadml.core.errors import ConfigError
+
+    if engine not in ("pandas", "spark"):
+        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
+    config = load_pipeline(pipeline)
+    reasons = True if reasons == "default" else reasons
+    summary = score_batch(config, as_of, out, model_uri=model, reasons=reasons, engine=engine,
+                          spark_master=spark_master, progress=True, subscores=subscores, history=history)
+    tiers = ", ".join(f"{k} {v:,}" for k, v in summary.tiers.items())
+    console.print(
+        f"scored {summary.rows:,} open leads at {summary.as_of:%Y-%m-%d %H:%M} with {summary.model_name} "
+        f"version {summary.model_version} in {summary.seconds:.1f} s: {summary.mql:,} MQL ({tiers}); wrote {summary.out}"
+    )
+    if summary.drift_path is not None:
+        console.print(f"drift table: {summary.drift_path}")
+    if summary.history_path is not None:
+        console.print(f"score history: {summary.history_path}")
+    for note in summary.notes:
+        console.print(f"note: {note}")
+    return summary
+
+
+def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str | None, console: Console):
+    """Print one lead's history, or the warming-up and stuck lists of the last run."""
+    from leadml.core.config import load_pipeline
+    from leadml.explain.trends import lead_history, stuck_mqls, warming_up
+    from leadml.jobs.history import history_path, load_history
+
+    config = load_pipeline(pipeline)
+    store = store or history_path(config, Path("scores.parquet"))
+    settings = config.history
+    if lead is not None:
+        history = load_history(store, lead_ids=[lead], until=as_of)
+        if history.empty:
+            lead_history(load_history(store, until=as_of), lead)  # raises, naming leads the history knows
+        events = _lead_events(config, lead)
+        rows = lead_history(history, lead, events)
+        table = Table(title=f"lead {lead}: score over time ({store})")
+        for column in ("as_of", "score", "change", "week", "tier", "fit", "engagement", "grid", "events since the run before"):
+            table.add_column(column)
+        for row in rows.itertuples(index=False):
+            table.add_row(f"{row.as_of:%Y-%m-%d %H:%M}", str(row.score), _signed(row.change), _signed(row.week_change),
+                          str(row.tier), _text(getattr(row, "fit_score", None)), _text(getattr(row, "engagement_score", None)),
+                          _text(getattr(row, "grid_tier", None)), str(getattr(row, "events", "")))  # fmt: skip
+        console.print(table)
+        return rows
+    history = load_history(store, until=as_of)
+    rising = warming_up(history, as_of, days=settings.warming_days, top=settings.top)
+    stuck = stuck_mqls(history, as_of, days=settings.stuck_days, points=settings.stuck_points)
+    table = Table(title=f"warming up: biggest score rises over {settings.warming_days} days")
+    for column in ("lead", "score", "before", "change", "tier"):
+        table.add_column(column)
+    for row in rising.itertuples(index=False):
+        table.add_row(str(row.lead_id), str(row.score), str(row.score_before), _signed(row.change), str(row.tier))
+    console.print(table)
+    table = Table(title=f"stuck: MQLs whose score moved <= {settings.stuck_points} points in {settings.stuck_days} days")
+    for column in ("lead", "MQL since", "days waiting", "score"):
+        table.add_column(column)
+    for row in stuck.head(settings.top).itertuples(index=False):
+        table.add_row(str(row.lead_id), f"{row.mql_since:%Y-%m-%d}", f"{row.days_waiting:g}", str(row.score))
+    console.print(table)
+    return rising, stuck
+
+
+def _lead_events(config, lead: str) -> pd.DataFrame | None:
+    """The lead's events from the pipeline's data (None for flat data or when the data cannot be read)."""
+    if config.is_flat:
+        return None
+    from leadml.data.sources import load_pipeline_data
+
+    events = load_pipeline_data(config.data, need_outcomes=False).events
+    return events[events["lead_id"] == lead] if events is not None else None
+
+
+def _signed(value) -> str:
+    return "" if value is None or pd.isna(value) else f"{int(value):+d}"
+
+
+def _text(value) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def run_monitor(pipeline: Path, scores: Path, model: str | None, console: Console) -> pd.DataFrame:
+    from leadml.core.config import load_pipeline
+    from leadml.jobs.drift import monitor_scores
+
+    drift = monitor_scores(load_pipeline(pipeline), scores, model_uri=model)
+    table = Table(title=f"drift of {scores.name} against the model's training snapshots (PSI; > 0.2 drifted)")
+    for column in drift.columns[:4]:
+        table.add_column(str(column))
+    for row in drift.head(15).itertuples(index=False):
+        table.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row[:4]])
+    console.print(table)
+    return drift
+
+
+def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: int, console: Console,
+               model_uri: str | None = None) -> dict[str, Path]:  # fmt: skip
+    """The model card is the one logged with the model's training run (the champion by default): it
+    describes the version that serves, whatever the data has become since. A model trained before
+    cards were logged gets one from a training run without logging (same data, config and seed give
+    the same model; the command says so)."""
+    from leadml.modeling.loading import default_model_uri
+    from leadml.core.config import load_pipeline
+    from leadml.data.io import read_table
+    from leadml.core.errors import ModelError
+    from leadml.explain.report import write_model_card, write_sales_report
+    from leadml.jobs.model_cards import fetch_model_card
+    from leadml.jobs.train import run_training
+
+    config = load_pipeline(pipeline)
+    scores = read_table(scores_path) if scores_path is not None else None
+    if scores is not None and ("lead_id" not in scores.columns or not {"probability", "score"} & set(scores.columns)):
+        from leadml.core.errors import LeadDataError
+
+        raise LeadDataError(  # before any work: a bad scores file must not cost a training run
+            f"{scores_path}: a scores file needs 'lead_id' and 'probability' (or 'score') columns, as "
+            f"`leadml score` writes them (columns present: {', '.join(map(str, scores.columns))})"
+        )
+    uri = model_uri or default_model_uri(config)
+    card_path = Path(out) / "model_card.html"
+    try:
+        run_id = fetch_model_card(config, uri, card_path)
+        missing = f"{uri} has no model card logged with it"
+    except ModelError as exc:
+        if model_uri is not None:  # a model asked for by name must exist
+            raise
+        run_id, missing = None, str(exc)
+    if run_id is not None:
+        console.print(f"model card of {uri} (logged with run {run_id})")
+        written = {"model_card": card_path}
+    else:
+        console.print(f"{missing}: drawing the card from a training run that is not logged")
+        with console.status("training (not logged) for the model card") as status:
+            run = run_training(config, log=False, progress=lambda message: status.update(message))
+        written = {"model_card": write_model_card(run.result, run.trainset, card_path, tiers=config.mql.tiers,
+                                                  title=f"Model card: {config.name}")}  # fmt: skip
+    if scores is not None:
+        written["sales"] = write_sales_report(scores, Path(out) / "sales.html", max_leads=max_leads,
+                                              title=f"Leads to call: {config.name}")
+    for name, path in written.items():
+        console.print(f"wrote {name:<10} {path}")
+    return written
+
+
+def run_funnel(pipeline: Path, out: Path, stuck_days: float, console: Console) -> dict:
+    from leadml.core.config import load_pipeline
+    from leadml.data.sources import load_pipeline_data
+    from leadml.core.errors import ConfigError
+    from leadml.explain.report.funnel import write_funnel_report
+
+    config = load_pipeline(pipeline)
+    if config.is_flat:
+        raise ConfigError(f"{config.name}: the funnel needs leads and outcomes with stage times, not a flat table")
+    data = load_pipeline_data(config.data)
+    tables = write_funnel_report(data.leads, data.outcomes, out, stuck_days=stuck_days, as_of=data.data_end)
+    stages = tables["stages"]
+    console.print(stages.to_string(index=False) if hasattr(stages, "to_string") else stages)
+    console.print(f"wrote {out}")
+    return tables

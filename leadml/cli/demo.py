@@ -1,0 +1,131 @@
+"""`leadml demo`: the whole story on simulated data, into one folder.
+
+Each step calls the public API, so the demo doubles as an end-to-end check of the toolkit.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+
+from leadml.core.config import load_pipeline, parse_pipeline
+from leadml.data import contract
+from leadml.data.io import write_table
+from leadml.data.sources import PipelineData
+from leadml.features.build import build_trainset
+from leadml.core.paths import pipelines_dir
+
+
+HISTORY_DAYS, HISTORY_STEP = 21, 3  # the demo's score history: every third day of the last three weeks
+
+
+def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, console: Console | None = None) -> dict[str, Path]:
+    """Simulate, validate, build the training set, score the rules baseline, train and register a model.
+
+    Returns the paths written. MLflow tracks into ``folder/mlruns.db`` (artifacts beside it) unless
+    ``MLFLOW_TRACKING_URI`` points elsewhere.
+    """
+    from leadml.cli.commands import run_simulate, run_validate
+    from leadml.rules.ruleset import RuleSet
+
+    console = console or Console()
+    folder = Path(folder)
+    data_dir = folder / "data"
+    console.rule("1. simulate a CRM + web-analytics export")
+    paths = run_simulate(data_dir, n_leads, seed, 0.08, console)
+    console.rule("2. validate it against the data contract")
+    run_validate(paths["leads"], paths["events"], paths["outcomes"], False, console)
+    leads = contract.load_leads(paths["leads"])
+    events = contract.load_events(paths["events"], leads=leads)
+    outcomes = contract.load_outcomes(paths["outcomes"], leads=leads)
+    data = PipelineData(leads=leads, events=events, outcomes=outcomes)
+    console.rule("3. point-in-time training set")
+    shipped = load_pipeline(pipelines_dir() / "demo.yaml").resolved_dict()
+    shipped["mlflow"]["tracking_uri"] = f"sqlite:///{(folder / 'mlruns.db').resolve()}"
+    shipped["history"]["path"] = str((folder / "score_history").resolve())  # every run of the demo, one history
+    config = parse_pipeline(shipped, source=str(pipelines_dir() / "demo.yaml"), base=pipelines_dir())
+    with console.status("building snapshots and features"):
+        trainset = build_trainset(config, data)
+    written = dict(paths)
+    written["trainset"] = write_table(trainset.frame, folder / "trainset.parquet")
+    counts = trainset.frame["split"].value_counts().to_dict()
+    console.print(
+        f"{len(trainset.frame):,} snapshots x {len(trainset.feature_names)} features "
+        f"({', '.join(f'{k} {v:,}' for k, v in sorted(counts.items()))}) -> {written['trainset']}"
+    )
+    console.rule("4. the rules baseline (seed points) on today's open leads")
+    from leadml.features.scoring_set import open_lead_snapshots
+
+    ruleset = RuleSet.load(config.rules)
+    as_of = events["timestamp"].max().ceil("D")
+    scores = ruleset.score_snapshots(open_lead_snapshots(data, as_of), leads, events)
+    written["rules_scores"] = write_table(scores, folder / "rules_scores.parquet")
+    tiers = scores["tier"].value_counts().to_dict()
+    console.print(f"rules tiers of {len(scores):,} open leads at {as_of:%Y-%m-%d}: " + ", ".join(f"{k} {v:,}" for k, v in tiers.items()))
+    console.rule("5. rules vs logistic regression vs LightGBM, tracked in MLflow")
+    from leadml.cli.commands import comparison_table
+    from leadml.jobs.train import run_training
+
+    with console.status("training") as status:
+        run = run_training(config, data=data, progress=lambda message: status.update(message))
+    console.print(comparison_table(run.result, "rules vs models on the later test snapshots (95 % intervals)"))
+    console.print(f"chosen: {run.result.chosen} ({run.result.reason})")
+    if run.outcome is not None and run.outcome.version:
+        state = "champion" if run.outcome.promoted else "challenger"
+        console.print(f"registered {run.outcome.registered_model} version {run.outcome.version} as {state}")
+    written["mlflow"] = folder / "mlruns.db"
+    console.rule("6. score today's open leads with the champion, with reasons")
+    from leadml.jobs.score import score_batch
+    from leadml.data.io import read_table
+    from leadml.explain.report import write_model_card, write_sales_report
+
+    if run.outcome is not None and run.outcome.version:
+        model_uri = f"models:/{run.outcome.registered_model}/{run.outcome.version}"
+        earlier = folder / "earlier_scores"
+        days = [as_of - pd.Timedelta(days=d) for d in range(HISTORY_DAYS, 0, -HISTORY_STEP)]
+        with console.status(f"scoring {len(days)} earlier days into the score history") as status:
+            for day in days:  # the nightly job of the past weeks: no reasons needed for the history
+                status.update(f"scoring the open leads of {day:%Y-%m-%d} into the score history")
+                score_batch(config, day, earlier / f"scores-{day:%Y-%m-%d}.parquet", model_uri=model_uri,
+                            reasons=False, drift=False, progress=False)  # fmt: skip
+        summary = score_batch(config, as_of, folder / "scores.parquet", model_uri=model_uri, progress=True)
+        written["scores"] = summary.out
+        written["history"] = summary.history_path
+        console.print(f"{summary.rows:,} open leads scored, {summary.mql:,} MQL -> {summary.out}")
+        _print_hand_offs(read_table(summary.out), console)
+    console.rule("7. reports for the data scientist and for sales")
+    reports = folder / "reports"
+    from leadml.jobs.model_cards import fetch_model_card
+
+    card = written["model_card"] = reports / "model_card.html"
+    registered = run.outcome is not None and run.outcome.version
+    if not (registered and fetch_model_card(config, model_uri, card)):  # else the card logged with the version
+        write_model_card(run.result, run.trainset, card, tiers=config.mql.tiers, title="Model card: leadml demo")
+    if "scores" in written:
+        from leadml.jobs.history import load_history
+
+        written["sales"] = write_sales_report(read_table(written["scores"]), reports / "sales.html", max_leads=5000,
+                                              title="Leads to call: leadml demo",
+                                              history=load_history(written["history"]), history_settings=config.history)
+    console.rule("done: where everything is")
+    for name, path in written.items():
+        console.print(f"{name:<13} {path}")
+    console.print("\nNext:")
+    console.print(f"  mlflow ui --backend-store-uri sqlite:///{(folder / 'mlruns.db').resolve()}   # the runs and the registered model")
+    console.print(f"  open {reports / 'model_card.html'} and {reports / 'sales.html'}")
+    console.print("  leadml train pipelines/demo.yaml && leadml score pipelines/demo.yaml --as-of 2026-06-01 --out scores.parquet")
+    console.print(f"  leadml history pipelines/demo.yaml --store {written.get('history', 'score_history')}   # warming up, stuck MQLs")
+    return written
+
+
+def _print_hand_offs(scores: pd.DataFrame, console: Console, top: int = 3) -> None:
+    """The first hand-offs a rep would read, from the best-scored MQLs."""
+    from leadml.explain.report.sales_history import hand_off_line
+
+    best = scores[scores["is_mql"]].sort_values("probability", ascending=False, kind="stable").head(top)
+    for row in best.to_dict("records"):
+        reasons = [row[c] for c in ("reason_1", "reason_2") if isinstance(row.get(c), str)]
+        line = hand_off_line(row, reasons)
+        console.print(f"  {row['lead_id']} ({row['grid_tier'] or '?'}, score {row['score']}): {line}", soft_wrap=True)

@@ -1,0 +1,391 @@
+"""The pipeline config: one YAML file per pipeline, read once into frozen, validated objects.
+
+Configuration flows one way: YAML -> :func:`load_pipeline` -> :class:`PipelineConfig` -> function
+arguments. Unknown keys are errors that name the file and the key path, with a suggestion for a
+near miss ("models.lightgbm.num_leafs is not a known key; did you mean num_leaves?"). Relative paths
+in the file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from leadml.core.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatorConfig(_Strict):
+    """Simulated data: how many leads, the seed and the base rate (see leadml.data.simulate.world)."""
+
+    leads: int = Field(20_000, gt=0)
+    seed: int = 7
+    base_rate: float = Field(0.08, gt=0, lt=1)
+    months: int = Field(18, gt=0)
+
+
+class DataConfig(_Strict):
+    """Where the data comes from: the simulator, three tables (leads/events/outcomes) or a flat table."""
+
+    source: Literal["simulator", "tables", "flat", "public"] = "simulator"
+    simulator: SimulatorConfig = SimulatorConfig()
+    leads: Path | None = None
+    events: Path | None = None
+    outcomes: Path | None = None
+    flat: Path | None = None
+    public: str | None = None
+    datasets_dir: Path | None = None
+    label: str | None = None
+    id_column: str | None = None
+    csv_separator: str | None = None
+    on_orphans: Literal["error", "drop"] = "error"
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _paths_for_source(self) -> "DataConfig":
+        if self.source == "tables" and (self.leads is None or self.events is None):
+            raise ValueError("source 'tables' needs data.leads and data.events (data.outcomes to train)")
+        if self.source == "flat" and (self.flat is None or self.label is None):
+            raise ValueError("source 'flat' needs data.flat and data.label")
+        if self.source == "public" and self.public is None:
+            raise ValueError("source 'public' needs data.public (x_education, bank_marketing, ...)")
+        return self
+
+
+class ProfileConfig(_Strict):
+    """Explicit (profile) features: which columns, how rare levels are grouped, derived fields."""
+
+    columns: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    allow_leaky: list[str] = Field(default_factory=list)
+    include_borderline: bool = True
+    min_frequency: float = Field(0.005, ge=0, lt=1)
+    max_levels: int = Field(50, gt=1)
+    missing_tokens: list[str] = Field(
+        default_factory=lambda: ["", "select", "unknown", "n/a", "na", "none", "null", "-", "?"]
+    )
+    job_title_column: str | None = "job_title"
+    email_column: str | None = "email_domain"
+
+
+class SnapshotConfig(_Strict):
+    """When leads are scored for training, and the label horizon."""
+
+    policy: Literal["days_after_creation", "every_days", "fixed"] = "days_after_creation"
+    days_after_creation: int = Field(14, ge=0)
+    every_days: int = Field(7, gt=0)
+    as_of: datetime | date | None = None
+    horizon_days: int = Field(120, gt=0)
+    label_stage: Literal["won", "sql", "opportunity", "mql"] = "won"
+
+    @model_validator(mode="after")
+    def _fixed_needs_as_of(self) -> "SnapshotConfig":
+        if self.policy == "fixed" and self.as_of is None:
+            raise ValueError("policy 'fixed' needs snapshots.as_of")
+        return self
+
+
+class FeatureConfig(_Strict):
+    """Implicit (behaviour) features: windows, event types, attribute counts, decay, scenarios."""
+
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90])
+    event_types: list[str] | None = None
+    attribute_counts: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    decay_half_lives: list[float] = Field(default_factory=lambda: [30.0])
+    scenarios: dict[str, list[str]] = Field(default_factory=dict)
+    velocity: bool = True
+    flat_behaviour: list[str] = Field(default_factory=list)
+
+
+class SplitConfig(_Strict):
+    """How snapshots are split: by time (three-table data) or stratified at random (flat data)."""
+
+    method: Literal["time", "stratified"] | None = None
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    validation_fraction: float = Field(0.2, gt=0, lt=1)
+    gap_days: int | None = Field(None, ge=0)
+    seed: int = 0
+
+
+class LogisticConfig(_Strict):
+    enabled: bool = True
+    C: float = Field(1.0, gt=0)
+    class_weight: Literal["balanced"] | None = None
+    max_iter: int = Field(2000, gt=0)
+
+
+class LightGBMConfig(_Strict):
+    enabled: bool = True
+    num_leaves: int = Field(7, gt=1)
+    learning_rate: float = Field(0.05, gt=0)
+    n_estimators: int = Field(1000, gt=0)
+    early_stopping_rounds: int = Field(50, gt=0)
+    min_child_samples: int = Field(50, gt=0)
+    subsample: float = Field(0.8, gt=0, le=1)
+    colsample_bytree: float = Field(0.8, gt=0, le=1)
+    reg_lambda: float = Field(1.0, ge=0)
+    cat_smooth: float = Field(20.0, ge=0)
+    cat_l2: float = Field(10.0, ge=0)
+    min_data_per_group: int = Field(100, gt=0)
+    max_cat_to_onehot: int = Field(4, gt=0)
+
+
+class ModelsConfig(_Strict):
+    """Which models compete with the rules, their settings, calibration and the seed."""
+
+    seed: int = 0
+    logistic: LogisticConfig = LogisticConfig()
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    calibration: Literal["auto", "isotonic", "sigmoid", "none"] = "auto"
+    select_metric: Literal["pr_auc", "roc_auc", "log_loss"] = "pr_auc"
+    min_positives: int = Field(50, ge=0)
+    min_negatives: int = Field(50, ge=0)
+
+
+class TierConfig(_Strict):
+    """A tier of the scores: leads whose probability reaches ``min`` (``mql``: the MQL threshold;
+    none: the catch-all), and what sales or marketing does with them, by when."""
+
+    name: str
+    min: float | Literal["mql"] | None = None
+    action: str | None = None
+    within_hours: float | None = Field(None, gt=0)
+
+    @field_validator("min")
+    @classmethod
+    def _probability(cls, value):
+        if isinstance(value, float) and not 0 <= value <= 1:
+            raise ValueError(f"min must be a probability between 0 and 1 or 'mql', got {value}")
+        return value
+
+
+class GridConfig(_Strict):
+    """The fit x engagement grid: fit bands give letters (A, B, C...), engagement bands digits (1, 2, 3...).
+
+    Each list holds descending lower bounds on the 0-100 sub-score: ``[67, 34]`` means A (or 1) from 67,
+    B (or 2) from 34, C (or 3) below.
+    """
+
+    fit_bands: list[float] = Field(default_factory=lambda: [67.0, 34.0])
+    engagement_bands: list[float] = Field(default_factory=lambda: [67.0, 34.0])
+
+    @field_validator("fit_bands", "engagement_bands")
+    @classmethod
+    def _descending(cls, value: list[float]) -> list[float]:
+        if not 1 <= len(value) <= 8:
+            raise ValueError(f"give 1 to 8 bounds, got {len(value)}")
+        if any(not 0 <= v <= 100 for v in value) or any(a <= b for a, b in zip(value, value[1:])):
+            raise ValueError(f"bounds must be strictly descending numbers from 0 to 100, got {value}")
+        return value
+
+
+class MQLConfig(_Strict):
+    """Which leads go to sales: by capacity per week, by target precision or by a fixed probability."""
+
+    policy: Literal["capacity", "precision", "probability"] = "probability"
+    capacity_per_week: int | None = Field(None, gt=0)
+    target_precision: float | None = Field(None, gt=0, lt=1)
+    probability: float = Field(0.3, gt=0, lt=1)
+    tiers: list[TierConfig] = Field(
+        default_factory=lambda: [
+            TierConfig(name="A", min=0.5),
+            TierConfig(name="B", min=0.25),
+            TierConfig(name="C", min=0.1),
+            TierConfig(name="D"),
+        ]
+    )
+    grid: GridConfig = GridConfig()
+
+    @model_validator(mode="after")
+    def _policy_values(self) -> "MQLConfig":
+        if self.policy == "capacity" and self.capacity_per_week is None:
+            raise ValueError("policy 'capacity' needs mql.capacity_per_week")
+        if self.policy == "precision" and self.target_precision is None:
+            raise ValueError("policy 'precision' needs mql.target_precision")
+        return self
+
+
+class MLflowConfig(_Strict):
+    """Where runs and models go; MLFLOW_TRACKING_URI wins over tracking_uri when set."""
+
+    tracking_uri: str | None = None
+    experiment: str = "leadml"
+    registered_model: str = "leadml"
+    promote_metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
+    # the challenger must beat the champion by more than this on promote_metric (0: any gain)
+    promote_margin: float = Field(0.0, ge=0, lt=1)
+
+
+class LeakageConfig(_Strict):
+    """The leakage guard: a single feature this predictive on its own is suspect."""
+
+    max_auc: float = Field(0.95, gt=0.5, le=1)
+    max_certain_share: float = Field(0.12, gt=0, le=1)
+    allow: list[str] = Field(default_factory=list)
+
+
+class HistoryConfig(_Strict):
+    """The score history: every scoring run's scores kept by as_of, and what the sales report lists.
+
+    ``path`` defaults to a ``score_history`` folder beside the scores file. A lead is *warming up*
+    when its score rose the most over ``warming_days``; an MQL is *stuck* when its score moved by at
+    most ``stuck_points`` over the last ``stuck_days``.
+    """
+
+    enabled: bool = True
+    path: Path | None = None
+    warming_days: int = Field(7, ge=1)
+    stuck_days: int = Field(14, ge=1)
+    stuck_points: int = Field(2, ge=0, le=100)
+    top: int = Field(20, ge=1)
+
+
+class PipelineConfig(_Strict):
+    """A whole pipeline: data, snapshots, features, rules, models, MQL policy and MLflow."""
+
+    name: str
+    description: str | None = None
+    data: DataConfig = DataConfig()
+    profile: ProfileConfig = ProfileConfig()
+    snapshots: SnapshotConfig = SnapshotConfig()
+    features: FeatureConfig = FeatureConfig()
+    split: SplitConfig = SplitConfig()
+    rules: Path | None = None
+    models: ModelsConfig = ModelsConfig()
+    mql: MQLConfig = MQLConfig()
+    mlflow: MLflowConfig = MLflowConfig()
+    leakage: LeakageConfig = LeakageConfig()
+    history: HistoryConfig = HistoryConfig()
+    source_path: Path | None = Field(None, exclude=True)
+
+    @property
+    def is_flat(self) -> bool:
+        """True when the data is one row per lead with a label (no events, no snapshots)."""
+        return self.data.source in ("flat", "public")
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The config as plain data, for logging with a run."""
+        return self.model_dump(mode="json", exclude={"source_path"})
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> PipelineConfig:
+        """A copy with some keys replaced, validated again as if they had been written in the YAML.
+
+        Keys are dotted paths (``"mlflow.promote_margin"``, ``"models.lightgbm.n_estimators"``); a
+        relative path resolves against the pipeline file's folder, as in the file. Unknown keys and
+        bad values raise :class:`ConfigError` naming the key, as a YAML file would.
+
+        Example:
+            >>> config = parse_pipeline({"name": "demo"})
+            >>> config.with_overrides({"snapshots.horizon_days": 60}).snapshots.horizon_days
+            60
+        """
+        raw = self.resolved_dict()
+        for dotted, value in overrides.items():
+            *sections, key = dotted.split(".")
+            node = raw
+            for depth, section in enumerate(sections):
+                if node.get(section) is None:  # a section left out (or null) in the file
+                    node[section] = {}
+                child = node[section]
+                if not isinstance(child, dict):
+                    raise ConfigError(f"{self.name}: override {dotted!r}: {'.'.join(sections[: depth + 1])} is a "
+                                      f"value, not a section")  # fmt: skip
+                node = child
+            node[key] = value
+        source = str(self.source_path) if self.source_path else f"<pipeline {self.name}>"
+        base = self.source_path.resolve().parent if self.source_path else None
+        return parse_pipeline(raw, source=source, base=base)
+
+
+_PATH_KEYS = (("data", "leads"), ("data", "events"), ("data", "outcomes"), ("data", "flat"),
+              ("data", "datasets_dir"), ("rules",), ("history", "path"))
+
+
+def _resolve_paths(raw: dict, base: Path) -> dict:
+    """Make relative paths in the raw YAML relative to the file's folder."""
+    for keys in _PATH_KEYS:
+        node = raw
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            value = os.path.expandvars(os.path.expanduser(node[keys[-1]]))
+            path = Path(value)
+            node[keys[-1]] = str(path if path.is_absolute() else (base / path).resolve())
+    return raw
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the config model at a key path, for 'did you mean'."""
+    current: Any = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return list(current.model_fields) if hasattr(current, "model_fields") else []
+
+
+def _format_error(source: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        where = ".".join(loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(model, loc)
+            close = difflib.get_close_matches(loc[-1], known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else f" (known keys: {', '.join(known)})"
+            lines.append(f"{where} is not a known key{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"{where} is required")
+        else:
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+    return f"{source}: " + "; ".join(lines)
+
+
+def parse_pipeline(raw: dict, source: str = "<pipeline>", base: Path | None = None) -> PipelineConfig:
+    """Validate a pipeline given as a dict; relative paths are resolved against ``base``."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a pipeline must be a YAML mapping, got {type(raw).__name__}")
+    raw = _resolve_paths(dict(raw), base or Path.cwd())
+    try:
+        return PipelineConfig(**raw, source_path=Path(source) if base else None)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc, PipelineConfig)) from exc
+
+
+def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
+    """Read and validate a pipeline YAML file.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or holds unknown keys or bad values; the
+            message names the file and the key path.
+
+    Example:
+        >>> from leadml.core.config import parse_pipeline
+        >>> parse_pipeline({"name": "demo", "snapshots": {"horizon_days": 90}}).snapshots.horizon_days
+        90
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: pipeline file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raise ConfigError(f"{path}: the pipeline file is empty")
+    return parse_pipeline(raw, source=str(path), base=path.resolve().parent)

@@ -1,0 +1,219 @@
+"""The features of one chunk of leads at one as_of, exactly as the model's FeatureBuilder makes them.
+
+:meth:`FeatureBuilder.transform <leadml.features.build.FeatureBuilder.transform>` is the
+definition. A batch job computes the same values faster by two routes that call the same code:
+
+- behaviour: :func:`~leadml.features.behaviour.parquet.arrow_features`, the Arrow twin of
+  :func:`~leadml.features.behaviour.features.behaviour_features` (the same
+  :func:`~leadml.features.behaviour.features.timeline_features`, lead ids kept as dictionary codes);
+- profile: the fitted :class:`~leadml.features.profile.ProfileEncoder` and
+  :func:`~leadml.features.profile.add_derived_fields` applied to each *distinct* value (or pair
+  of values for the derived fields) instead of to every lead, then spread back by integer codes.
+  Both are functions of one value (one pair), so the result is the same; 100,000 leads have a few
+  hundred distinct job titles, and the per-value Python work shrinks by that factor.
+
+:func:`check_chunk` recomputes a sample of a chunk with ``FeatureBuilder.transform`` and raises
+when any value differs, so a change in the builder can never turn into silent training/serving
+skew. :func:`spec_differences` says in words how two feature specs differ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from leadml.core.config import FeatureConfig, ProfileConfig
+from leadml.data.sources import PipelineData
+from leadml.core.errors import ModelError
+from leadml.features.behaviour.parquet import arrow_features
+from leadml.features.build import FeatureBuilder
+from leadml.features.profile import add_derived_fields
+from leadml.features.scoring_set import open_lead_snapshots
+
+
+def lead_fields(builder: FeatureBuilder) -> list[str]:
+    """The leads columns the builder reads: profile columns and the sources of derived ones."""
+    profile = builder.profile or ProfileConfig()
+    sources = [c for c in (profile.job_title_column, profile.email_column) if c]
+    return list(dict.fromkeys([*builder.profile_columns_, *sources, "job_level", "email_domain_kind"]))
+
+
+def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per distinct combination of ``columns`` (missing values included): codes, first rows."""
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        key = key * (len(uniques) + 1) + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return inverse.ravel(), first
+
+
+def derived_fields(leads: pd.DataFrame, profile: ProfileConfig) -> pd.DataFrame:
+    """:func:`add_derived_fields` of ``leads``, computed once per distinct (source, existing) pair."""
+    out = leads.copy(deep=False)
+    pairs = ((profile.job_title_column, "job_level", {"email_column": None}),
+             (profile.email_column, "email_domain_kind", {"job_title_column": None}))  # fmt: skip
+    for source, target, off in pairs:
+        if not source or source not in leads.columns:
+            continue
+        keys = [source] + ([target] if target in leads.columns else [])
+        inverse, first = _codes(leads, keys)
+        distinct = leads[keys].iloc[first].reset_index(drop=True)
+        options = {"job_title_column": profile.job_title_column, "email_column": profile.email_column, **off}
+        derived = add_derived_fields(distinct, **options)[target].to_numpy(dtype=object)
+        out[target] = pd.Series(derived[inverse], index=leads.index, dtype=object)
+    return out
+
+
+def profile_features(builder: FeatureBuilder, rows: pd.DataFrame) -> pd.DataFrame:
+    """The encoder's output for ``rows`` (derived fields added), categoricals encoded per distinct value.
+
+    One call of the fitted encoder sees every categorical column's distinct values (columns padded
+    to the same length by repeating a value); each row then takes its value's code.
+    """
+    encoder = builder.encoder_
+    enriched = derived_fields(rows, builder.profile or ProfileConfig())
+    missing = pd.Series(np.nan, index=rows.index)
+    inverse, distinct = {}, {}
+    for column in encoder.categorical_:
+        values = enriched[column] if column in enriched.columns else missing
+        inverse[column], uniques = pd.factorize(values, use_na_sentinel=False)
+        distinct[column] = np.asarray(uniques, dtype=object)
+    width = max([len(v) for v in distinct.values()] + [1])
+    padded = {c: np.resize(v, width) if len(v) else np.full(width, np.nan, dtype=object) for c, v in distinct.items()}
+    encoded = encoder.transform(pd.DataFrame(padded, index=pd.RangeIndex(width)))
+    out: dict[str, object] = {}
+    for column in encoder.columns_:
+        if column in encoder.categorical_:
+            codes = encoded[column].cat.codes.to_numpy()[: len(distinct[column])]
+            out[column] = pd.Categorical.from_codes(codes[inverse[column]], dtype=encoded[column].dtype)
+            continue
+        values = enriched[column] if column in enriched.columns else missing
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")  # the encoder's numeric branch;
+        out[column] = numbers.to_numpy()  # check_chunk holds the two together
+        if column in encoder.missing_flags_:
+            out[f"{column}__missing"] = numbers.isna().to_numpy().astype("float64")
+    return pd.DataFrame(out, index=rows.index)[encoder.feature_names_out_]
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
+
+
+def empty_events() -> pa.Table:
+    return pa.table({
+        "lead_id": pa.array([], pa.string()),
+        "timestamp": pa.array([], pa.timestamp("ns", tz="UTC")),
+        "event_type": pa.array([], pa.dictionary(pa.int32(), pa.string())),
+    })  # fmt: skip
+
+
+def behaviour_options(builder: FeatureBuilder) -> dict:
+    """The behaviour settings exactly as :meth:`FeatureBuilder._behaviour` passes them."""
+    features = builder.features or FeatureConfig()
+    return dict(
+        windows=tuple(features.windows), attribute_counts=features.attribute_counts or None,
+        decay_half_lives=tuple(features.decay_half_lives), scenarios=features.scenarios or None,
+        velocity=features.velocity,
+    )  # fmt: skip
+
+
+def chunk_features(
+    builder: FeatureBuilder,
+    leads: pd.DataFrame,
+    events: pa.Table | None,
+    outcomes: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    source: str = "<events>",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Snapshots (``lead_id``, ``as_of``) of the open leads of a chunk and their features.
+
+    ``leads`` are validated leads (any order), ``events`` their events as Arrow (``lead_id``
+    plain or dictionary text), ``outcomes`` their closings (only ``closed_at`` is read).
+    """
+    snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of)
+    positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
+    rows = leads.iloc[positions].reset_index(drop=True)
+    profile = profile_features(builder, rows)
+    keys = pa.table({
+        "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
+        "as_of": pa.array(_ns(snapshots["as_of"]), pa.int64()),
+        "created_at": pa.array(_ns(rows["created_at"]), pa.int64()),
+    })  # fmt: skip
+    behaviour, _ = arrow_features(keys, events if events is not None else empty_events(),
+                                  builder.event_types_, source, **behaviour_options(builder))  # fmt: skip
+    behaviour.index = profile.index
+    features = pd.concat([profile, behaviour], axis=1)[builder.feature_names_]
+    return snapshots, features
+
+
+def check_chunk(
+    builder: FeatureBuilder,
+    snapshots: pd.DataFrame,
+    features: pd.DataFrame,
+    leads: pd.DataFrame,
+    events: pa.Table | None,
+    *,
+    sample: int = 200,
+) -> None:
+    """Recompute the first ``sample`` rows with ``FeatureBuilder.transform``; raise if any value differs."""
+    head = snapshots.head(sample)
+    if head.empty:
+        return
+    mine = leads.loc[leads["lead_id"].isin(head["lead_id"])]
+    their_events = None
+    if events is not None:
+        ids = events.column("lead_id").cast(pa.string())
+        wanted = pa.array(head["lead_id"].to_numpy(dtype=object), pa.string())
+        their_events = events.filter(pc.is_in(ids, value_set=wanted)).to_pandas()
+        their_events["lead_id"] = their_events["lead_id"].astype(str)
+    expected = builder.transform(head, mine, their_events)
+    for name in builder.feature_names_:
+        got, want = features[name].iloc[: len(head)], expected[name]
+        if isinstance(want.dtype, pd.CategoricalDtype):
+            same = got.astype(str).to_numpy() == want.astype(str).to_numpy()
+        else:
+            a, b = got.to_numpy(dtype=float), want.to_numpy(dtype=float)
+            same = (a == b) | (np.isnan(a) & np.isnan(b))
+        if not same.all():
+            row = int(np.flatnonzero(~same)[0])
+            raise ModelError(
+                f"feature {name!r} of lead {head['lead_id'].iloc[row]!r}: the batch path gives "
+                f"{got.iloc[row]!r}, FeatureBuilder.transform {want.iloc[row]!r}; this is a leadml bug, "
+                "please report it"
+            )
+
+
+def spec_differences(expected: dict, found: dict) -> list[str]:
+    """How the feature spec ``found`` differs from the model's ``expected`` spec, in short phrases."""
+    notes = []
+    for key in sorted(set(expected.get("settings", {})) | set(found.get("settings", {}))):
+        a, b = expected.get("settings", {}).get(key), found.get("settings", {}).get(key)
+        if a != b:
+            notes.append(f"features.{key}: model {a!r}, features {b!r}")
+    a_names = [name for name, _ in expected.get("features", [])]
+    b_names = [name for name, _ in found.get("features", [])]
+    lacking = [n for n in a_names if n not in b_names]
+    extra = [n for n in b_names if n not in a_names]
+    if lacking:
+        notes.append(f"{len(lacking)} model features missing (first: {lacking[:5]})")
+    if extra:
+        notes.append(f"{len(extra)} features the model does not know (first: {extra[:5]})")
+    if not lacking and not extra and a_names != b_names:
+        notes.append("the same features in another order")
+    for key in ("event_types", "flat"):
+        if expected.get(key) != found.get(key):
+            notes.append(f"{key}: model {expected.get(key)!r}, features {found.get(key)!r}")
+    levels_a, levels_b = expected.get("levels", {}), found.get("levels", {})
+    for column in sorted(set(levels_a) | set(levels_b)):
+        if levels_a.get(column) != levels_b.get(column):
+            notes.append(f"levels of {column!r}: model {levels_a.get(column)!r}, features {levels_b.get(column)!r}")
+    kinds_a, kinds_b = dict(map(tuple, expected.get("features", []))), dict(map(tuple, found.get("features", [])))
+    for name in a_names:
+        if name in kinds_b and kinds_a[name] != kinds_b[name]:
+            notes.append(f"{name!r} is {kinds_a[name]} in the model, {kinds_b[name]} in the features")
+    return notes or ["the specs differ in a detail (compare FeatureBuilder.spec() of both)"]

@@ -1,0 +1,61 @@
+"""From score to action: the sub-scores, grid tier, next action and deadline of each scored lead.
+
+Beside its probability and tier, every scored lead gets ``fit_score`` and ``engagement_score``
+(0-100, :mod:`leadml.modeling.subscores`), ``grid_tier`` (``A1`` .. ``C3``, bands from
+``mql.grid``), ``next_action`` (the action of its tier) and ``due_at`` (as_of + the tier's
+``within_hours``). The action and deadline of a tier are read from the pipeline being scored, so a
+change in the sales process needs no retraining; a tier the pipeline does not name keeps the
+action stored with the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from leadml.core.config import PipelineConfig, TierConfig
+
+__all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
+
+DECISION_COLUMNS = ("fit_score", "engagement_score", "grid_tier", "next_action", "due_at")
+
+
+def tier_actions(tiers: Sequence[str], as_of: pd.Timestamp, pipeline_tiers: Sequence[TierConfig],
+                 model_tiers: Sequence[TierConfig] = ()) -> pd.DataFrame:
+    """``next_action`` and ``due_at`` of leads by their tier name (missing where the tier has none).
+
+    Example:
+        >>> t = [TierConfig(name="MQL", min="mql", action="Call", within_hours=24), TierConfig(name="rest")]
+        >>> tier_actions(["MQL", "rest"], pd.Timestamp("2026-06-01", tz="UTC"), t).to_dict("list")
+        {'next_action': ['Call', None], 'due_at': [Timestamp('2026-06-02 00:00:00+0000', tz='UTC'), NaT]}
+    """
+    known = {tier.name: tier for tier in model_tiers}
+    known.update({tier.name: tier for tier in pipeline_tiers})
+    names = pd.Series(np.asarray(tiers, dtype=object))
+    action = names.map({name: tier.action for name, tier in known.items()})
+    hours = names.map({name: tier.within_hours for name, tier in known.items()}).astype(float)
+    due = as_of + pd.to_timedelta(hours.to_numpy(), unit="h")
+    return pd.DataFrame({
+        "next_action": action.astype(object).where(action.notna(), None).tolist(),
+        "due_at": pd.DatetimeIndex(due).as_unit("ns"),
+    })  # fmt: skip
+
+
+def decision_columns(scoring, config: PipelineConfig, features: pd.DataFrame, tiers: Sequence[str],
+                     as_of: pd.Timestamp, *, subscores: bool = True, matrix: np.ndarray | None = None) -> pd.DataFrame:
+    """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order;
+    ``matrix``: the booster's input for ``features`` when the caller has built it already)."""
+    from leadml.modeling.subscores import subscores as model_subscores
+
+    n = len(features)
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    sub = model_subscores(scoring, features, config.mql.grid, matrix=matrix) if subscores and n else None
+    for name in ("fit_score", "engagement_score"):
+        out[name] = pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
+    out["grid_tier"] = sub["grid_tier"].to_numpy(dtype=object) if sub is not None else np.full(n, None, dtype=object)
+    actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
+    out["next_action"] = actions["next_action"].to_numpy(dtype=object)
+    out["due_at"] = actions["due_at"].to_numpy()
+    return out

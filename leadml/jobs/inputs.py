@@ -1,0 +1,349 @@
+"""The inputs of a batch job, chunk by chunk: leads sorted by ``lead_id`` with their events.
+
+A scoring job must not hold every event in memory. When the leads and the events are Parquet
+files whose row groups are ordered by ``lead_id`` (the row-group statistics say so; the simulator
+and any file written from a validated, sorted frame are), both are read as a merge: a chunk is a
+run of whole leads row groups, and the events are read row group by row group until every event
+of the chunk's last lead is in, the rest of the last group being kept for the next chunk. Memory
+holds one chunk of leads and about one chunk of events, whatever the number of leads.
+
+Files that are not ordered that way (or CSV, or the simulator) are read whole, validated by the
+data contract, sorted, and then served in the same chunks: the job works, but its memory grows
+with the data; :attr:`Inputs.notes` says which table was read whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from leadml.data.merge import Chunk, merge_chunks, read_ahead
+from leadml.core.config import DataConfig, FeatureConfig
+from leadml.data import contract
+from leadml.data.columns import parse_lead_ids, parse_timestamps
+from leadml.core.errors import LeadDataError
+from leadml.features.behaviour.features import parse_step
+from leadml.features.behaviour.parquet import KEYS
+from leadml.features.behaviour.parquet import event_columns as parquet_event_columns
+
+log = logging.getLogger("leadml.jobs.score")
+
+
+# -- events ------------------------------------------------------------------------------------
+def _row_group_bounds(file: pq.ParquetFile, column: str) -> list[tuple[str, str]] | None:
+    """``(min, max)`` of ``column`` in every row group, or None when a group has no statistics."""
+    position = file.schema_arrow.get_field_index(column)
+    if position < 0:
+        return None
+    bounds = []
+    for k in range(file.metadata.num_row_groups):
+        group = file.metadata.row_group(k)
+        if group.num_rows == 0:
+            continue
+        stats = group.column(position).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+            return None
+        bounds.append((stats.min, stats.max))
+    return bounds
+
+
+def _ordered(bounds: list[tuple[str, str]] | None, strict: bool) -> bool:
+    if bounds is None:
+        return False
+    pairs = zip(bounds[:-1], bounds[1:])
+    return all((a[1] < b[0]) if strict else (a[1] <= b[0]) for a, b in pairs)
+
+
+def _at_most(ids: pa.ChunkedArray, last: str) -> np.ndarray:
+    """``ids <= last`` as a numpy mask, comparing each row group's dictionary once."""
+    parts = []
+    for chunk in ids.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            below = np.append(np.asarray(pc.less_equal(chunk.dictionary, last), dtype=bool), False)
+            indices = np.asarray(pc.fill_null(chunk.indices, -1) if chunk.null_count else chunk.indices)
+            parts.append(below[indices])
+        else:
+            parts.append(np.asarray(pc.fill_null(pc.less_equal(chunk, last), False), dtype=bool))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+class ParquetEvents:
+    """Events from a Parquet file whose row groups are ordered by ``lead_id``, read lead range by range."""
+
+    def __init__(self, path: Path, columns: Sequence[str], strings: Sequence[str]):
+        self.path = path
+        self.file = pq.ParquetFile(path, read_dictionary=list(strings))
+        self.columns = list(columns)
+        groups = [k for k in range(self.file.metadata.num_row_groups) if self.file.metadata.row_group(k).num_rows]
+        self.groups = groups
+        self.bounds = _row_group_bounds(self.file, "lead_id") or []
+        self.next = 0
+        self.buffer: pa.Table | None = None
+
+    def take_until(self, last: str) -> pa.Table:
+        """Every not yet taken event whose ``lead_id <= last``."""
+        parts = [self.buffer] if self.buffer is not None else []
+        while self.next < len(self.groups) and self.bounds[self.next][0] <= last:
+            parts.append(self.file.read_row_group(self.groups[self.next], columns=self.columns))
+            self.next += 1
+        if not parts:
+            return self.file.schema_arrow.empty_table().select(self.columns)
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        mine = _at_most(table.column("lead_id"), last)
+        taken = int(mine.sum())
+        if mine[:taken].all():  # sorted within the groups: a prefix, no copy
+            self.buffer = table.slice(taken) if taken < table.num_rows else None
+            return table.slice(0, taken)
+        self.buffer = table.filter(pa.array(~mine)) if taken < table.num_rows else None
+        return table.filter(pa.array(mine))
+
+    def remaining(self) -> int:
+        """Events not taken so far (they belong to no lead of the file)."""
+        rest = sum(self.file.metadata.row_group(k).num_rows for k in self.groups[self.next :])
+        return rest + (self.buffer.num_rows if self.buffer is not None else 0)
+
+
+class TableEvents:
+    """Events held in memory as an Arrow table sorted by ``lead_id``, served lead range by range."""
+
+    def __init__(self, table: pa.Table):
+        self.table = table
+        self.ids = table.column("lead_id")
+        self.position = 0
+
+    def _upper(self, last: str) -> int:
+        lo, hi = self.position, self.table.num_rows
+        while lo < hi:  # bisection over the sorted ids: log2(n) Python steps a chunk
+            mid = (lo + hi) // 2
+            if self.ids[mid].as_py() <= last:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def take_until(self, last: str) -> pa.Table:
+        stop = self._upper(last)
+        taken = self.table.slice(self.position, stop - self.position)
+        self.position = stop
+        return taken
+
+    def remaining(self) -> int:
+        return self.table.num_rows - self.position
+
+
+# -- leads -------------------------------------------------------------------------------------
+def _sorted_leads(leads: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Leads sorted by ``lead_id``; a duplicate id raises naming the file."""
+    ordered = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    ids = ordered["lead_id"]
+    repeated = (ids.to_numpy()[1:] == ids.to_numpy()[:-1]) if len(ids) > 1 else np.zeros(0, bool)
+    if repeated.any():
+        examples = ", ".join(map(repr, pd.unique(ids.to_numpy()[1:][repeated])[:3]))
+        raise LeadDataError(f"{source}: column 'lead_id' has duplicate ids ({examples}); every lead needs one row")
+    return ordered
+
+
+def _parquet_lead_chunks(
+    path: Path, columns: Sequence[str], chunk_leads: int, source: str
+) -> Iterator[pd.DataFrame]:
+    """Validated lead chunks of whole row groups (the groups' ranges of ``lead_id`` are ordered)."""
+    file = pq.ParquetFile(path)
+    groups = [k for k in range(file.metadata.num_row_groups) if file.metadata.row_group(k).num_rows]
+    batch: list[int] = []
+    rows = 0
+    for k in groups:
+        batch.append(k)
+        rows += file.metadata.row_group(k).num_rows
+        if rows >= chunk_leads or k == groups[-1]:
+            leads = file.read_row_groups(batch, columns=list(columns)).to_pandas()
+            yield _sorted_leads(_validated_leads(leads, source), source)
+            batch, rows = [], 0
+
+
+def _validated_leads(leads: pd.DataFrame, source: str) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", contract.LeadDataWarning)
+        return contract.validate_leads(leads, source=source)
+
+
+def _frame_lead_chunks(leads: pd.DataFrame, chunk_leads: int, source: str) -> Iterator[pd.DataFrame]:
+    ordered = _sorted_leads(leads, source)
+    for first in range(0, len(ordered), chunk_leads):
+        yield ordered.iloc[first : first + chunk_leads].reset_index(drop=True)
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+class Closings:
+    """When leads closed (only closings before ``as_of`` matter: those leads are not scored)."""
+
+    def __init__(self, outcomes: pd.DataFrame | None, as_of: pd.Timestamp):
+        if outcomes is None or not len(outcomes):
+            self.closed_at = None
+            return
+        early = (outcomes["closed_at"] < as_of).to_numpy()
+        self.closed_at = pd.Series(
+            outcomes.loc[early, "closed_at"].array, index=pd.Index(outcomes.loc[early, "lead_id"].astype(str))
+        )
+
+    def of(self, lead_ids: pd.Series) -> pd.DataFrame | None:
+        """Outcome rows (``lead_id``, ``outcome``, ``closed_at``) of these leads that closed before as_of."""
+        if self.closed_at is None:
+            return None
+        found = self.closed_at.index.get_indexer(lead_ids.to_numpy())
+        hit = found >= 0
+        closed = self.closed_at.iloc[found[hit]].reset_index(drop=True)
+        # outcome 1: snapshots.stage_times fails on outcomes that are all lost (an all-NaT column);
+        # the value does not matter, these leads are dropped as closed before as_of
+        return pd.DataFrame({"lead_id": lead_ids.to_numpy()[hit], "outcome": np.ones(int(hit.sum()), np.int8),
+                             "closed_at": closed})  # fmt: skip
+
+
+def _parquet_closings(path: Path, as_of: pd.Timestamp) -> Closings:
+    file = pq.ParquetFile(path)
+    missing = [c for c in ("lead_id", "closed_at") if c not in file.schema_arrow.names]
+    if missing:
+        raise LeadDataError(
+            f"{path}: missing required column(s) {', '.join(map(repr, missing))} in the outcomes table "
+            f"(columns present: {', '.join(file.schema_arrow.names[:12])})"
+        )
+    outcomes = file.read(columns=["lead_id", "closed_at"]).to_pandas()
+    outcomes["lead_id"] = parse_lead_ids(outcomes, str(path))
+    outcomes["closed_at"] = parse_timestamps(outcomes, "closed_at", str(path))
+    return Closings(outcomes, as_of)
+
+
+# -- choosing how to read ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Inputs:
+    """How a job reads its data: the total leads (for progress) and the chunk iterator's parts."""
+
+    total_leads: int
+    streamed: bool
+    lead_chunks: Iterator[pd.DataFrame]
+    events: object | None
+    closings: Closings
+    events_source: str
+    on_orphans: str
+    notes: tuple[str, ...] = ()
+
+    def chunks(self, prefetch: bool = True) -> Iterator[Chunk]:
+        """The chunks; with ``prefetch`` the next one is read in a thread while the caller works."""
+        chunks = merge_chunks(self.lead_chunks, self.events, self.closings,
+                              events_source=self.events_source, on_orphans=self.on_orphans)  # fmt: skip
+        return read_ahead(chunks) if prefetch else chunks
+
+
+def _is_parquet(path: Path | None) -> bool:
+    return path is not None and path.suffix.lower() in (".parquet", ".pq") and path.is_file()
+
+
+def lead_columns(path: Path, wanted: Sequence[str]) -> list[str]:
+    """The wanted columns that the leads file has, with the contract's keys first."""
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [c for c in contract.LEADS_REQUIRED if c not in names]
+    if missing:
+        raise LeadDataError(
+            f"{path}: missing required column(s) {', '.join(map(repr, missing))} in the leads table "
+            f"(columns present: {', '.join(names[:12])})"
+        )
+    return list(dict.fromkeys([*contract.LEADS_REQUIRED, *(c for c in wanted if c in names)]))
+
+
+def open_inputs(
+    data: DataConfig,
+    as_of: pd.Timestamp,
+    *,
+    lead_fields: Sequence[str],
+    features: FeatureConfig,
+    chunk_leads: int,
+) -> Inputs:
+    """Plan the reading of a pipeline's three tables for a job at ``as_of``.
+
+    ``lead_fields`` are the profile columns the features need; ``features`` (the model's
+    behaviour settings) name the event attributes to read.
+    """
+    leads_path, events_path = data.leads, data.events
+    streamable = (
+        data.source == "tables" and not data.columns and _is_parquet(leads_path)
+        and (events_path is None or _is_parquet(events_path))
+        and (data.outcomes is None or _is_parquet(data.outcomes))
+    )  # fmt: skip
+    notes: list[str] = []
+    if streamable:
+        leads_file = pq.ParquetFile(leads_path)
+        total = leads_file.metadata.num_rows
+        columns = lead_columns(leads_path, lead_fields)
+        if _ordered(_row_group_bounds(leads_file, "lead_id"), strict=True):
+            lead_chunks = _parquet_lead_chunks(leads_path, columns, chunk_leads, str(leads_path))
+        else:
+            notes.append(f"{leads_path}: row groups are not ordered by lead_id; the leads are read whole")
+            leads = _validated_leads(leads_file.read(columns=columns).to_pandas(), str(leads_path))
+            lead_chunks = _frame_lead_chunks(leads, chunk_leads, str(leads_path))
+        events = None
+        if events_path is not None:
+            event_columns = parquet_event_columns(events_path, features.attribute_counts, features.scenarios)
+            events_file = pq.ParquetFile(events_path)
+            if _ordered(_row_group_bounds(events_file, "lead_id"), strict=False):
+                events = ParquetEvents(events_path, *event_columns)
+            else:
+                notes.append(f"{events_path}: row groups are not ordered by lead_id; the events are read whole "
+                             "(write them sorted by lead_id to stream them)")  # fmt: skip
+                table = pq.read_table(events_path, columns=event_columns[0], read_dictionary=event_columns[1])
+                events = TableEvents(_sort_events(table))
+        closings = _parquet_closings(data.outcomes, as_of) if data.outcomes is not None else Closings(None, as_of)
+        return Inputs(total, True, lead_chunks, events, closings, str(events_path), data.on_orphans, tuple(notes))
+    from leadml.data.sources import load_pipeline_data
+
+    loaded = load_pipeline_data(data, need_outcomes=False)
+    return frame_inputs(loaded.leads, loaded.events, loaded.outcomes, as_of, features=features,
+                        chunk_leads=chunk_leads, source=str(events_path or "<events>"))  # fmt: skip
+
+
+def frame_inputs(
+    leads: pd.DataFrame,
+    events: pd.DataFrame | None,
+    outcomes: pd.DataFrame | None,
+    as_of: pd.Timestamp,
+    *,
+    features: FeatureConfig,
+    chunk_leads: int,
+    source: str = "<events>",
+) -> Inputs:
+    """Inputs from validated frames in memory (the simulator, CSV files, a notebook's tables)."""
+    table = None
+    if events is not None:
+        wanted = frame_event_columns(events.columns, features)
+        with warnings.catch_warnings():  # pyarrow reads Series.values of the tz-aware timestamps
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            table = TableEvents(_sort_events(pa.Table.from_pandas(events[wanted], preserve_index=False)))
+    return Inputs(len(leads), False, _frame_lead_chunks(leads, chunk_leads, "<leads>"), table,
+                  Closings(outcomes, as_of), source, "drop")  # fmt: skip
+
+
+def frame_event_columns(columns: Sequence[str], features: FeatureConfig) -> list[str]:
+    """The events columns the features read: the keys, counted attributes, all of them for ``type[value]`` steps."""
+    wanted = {column for by_column in features.attribute_counts.values() for column in by_column}
+    steps = [parse_step(step, name) for name, path in features.scenarios.items() for step in path]
+    if any(value is not None for _, value in steps):
+        wanted |= set(columns)
+    return [c for c in (*KEYS, *sorted(wanted - set(KEYS))) if c in columns]
+
+
+def _sort_events(table: pa.Table) -> pa.Table:
+    """Events with ``lead_id`` as text, sorted by it (kept as they are when they already are)."""
+    ids = table.column("lead_id")
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        ids = ids.cast(pa.string())  # dictionary-encoded or numeric ids: compared as text, like the leads'
+        table = table.set_column(table.schema.get_field_index("lead_id"), "lead_id", ids)
+    if len(ids) < 2 or not pc.any(pc.less(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py():
+        return table
+    return table.take(pc.sort_indices(ids))

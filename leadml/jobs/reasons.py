@@ -1,0 +1,54 @@
+"""The reasons step of the scoring job: which leads get reasons, and their reason columns.
+
+Reasons (SHAP, :mod:`leadml.explain`) cost about a hundred predictions per lead, so by default only
+the MQLs and the top 20 % by probability get them; the other rows keep empty reason columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["REASON_COLUMNS", "ReasonsStep", "default_reasons"]
+
+REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "counter_reason_1", "counter_reason_2", "reasons")
+ReasonsStep = Callable[[object, pd.DataFrame, np.ndarray], pd.DataFrame]
+
+
+def default_reasons(which: str = "default") -> ReasonsStep | None:
+    """The reasons step of :mod:`leadml.explain`, when that module offers it (else None).
+
+    ``which`` picks the leads explained (SHAP costs ~100x a prediction): ``default`` (the MQLs and
+    the top 20 %), ``all``, ``mql``, ``top:N`` or ``top:N%``; the other rows get empty reasons.
+    """
+    try:
+        from leadml.modeling.contributions import explain_margin
+        from leadml.explain.sentences import reason_table, rows_to_explain
+    except ImportError:
+        return None
+    try:  # an unknown selection fails before any work
+        rows_to_explain(np.zeros(0), None, which)
+    except ValueError as exc:
+        from leadml.core.errors import ConfigError
+
+        raise ConfigError(f"--reasons: {exc}") from None
+
+    def step(scoring, features: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
+        info = scoring.builder.feature_info_
+        rows = rows_to_explain(probability, scoring.threshold, which)
+        if len(rows) == len(features):
+            contributions = explain_margin(scoring.model, features, info)
+            return reason_table(contributions, features, info, probability=probability, threshold=scoring.threshold)
+        out = pd.DataFrame(index=features.index, columns=list(REASON_COLUMNS), dtype=object)
+        if len(rows):
+            chosen = features.iloc[rows]
+            contributions = explain_margin(scoring.model, chosen, info)
+            table = reason_table(contributions, chosen, info, probability=probability[rows], threshold=scoring.threshold)
+            for name in REASON_COLUMNS:
+                if name in table.columns:
+                    out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()
+        return out
+
+    return step

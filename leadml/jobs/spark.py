@@ -1,0 +1,359 @@
+"""The batch job on Apache Spark: the same features per lead, scored through the registered pyfunc.
+
+For event tables that do not fit one machine. The choice made here: Spark does the reading, the
+shuffle and the parallelism, and the features themselves come from the *same* Python code as the
+pandas engine, so the two cannot drift apart:
+
+1. leads and events are read from Parquet; each lead gets a bucket, ``pmod(xxhash64(lead_id), n)``,
+   and its closing time (a left join with the outcomes);
+2. ``groupBy(bucket).cogroup(...).applyInPandas`` hands every bucket's leads and events to
+   :func:`~leadml.features.chunk.chunk_features` (the model's fitted FeatureBuilder, the Arrow
+   timeline kernel): one row per open lead, categoricals as text, numbers as doubles;
+3. ``mlflow.pyfunc.spark_udf(..., env_manager="local")`` scores the feature columns with the
+   registered model; reasons, when asked for, are added by ``mapInPandas`` with the same model;
+4. the rows are sorted by ``lead_id`` and written as a Parquet folder, first under a temporary
+   name in the output's folder and then renamed into place.
+
+Local mode (``local[2]``) by default; any master through ``spark_master`` or ``SPARK_MASTER``.
+The workers run this interpreter (``PYSPARK_PYTHON`` is set before the session starts).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from leadml.core.errors import ConfigError, LeadDataError
+
+BUCKET_LEADS = 50_000
+CLOSED = "__closed_at"
+BUCKET = "__bucket"
+
+
+def spark_session(master: str | None = None, app_name: str = "leadml", conf: dict[str, str] | None = None):
+    """The Spark session (created once per process): ``master``, else ``SPARK_MASTER``, else ``local[2]``.
+
+    ``conf`` adds Spark settings (``{"spark.local.dir": ...}`` for the scratch files, say).
+
+    Raises:
+        ConfigError: pyspark is not installed (``pip install leadml[spark]``) or Java is missing.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ConfigError("the Spark engine needs pyspark: pip install 'leadml[spark]'") from exc
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # workers must import pandas, pyarrow and leadml
+    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise ConfigError("the Spark engine needs Java (17 or later) on the PATH or in JAVA_HOME")
+    builder = (
+        SparkSession.builder.master(master or os.environ.get("SPARK_MASTER") or "local[2]").appName(app_name)
+        .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.legacy.parquet.nanosAsLong", "true")  # ns timestamps arrive as int64, exact
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # read back as UTC instants
+    )  # fmt: skip
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+# -- reading -----------------------------------------------------------------------------------
+def _parquet_tables(config) -> tuple[Path, Path | None, Path | None]:
+    data = config.data
+    paths = [data.leads, data.events, data.outcomes]
+    if data.source != "tables" or any(p is not None and p.suffix.lower() not in (".parquet", ".pq") for p in paths):
+        raise ConfigError(
+            f"{config.name}: the Spark engine reads Parquet tables (data.source: tables with .parquet "
+            "leads, events and outcomes files); convert the data or use --engine pandas"
+        )
+    if data.columns:
+        raise ConfigError(f"{config.name}: data.columns (renamed columns) is not supported by the Spark engine")
+    return data.leads, data.events, data.outcomes
+
+
+def _inputs(spark, config, builder, n_buckets: int | None):
+    """Leads (with bucket and closing time) and events (with bucket) as Spark frames."""
+    from pyspark.sql import functions as F
+
+    from leadml.features.chunk import lead_fields
+    from leadml.jobs.inputs import frame_event_columns
+    from leadml.core.config import FeatureConfig
+
+    leads_path, events_path, outcomes_path = _parquet_tables(config)
+    leads = spark.read.parquet(str(leads_path))
+    missing = [c for c in ("lead_id", "created_at") if c not in leads.columns]
+    if missing:
+        raise LeadDataError(f"{leads_path}: missing required column(s) {missing} in the leads table "
+                            f"(columns present: {leads.columns[:12]})")  # fmt: skip
+    wanted = ["lead_id", "created_at", *(c for c in lead_fields(builder) if c in leads.columns)]
+    leads = leads.select(*dict.fromkeys(wanted))
+    leads = leads.withColumn("lead_id", F.col("lead_id").cast("string"))
+    if outcomes_path is not None:
+        closed = spark.read.parquet(str(outcomes_path))
+        closed = closed.select(F.col("lead_id").cast("string"), F.col("closed_at").alias(CLOSED))
+        leads = leads.join(closed, "lead_id", "left")
+    else:
+        leads = leads.withColumn(CLOSED, F.lit(None).cast("timestamp"))
+    buckets = n_buckets or max(2 * spark.sparkContext.defaultParallelism, math.ceil(leads.count() / BUCKET_LEADS))
+    bucket = F.pmod(F.xxhash64("lead_id"), F.lit(buckets))
+    events = None
+    if events_path is not None:
+        events = spark.read.parquet(str(events_path))
+        wanted = frame_event_columns(events.columns, builder.features or FeatureConfig())
+        events = events.select(*wanted).withColumn("lead_id", F.col("lead_id").cast("string"))
+        events = events.withColumn(BUCKET, bucket)
+    return leads.withColumn(BUCKET, bucket), events, buckets
+
+
+def _feature_schema(builder):
+    from pyspark.sql.types import DoubleType, StringType, StructField, StructType, TimestampType
+
+    kinds = {info.name: info.kind for info in builder.feature_info_}
+    fields = [StructField("lead_id", StringType()), StructField("as_of", TimestampType())]
+    fields += [StructField(name, StringType() if kinds.get(name) == "categorical" else DoubleType())
+               for name in builder.feature_names_]  # fmt: skip
+    return StructType(fields)
+
+
+def utc(values: pd.Series) -> pd.Series:
+    """Timestamps from Spark as UTC: int64 nanoseconds (Parquet ns timestamps) or datetimes."""
+    if pd.api.types.is_integer_dtype(values) or (values.dtype == object and values.isna().all()):
+        return pd.to_datetime(values.astype("Int64"), unit="ns", utc=True)
+    return pd.to_datetime(values, utc=True)
+
+
+def bucket_features(builder, as_of: pd.Timestamp, event_columns: list[str]):
+    """The function each bucket runs (on a worker): its leads and events in, features of its open leads out."""
+    import pyarrow as pa
+
+    from leadml.features.chunk import chunk_features
+    from leadml.data.contract import validate_leads
+
+    columns = ["lead_id", "as_of", *builder.feature_names_]
+    categorical = {info.name for info in builder.feature_info_ if info.kind == "categorical"}
+
+    def run(leads: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+        if leads.empty:
+            return pd.DataFrame({name: pd.Series(dtype=object if name != "as_of" else "datetime64[ns, UTC]")
+                                 for name in columns})  # fmt: skip
+        closed_at = utc(leads[CLOSED])
+        profile = validate_leads(leads.drop(columns=[CLOSED, BUCKET]).assign(created_at=utc(leads["created_at"])),
+                                 source="<leads on Spark>")  # fmt: skip
+        early = (closed_at < as_of).to_numpy()
+        outcomes = pd.DataFrame({"lead_id": profile["lead_id"].to_numpy()[early],
+                                 "outcome": np.ones(int(early.sum()), np.int8),
+                                 "closed_at": closed_at[early].reset_index(drop=True)})  # fmt: skip
+        table = None
+        if len(events):
+            events = events.assign(timestamp=utc(events["timestamp"]))
+            present = [c for c in event_columns if c in events.columns]
+            table = pa.Table.from_pandas(events[present], preserve_index=False)
+        snapshots, features = chunk_features(builder, profile, table, outcomes if len(outcomes) else None, as_of)
+        out = {"lead_id": snapshots["lead_id"].astype(object), "as_of": snapshots["as_of"]}
+        for name in builder.feature_names_:
+            values = features[name]
+            if name in categorical:
+                out[name] = values.astype(object).where(values.notna(), None)
+            else:
+                out[name] = values.astype("float64")
+        return pd.DataFrame(out)[columns]
+
+    return run
+
+
+def feature_frame(spark, config, builder, as_of: pd.Timestamp, *, n_buckets: int | None = None):
+    """A Spark frame of ``lead_id``, ``as_of`` and the builder's features of the open leads at ``as_of``."""
+    leads, events, _ = _inputs(spark, config, builder, n_buckets)
+    if events is None:
+        events = spark.createDataFrame([], "lead_id string, timestamp timestamp, event_type string, __bucket long")
+    event_columns = [c for c in events.columns if c != BUCKET]
+    run = bucket_features(builder, as_of, event_columns)
+    return leads.groupBy(BUCKET).cogroup(events.groupBy(BUCKET)).applyInPandas(run, _feature_schema(builder))
+
+
+# -- writing -----------------------------------------------------------------------------------
+@contextlib.contextmanager
+def folder_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".leadml-tmp-", dir=target.parent))
+    try:
+        yield work / "out"
+        if target.exists():
+            old = work / "previous"
+            os.replace(target, old)
+        os.replace(work / "out", target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def spark_features(
+    pipeline,
+    leads_path: str | os.PathLike | None,
+    events_path: str | os.PathLike | None,
+    as_of: object,
+    out: str | os.PathLike,
+    *,
+    model_uri: str | os.PathLike | None = None,
+    spark_master: str | None = None,
+    n_buckets: int | None = None,
+) -> Path:
+    """``leadml features --engine spark``: the features of every open lead at ``as_of``, as a Parquet folder.
+
+    With ``model_uri`` the model's feature set is used (the features the model scores); else the
+    feature set is fitted as ``leadml features`` fits it (on the pipeline's training snapshots,
+    read once in pandas), so both engines write the same columns and values. The folder also
+    holds ``_leadml_feature_spec.json`` (Spark ignores files starting with ``_``).
+    """
+    from leadml.jobs.feature_files import SPEC_FILE
+    from leadml.core.config import load_pipeline, parse_pipeline
+    from leadml.features.snapshots import to_utc
+
+    stamp = to_utc(as_of)
+    if pipeline is None:
+        if leads_path is None:
+            raise ConfigError("give a pipeline file or --leads (and --events)")
+        data = {"source": "tables", "leads": str(leads_path), **({"events": str(events_path)} if events_path else {})}
+        config = parse_pipeline({"name": "features", "data": data})
+    else:
+        config = pipeline if not isinstance(pipeline, (str, os.PathLike)) else load_pipeline(pipeline)
+    builder = _builder(config, stamp, model_uri)
+    spark = spark_session(spark_master)
+    frame = feature_frame(spark, config, builder, stamp, n_buckets=n_buckets).orderBy("lead_id")
+    with folder_output(out) as folder:
+        frame.write.parquet(str(folder))
+        (folder / SPEC_FILE).write_text(json.dumps(builder.spec(), sort_keys=True, default=str))
+    return Path(out)
+
+
+def _builder(config, stamp: pd.Timestamp, model_uri):
+    if model_uri is not None:
+        from leadml.modeling.loading import check_builder, load_model
+
+        loaded = load_model(config, model_uri)
+        check_builder(loaded.scoring)
+        return loaded.scoring.builder
+    from leadml.data.sources import load_pipeline_data
+    from leadml.features.scoring_set import fitted_builder, open_lead_snapshots
+
+    data = load_pipeline_data(config.data, need_outcomes=False)
+    return fitted_builder(config, data, open_lead_snapshots(data, stamp))
+
+
+# -- scoring -----------------------------------------------------------------------------------
+DECISION_TYPES = {"fit_score": "short", "engagement_score": "short", "grid_tier": "string",
+                  "next_action": "string", "due_at": "timestamp"}  # the pandas engine's decision columns
+def _model_uri(loaded, folder: Path) -> str:
+    """A URI Spark can load: the registry's, or the in-memory model saved as a pyfunc folder."""
+    if loaded.uri.startswith("models:/") and loaded.version:
+        return f"models:/{loaded.name}/{loaded.version}"  # the version the alias pointed to when the job began
+    if loaded.uri != "<in memory>":
+        return loaded.uri
+    import mlflow.pyfunc
+
+    from leadml.modeling.registry import LeadmlPyfunc
+
+    mlflow.pyfunc.save_model(str(folder / "model"), python_model=LeadmlPyfunc(loaded.scoring))
+    return str(folder / "model")
+
+
+def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subscores: bool):
+    """A ``mapInPandas`` function adding the decision columns and (when on) the reason columns."""
+    from leadml.jobs.reasons import default_reasons
+
+    which = reasons if isinstance(reasons, str) else "default"
+    step = reasons if callable(reasons) else default_reasons(which) if reasons else None
+    categorical = set(scoring.categories)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from leadml.jobs.reasons import REASON_COLUMNS
+        from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
+
+        for batch in batches:
+            features = pd.DataFrame({name: pd.Categorical(batch[name], categories=scoring.categories[name])
+                                     if name in categorical else batch[name] for name in feature_names})  # fmt: skip
+            decisions = decision_columns(scoring, config, features, batch["tier"].to_numpy(dtype=object), as_of,
+                                         subscores=subscores) if len(batch) else pd.DataFrame()  # fmt: skip
+            for name in DECISION_COLUMNS:
+                batch[name] = decisions[name].to_numpy() if name in decisions.columns else None
+            explained = step(scoring, features, batch["probability"].to_numpy()) if step and len(batch) else pd.DataFrame()
+            for name in REASON_COLUMNS:
+                batch[name] = explained[name].to_numpy() if name in explained.columns else None
+            yield batch.drop(columns=feature_names)
+
+    return run, step is not None
+
+
+def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None, reasons=True,
+                spark_master: str | None = None, n_buckets: int | None = None, subscores: bool = True,
+                history: bool | None = None):
+    """``leadml score --engine spark``: :func:`~leadml.jobs.score.score_batch` on Spark, into a Parquet folder.
+
+    The rows and columns are those of the pandas engine (``probability`` equal to the last bit);
+    the output is a folder of Parquet part files sorted by ``lead_id``. Drift is left to
+    ``leadml monitor`` (which reads the folder).
+    """
+    from pyspark.sql import functions as F
+
+    from leadml.jobs.reasons import REASON_COLUMNS
+    from leadml.jobs.summary import ScoreSummary
+    from leadml.modeling.loading import check_builder, load_model
+    from leadml.features.snapshots import to_utc
+    from leadml.modeling.registry import _mlflow_at, tracking_uri
+
+    started = time.perf_counter()
+    stamp = to_utc(as_of)
+    loaded = load_model(config, model_uri)
+    check_builder(loaded.scoring)
+    scoring, builder = loaded.scoring, loaded.scoring.builder
+    summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, streamed=True)
+    spark = spark_session(spark_master)
+    features = feature_frame(spark, config, builder, stamp, n_buckets=n_buckets)
+    names = list(scoring.feature_names)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".leadml-model-", dir=Path(out).parent) as folder, \
+            _mlflow_at(tracking_uri(config)):
+        import mlflow.pyfunc
+
+        result = "probability double, score int, tier string, is_mql boolean"
+        udf = mlflow.pyfunc.spark_udf(spark, _model_uri(loaded, Path(folder)), env_manager="local",
+                                      result_type=result)  # fmt: skip
+        scored = features.withColumn("__scores", udf(F.struct(*[F.col(c) for c in names])))
+        scored = scored.select("lead_id", "as_of", F.lit(loaded.name).alias("model_name"),
+                               F.lit(loaded.version).alias("model_version"), "__scores.probability",
+                               F.col("__scores.score").cast("short").alias("score"), "__scores.tier", "__scores.is_mql",
+                               *names)  # fmt: skip
+        step, summary.reasons = _pandas_step(scoring, config, reasons, names, stamp, subscores)
+        schema = scored.drop(*names).schema
+        for name, kind in DECISION_TYPES.items():
+            schema = schema.add(name, kind)
+        for name in REASON_COLUMNS:
+            schema = schema.add(name, "string")
+        scored = scored.mapInPandas(step, schema)
+        with folder_output(out) as target:
+            scored.orderBy("lead_id").write.parquet(str(target))
+    written = spark.read.parquet(str(out))
+    tiers = {row["tier"]: int(row["count"]) for row in written.groupBy("tier").count().collect()}
+    summary.tiers = dict(sorted(tiers.items()))
+    summary.rows = sum(tiers.values())
+    summary.mql = written.filter(F.col("is_mql")).count()
+    summary.seconds = time.perf_counter() - started
+    summary.notes.append("Spark engine: drift is measured by `leadml monitor` on the written scores")
+    from leadml.jobs.history import keep_history
+
+    keep_history(config, summary, history)
+    return summary

@@ -1,0 +1,86 @@
+"""One training run of a pipeline, end to end: data, training set, rules points, models, MLflow.
+
+This is what `leadml train` and `leadml demo` call; notebooks call it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from leadml.core.config import PipelineConfig
+from leadml.data.sources import PipelineData, load_pipeline_data
+from leadml.features.build import TrainSet, build_trainset
+from leadml.modeling.train import TrainingResult, train_models
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """The training set, what the models did on it, and where MLflow holds the run (None: not logged)."""
+
+    trainset: TrainSet
+    result: TrainingResult
+    outcome: object | None
+
+
+def rules_points(config: PipelineConfig, trainset: TrainSet) -> pd.Series | None:
+    """The rules baseline's points of every training row, indexed like the frame (None: no rules file)."""
+    if config.rules is None:
+        return None
+    from leadml.rules.ruleset import RuleSet
+
+    ruleset = RuleSet.load(config.rules)
+    data = trainset.data
+    if data.is_flat:
+        flat = data.flat.set_index("lead_id").loc[trainset.frame["lead_id"]].reset_index()
+        points = ruleset.score_flat(flat)["points"]
+    else:
+        points = ruleset.score_snapshots(trainset.frame[["lead_id", "as_of"]], data.leads, data.events)["points"]
+    return pd.Series(points.to_numpy(dtype=float), index=trainset.frame.index, name="rules__points")
+
+
+def run_training(
+    config: PipelineConfig,
+    *,
+    data: PipelineData | None = None,
+    promote: str = "auto",
+    log: bool = True,
+    n_boot: int = 1000,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingRun:
+    """Build the training set, train rules / logistic / LightGBM, and log the run to MLflow.
+
+    Parameters:
+        promote: ``auto`` (the new model takes ``champion`` when it beats it on the same test
+            snapshots) or ``never``.
+        log: False skips MLflow (for quick experiments).
+    """
+    say = progress or (lambda message: None)
+    say("loading and validating the data")
+    data = data if data is not None else load_pipeline_data(config.data)
+    say("building snapshots and features")
+    trainset = build_trainset(config, data)
+    say("checking for leakage")
+    from leadml.modeling.leakage import check_leakage
+
+    check_leakage(trainset, config)
+    say("scoring the rules baseline on every snapshot")
+    points = rules_points(config, trainset)
+    result = train_models(config, trainset, points, n_boot=n_boot, progress=say)
+    outcome = None
+    if log:
+        say("logging the run to MLflow")
+        outcome = log_run(config, trainset, result, promote=promote)
+    return TrainingRun(trainset=trainset, result=result, outcome=outcome)
+
+
+def log_run(config: PipelineConfig, trainset: TrainSet, result: TrainingResult, *, promote: str = "auto"):
+    """Log a training run to MLflow and register its model (:func:`leadml.modeling.registry.log_training`),
+    with the model card of this version beside it (what ``leadml report`` shows for it)."""
+    from leadml.jobs.model_cards import log_model_card
+    from leadml.modeling.registry import log_training
+
+    return log_training(config, trainset, result, promote=promote,
+                        artifacts=lambda mlflow: log_model_card(mlflow, config, trainset, result))

@@ -1,0 +1,111 @@
+"""The drift reference a model carries: how its training snapshots were distributed.
+
+Made once, at training time, from the training snapshots (:func:`training_reference`): for every
+numeric feature the deciles of its values (bin edges) and the share in each bin (missing values are
+a bin of their own); for every categorical feature the share of each level; and the same for the
+model's probability. It is small (a few KB) and travels with the model
+(``LeadScoringModel.drift_reference``, also logged as ``monitor/reference.json``). A scoring batch is
+compared with it by :mod:`leadml.jobs.drift` through :func:`psi`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["FLOOR", "REFERENCE_VERSION", "SCORE", "column_reference", "make_reference", "model_reference", "psi",
+           "training_reference"]
+
+FLOOR = 1e-4
+SCORE = "probability"
+REFERENCE_VERSION = 1
+
+
+def _numeric_edges(values: np.ndarray, bins: int) -> np.ndarray:
+    known = values[~np.isnan(values)]
+    if not len(known):
+        return np.zeros(0)
+    return np.unique(np.quantile(known, np.arange(1, bins) / bins))
+
+
+def _numeric_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Rows per bin: ``len(edges) + 1`` value bins (``x < edges[0]``, ...), then missing."""
+    values = np.asarray(values, dtype=float)
+    missing = np.isnan(values)
+    positions = np.searchsorted(edges, values[~missing], side="right")
+    counts = np.bincount(positions, minlength=len(edges) + 1)
+    return np.append(counts, missing.sum())
+
+
+def _categorical_counts(values: pd.Series, levels: list[str]) -> np.ndarray:
+    """Rows per level, then rows of any other value (or missing)."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and list(values.cat.categories.astype(str)) == levels:
+        codes = values.cat.codes.to_numpy()  # the features' own categories: no text to compare
+    else:
+        text = values.astype(object).where(values.notna(), None)
+        codes = pd.Categorical(text.astype(str).where(values.notna(), None), categories=levels).codes
+    return np.bincount(np.where(codes < 0, len(levels), codes), minlength=len(levels) + 1)
+
+
+def column_reference(values: pd.Series | np.ndarray, bins: int = 10) -> dict:
+    """The bins and reference shares of one column (categorical when it is a pandas Categorical)."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        levels = [str(c) for c in values.cat.categories]
+        counts = _categorical_counts(values, levels)
+        return {"kind": "categorical", "levels": levels, "shares": (counts / max(counts.sum(), 1)).tolist()}
+    numbers = np.asarray(values, dtype=float)
+    edges = _numeric_edges(numbers, bins)
+    counts = _numeric_counts(numbers, edges)
+    return {"kind": "numeric", "edges": edges.tolist(), "shares": (counts / max(counts.sum(), 1)).tolist()}
+
+
+def make_reference(features: pd.DataFrame, probability: np.ndarray, *, bins: int = 10, rows: str = "") -> dict:
+    """The drift reference of some snapshots: every feature column and the probability.
+
+    Example:
+        >>> features = pd.DataFrame({"visits": np.arange(100.0), "level": pd.Categorical(["a", "b"] * 50)})
+        >>> reference = make_reference(features, np.linspace(0, 1, 100))
+        >>> reference["columns"]["level"]["shares"]
+        [0.5, 0.5, 0.0]
+    """
+    columns = {name: column_reference(features[name], bins) for name in features.columns}
+    columns[SCORE] = column_reference(np.asarray(probability, dtype=float), bins)
+    return {"version": REFERENCE_VERSION, "rows": int(len(features)), "snapshots": rows, "columns": columns}
+
+
+def training_reference(trainset, scoring, *, split: str = "train", max_rows: int = 200_000, seed: int = 0) -> dict:
+    """The reference of a training run: the features and probabilities of its ``train`` snapshots.
+
+    :meth:`~leadml.modeling.scoring_model.LeadScoringModel.from_training` makes it when the model is
+    packed and keeps it with the model (``scoring.drift_reference``); the registry logs it as
+    ``monitor/reference.json``.
+    """
+    frame = trainset.frame
+    rows = np.flatnonzero((frame["split"] == split).to_numpy())
+    if not len(rows):
+        rows = np.arange(len(frame))
+    if len(rows) > max_rows:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[rows] = True
+    features = scoring.features_for(trainset, mask)[scoring.feature_names]
+    return make_reference(features, scoring.probability(features), rows=f"{split} snapshots")
+
+
+def model_reference(scoring) -> dict | None:
+    """The drift reference a model carries (None for models trained before leadml recorded one)."""
+    reference = getattr(scoring, "drift_reference", None)
+    return reference if isinstance(reference, dict) and reference.get("version") == REFERENCE_VERSION else None
+
+
+def psi(reference_shares, batch_counts) -> float:
+    """Population stability index of batch counts against reference shares (both floored at 1e-4).
+
+    Example:
+        >>> round(psi([0.5, 0.5], [50, 50]), 6), round(psi([0.5, 0.5], [90, 10]), 3)
+        (0.0, 0.879)
+    """
+    expected = np.maximum(np.asarray(reference_shares, dtype=float), FLOOR)
+    counts = np.asarray(batch_counts, dtype=float)
+    actual = np.maximum(counts / max(counts.sum(), 1.0), FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))

@@ -1,0 +1,1 @@
+"""LightGBM internals: compiled trees (batch prediction), tabulated TreeSHAP, group effects for sub-scores."""

@@ -1,0 +1,152 @@
+"""Fit and engagement sub-scores: who the lead is and what the lead does, each 0-100, and the grid tier.
+
+A model's **fit effect** of a lead is what the model's margin (log-odds) says from the lead's profile
+features alone, measured from the model's expected margin; the **engagement effect** the same from
+its behaviour features (``FeatureInfo.group``). For logistic regression this is exactly the sum of
+the lead's SHAP contributions of the group's features (against the training mean). For LightGBM it
+is the tree path-dependent expectation given the group's values (:mod:`leadml.modeling.lightgbm.effects`):
+the sum of the group's SHAP contributions without the share of their interactions with the other
+group, which would otherwise let a new e-mail click move the fit score. Without interactions across
+the groups the two are equal.
+
+:class:`SubscoreScale` maps each effect to 0-100 on the training snapshots: the score is the
+percentage of training snapshots whose effect is lower (ties count half), from a 1,001-point
+quantile grid kept with the model. A fit score of 80 means the lead's profile raises its odds more
+than it does for 80 % of the leads the model was trained on.
+
+:func:`~leadml.rules.grid.grid_tiers` combines them into the grid tier ("A1": right person, very active).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from leadml.core.config import GridConfig
+from leadml.features.metadata import FeatureInfo
+from leadml.rules.grid import grid_tiers
+
+__all__ = ["SUBSCORE_GROUPS", "SubscoreScale", "fit_subscore_scale", "group_effects", "subscores"]
+
+SUBSCORE_GROUPS = {"fit": "profile", "engagement": "behaviour"}  # sub-score -> FeatureInfo.group
+
+
+def _groups(names: Sequence[str], feature_info: Sequence[FeatureInfo]) -> dict[str, list[int]]:
+    group_of = {info.name: info.group for info in feature_info}
+    return {score: [j for j, name in enumerate(names) if group_of.get(name) == group]
+            for score, group in SUBSCORE_GROUPS.items()}  # fmt: skip
+
+
+_TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(estimator):
+    """The estimator's trees, compiled once per fitted estimator (kept beside it, never pickled)."""
+    from leadml.modeling.lightgbm.effects import compile_booster
+
+    cached = _TREES.get(estimator)
+    if cached is None or cached[0] is not estimator.booster_:
+        cached = (estimator.booster_, compile_booster(estimator.booster_, getattr(estimator, "n_trees_", None)))
+        _TREES[estimator] = cached
+    return cached[1]
+
+
+def group_effects(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo], *,
+                  matrix: np.ndarray | None = None) -> pd.DataFrame:
+    """Per lead, ``fit`` and ``engagement``: each group's effect on the margin (log-odds), see the module.
+
+    ``model`` is a fitted LightGBM or logistic model, bare or calibrated. A group with no feature
+    has effect 0. For LightGBM, ``matrix`` may give the booster's own input for ``features``
+    (``LeadScoringModel.matrix``), saving its conversion.
+    """
+    from leadml.modeling.contributions import explain_margin, unwrap
+    from leadml.modeling.lightgbm.effects import lightgbm_matrix, tree_group_margin
+
+    estimator, _ = unwrap(model)
+    if hasattr(estimator, "booster_") and hasattr(estimator, "lightgbm_frame"):
+        names = list(estimator.feature_names_in_)
+        compiled = _compiled(estimator)
+        X = matrix if matrix is not None else lightgbm_matrix(compiled, estimator.lightgbm_frame(features))
+        expected = compiled.expected_margin()
+        effects = {score: tree_group_margin(compiled, X, columns) - expected if columns else np.zeros(len(X))
+                   for score, columns in _groups(names, feature_info).items()}  # fmt: skip
+    else:
+        contributions = explain_margin(model, features, feature_info)
+        effects = {score: contributions.values[:, columns].sum(axis=1) if columns else np.zeros(len(features))
+                   for score, columns in _groups(contributions.features, feature_info).items()}  # fmt: skip
+    return pd.DataFrame(effects, index=features.index)
+
+
+class SubscoreScale(BaseEstimator):
+    """Maps fit and engagement effects to 0-100 by their rank among the training snapshots'.
+
+    Parameters:
+        n_quantiles: points of the stored quantile grid per sub-score (the resolution of the rank).
+    """
+
+    def __init__(self, n_quantiles: int = 1001):
+        self.n_quantiles = n_quantiles
+
+    def fit(self, effects: pd.DataFrame, y=None) -> SubscoreScale:
+        """Keep the quantiles of each column of ``effects`` (``fit``, ``engagement``)."""
+        levels = np.linspace(0.0, 1.0, self.n_quantiles)
+        self.quantiles_ = {
+            name: np.quantile(effects[name].to_numpy(dtype=float), levels, method="inverted_cdf")
+            for name in SUBSCORE_GROUPS if name in effects
+        }
+        return self
+
+    def transform(self, effects: pd.DataFrame) -> pd.DataFrame:
+        """``fit_score`` and ``engagement_score`` (int16, 0-100), indexed like ``effects``."""
+        check_is_fitted(self, "quantiles_")
+        out = {}
+        for name, grid in self.quantiles_.items():
+            x = effects[name].to_numpy(dtype=float)
+            rank = (np.searchsorted(grid, x, side="left") + np.searchsorted(grid, x, side="right")) / 2
+            out[f"{name}_score"] = np.clip(np.floor(100.0 * rank / len(grid) + 0.5), 0, 100).astype(np.int16)
+        return pd.DataFrame(out, index=effects.index)
+
+
+def fit_subscore_scale(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo]) -> SubscoreScale:
+    """The scale of a model's sub-scores, fitted on its training snapshots' effects."""
+    return SubscoreScale().fit(group_effects(model, features, feature_info))
+
+
+def subscores(scoring, features: pd.DataFrame, grid: GridConfig | None = None, *,
+              matrix: np.ndarray | None = None) -> pd.DataFrame | None:
+    """``fit_score``, ``engagement_score`` and ``grid_tier`` of a scoring model's leads (None when the
+    model carries no sub-score scale, e.g. a model trained before sub-scores existed)."""
+    scale = getattr(scoring, "subscores", None)
+    if scale is None or scoring.builder is None:
+        return None
+    if matrix is None and hasattr(scoring, "booster_matrix"):
+        matrix = scoring.booster_matrix(features)
+    if matrix is not None:  # a calibrated LightGBM: the booster's own matrix, as scoring builds it
+        effects = group_effects(scoring.model, features, scoring.builder.feature_info_, matrix=matrix)
+    else:
+        effects = group_effects(scoring.model, scoring.prepare(features), scoring.builder.feature_info_)
+    scores = scale.transform(effects)
+    scores["grid_tier"] = grid_tiers(scores["fit_score"], scores["engagement_score"], grid)
+    return scores
+
+
+def training_subscore_scale(model, trainset) -> SubscoreScale | None:
+    """The sub-score scale of a chosen model, fitted on the training part of its training set.
+
+    None for a model the sub-scores do not apply to (the rules baseline carries its own, by tag).
+    """
+    from leadml.core.errors import ModelError
+
+    if model is None:
+        return None
+    frame = trainset.frame
+    rows = frame[frame["split"] == "train"] if "split" in frame.columns else frame
+    try:
+        return fit_subscore_scale(model, rows[list(trainset.feature_names)], trainset.feature_info)
+    except ModelError:
+        return None

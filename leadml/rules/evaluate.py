@@ -1,0 +1,271 @@
+"""Evaluating rules: per snapshot and per rule, did it fire and how many points (in cents) it gave.
+
+Event rules run on :class:`leadml.features.timeline.engine.EventTimeline`, the single place that decides
+which events a snapshot can see (``timestamp < as_of``; a window of W days is
+``as_of - W days <= timestamp < as_of``). For each event rule the qualifying events are those of
+its ``event`` type matching ``where``, before as_of and inside ``within_days`` when set; ``n`` is
+their number.
+
+* once-firing rule: fires when ``n >= min_count`` and gives ``points``;
+* ``per_event`` rule: fires when ``n >= min_count`` and gives ``points * n``, bounded by ``cap``
+  in absolute value (``sign(points) * min(|points| * n, cap)``);
+
+With a half-life H (``decay: {half_life_days: H}``, top level or per rule) an event of age a days
+(a = as_of - timestamp) is worth ``0.5 ** (a / H)`` of a fresh one, so an event exactly H days old
+gives half:
+
+* ``per_event`` rule: ``points * sum(0.5 ** (a_i / H))`` over the qualifying events, then ``cap``;
+* once-firing rule: ``points * 0.5 ** (a_k / H)`` where ``a_k`` is the age of the ``min_count``-th
+  most recent qualifying event. With ``min_count: 1`` that is the most recent one. In general it is
+  the age of the evidence that makes the rule true: "visited pricing twice" is only as fresh as the
+  second-newest visit, and the rule would stop firing with ``within_days`` shorter than ``a_k``.
+  The decay therefore never lets a single fresh event revive a rule that needs several.
+  ``min_count`` is always checked on the plain count, never on decayed weights. A decayed rule
+  whose points round to 0.00 counts as not fired (it is left out of the breakdown).
+
+Field rules fire when every given test holds on the lead's profile value; a missing value (or a
+lead without a profile row) never fires, and fields do not decay.
+
+Flat tables (one row per lead, behaviour already aggregated) have no times: an ``event`` rule
+reads the numeric column named like the event (``event[value]`` for a ``where`` with one
+attribute value, the feature naming of DESIGN.md) and takes its value as the count ``n``; a
+missing value counts 0. ``within_days`` and decay need event times and raise on a flat table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from leadml.core.errors import ConfigError, LeadDataError
+from leadml.features.timeline.engine import EventTimeline, window_ns
+from leadml.rules.schema import Rule
+from leadml.rules.output import to_cents
+from leadml.rules.timeline import SelectedEvents
+
+
+def _label(rule: Rule, index: int) -> str:
+    return f"rule #{index + 1} '{rule.name}'"
+
+
+def _examples(values: pd.Series, bad: np.ndarray, n: int = 3) -> str:
+    rows = np.flatnonzero(bad)[:n]
+    return ", ".join(f"row {r + 1} ({values.iloc[r]!r})" for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# field rules
+
+
+def _matches(values: pd.Series, wanted: Sequence[object]) -> np.ndarray:
+    """Values equal to any of ``wanted``: numerically for numbers, else as text; missing never match."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        cats = values.cat.categories
+        hit = _matches(pd.Series(cats), wanted)
+        codes = values.cat.codes.to_numpy()
+        return hit[codes] & (codes >= 0) if len(cats) else np.zeros(len(values), bool)
+    numeric_wanted = all(isinstance(v, int | float) and not isinstance(v, bool) for v in wanted)
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) and numeric_wanted:
+        return values.isin(list(wanted)).to_numpy(dtype=bool, na_value=False)
+    text = [str(v).lower() if isinstance(v, bool) else str(v) for v in wanted]
+    present = values.notna().to_numpy()
+    as_text = values.astype(str)
+    if pd.api.types.is_bool_dtype(dtype):
+        as_text = as_text.str.lower()
+    return as_text.isin(text).to_numpy(dtype=bool, na_value=False) & present
+
+
+def _numeric(values: pd.Series, rule: Rule, index: int, source: str) -> np.ndarray:
+    """The column as floats (NaN where missing); text that is not a number raises naming rows."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype(float).to_numpy()
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = (numbers.isna() & values.notna()).to_numpy()
+    if bad.any():
+        raise LeadDataError(
+            f"{source}: {_label(rule, index)} compares column '{rule.field}' with numbers, but "
+            f"{int(bad.sum())} values are not numbers (first rows: {_examples(values, bad)})"
+        )
+    return numbers.to_numpy(dtype=float, na_value=np.nan)
+
+
+def field_fired(rule: Rule, index: int, values: pd.Series, source: str) -> np.ndarray:
+    """Per row of ``values`` (the rule's field), whether every test of the rule holds."""
+    fired = np.array(values.notna().to_numpy(), dtype=bool)
+    if rule.equals is not None:
+        fired &= _matches(values, [rule.equals])
+    if rule.isin is not None:
+        fired &= _matches(values, rule.isin)
+    if rule.gte is not None or rule.lte is not None:
+        numbers = _numeric(values, rule, index, source)
+        with np.errstate(invalid="ignore"):
+            if rule.gte is not None:
+                fired &= numbers >= rule.gte
+            if rule.lte is not None:
+                fired &= numbers <= rule.lte
+    return fired
+
+
+def _field_column(frame: pd.DataFrame, rule: Rule, index: int, source: str, table: str) -> pd.Series:
+    if rule.field not in frame.columns:
+        have = ", ".join(map(str, list(frame.columns)[:15]))
+        raise LeadDataError(
+            f"{source}: {_label(rule, index)} tests field '{rule.field}', which the {table} table "
+            f"lacks (columns present: {have})"
+        )
+    return frame[rule.field]
+
+
+# ---------------------------------------------------------------------------------------------
+# event rules on the timeline
+
+
+def _finish(rule: Rule, count: np.ndarray, weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Fired and points of an event rule from its count and (decayed or plain) amount."""
+    fired = count >= rule.min_count
+    if weight is not None:  # decayed: the decayed sum (per_event) or the k-th latest event's weight
+        amount = weight
+    elif rule.per_event:
+        amount = count.astype(float)
+    else:
+        amount = np.ones(len(count))
+    points = rule.points * amount
+    if rule.cap is not None:
+        points = np.clip(points, -rule.cap, rule.cap)
+    return fired, np.where(fired, points, 0.0)
+
+
+def event_points(rule: Rule, selected: SelectedEvents) -> tuple[np.ndarray, np.ndarray]:
+    """Fired (bool) and points (float) of one event rule per snapshot, from its selected events."""
+    window = rule.within_days
+    half_life = rule.half_life_days
+    count = selected.count(window)
+    if half_life is None:
+        return _finish(rule, count, None)
+    if rule.per_event:
+        return _finish(rule, count, selected.decayed_sum(half_life, window))
+    count, age_ns = selected.kth_latest_age_ns(rule.min_count, window)
+    return _finish(rule, count, np.exp2(-age_ns / float(window_ns(half_life))))
+
+
+def _check_event_columns(rules: Sequence[Rule], indices: Sequence[int], events: pd.DataFrame, source: str) -> None:
+    """Every column the event rules read (``event_type`` and the ``where`` attributes) must exist."""
+    have = set(events.columns)
+    for i in indices:
+        for column in ("event_type", *(attr for attr, _ in rules[i].where)):
+            if column not in have:
+                raise LeadDataError(
+                    f"{source}: {_label(rules[i], i)} reads event column '{column}', which the events "
+                    f"table lacks (columns present: {', '.join(map(str, list(events.columns)[:15]))})"
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# whole rule sets
+
+
+def lead_rows(snapshots: pd.DataFrame, leads: pd.DataFrame) -> np.ndarray:
+    """Each snapshot's row in ``leads``; snapshots of unknown leads and duplicated lead ids raise."""
+    index = pd.Index(leads["lead_id"].astype(str))
+    if not index.is_unique:
+        dup = index[index.duplicated()][:3].tolist()
+        raise LeadDataError(f"<leads table>: column 'lead_id' has duplicated ids (e.g. {dup})")
+    wanted = snapshots["lead_id"].astype(str)
+    rows = index.get_indexer(wanted)
+    unknown = rows < 0
+    if unknown.any():
+        raise LeadDataError(
+            f"<snapshots table>: column 'lead_id' has {int(unknown.sum())} snapshots of leads missing "
+            f"from the leads table (first rows: {_examples(wanted, unknown)})"
+        )
+    return rows
+
+
+def evaluate_snapshots(
+    rules: Sequence[Rule],
+    snapshots: pd.DataFrame,
+    leads: pd.DataFrame | None,
+    events: pd.DataFrame | None,
+    source: str,
+    rows: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (cents, int64) and fired (bool), each of shape (snapshots, rules), in snapshot order.
+
+    ``rows`` gives each snapshot's row in ``leads`` when the caller knows it (None: looked up).
+    """
+    n = len(snapshots)
+    cents = np.zeros((n, len(rules)), dtype=np.int64)
+    fired = np.zeros((n, len(rules)), dtype=bool)
+    field_rules = [i for i, r in enumerate(rules) if not r.is_event]
+    event_rules = [i for i, r in enumerate(rules) if r.is_event]
+    if field_rules:
+        if leads is None:
+            raise LeadDataError(f"{source}: the rules test profile fields, but no leads table was given")
+        rows = lead_rows(snapshots, leads) if rows is None else rows
+        for i in field_rules:
+            hit = field_fired(rules[i], i, _field_column(leads, rules[i], i, source, "leads"), source)[rows]
+            fired[:, i] = hit
+            cents[:, i] = np.where(hit, to_cents(np.array([rules[i].points]))[0], 0)
+    if event_rules:
+        if events is None:
+            names = ", ".join(f"'{rules[i].name}'" for i in event_rules[:3])
+            raise LeadDataError(f"{source}: rules on events ({names}) need an events table")
+        _check_event_columns(rules, event_rules, events, source)
+        timeline = EventTimeline.build(events, snapshots)
+        groups: dict[tuple, list[int]] = {}
+        for i in event_rules:  # rules selecting the same events share one selection
+            groups.setdefault((rules[i].event, rules[i].where), []).append(i)
+        for members in groups.values():
+            first = rules[members[0]]
+            selected = SelectedEvents(timeline, timeline.event_mask(first.event, first.where_dict))
+            for i in members:
+                hit, points = event_points(rules[i], selected)
+                cents[:, i] = to_cents(points)
+                if rules[i].half_life_days is not None:  # decayed to 0.00: no longer worth listing
+                    hit &= cents[:, i] != 0
+                fired[:, i] = hit
+            del selected  # one selection's prefix counts at a time
+    return cents, fired
+
+
+def flat_column_name(rule: Rule) -> str:
+    """The flat-table column an event rule reads: ``event`` or ``event[value]``."""
+    if not rule.where:
+        return rule.event
+    attr, values = rule.where[0]
+    return f"{rule.event}[{values[0]}]"
+
+
+def evaluate_flat(rules: Sequence[Rule], flat: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Points (cents) and fired per row of a flat table; event rules read count columns."""
+    cents = np.zeros((len(flat), len(rules)), dtype=np.int64)
+    fired = np.zeros((len(flat), len(rules)), dtype=bool)
+    for i, rule in enumerate(rules):
+        if not rule.is_event:
+            hit = field_fired(rule, i, _field_column(flat, rule, i, source, "flat"), source)
+            fired[:, i] = hit
+            cents[:, i] = np.where(hit, to_cents(np.array([rule.points]))[0], 0)
+            continue
+        for key, value in (("within_days", rule.within_days), ("decay", rule.half_life_days)):
+            if value is not None:
+                raise ConfigError(
+                    f"{source}: {_label(rule, i)}: '{key}' needs event times, but a flat table holds "
+                    "counts only; drop it (and a top-level decay) to score flat tables"
+                )
+        if len(rule.where) > 1 or (rule.where and len(rule.where[0][1]) > 1):
+            raise ConfigError(
+                f"{source}: {_label(rule, i)}: 'where' with several attributes or values has no flat "
+                "column; use one value (the column is named event[value])"
+            )
+        column = flat_column_name(rule)
+        fake = Rule(name=rule.name, points=rule.points, tag=rule.tag, field=column, gte=0.0)
+        values = _field_column(flat, fake, i, source, "flat")
+        count = np.nan_to_num(_numeric(values, fake, i, source), nan=0.0)
+        hit, points = _finish(rule, count, None)
+        fired[:, i] = hit
+        cents[:, i] = to_cents(points)
+    return cents, fired
+

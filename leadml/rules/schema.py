@@ -1,0 +1,371 @@
+"""The rules file as validated, frozen objects: rules, tiers and decay.
+
+A rules file is YAML (see DESIGN.md, "Rules file"). Parsing is strict: an unknown key, a missing
+``points``, a value of the wrong type or tiers out of order raise :class:`ConfigError` naming the
+file, the rule (1-based number and name) and the key, with a "did you mean" for near-miss keys. The
+scoring itself lives in :mod:`leadml.rules.evaluate`; :class:`leadml.rules.ruleset.RuleSet` ties
+the two together.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from leadml.core.errors import ConfigError
+
+Tag = Literal["fit", "engagement"]
+
+TOP_KEYS = ("name", "description", "rules", "decay", "tiers")
+COMMON_KEYS = ("name", "description", "points", "tag")
+EVENT_KEYS = ("event", "where", "min_count", "within_days", "per_event", "cap", "decay")
+FIELD_KEYS = ("field", "equals", "in", "gte", "lte")
+RULE_KEYS = COMMON_KEYS + EVENT_KEYS + FIELD_KEYS
+DECAY_KEYS = ("half_life_days",)
+TIER_KEYS = ("name", "min")
+TAGS = ("fit", "engagement")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A tier: leads with ``points >= min_points`` (the catch-all has ``min_points=None``)."""
+
+    name: str
+    min_points: float | None = None
+
+
+DEFAULT_TIERS = (Tier("MQL", 50.0), Tier("nurture", 30.0), Tier("unqualified"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One points rule: an event test or a profile-field test, and the points it gives.
+
+    Event rules count the lead's events of type ``event`` whose attributes match ``where``, before
+    as_of and (with ``within_days``) inside the window. A once-firing rule gives ``points`` when the
+    count reaches ``min_count``; a ``per_event`` rule gives ``points`` for every counted event
+    (when the count reaches ``min_count``), its total bounded by ``cap`` in absolute value. With a
+    half-life, points decay with the age of the events (see :mod:`leadml.rules.evaluate`).
+    Field rules fire when every given test (``equals``, ``in``, ``gte``, ``lte``) holds; a missing
+    value never fires.
+    """
+
+    name: str
+    points: float
+    tag: Tag
+    event: str | None = None
+    where: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    min_count: int = 1
+    within_days: float | None = None
+    per_event: bool = False
+    cap: float | None = None
+    half_life_days: float | None = None
+    field: str | None = None
+    equals: Any = None
+    isin: tuple[Any, ...] | None = None
+    gte: float | None = None
+    lte: float | None = None
+    description: str | None = None
+
+    @property
+    def is_event(self) -> bool:
+        """True for a rule on events, False for a rule on a profile field."""
+        return self.event is not None
+
+    @property
+    def where_dict(self) -> dict[str, list[Any]]:
+        """The attribute filter as ``{attribute: [values]}``."""
+        return {attr: list(values) for attr, values in self.where}
+
+    def to_dict(self, default_half_life: float | None = None) -> dict[str, Any]:
+        """The rule as a rules-file mapping (round-trips through :func:`parse_rules`)."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        if self.is_event:
+            out["event"] = self.event
+            if self.where:
+                out["where"] = {a: v[0] if len(v) == 1 else list(v) for a, v in self.where}
+            if self.min_count != 1:
+                out["min_count"] = self.min_count
+            if self.within_days is not None:
+                out["within_days"] = self.within_days
+            if self.per_event:
+                out["per_event"] = True
+            if self.cap is not None:
+                out["cap"] = self.cap
+            if self.half_life_days != default_half_life:
+                out["decay"] = (
+                    {"half_life_days": self.half_life_days} if self.half_life_days else False
+                )
+        else:
+            out["field"] = self.field
+            for key, value in (("equals", self.equals), ("gte", self.gte), ("lte", self.lte)):
+                if value is not None:
+                    out[key] = value
+            if self.isin is not None:
+                out["in"] = list(self.isin)
+        out["points"] = self.points
+        if self.tag != ("engagement" if self.is_event else "fit"):
+            out["tag"] = self.tag
+        return out
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """A parsed rules file: its name, rules, tiers (best first) and default half-life."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    tiers: tuple[Tier, ...] = DEFAULT_TIERS
+    half_life_days: float | None = None
+    description: str | None = None
+    source: str = "<rules>"
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers that raise with the location
+
+
+def _fail(where: str, message: str) -> ConfigError:
+    return ConfigError(f"{where}: {message}")
+
+
+def _check_keys(mapping: Mapping, known: tuple[str, ...], where: str, what: str) -> None:
+    """Raise on the first key not in ``known``, suggesting the closest known key."""
+    for key in mapping:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (known keys: {', '.join(known)})"
+            raise _fail(where, f"'{key}' is not a known key of {what}{hint}")
+
+
+def _number(value: Any, where: str, key: str, *, positive: bool = False) -> float:
+    """Return ``value`` as a finite float, or raise naming ``key``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(where, f"'{key}' must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise _fail(where, f"'{key}' must be a finite number, got {value!r}")
+    if positive and number <= 0:
+        raise _fail(where, f"'{key}' must be greater than 0, got {value!r}")
+    return number
+
+
+def _text(value: Any, where: str, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, f"'{key}' must be a non-empty text, got {value!r}")
+    return value.strip()
+
+
+def _scalar(value: Any, where: str, key: str) -> Any:
+    """A value to compare with: text, number or boolean (never null, list or mapping)."""
+    if value is None or isinstance(value, list | dict | tuple | set):
+        raise _fail(where, f"'{key}' must be a single text or number, got {value!r}")
+    return value
+
+
+def _scalars(value: Any, where: str, key: str) -> tuple[Any, ...]:
+    """A value or a non-empty list of values."""
+    values = value if isinstance(value, list | tuple) else [value]
+    if not values:
+        raise _fail(where, f"'{key}' must not be an empty list")
+    return tuple(_scalar(v, where, key) for v in values)
+
+
+def parse_decay(value: Any, where: str) -> float | None:
+    """``{half_life_days: H}`` -> H; ``None`` or ``false`` -> no decay."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail(where, f"'decay' must be a mapping like {{half_life_days: 30}} or false, got {value!r}")
+    _check_keys(value, DECAY_KEYS, f"{where}: decay", "decay")
+    if "half_life_days" not in value:
+        raise _fail(where, "'decay' needs 'half_life_days'")
+    return _number(value["half_life_days"], f"{where}: decay", "half_life_days", positive=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# rules
+
+
+def _rule_where(index: int, raw: Mapping, source: str) -> str:
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    label = f" '{name}'" if isinstance(name, str) and name.strip() else ""
+    return f"{source}: rule #{index + 1}{label}"
+
+
+def _parse_event_part(raw: Mapping, where: str, default_half_life: float | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"event": _text(raw["event"], where, "event")}
+    for key in FIELD_KEYS[1:]:
+        if key in raw:
+            raise _fail(where, f"'{key}' is a key of field rules, not of event rules")
+    where_raw = raw.get("where", {}) or {}
+    if not isinstance(where_raw, Mapping):
+        raise _fail(where, f"'where' must be a mapping like {{page: pricing}}, got {where_raw!r}")
+    out["where"] = tuple(
+        (_text(attr, where, "where"), _scalars(v, where, f"where.{attr}"))
+        for attr, v in where_raw.items()
+    )
+    min_count = raw.get("min_count", 1)
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise _fail(where, f"'min_count' must be a whole number >= 1, got {min_count!r}")
+    out["min_count"] = min_count
+    if raw.get("within_days") is not None:
+        out["within_days"] = _number(raw["within_days"], where, "within_days", positive=True)
+    per_event = raw.get("per_event", False)
+    if not isinstance(per_event, bool):
+        raise _fail(where, f"'per_event' must be true or false, got {per_event!r}")
+    out["per_event"] = per_event
+    if raw.get("cap") is not None:
+        if not per_event:
+            raise _fail(where, "'cap' only applies with 'per_event: true'")
+        out["cap"] = _number(raw["cap"], where, "cap", positive=True)
+    out["half_life_days"] = (
+        parse_decay(raw["decay"], where) if "decay" in raw else default_half_life
+    )
+    return out
+
+
+def _parse_field_part(raw: Mapping, where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"field": _text(raw["field"], where, "field")}
+    for key in EVENT_KEYS[1:]:
+        if key in raw:
+            raise _fail(where, f"'{key}' is a key of event rules, not of field rules")
+    tests = [k for k in FIELD_KEYS[1:] if k in raw]
+    if not tests:
+        raise _fail(where, "a field rule needs a test: 'equals', 'in', 'gte' or 'lte'")
+    if "equals" in raw:
+        out["equals"] = _scalar(raw["equals"], where, "equals")
+    if "in" in raw:
+        if not isinstance(raw["in"], list | tuple):
+            raise _fail(where, f"'in' must be a list of values, got {raw['in']!r}")
+        out["isin"] = _scalars(raw["in"], where, "in")
+    for key in ("gte", "lte"):
+        if key in raw:
+            out[key] = _number(raw[key], where, key)
+    if "gte" in out and "lte" in out and out["gte"] > out["lte"]:
+        raise _fail(where, f"'gte' ({out['gte']:g}) is above 'lte' ({out['lte']:g}): it can never fire")
+    return out
+
+
+def parse_rule(raw: Any, index: int, source: str, default_half_life: float | None = None) -> Rule:
+    """Validate one rule mapping (``index`` is 0-based; messages count from 1)."""
+    where = _rule_where(index, raw, source)
+    if not isinstance(raw, Mapping):
+        raise _fail(where, f"a rule must be a mapping with 'name' and 'points', got {raw!r}")
+    _check_keys(raw, RULE_KEYS, where, "a rule")
+    if "name" not in raw:
+        raise _fail(where, "'name' is missing; every rule needs a name for the breakdown")
+    name = _text(raw["name"], where, "name")
+    has_event, has_field = "event" in raw, "field" in raw
+    if has_event and has_field:
+        raise _fail(where, "has both 'event' and 'field'; a rule tests one or the other")
+    if not (has_event or has_field):
+        raise _fail(where, "needs either 'event' (a behaviour rule) or 'field' (a profile rule)")
+    if "points" not in raw:
+        raise _fail(where, "'points' is missing")
+    points = _number(raw["points"], where, "points")
+    part = (
+        _parse_event_part(raw, where, default_half_life) if has_event else _parse_field_part(raw, where)
+    )
+    tag = raw.get("tag", "engagement" if has_event else "fit")
+    if tag not in TAGS:
+        raise _fail(where, f"'tag' must be one of {', '.join(TAGS)}, got {tag!r}")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(where, f"'description' must be text, got {description!r}")
+    return Rule(name=name, points=points, tag=tag, description=description, **part)
+
+
+# ---------------------------------------------------------------------------------------------
+# tiers and the whole file
+
+
+def parse_tiers(raw: Any, source: str) -> tuple[Tier, ...]:
+    """Validate tiers: best first, strictly decreasing ``min``, a final catch-all without ``min``."""
+    if raw is None:
+        return DEFAULT_TIERS
+    if not isinstance(raw, list) or not raw:
+        raise _fail(source, "'tiers' must be a non-empty list of {name, min}")
+    tiers: list[Tier] = []
+    for i, item in enumerate(raw):
+        where = f"{source}: tier #{i + 1}"
+        if not isinstance(item, Mapping):
+            raise _fail(where, f"a tier must be a mapping like {{name: MQL, min: 50}}, got {item!r}")
+        if isinstance(item.get("name"), str):
+            where += f" '{item['name']}'"
+        _check_keys(item, TIER_KEYS, where, "a tier")
+        name = _text(item.get("name"), where, "name")
+        last = i == len(raw) - 1
+        if item.get("min") is None:
+            if not last:
+                raise _fail(where, "'min' is missing; only the last tier is the catch-all without 'min'")
+            tiers.append(Tier(name))
+            continue
+        if last:
+            raise _fail(where, "the last tier is the catch-all: drop its 'min' or add a tier below it")
+        minimum = _number(item["min"], where, "min")
+        if tiers and minimum >= tiers[-1].min_points:
+            raise _fail(
+                where,
+                f"'min' ({minimum:g}) must be below the previous tier's ({tiers[-1].min_points:g}); "
+                "list tiers from the highest threshold down",
+            )
+        tiers.append(Tier(name, minimum))
+    names = [t.name for t in tiers]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _fail(source, f"tiers: duplicate tier name(s) {', '.join(repr(n) for n in dup)}")
+    return tuple(tiers)
+
+
+def parse_rules(raw: Any, source: str = "<rules>") -> RulesConfig:
+    """Validate a whole rules mapping (as read from YAML) into a :class:`RulesConfig`."""
+    if not isinstance(raw, Mapping):
+        raise _fail(source, f"a rules file must be a mapping with 'rules:', got {type(raw).__name__}")
+    _check_keys(raw, TOP_KEYS, source, "a rules file")
+    half_life = parse_decay(raw.get("decay"), source)
+    rules_raw = raw.get("rules")
+    if not isinstance(rules_raw, list) or not rules_raw:
+        raise _fail(source, "'rules' must be a non-empty list of rules")
+    rules = tuple(parse_rule(r, i, source, half_life) for i, r in enumerate(rules_raw))
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(rules):
+        if rule.name in seen:
+            raise _fail(
+                f"{source}: rule #{i + 1} '{rule.name}'",
+                f"'name' repeats rule #{seen[rule.name] + 1}; names must be unique (they key the breakdown)",
+            )
+        seen[rule.name] = i
+    name = raw.get("name", "rules")
+    name = _text(name, source, "name")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(source, f"'description' must be text, got {description!r}")
+    return RulesConfig(
+        name=name,
+        rules=rules,
+        tiers=parse_tiers(raw.get("tiers"), source),
+        half_life_days=half_life,
+        description=description,
+        source=source,
+    )
+
+
+def read_rules_yaml(path: str) -> Any:
+    """Read a YAML file, turning a missing file or a syntax error into :class:`ConfigError`."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.safe_load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: rules file not found") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from exc

@@ -1,1 +1,0 @@
-"""leadml.scoring"""
