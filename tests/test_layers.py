@@ -133,6 +133,25 @@ def test_no_import_cycle():
     assert cycles(import_graph(PACKAGE)) == []
 
 
+def test_no_module_imports_an_old_path():
+    """The 0.1 paths are for users, for one release (leadml/_shims.py); the package uses the new ones."""
+    from leadml._shims import MOVED
+
+    old = []
+    for name, path in module_names(PACKAGE).items():
+        if name == "leadml._shims":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            old += [f"{name}: {target}" for target in targets if target in MOVED]
+    assert old == []
+
+
 def test_the_graph_sees_lazy_imports():
     graph = import_graph(PACKAGE)
     # jobs.score dispatches to the Spark engine from inside score_batch only

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from leadml.core.errors import ConfigError, LeadDataError
 from leadml.features.behaviour import parquet as behaviour_parquet
+from leadml.features.behaviour.matrix import FeatureMatrix, Layout
+from leadml.features.behaviour.text import window_label
+from leadml.features.timeline.engine import EventTimeline
 from leadml.features.timeline import kernel as timeline_kernel
 from leadml.features.behaviour.features import behaviour_features
 from leadml.features.timeline.codes import code_leads, short_keys
@@ -244,6 +247,104 @@ def test_simulated_data_agrees_across_paths(small_sim, tmp_path):
     )
     written = pd.read_parquet(tmp_path / "out.parquet").drop(columns=["lead_id", "as_of"])
     pd.testing.assert_frame_equal(written, expected.reset_index(drop=True))
+
+
+# -- the layout: each family of columns is one slice, named and filled together --------------------
+
+OTHER_OPTIONS = {
+    "windows": (1, 7.5), "event_types": ["page_view", "demo_request"], "decay_half_lives": (2, 30),
+    "velocity": False, "lead_age": False, "scenarios": None,
+    "attribute_counts": {"page_view": {"page": ["pricing", "careers", "blog"]}, "download": {"asset": "case_study"}},
+}  # fmt: skip
+
+
+def _hand_made_matrix(kind: type[FeatureMatrix] = FeatureMatrix, snapshots=None, lead_age=True, **options):
+    all_snapshots, events, leads = hand_made()
+    snapshots = all_snapshots if snapshots is None else snapshots
+    created = snapshots["lead_id"].map(leads.set_index("lead_id")["created_at"])
+    created_ns = created.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view(np.int64)
+    options = {"event_types": TYPES, "attribute_counts": ATTRIBUTES, "scenarios": SCENARIOS, **options}
+    return kind(EventTimeline.build(events, snapshots), created_at=created_ns if lead_age else None, **options)
+
+
+def _family_names(features: FeatureMatrix) -> dict:
+    """Each family's column names written from the naming rules, apart from the layout's code."""
+    labels = {days: window_label(days) for days in features.windows}
+    names = {("type_count", d): [f"{t}__count_{labels[d]}d" for t in features.types] for d in features.windows}
+    names["days_since"] = [f"{t}__days_since_last" for t in features.types]
+    for event_type, by_column in features.attribute_counts.items():
+        for column, values in by_column.items():
+            for d in features.windows:
+                family = ("attribute_count", event_type, column, d)
+                names[family] = [f"{event_type}[{v}]__count_{labels[d]}d" for v in values]
+    names["events_count"] = [f"events__count_{labels[d]}d" for d in features.windows]
+    names["active_days"] = [f"events__active_days_{labels[d]}d" for d in features.windows]
+    names.update({("decayed", h): [f"events__decayed_{window_label(h)}d"] for h in features.half_lives})
+    names.update({"velocity": ["events__velocity_7d"]} if features.velocity else {})
+    names.update({("scenario", name): [f"scenario[{name}]__steps"] for name in features.steps})
+    names.update({"lead_age": ["lead__age_days"]} if features.created_at is not None else {})
+    return names
+
+
+def _disagreements(layout: Layout, names: dict) -> list:
+    return [family for family in names if family not in layout.slices or layout.names_of(family) != names[family]]
+
+
+@pytest.mark.parametrize(("rows", "options"), [([10, 11, 12, 13], {}), ([11, 12, 13], OTHER_OPTIONS)])
+def test_each_family_slice_holds_its_names_and_every_column_is_written(rows, options):
+    features = _hand_made_matrix(snapshots=hand_made()[0].loc[rows], **options)
+    names, layout = _family_names(features), features.layout
+    assert set(layout.slices) == set(names)
+    assert _disagreements(layout, names) == []
+    columns = range(len(features.infos))
+    assert sorted(i for family in layout.slices for i in columns[layout.slice_of(family)]) == list(columns)
+    features.matrix[:] = -7777.0  # a value no feature takes: any cell left holding it was never written
+    features.fill_all()
+    assert not (features.matrix == -7777.0).any()
+
+
+def test_a_planted_layout_mistake_is_caught():
+    features = _hand_made_matrix()
+    layout = features.layout
+    # two families trading slices still cover every column once, but their names say otherwise
+    slices = layout.slices
+    slices["events_count"], slices["active_days"] = slices["active_days"], slices["events_count"]
+    assert _disagreements(layout, _family_names(features)) == ["events_count", "active_days"]
+    # an offset off by one: a column in two families, another in none
+    shifted = _hand_made_matrix().layout
+    rows = shifted.slices["events_count"]
+    shifted.slices["events_count"] = slice(rows.start + 1, rows.stop + 1)
+    with pytest.raises(AssertionError, match="'events__count_7d' in 0 families, 'events__active_days_7d' in 2"):
+        shifted.check()
+    # one row of values would be broadcast over a family of three columns
+    with pytest.raises(AssertionError, match="'active_days': values of shape \\(4,\\) for 3 columns"):
+        features._writer(set())("active_days", np.zeros(4))
+
+
+def test_a_family_left_unwritten_is_caught(monkeypatch):
+    monkeypatch.setattr(FeatureMatrix, "_fill_whole_columns", lambda self, *args, **kwargs: None)
+    with pytest.raises(AssertionError, match="never written.*'attribute_count', 'page_view', 'page', 7"):
+        _hand_made_matrix().fill_all()
+
+
+class _ReversedFamilies(FeatureMatrix):
+    """The families laid out in the opposite order (each in a block of its own)."""
+
+    def _lay_out(self) -> Layout:
+        usual, layout = super()._lay_out(), Layout()
+        for family in reversed(usual.slices):
+            layout.add(family, usual.infos[usual.slices[family]])
+        return layout
+
+
+@pytest.mark.parametrize("rows", [[10, 11, 12, 13], [11, 12, 13]])  # several snapshots of a lead, then one each
+def test_reordered_families_move_their_values_with_their_names(rows):
+    snapshots = hand_made()[0].loc[rows]
+    features = _hand_made_matrix(_ReversedFamilies, snapshots).fill_all().frame()
+    assert list(features.columns)[:2] == ["lead__age_days", "scenario[content_path]__steps"]
+    assert sorted(features.columns) == sorted(EXPECTED)
+    for name, values in EXPECTED.items():
+        np.testing.assert_allclose(features[name].to_numpy(), values[-len(rows) :], rtol=2e-6, err_msg=name)
 
 
 # -- properties -----------------------------------------------------------------------------------

@@ -5,18 +5,23 @@ once (attribute counts, scenarios, lead age, decay when a lead has several snaps
 the one pass of :func:`~leadml.features.timeline.kernel.standard_blocks` block by block. After
 each block it reports how many leading snapshots are complete, so the Parquet path can encode
 finished rows on a second thread while the next block is computed.
+
+Columns are grouped in families (the counts of every type in one window, the days since each
+type's last event, the totals per window, ...). A :class:`Layout` names the columns family by
+family and gives each family the slice of matrix rows it occupies; :meth:`FeatureMatrix.fill`
+writes every family into its slice, so names and values can never drift apart.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from leadml.core.errors import ConfigError, LeadDataError
-from leadml.features import behaviour_text as text
+from leadml.features.behaviour import text
 from leadml.features.metadata import FeatureInfo
 from leadml.features.timeline.engine import DAY_NS, EventTimeline, window_ns
 from leadml.features.timeline.kernel import NONE, standard_blocks
@@ -27,6 +32,65 @@ _STEP = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*([^\[\]]*?)\s*\])?\s*$")
 VELOCITY_DAYS = 7
 DTYPE = np.float32  # every behaviour feature: counts are exact, days keep ~1 second of precision
 _NO_TIME = np.iinfo(np.int64).min
+Family = str | tuple  # "days_since", ("type_count", 30), ("attribute_count", "page_view", "page", 30), ...
+
+
+class Layout:
+    """The columns of the matrix in order, and the slice of matrix rows each feature family occupies.
+
+    :meth:`add` appends a family's columns; :meth:`interleave` appends several families of equal
+    length column by column (the first of each, then the second of each, ...), as an event type's
+    counts per window and days since last sit side by side. Either way a family's columns form one
+    slice, and the names in that slice are the infos the family was given.
+    """
+
+    def __init__(self) -> None:
+        self.infos: list[FeatureInfo] = []
+        self.slices: dict[Family, slice] = {}
+        self.widths: dict[Family, int] = {}
+
+    def add(self, family: Family, infos: Sequence[FeatureInfo]) -> None:
+        self.interleave({family: infos})
+
+    def interleave(self, families: Mapping[Family, Sequence[FeatureInfo]]) -> None:
+        lengths = {family: len(infos) for family, infos in families.items()}
+        if len(set(lengths.values())) > 1:
+            raise AssertionError(f"interleaved behaviour families of unequal lengths: {lengths}")
+        width, start, step = max(lengths.values(), default=0), len(self.infos), len(families)
+        for j, family in enumerate(families):
+            if family in self.slices:
+                raise AssertionError(f"behaviour family {family!r} laid out twice")
+            self.slices[family] = slice(start + j, start + step * width, step)
+            self.widths[family] = width
+        for i in range(width):
+            self.infos.extend(infos[i] for infos in families.values())
+
+    def slice_of(self, family: Family) -> slice:
+        return self.slices[family]
+
+    def names_of(self, family: Family) -> list[str]:
+        return [info.name for info in self.infos[self.slices[family]]]
+
+    def check(self) -> Layout:
+        """Raise AssertionError unless the families' slices cover every column exactly once."""
+        covered = np.zeros(len(self.infos), dtype=np.int64)
+        for family, rows in self.slices.items():
+            covered[rows] += 1
+            if covered[rows].size != self.widths[family]:
+                raise AssertionError(f"behaviour family {family!r}: {rows} is not {self.widths[family]} columns")
+        wrong = np.flatnonzero(covered != 1)
+        if len(wrong):
+            raise AssertionError(
+                "behaviour layout: columns "
+                + ", ".join(f"{self.infos[i].name!r} in {covered[i]} families" for i in wrong[:5])
+            )
+        return self
+
+    def check_filled(self, written: set) -> None:
+        """Raise AssertionError if a family with columns is not among the ``written`` ones."""
+        missing = [family for family, width in self.widths.items() if width and family not in written]
+        if missing:
+            raise AssertionError(f"behaviour families never written: {missing}")
 
 
 class FeatureMatrix:
@@ -66,25 +130,33 @@ class FeatureMatrix:
         }
         self.created_at = created_at
         self.velocity = velocity
-        self.infos = self._name_columns()
+        self.layout = self._lay_out().check()
+        self.infos = self.layout.infos
         self.matrix = np.empty((len(self.infos), timeline.n_snapshots), dtype=DTYPE)
 
-    def _name_columns(self) -> list[FeatureInfo]:
-        infos = []
-        for event_type in self.types:
-            infos.extend(text.type_count_info(event_type, days) for days in self.windows)
-            infos.append(text.days_since_info(event_type))
+    def _lay_out(self) -> Layout:
+        """Name the columns, family by family, in the order of the output."""
+        layout, windows, types = Layout(), self.windows, self.types
+        by_type = {("type_count", days): [text.type_count_info(t, days) for t in types] for days in windows}
+        layout.interleave({**by_type, "days_since": [text.days_since_info(t) for t in types]})
         for event_type, by_column in self.attribute_counts.items():
             for column, values in by_column.items():
-                for value in values:
-                    infos.extend(text.attribute_count_info(event_type, column, value, d) for d in self.windows)
-        infos.extend(text.events_count_info(days) for days in self.windows)
-        infos.extend(text.active_days_info(days) for days in self.windows)
-        infos.extend(text.decayed_info(half_life) for half_life in self.half_lives)
-        infos.extend([text.velocity_info()] if self.velocity else [])
-        infos.extend(text.scenario_info(name, len(path)) for name, path in self.steps.items())
-        infos.extend([text.lead_age_info()] if self.created_at is not None else [])
-        return infos
+                layout.interleave({
+                    ("attribute_count", event_type, column, days):
+                        [text.attribute_count_info(event_type, column, value, days) for value in values]
+                    for days in windows
+                })  # fmt: skip
+        layout.add("events_count", [text.events_count_info(days) for days in windows])
+        layout.add("active_days", [text.active_days_info(days) for days in windows])
+        for half_life in self.half_lives:
+            layout.add(("decayed", half_life), [text.decayed_info(half_life)])
+        if self.velocity:
+            layout.add("velocity", [text.velocity_info()])
+        for name, path in self.steps.items():
+            layout.add(("scenario", name), [text.scenario_info(name, len(path))])
+        if self.created_at is not None:
+            layout.add("lead_age", [text.lead_age_info()])
+        return layout
 
     @property
     def names(self) -> list[str]:
@@ -92,13 +164,61 @@ class FeatureMatrix:
 
     def fill(self) -> Iterator[int]:
         """Compute every value; yield the count of leading snapshots whose row is final."""
-        timeline, types, windows = self.timeline, self.types, self.windows
-        n_wide, n_windows = len(windows) + 1, len(windows)
+        timeline, types, n_snapshots = self.timeline, self.types, self.timeline.n_snapshots
+        written: set = set()
+        put = self._writer(written)
         if timeline.n_events:
             type_codes, type_lookup = timeline.coded("event_type", types)
         else:
             type_codes, type_lookup = np.zeros(0, np.int8), np.full(1, -1, np.int8)
-        row = len(types) * n_wide
+        single = timeline.one_snapshot_per_lead() is not None
+        self._fill_whole_columns(put, type_codes, type_lookup, decay=not single)
+        # counts per type and window, days since last, totals, active days, velocity, decay: one pass
+        blocks = standard_blocks(
+            timeline,
+            type_codes,
+            type_lookup,
+            len(types),
+            [window_ns(days) for days in self.windows],
+            window_ns(VELOCITY_DAYS) if self.velocity else None,
+            [window_ns(h) for h in self.half_lives] if single else [],
+        )
+        for block in blocks:
+            rows, age = block.rows, block.type_age
+            for days, counts in zip(self.windows, block.type_counts, strict=True):
+                put(("type_count", days), counts, rows)
+            put("days_since", np.where(age != NONE, age / DAY_NS, np.nan), rows)
+            put("events_count", block.counts, rows)
+            put("active_days", block.active_days, rows)
+            if block.decayed is not None:
+                for half_life, decayed in zip(self.half_lives, block.decayed, strict=True):
+                    put(("decayed", half_life), decayed, rows)
+            if block.velocity is not None:
+                put("velocity", block.velocity, rows)
+            if isinstance(rows, slice) and rows.stop < n_snapshots:
+                yield rows.stop
+        if n_snapshots:  # without snapshots there is nothing to write (and no block)
+            self.layout.check_filled(written)
+        yield n_snapshots
+
+    def _writer(self, written: set) -> Callable[..., None]:
+        """``put(family, values, rows)``: write a family's values (one row per column; a 1-D array
+        for a family of one column) into its slice of the matrix, at snapshots ``rows``."""
+        matrix, slices, widths = self.matrix, self.layout.slices, self.layout.widths
+
+        def put(family: Family, values: np.ndarray, rows: slice | np.ndarray = slice(None)) -> None:
+            n_columns = len(values) if values.ndim == 2 else 1 if values.ndim == 1 else None
+            if n_columns != widths[family]:  # numpy would broadcast one row over a whole family
+                raise AssertionError(f"{family!r}: values of shape {values.shape} for {widths[family]} columns")
+            matrix[slices[family], rows] = values
+            written.add(family)
+
+        return put
+
+    def _fill_whole_columns(self, put: Callable[..., None], type_codes, type_lookup, decay: bool) -> None:
+        """The families that need every snapshot at once: attribute counts, scenarios, lead age and,
+        when a lead has several snapshots, the decayed sums (from the running sums of the timeline)."""
+        timeline, types, windows = self.timeline, self.types, self.windows
         for event_type, by_column in self.attribute_counts.items():
             if event_type in types:
                 of_type = type_lookup[type_codes] == types.index(event_type)
@@ -107,50 +227,17 @@ class FeatureMatrix:
             for column, values in by_column.items():
                 codes = np.where(of_type, _attribute_codes(timeline, column, values, event_type), -1)
                 counts, _ = timeline.count_by(codes, len(values), windows)
-                for j in range(len(values)):
-                    for days in windows:
-                        self.matrix[row] = counts[days][:, j]
-                        row += 1
-        totals = row
-        decay_row = totals + 2 * n_windows
-        single = timeline.one_snapshot_per_lead() is not None
-        if not single:  # several snapshots per lead: decay by the running sums of the timeline
-            for h, half_life in enumerate(self.half_lives):
-                self.matrix[decay_row + h] = timeline.decayed_sum(None, half_life)
-        row = decay_row + len(self.half_lives) + int(self.velocity)
-        for path in self.steps.values():
-            self.matrix[row] = scenario_steps(timeline, path)
-            row += 1
+                for days in windows:
+                    put(("attribute_count", event_type, column, days), counts[days].T)
+        if decay:
+            for half_life in self.half_lives:
+                put(("decayed", half_life), timeline.decayed_sum(None, half_life))
+        for name, path in self.steps.items():
+            put(("scenario", name), scenario_steps(timeline, path))
         if self.created_at is not None:
             known = self.created_at != _NO_TIME
             age = (timeline.as_of - np.where(known, self.created_at, 0)) / DAY_NS
-            self.matrix[row] = np.where(known, age, np.nan)
-        # counts per type and window, days since last, totals, active days, velocity, decay: one pass
-        blocks = standard_blocks(
-            timeline,
-            type_codes,
-            type_lookup,
-            len(types),
-            [window_ns(days) for days in windows],
-            window_ns(VELOCITY_DAYS) if self.velocity else None,
-            [window_ns(h) for h in self.half_lives] if single else [],
-        )
-        matrix = self.matrix
-        by_type = matrix[: len(types) * n_wide].reshape(len(types), n_wide, timeline.n_snapshots)  # a view
-        for block in blocks:
-            rows, age = block.rows, block.type_age
-            for k, counts in enumerate(block.type_counts):
-                by_type[:, k, rows] = counts
-            by_type[:, n_windows, rows] = np.where(age != NONE, age / DAY_NS, np.nan)
-            matrix[totals : totals + n_windows, rows] = block.counts
-            matrix[totals + n_windows : decay_row, rows] = block.active_days
-            if block.decayed is not None:
-                matrix[decay_row : decay_row + len(self.half_lives), rows] = block.decayed
-            if block.velocity is not None:
-                matrix[decay_row + len(self.half_lives), rows] = block.velocity
-            if isinstance(rows, slice) and rows.stop < timeline.n_snapshots:
-                yield rows.stop
-        yield timeline.n_snapshots
+            put("lead_age", np.where(known, age, np.nan))
 
     def fill_all(self) -> FeatureMatrix:
         """Compute every value at once (the in-memory paths, which need no rows before the end)."""
