@@ -9,7 +9,7 @@ from leadml.core.errors import ConfigError
 
 def pipelines_dir() -> Path:
     """The `pipelines/` folder of the checkout leadml runs from (installed with `pip install -e .`)."""
-    folder = Path(__file__).resolve().parent.parent / "pipelines"
+    folder = Path(__file__).resolve().parents[2] / "pipelines"
     if not folder.is_dir():
         raise ConfigError(
             f"{folder}: the shipped pipelines folder is missing; install leadml from a checkout "
