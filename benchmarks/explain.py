@@ -30,7 +30,7 @@ import numpy as np
 
 from leadml.core.config import LightGBMConfig, parse_pipeline
 from leadml.data.contract import validate_events, validate_leads, validate_outcomes
-from leadml.data.simulate.world import simulate
+from leadml.data.simulate import simulate
 from leadml.data.sources import PipelineData
 from leadml.explain.counterfactual import counterfactuals
 from leadml.modeling.contributions import explain_margin, group_columns

@@ -54,7 +54,7 @@ def generate_part(folder: Path, part: int, n_leads: int, n_events: int, prefix: 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from leadml.data.simulate.world import simulate
+    from leadml.data.simulate import simulate
 
     sim = simulate(n_leads, seed=1000 + part)
     events = sim.events

@@ -51,7 +51,7 @@ BENCH_RULES = {
 def make_data(n_leads: int, n_events: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Leads and events (exactly ``n_events``, or fewer when the simulation has fewer) and an as_of."""
     try:
-        from leadml.data.simulate.world import simulate
+        from leadml.data.simulate import simulate
     except ImportError:
         return quick_data(n_leads, n_events, seed)
     sim = simulate(n_leads, seed=seed)

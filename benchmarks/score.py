@@ -53,7 +53,7 @@ def pipeline(folder: Path, size: str):
 
 # -- steps, each run in a fresh process ---------------------------------------------------------
 def make_data(folder: Path, size: str) -> dict:
-    from leadml.data.simulate.world import write_simulation
+    from leadml.data.simulate import write_simulation
 
     paths = write_simulation(folder / size, SIZES[size], seed=5)
     import pyarrow.parquet as pq

@@ -26,7 +26,7 @@ def run_child(n_leads: int, seed: int, out: Path) -> None:
     """The measured step: write one simulation and print its figures as JSON."""
     import pyarrow.parquet as pq
 
-    from leadml.data.simulate.world import write_simulation
+    from leadml.data.simulate import write_simulation
 
     started = time.perf_counter()
     paths = write_simulation(out, n_leads, seed)

@@ -28,7 +28,7 @@ def run_child(n_snapshots: int) -> None:
 
     from leadml.core.config import load_pipeline, parse_pipeline
     from leadml.data.contract import validate_events, validate_leads, validate_outcomes
-    from leadml.data.simulate.world import simulate
+    from leadml.data.simulate import simulate
     from leadml.data.sources import PipelineData
     from leadml.features.build import FeatureBuilder
     from leadml.features.snapshots import build_snapshots

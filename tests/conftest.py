@@ -31,7 +31,7 @@ def pipelines_dir() -> Path:
 @pytest.fixture(scope="session")
 def small_sim():
     """A small seeded simulation (3,000 leads) shared by the tests that need realistic data."""
-    from leadml.data.simulate.world import simulate
+    from leadml.data.simulate import simulate
 
     return simulate(3000, seed=11)
 

@@ -1,6 +1,12 @@
-"""The `leadml` command end to end in subprocesses: outputs, exit codes, one-line errors."""
+"""The `leadml` command end to end in subprocesses: outputs, exit codes, one-line errors.
 
+Usage errors run the installed console script (what a user types) for a few cases and
+`leadml.cli.app.main(argv)` in-process for the rest.
+"""
+
+import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from leadml.cli.app import main
+from leadml.core.errors import LeadDataError
+from leadml.core.version import __version__
+
 REPO = Path(__file__).resolve().parents[1]
+LEADML = Path(sys.executable).with_name("leadml")  # the console script pip installed next to this Python
 
 
 def leadml(*args, cwd=None):
@@ -191,3 +202,135 @@ def test_train_with_too_few_closed_deals_keeps_the_rules(tmp_path, sim_dir):
     assert report.returncode == 0, report.stderr
     assert "has no alias 'champion'" in report.stdout and "drawing the card from a training run" in report.stdout
     assert "Model card" in (tmp_path / "reports" / "model_card.html").read_text()
+
+
+# --- usage errors, version, exit codes --------------------------------------------------------------
+
+
+def installed(*args, **kwargs):
+    """Run the installed `leadml` console script, as a user does."""
+    return subprocess.run([str(LEADML), *map(str, args)], capture_output=True, text=True, **kwargs)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_a_mistyped_command_is_one_line_with_the_near_misses():
+    result = installed("trian")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert lines(result.stderr) == [
+        "error: no such command 'trian'; did you mean 'train' or 'trainset'?",
+        "Try 'leadml --help' for help.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, error",
+    [
+        (["score"], "error: missing argument 'pipeline'."),
+        (["score", "p.yaml", "--as-off", "2026-01-01", "--out", "s.parquet"],
+         "error: no such option: --as-off; did you mean --as-of?"),
+    ],
+    ids=["missing argument", "mistyped option"],
+)
+def test_usage_errors_of_the_installed_command(args, error):
+    result = installed(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    first, usage, hint = lines(result.stderr)
+    assert first == error
+    assert usage.startswith("Usage: leadml score [OPTIONS] ")
+    assert hint == "Try 'leadml score --help' for help."
+
+
+@pytest.mark.parametrize("command", [[str(LEADML)], [sys.executable, "-m", "leadml"]],
+                         ids=["leadml", "python -m leadml"])
+def test_version(command):
+    result = subprocess.run([*command, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"leadml {__version__}\n"
+    assert __version__ == importlib.metadata.version("leadml")  # the installed metadata reads the same place
+
+
+def test_python_m_leadml_passes_the_exit_code_on():
+    result = subprocess.run([sys.executable, "-m", "leadml", "trian"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert lines(result.stderr)[0].startswith("error: no such command 'trian'")
+
+
+def test_no_spinner_in_a_pipe_even_when_colour_is_forced(tmp_path):
+    result = installed("simulate", "--leads", 300, "--out", tmp_path, env={**os.environ, "FORCE_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert lines(result.stdout) == [f"wrote {name:<9} {tmp_path / name}.parquet"
+                                    for name in ("leads", "events", "outcomes", "truth")]
+
+
+@pytest.mark.parametrize(
+    "argv, error, hint",
+    [
+        (["rules", "lern"], "error: no such command 'lern'; did you mean 'learn'?",
+         "Try 'leadml rules --help' for help."),
+        (["--nope"], "error: no such option: --nope", "Try 'leadml --help' for help."),
+        (["simulate", "--out", "sim", "--leads", "many"], "error: invalid value for '--leads': ",
+         "Try 'leadml simulate --help' for help."),
+        (["simulate", "--leads", "10"], "error: missing option '--out'.", "Try 'leadml simulate --help' for help."),
+        (["train", "a.yaml", "b.yaml"], "error: got unexpected extra argument", "Try 'leadml train --help' for help."),
+        (["score", "p.yaml", "--out", "s.parquet", "--as-of"], "error: option '--as-of' requires an argument.",
+         "Try 'leadml --help' for help."),
+    ],
+    ids=["mistyped subcommand", "unknown root option", "not an integer", "missing option", "extra argument",
+         "option without its value"],
+)
+def test_usage_errors_are_one_line_and_a_hint(argv, error, hint, capsys):
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "Traceback" not in err
+    err_lines = lines(err)
+    assert err_lines[0].startswith(error)
+    assert [line for line in err_lines if line.startswith("error:")] == err_lines[:1]
+    assert err_lines[-1] == hint
+    assert len(err_lines) <= 3
+
+
+@pytest.mark.parametrize("argv, listed", [([], ["simulate", "train", "score", "rules"]),
+                                          (["rules"], ["score", "learn"])], ids=["leadml", "leadml rules"])
+def test_no_command_shows_the_help_and_exits_2(argv, listed, capsys):
+    assert main(argv) == 2  # click's convention: nothing was done, the help is the answer
+    out, err = capsys.readouterr()
+    assert "Usage: leadml" in out and err == ""
+    for command in listed:
+        assert command in out
+
+
+def test_help_and_version_in_process_exit_0(capsys):
+    assert main(["--help"]) == 0
+    assert "Usage: leadml" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"leadml {__version__}\n"
+
+
+def test_a_leadml_error_is_one_line_as_written(monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise LeadDataError("leads.csv: column 'lead_id' has 1 duplicated ids (first rows: [lead_id='a'])")
+
+    monkeypatch.setattr("leadml.cli.commands.run_validate", fail)
+    assert main(["validate", "--leads", "leads.csv"]) == 1
+    assert capsys.readouterr().err == (
+        "error: leads.csv: column 'lead_id' has 1 duplicated ids (first rows: [lead_id='a'])\n"
+    )
+    with pytest.raises(LeadDataError, match="duplicated ids"):  # --debug: the traceback, from the error itself
+        main(["--debug", "validate", "--leads", "leads.csv"])
+
+
+def test_interrupted_exits_130(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("leadml.cli.commands.run_validate", interrupted)
+    assert main(["validate", "--leads", "leads.csv"]) == 130
+    assert capsys.readouterr().err == "aborted\n"

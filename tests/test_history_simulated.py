@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from leadml.jobs.score import score_batch
 from leadml.cli.app import app
 from leadml.core.config import parse_pipeline
-from leadml.data.simulate.world import simulate
+from leadml.data.simulate import simulate
 from leadml.core.errors import LeadDataError
 from leadml.explain.trends import warming_up
 from leadml.jobs.history import load_history

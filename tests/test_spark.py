@@ -11,7 +11,7 @@ import pytest
 
 from leadml.jobs.score import REASON_COLUMNS, score_batch
 from leadml.jobs.feature_files import read_feature_spec, write_features
-from leadml.data.simulate.world import write_simulation
+from leadml.data.simulate import write_simulation
 from leadml.features.scoring_set import features_at
 from tests.test_batch import AS_OF, pipeline, trained  # noqa: F401  (a module fixture)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 
 # Before numpy loads: transparent huge pages make every fresh large array cost ~0.2 s of page
 # faults on this kind of machine (numpy's own switch; measured in benchmarks/README.md).
@@ -18,9 +19,19 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
 
 from leadml.core.errors import LeadmlError
 from leadml.core.logs import quiet
+from leadml.core.version import __version__
+
+try:  # typer >= 0.26 runs on its own copy of click, whose exceptions are not click's
+    from typer._click import exceptions as _click_errors
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as _click_errors
+
+_NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())  # click >= 8.2
 
 app = typer.Typer(
     name="leadml",
@@ -38,8 +49,18 @@ err_console = Console(stderr=True, highlight=False)
 _state = {"debug": False}
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"leadml {__version__}", markup=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                 help="Show the version and exit."),
+) -> None:
     _state["debug"] = debug
 
 
@@ -252,35 +273,79 @@ def demo(
     run_demo_story(dir, n_leads=leads, seed=seed, console=console)
 
 
-def main() -> None:
-    """Entry point: run the app, turning leadml's own errors into one line and a non-zero exit."""
-    debug = "--debug" in sys.argv
+def main(argv: list[str] | None = None) -> int:
+    """Run ``leadml`` on ``argv`` (default: the process arguments) and return its exit code.
+
+    0 done; 1 a leadml error, told in one line (``--debug`` raises it with its traceback);
+    2 a usage error (one line and a hint; no command at all shows the help, as click does);
+    130 interrupted. The console script passes the code to ``sys.exit``.
+
+    Example:
+        >>> main(["trian"])  # on stderr: error: no such command 'trian'; did you mean 'train' or ...
+        2
+    """
+    args = sys.argv[1:] if argv is None else [str(arg) for arg in argv]
     quiet()  # MLflow's INFO lines would drown the command's own summary
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                app(standalone_mode=False)
+                code = app(args=args, prog_name="leadml", standalone_mode=False)
             finally:
                 _show_warnings(caught)
+    except _click_errors.ClickException as exc:  # typer's own click: usage errors say 2, others 1
+        _show_click_error(exc)
+        return exc.exit_code
     except LeadmlError as exc:
-        if debug:
+        if "--debug" in args:
             raise
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        sys.exit(1)
-    except (typer.Abort, KeyboardInterrupt):
+        _show_error(str(exc))
+        return 1
+    except KeyboardInterrupt:  # typer turns one inside a command into exit code 130; this is the rest
+        code = 130
+    except typer.Abort:
+        _show_error("aborted")
+        return 1
+    code = code if isinstance(code, int) else 0  # a command returns None; typer returns Exit's code
+    if code == 130:
         err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
+    return code
 
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
+
+def _show_error(message: str) -> None:
+    # Text, not markup: a message holding [brackets] prints as it is; soft_wrap keeps it one line
+    err_console.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
+
+
+def _show_click_error(exc: Exception) -> None:
+    """A usage error as one line, then the command's usage and where to find help: no traceback."""
+    if isinstance(exc, _NO_ARGS_IS_HELP):  # the help is the answer; rich has already printed it
+        if exc.format_message():
+            console.print(exc.format_message(), markup=False)
+        return
+    if isinstance(exc, _click_errors.NoSuchOption) and exc.possibilities:
+        message = f"{exc.message}; did you mean {_either(exc.possibilities)}?"
+    else:
+        message = exc.format_message()
+    head, near_miss, names = message.partition(". Did you mean ")  # typer's hint for a mistyped command
+    if near_miss:
+        message = f"{head}; did you mean {_either(names.rstrip('?').split(', '))}?"
+    if message[:1].isupper() and message[1:2].islower():  # click's "No such ...", "Missing ..."
+        message = message[0].lower() + message[1:]
+    _show_error(message)
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        if not isinstance(ctx.command, TyperGroup):  # a command's usage line shows what it takes
+            err_console.print(ctx.get_usage(), markup=False, soft_wrap=True)
+        hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
+        err_console.print(hint, markup=False, soft_wrap=True)
+    elif isinstance(exc, _click_errors.UsageError):  # the option parser names no command
+        err_console.print("Try 'leadml --help' for help.", markup=False)
+
+
+def _either(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

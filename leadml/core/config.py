@@ -314,7 +314,7 @@ _PATH_KEYS = (("data", "leads"), ("data", "events"), ("data", "outcomes"), ("dat
 def _resolve_paths(raw: dict, base: Path) -> dict:
     """Make relative paths in the raw YAML relative to the file's folder."""
     for keys in _PATH_KEYS:
-        node = raw
+        node: dict | None = raw
         for key in keys[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
@@ -367,6 +367,18 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>", base: Path | None = No
         raise ConfigError(_format_error(source, exc, PipelineConfig)) from exc
 
 
+def yaml_problem(exc: Exception) -> str:
+    """PyYAML's error in one line: where and what ("not valid YAML at line 2, column 1: ...").
+
+    PyYAML's own text quotes the source line with a caret under it: several lines, which the CLI
+    prints as one error line each.
+    """
+    mark = getattr(exc, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return f"not valid YAML{at}: {' '.join(str(problem).split())}"
+
+
 def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     """Read and validate a pipeline YAML file.
 
@@ -385,7 +397,7 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: {yaml_problem(exc)}") from exc
     if raw is None:
         raise ConfigError(f"{path}: the pipeline file is empty")
     return parse_pipeline(raw, source=str(path), base=path.resolve().parent)

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from leadml.core.config import yaml_problem
 from leadml.core.errors import ConfigError
 
 Tag = Literal["fit", "engagement"]
@@ -309,10 +310,12 @@ def parse_tiers(raw: Any, source: str) -> tuple[Tier, ...]:
         if last:
             raise _fail(where, "the last tier is the catch-all: drop its 'min' or add a tier below it")
         minimum = _number(item["min"], where, "min")
-        if tiers and minimum >= tiers[-1].min_points:
+        # only the last tier is the catch-all, so every tier before this one has a 'min'
+        previous = tiers[-1].min_points if tiers else None
+        if previous is not None and minimum >= previous:
             raise _fail(
                 where,
-                f"'min' ({minimum:g}) must be below the previous tier's ({tiers[-1].min_points:g}); "
+                f"'min' ({minimum:g}) must be below the previous tier's ({previous:g}); "
                 "list tiers from the highest threshold down",
             )
         tiers.append(Tier(name, minimum))
@@ -366,6 +369,4 @@ def read_rules_yaml(path: str) -> Any:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: rules file not found") from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from exc
+        raise ConfigError(f"{path}: {yaml_problem(exc)}") from exc

@@ -13,7 +13,7 @@ import pytest
 
 import leadml.data.simulate.world as simulate_module
 from leadml.data.contract import validate_events, validate_leads, validate_outcomes
-from leadml.data.simulate.world import TABLES, TRUE_DRIVERS, simulate, write_simulation
+from leadml.data.simulate import TABLES, TRUE_DRIVERS, simulate, write_simulation
 from leadml.core.errors import ConfigError
 
 N_LEADS, SEED, CHUNK = 3000, 11, 1000

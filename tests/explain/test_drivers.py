@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from leadml.core.config import LightGBMConfig, parse_pipeline
-from leadml.data.simulate.world import DRIVER_FAMILIES, TRUE_DRIVERS, simulate
+from leadml.data.simulate import DRIVER_FAMILIES, TRUE_DRIVERS, simulate
 from leadml.data.sources import PipelineData
 from leadml.modeling.contributions import explain_margin
 from leadml.features.build import build_trainset

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from leadml.core.config import parse_pipeline
-from leadml.data.simulate.world import simulate
+from leadml.data.simulate import simulate
 from leadml.data.sources import PipelineData
 from leadml.core.errors import ConfigError, LeadDataError
 from leadml.explain.counterfactual import apply_action, parse_action

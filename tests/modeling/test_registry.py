@@ -281,7 +281,7 @@ def test_retraining_on_later_closed_deals_promotes_only_a_better_model(pipelines
 
     from leadml.core.config import parse_pipeline
     from leadml.data.contract import validate_outcomes
-    from leadml.data.simulate.world import simulate
+    from leadml.data.simulate import simulate
     from leadml.data.sources import PipelineData
     from leadml.features.build import build_trainset
     from leadml.rules.ruleset import RuleSet
