@@ -64,6 +64,8 @@ _LAZY = {
     # jobs
     "run_training": "leadml.jobs.train",
     "score_batch": "leadml.jobs.score",
+    "ScoreOptions": "leadml.jobs.score",
+    "model_card": "leadml.jobs.report",
     "load_history": "leadml.jobs.history",
     # notebooks and scripts
     "quiet": "leadml.core.logs",

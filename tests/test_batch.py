@@ -17,13 +17,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from leadml.jobs.score import REASON_COLUMNS, load_model, score_batch
+from leadml.jobs.score import REASON_COLUMNS, ScoreOptions, load_model, score_batch
 from leadml.jobs.decisions import DECISION_COLUMNS
 from leadml.jobs.history import load_history
 from leadml.jobs.feature_files import read_feature_spec, score_features, write_features
 from leadml.jobs.output import unnamed_output
 from leadml.core.config import parse_pipeline
-from leadml.data.simulate.world import write_simulation
+from leadml.data.simulate import write_simulation
 from leadml.data.sources import load_pipeline_data
 from leadml.core.errors import ConfigError, LeadDataError, ModelError
 from leadml.features.build import FeatureBuilder
@@ -154,7 +154,8 @@ def test_a_rerun_gives_the_same_bytes_whatever_the_chunk_size(trained, tables, t
     from_parquet = pd.read_parquet(tmp_path / "s.parquet")
     np.testing.assert_array_equal(from_csv["probability"].to_numpy(), from_parquet["probability"].to_numpy())
     assert from_csv["as_of"].iloc[0] == "2026-03-01T00:00:00+00:00"
-    assert sorted(os.listdir(tmp_path)) == ["big.parquet", "s.csv", "s.parquet", "score_history"]  # no temp files
+    listed = ["big.drift.csv", "big.parquet", "s.csv", "s.drift.csv", "s.parquet", "score_history"]
+    assert sorted(os.listdir(tmp_path)) == listed  # no temp files
     assert len(load_history(tmp_path / "score_history")) == len(from_parquet)  # a re-run day replaced, not added
 
 
@@ -190,6 +191,41 @@ def test_a_custom_reasons_step_and_a_progress_callback(trained, tmp_path):
     assert set(scores["reason_1"]) <= {"high", "low"} and scores["reason_2"].isna().all()
     assert seen == [(2500, 6000), (5000, 6000), (6000, 6000)] and summary.reasons
 
+
+
+def test_options_as_one_object_or_as_keywords_give_the_same_bytes(trained, tmp_path):
+    config, _, scoring = trained
+    options = ScoreOptions(reasons="top:5", chunk_leads=1500, progress=False, history=False)
+    one = score_batch(config, AS_OF, tmp_path / "a.parquet", options, model_uri=scoring)
+    keywords = score_batch(config, AS_OF, tmp_path / "b.parquet", model_uri=scoring, reasons="top:5", chunk_leads=1500,
+                           progress=False, history=False)  # fmt: skip
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert one.chunks == keywords.chunks == 4 and one.reasons and one.history_path is None
+    plain = score_batch(config, AS_OF, tmp_path / "c.parquet", options, model_uri=scoring, reasons=False)
+    assert not plain.reasons and options.reasons == "top:5"  # a keyword overrides the object, which stays as it was
+    with pytest.raises(TypeError, match="unknown scoring option 'reason'; the options are reasons, subscores, history"):
+        score_batch(config, AS_OF, tmp_path / "d.parquet", model_uri=scoring, reason=False)
+    assert sorted(os.listdir(tmp_path)) == ["a.drift.csv", "a.parquet", "b.drift.csv", "b.parquet", "c.drift.csv",
+                                            "c.parquet"]  # fmt: skip
+
+
+def test_the_job_s_steps_make_the_same_file_as_the_job(trained, tmp_path):
+    from leadml.jobs.output import ScoresWriter
+    from leadml.jobs.score import SCORES_SCHEMA, finish_scoring, prepare_scoring, score_chunk
+
+    config, _, scoring = trained
+    options = ScoreOptions(reasons=False, chunk_leads=2000, progress=False, history=False)
+    whole = score_batch(config, AS_OF, tmp_path / "job.parquet", options, model_uri=scoring)
+    job = prepare_scoring(config, AS_OF, tmp_path / "steps.parquet", options, model_uri=scoring)
+    writer = ScoresWriter(str(tmp_path / "steps.parquet"), tmp_path / "steps.parquet", SCORES_SCHEMA, job.metadata)
+    for chunk in job.source.chunks:
+        score_chunk(job, chunk, writer)
+    writer.close()
+    steps = finish_scoring(job, writer.rows)
+    assert (tmp_path / "steps.parquet").read_bytes() == (tmp_path / "job.parquet").read_bytes()
+    assert (steps.rows, steps.chunks, steps.mql, steps.tiers) == (whole.rows, whole.chunks, whole.mql, whole.tiers)
+    pd.testing.assert_frame_equal(steps.drift, whole.drift)
+    assert steps.drift_path == tmp_path / "steps.drift.csv" and steps.drift_path.is_file()
 
 def test_events_not_sorted_by_lead_are_read_whole_with_a_note(trained, tables, tmp_path):
     _, _, scoring = trained
@@ -327,7 +363,8 @@ def test_a_killed_job_leaves_no_file_and_the_next_run_succeeds(trained, tables, 
         job.kill()
     assert os.listdir(out_dir) == []
     score_batch(config, AS_OF, out, model_uri=scoring, reasons=False, progress=False)
-    assert sorted(os.listdir(out_dir)) == ["score_history", "scores.parquet"]  # history only after a whole file
+    # history and drift only after a whole file
+    assert sorted(os.listdir(out_dir)) == ["score_history", "scores.drift.csv", "scores.parquet"]
     assert_same_scores(pd.read_parquet(out), reference(scoring, config))
 
 

@@ -99,7 +99,9 @@ def test_the_job_writes_a_drift_table_and_warns_above_0_2(trained, tmp_path, cap
 
 
 def test_without_a_reference_the_job_skips_drift_and_monitor_says_why(trained, tmp_path):  # noqa: F811
-    config, _, scoring = trained
+    config, _, shared = trained
+    scoring = copy.copy(shared)
+    scoring.drift_reference = None  # a model packed before leadml recorded one
     summary = score_batch(config, AS_OF, tmp_path / "s.csv", model_uri=scoring, reasons=False, progress=False)
     assert summary.drift is None and not (tmp_path / "s.drift.csv").exists()
     with pytest.raises(ModelError, match="carries no drift reference"):

@@ -6,8 +6,11 @@ or a notebook can call; the work itself lives in the API modules.
 
 from __future__ import annotations
 
+import sys
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 from rich.console import Console
@@ -17,11 +20,21 @@ from leadml.data import contract
 from leadml.data.io import write_table
 from leadml.features.snapshots import to_utc
 
+_NO_SPINNER = SimpleNamespace(update=lambda *args, **kwargs: None)
+
+
+def _spinner(console: Console, message: str) -> AbstractContextManager:
+    """A spinner while work runs, only when both the console and stderr are terminals: nothing in a pipe
+    or a CI log (rich alone would draw it there under FORCE_COLOR), like the scoring job's progress bar."""
+    if getattr(console.file, "isatty", lambda: False)() and sys.stderr.isatty():
+        return console.status(message)
+    return nullcontext(_NO_SPINNER)
+
 
 def run_simulate(out: Path, n_leads: int, seed: int, base_rate: float, console: Console) -> dict[str, Path]:
     from leadml.data.simulate.world import write_simulation
 
-    with console.status(f"simulating {n_leads:,} leads (seed {seed})"):
+    with _spinner(console, f"simulating {n_leads:,} leads (seed {seed})"):
         paths = write_simulation(out, n_leads, seed, base_rate=base_rate)
     for name, path in paths.items():
         console.print(f"wrote {name:<9} {path}")
@@ -105,12 +118,9 @@ def run_features(
     spark_master: str | None = None,
 ) -> pd.DataFrame | Path:
     from leadml.features.scoring_set import features_at
+    from leadml.jobs.engines import check_engine
 
-    if engine not in ("pandas", "spark"):
-        from leadml.core.errors import ConfigError
-
-        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
-    if engine == "spark":
+    if check_engine(engine, option="--engine") == "spark":
         from leadml.jobs.spark import spark_features
 
         folder = spark_features(pipeline, leads_path, events_path, as_of, out, spark_master=spark_master)
@@ -127,7 +137,7 @@ def run_trainset(pipeline: Path, out: Path, console: Console) -> pd.DataFrame:
     from leadml.features.build import build_trainset
 
     config = load_pipeline(pipeline)
-    with console.status("building snapshots and features"):
+    with _spinner(console, "building snapshots and features"):
         trainset = build_trainset(config)
     write_table(trainset.frame, out)
     counts = trainset.frame["split"].value_counts().to_dict()
@@ -153,9 +163,7 @@ def run_rules_score(
     leads, events, _, problems = load_tables(leads_path, events_path, None, drop_orphans)
     for problem in problems:
         console.print(f"[yellow]warning:[/yellow] {problem}")
-    stamp = to_utc(as_of)
-    created = leads.loc[(leads["created_at"] <= stamp).to_numpy()]
-    scores = ruleset.score(created, events, stamp, subscores=True)
+    scores = ruleset.score(leads, events, as_of, subscores=True)  # leads created after as_of left out
     write_table(scores, out)
     tiers = scores["tier"].value_counts().to_dict()
     console.print(
@@ -174,7 +182,7 @@ def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
     from leadml.rules.scorecard import learn_rules_for_pipeline
 
     config = load_pipeline(pipeline)
-    with console.status("learning points from the training snapshots"):
+    with _spinner(console, "learning points from the training snapshots"):
         learned = learn_rules_for_pipeline(config)
     write_text(yaml.safe_dump(learned.rules, sort_keys=False, allow_unicode=True), out)
     table = Table(title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})")
@@ -216,7 +224,7 @@ def run_train(pipeline: Path, promote: str, console: Console):
     if promote not in ("auto", "never"):
         raise ConfigError(f"--promote must be auto or never, got {promote!r}")
     config = load_pipeline(pipeline)
-    with console.status("training") as status:
+    with _spinner(console, "training") as status:
         run = run_training(config, promote=promote, progress=lambda message: status.update(message))
     result, outcome = run.result, run.outcome
     counts = ", ".join(f"{r.split} {r.rows:,}" for r in result.counts.itertuples())
@@ -248,16 +256,15 @@ def run_promote(pipeline: Path, version: int, console: Console) -> None:
 
 def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: str, spark_master: str | None,
               reasons: bool | str, console: Console, *, subscores: bool = True, history: bool | None = None):
-    from leadml.jobs.score import score_batch
     from leadml.core.config import load_pipeline
-    from leadml.core.errors import ConfigError
+    from leadml.jobs.engines import check_engine
+    from leadml.jobs.score import ScoreOptions, score_batch
 
-    if engine not in ("pandas", "spark"):
-        raise ConfigError(f"--engine must be pandas or spark, got {engine!r}")
+    check_engine(engine, option="--engine")  # before the pipeline is read
     config = load_pipeline(pipeline)
-    reasons = True if reasons == "default" else reasons
-    summary = score_batch(config, as_of, out, model_uri=model, reasons=reasons, engine=engine,
-                          spark_master=spark_master, progress=True, subscores=subscores, history=history)
+    options = ScoreOptions(reasons=True if reasons == "default" else reasons, subscores=subscores, history=history,
+                           progress=None)  # fmt: skip
+    summary = score_batch(config, as_of, out, options, model_uri=model, engine=engine, spark_master=spark_master)
     tiers = ", ".join(f"{k} {v:,}" for k, v in summary.tiers.items())
     console.print(
         f"scored {summary.rows:,} open leads at {summary.as_of:%Y-%m-%d %H:%M} with {summary.model_name} "
@@ -352,13 +359,10 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
     describes the version that serves, whatever the data has become since. A model trained before
     cards were logged gets one from a training run without logging (same data, config and seed give
     the same model; the command says so)."""
-    from leadml.modeling.loading import default_model_uri
     from leadml.core.config import load_pipeline
     from leadml.data.io import read_table
-    from leadml.core.errors import ModelError
-    from leadml.explain.report import write_model_card, write_sales_report
-    from leadml.jobs.model_cards import fetch_model_card
-    from leadml.jobs.train import run_training
+    from leadml.explain.report import write_sales_report
+    from leadml.jobs.report import model_card
 
     config = load_pipeline(pipeline)
     scores = read_table(scores_path) if scores_path is not None else None
@@ -369,24 +373,10 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
             f"{scores_path}: a scores file needs 'lead_id' and 'probability' (or 'score') columns, as "
             f"`leadml score` writes them (columns present: {', '.join(map(str, scores.columns))})"
         )
-    uri = model_uri or default_model_uri(config)
-    card_path = Path(out) / "model_card.html"
-    try:
-        run_id = fetch_model_card(config, uri, card_path)
-        missing = f"{uri} has no model card logged with it"
-    except ModelError as exc:
-        if model_uri is not None:  # a model asked for by name must exist
-            raise
-        run_id, missing = None, str(exc)
-    if run_id is not None:
-        console.print(f"model card of {uri} (logged with run {run_id})")
-        written = {"model_card": card_path}
-    else:
-        console.print(f"{missing}: drawing the card from a training run that is not logged")
-        with console.status("training (not logged) for the model card") as status:
-            run = run_training(config, log=False, progress=lambda message: status.update(message))
-        written = {"model_card": write_model_card(run.result, run.trainset, card_path, tiers=config.mql.tiers,
-                                                  title=f"Model card: {config.name}")}  # fmt: skip
+    with _spinner(console, "the model card") as status:
+        card = model_card(config, model_uri, Path(out) / "model_card.html", progress=status.update)
+    console.print(card.message)
+    written = {"model_card": card.path}
     if scores is not None:
         written["sales"] = write_sales_report(scores, Path(out) / "sales.html", max_leads=max_leads,
                                               title=f"Leads to call: {config.name}")

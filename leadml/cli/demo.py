@@ -77,19 +77,20 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         console.print(f"registered {run.outcome.registered_model} version {run.outcome.version} as {state}")
     written["mlflow"] = folder / "mlruns.db"
     console.rule("6. score today's open leads with the champion, with reasons")
-    from leadml.jobs.score import score_batch
+    from leadml.jobs.score import ScoreOptions, score_batch
     from leadml.data.io import read_table
-    from leadml.explain.report import write_model_card, write_sales_report
+    from leadml.explain.report import write_sales_report
 
-    if run.outcome is not None and run.outcome.version:
-        model_uri = f"models:/{run.outcome.registered_model}/{run.outcome.version}"
+    registered = run.outcome is not None and run.outcome.version
+    model_uri = f"models:/{run.outcome.registered_model}/{run.outcome.version}" if registered else None
+    if registered:
         earlier = folder / "earlier_scores"
         days = [as_of - pd.Timedelta(days=d) for d in range(HISTORY_DAYS, 0, -HISTORY_STEP)]
+        nightly = ScoreOptions(reasons=False, drift=False, progress=False)  # no reasons needed for the history
         with console.status(f"scoring {len(days)} earlier days into the score history") as status:
-            for day in days:  # the nightly job of the past weeks: no reasons needed for the history
+            for day in days:  # the nightly job of the past weeks
                 status.update(f"scoring the open leads of {day:%Y-%m-%d} into the score history")
-                score_batch(config, day, earlier / f"scores-{day:%Y-%m-%d}.parquet", model_uri=model_uri,
-                            reasons=False, drift=False, progress=False)  # fmt: skip
+                score_batch(config, day, earlier / f"scores-{day:%Y-%m-%d}.parquet", nightly, model_uri=model_uri)
         summary = score_batch(config, as_of, folder / "scores.parquet", model_uri=model_uri, progress=True)
         written["scores"] = summary.out
         written["history"] = summary.history_path
@@ -97,12 +98,13 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         _print_hand_offs(read_table(summary.out), console)
     console.rule("7. reports for the data scientist and for sales")
     reports = folder / "reports"
-    from leadml.jobs.model_cards import fetch_model_card
+    from leadml.jobs.report import model_card
 
-    card = written["model_card"] = reports / "model_card.html"
-    registered = run.outcome is not None and run.outcome.version
-    if not (registered and fetch_model_card(config, model_uri, card)):  # else the card logged with the version
-        write_model_card(run.result, run.trainset, card, tiers=config.mql.tiers, title="Model card: leadml demo")
+    # the card logged with the registered version; else (no version registered) the champion's, or
+    # one drawn from this run
+    card = model_card(config, model_uri, reports / "model_card.html", training=run, title="Model card: leadml demo")
+    written["model_card"] = card.path
+    console.print(card.message)
     if "scores" in written:
         from leadml.jobs.history import load_history
 

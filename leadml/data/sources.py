@@ -64,6 +64,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
         simulated = simulate(sim.leads, sim.seed, base_rate=sim.base_rate, months=sim.months)
         return PipelineData.from_simulation(simulated)
     if data.source == "tables":
+        assert data.leads is not None and data.events is not None  # DataConfig's validator requires them
         leads = contract.load_leads(data.leads, columns=data.columns)
         events = contract.load_events(data.events, leads=leads, on_orphans=data.on_orphans, columns=data.columns)
         outcomes = None
@@ -80,6 +81,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
         import os
 
         datasets_dir = os.environ.get("LEADML_DATASETS") or data.datasets_dir
+        assert data.public is not None  # DataConfig's validator requires it
         flat, dataset = load_public(data.public, datasets_dir)
         return PipelineData(
             flat=flat,
@@ -87,6 +89,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
             borderline=tuple(dataset.borderline),
             id_columns=tuple(dataset.id_columns),
         )
+    assert data.flat is not None and data.label is not None  # DataConfig's validator requires them
     read_options = {"sep": data.csv_separator} if data.csv_separator else {}
     flat = contract.load_flat(data.flat, label=data.label, id_column=data.id_column, **read_options)
     return PipelineData(flat=flat)

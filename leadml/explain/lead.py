@@ -83,6 +83,7 @@ def lead_data(data: PipelineData, lead_id: str, as_of: pd.Timestamp) -> Pipeline
             ``as_of``, or it was closed before ``as_of`` (a closed lead is no longer scored).
     """
     leads = data.leads
+    assert leads is not None, "lead_data takes three-table data (leads and events), not a flat table"
     ids = leads["lead_id"].astype(str)
     one = leads.loc[(ids == lead_id).to_numpy()]
     if one.empty:

@@ -93,10 +93,10 @@ def _value_texts(column: pd.Series, rows: np.ndarray):
         as_json = pa.array(np.round(numbers, 4) + 0.0, from_pandas=True).cast(pa.string()).fill_null("null")
         return texts, inverse, as_json
     codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    shown = [str(u) for u in uniques]
-    texts = [v.replace("_", " ") if v.lower() not in MISSING_LEVELS else None for v in shown] + [None]
-    inverse = np.where(codes < 0, len(shown), codes)
-    as_json = pa.array([json.dumps(v) for v in shown] + ["null"], type=pa.string())
+    levels = [str(u) for u in uniques]
+    texts = [v.replace("_", " ") if v.lower() not in MISSING_LEVELS else None for v in levels] + [None]
+    inverse = np.where(codes < 0, len(levels), codes)
+    as_json = pa.array([json.dumps(v) for v in levels] + ["null"], type=pa.string())
     return texts, inverse, as_json.take(pa.array(inverse))
 
 

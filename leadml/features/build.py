@@ -251,8 +251,8 @@ def build_trainset(config: PipelineConfig, data: PipelineData | None = None) -> 
     builder = FeatureBuilder(
         config.features, config.profile, leaky=data.leaky, borderline=data.borderline, id_columns=data.id_columns
     )
-    if data.is_flat:
-        flat = data.flat
+    flat = data.flat
+    if flat is not None:  # data.is_flat
         split = stratified_split(
             flat[LABEL_COLUMN],
             test_fraction=config.split.test_fraction,

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from leadml.features.metadata import FeatureInfo
+from leadml.features.metadata import FeatureGroup, FeatureInfo
 
 MISSING = "missing"
 OTHER = "other"
@@ -188,7 +188,7 @@ class ProfileEncoder(TransformerMixin, BaseEstimator):
         infos = []
         for name in self.feature_names_out_:
             source = name.removesuffix("__missing")
-            group = "behaviour" if source in self.behaviour_columns else "profile"
+            group: FeatureGroup = "behaviour" if source in self.behaviour_columns else "profile"
             label = _label(source)
             if name.endswith("__missing"):
                 infos.append(FeatureInfo(name, group, source, "numeric", template=f"{label} not given"))

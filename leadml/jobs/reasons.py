@@ -11,10 +11,22 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["REASON_COLUMNS", "ReasonsStep", "default_reasons"]
+__all__ = ["REASON_COLUMNS", "ReasonsStep", "default_reasons", "reasons_step"]
 
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "counter_reason_1", "counter_reason_2", "reasons")
 ReasonsStep = Callable[[object, pd.DataFrame, np.ndarray], pd.DataFrame]
+
+
+def reasons_step(reasons: bool | str | ReasonsStep) -> ReasonsStep | None:
+    """The step a job's ``reasons`` option asks for: a function as given, a selection (``all``,
+    ``mql``, ``top:N``, ``top:N%``) or True (the default selection) through :func:`default_reasons`,
+    None for False. Every engine reads the option through here, so they explain the same leads.
+    """
+    if callable(reasons):
+        return reasons
+    if not reasons:
+        return None
+    return default_reasons(reasons if isinstance(reasons, str) else "default")
 
 
 def default_reasons(which: str = "default") -> ReasonsStep | None:

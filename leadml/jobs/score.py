@@ -10,6 +10,11 @@ a Parquet or CSV file that appears only when it is complete (:mod:`leadml.jobs.o
 holds one chunk of leads and their events (:mod:`leadml.jobs.inputs`). Rows come in ``lead_id``
 order, and the same inputs give the same bytes.
 
+How the job runs is one frozen :class:`ScoreOptions`. On the pandas engine it is three steps:
+:func:`prepare_scoring` (the model, the reasons step, the notes, the feature chunks),
+:func:`score_chunk` (score, write, count) for every chunk, and :func:`finish_scoring` (the summary,
+the drift file, the score history). The Spark engine is :mod:`leadml.jobs.spark`.
+
 Reasons (SHAP, :mod:`leadml.explain`) are a step of their own, skipped with ``reasons=False``:
 the fast path. Drift against the training snapshots is measured on the way when the model
 carries a reference (:mod:`leadml.jobs.drift`) and written beside the scores.
@@ -20,7 +25,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,14 +38,20 @@ from leadml.jobs.history import keep_history
 from leadml.jobs.progress import Progress, ProgressBar
 from leadml.jobs.summary import ScoreSummary
 from leadml.modeling.loading import LoadedModel, Scorer, check_builder, check_spec, load_model, probabilities
-from leadml.jobs.reasons import REASON_COLUMNS, ReasonsStep, default_reasons
+from leadml.jobs.engines import check_engine
+from leadml.jobs.reasons import REASON_COLUMNS, ReasonsStep, default_reasons, reasons_step
 from leadml.core.config import PipelineConfig
-from leadml.core.errors import ConfigError
 from leadml.features.snapshots import to_utc
 
-__all__ = ["REASON_COLUMNS", "SCORES_SCHEMA", "FeatureChunk", "FeatureSource", "LoadedModel", "ScoreSummary",
-           "check_builder", "check_spec", "default_reasons", "feature_source", "load_model", "probabilities",
-           "score_batch", "scores_table"]
+if TYPE_CHECKING:
+    from leadml.jobs.drift import DriftCounter
+    from leadml.jobs.output import ScoresWriter
+    from leadml.jobs.quality import QualityCounter
+
+__all__ = ["REASON_COLUMNS", "SCORES_SCHEMA", "FeatureChunk", "FeatureSource", "LoadedModel", "ScoreOptions",
+           "ScoreSummary", "ScoringJob", "check_builder", "check_spec", "default_reasons", "feature_source",
+           "finish_scoring", "load_model", "prepare_scoring", "probabilities", "score_batch", "score_chunk",
+           "scores_table"]
 
 log = logging.getLogger("leadml.jobs.score")
 
@@ -95,21 +108,62 @@ def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.Data
     return pa.table(columns, schema=SCORES_SCHEMA)
 
 
+# -- the job's options -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ScoreOptions:
+    """How the scoring job runs, apart from what it scores (pipeline, as_of, output file, model).
+
+    Attributes:
+        reasons: add the reason columns for the MQLs and the top 20 % (True), for a selection
+            (``all``, ``mql``, ``top:N``, ``top:N%``), none (False: the fast path), or a function
+            ``(scoring_model, features, probability) -> reasons frame``.
+        subscores: fill ``fit_score``, ``engagement_score`` and ``grid_tier`` (False: empty).
+        history: append the scores to the score history (:mod:`leadml.jobs.history`); None: the
+            pipeline's ``history.enabled``.
+        chunk_leads: leads per chunk (memory is about proportional to it; pandas engine).
+        progress: a rich progress bar (True; None: when stderr is a terminal) or a callback
+            ``(leads done, leads total)`` (pandas engine).
+        drift: measure drift against the model's training reference, when it has one (pandas
+            engine; on Spark, ``leadml monitor`` measures it).
+
+    Example:
+        >>> options = ScoreOptions(reasons=False, chunk_leads=50_000)
+        >>> ScoreOptions.of(options, drift=False).drift, options.drift
+        (False, True)
+    """
+
+    reasons: bool | str | ReasonsStep = True
+    subscores: bool = True
+    history: bool | None = None
+    chunk_leads: int = 100_000
+    progress: bool | Progress | None = None
+    drift: bool = True
+
+    @classmethod
+    def of(cls, options: ScoreOptions | None = None, **changes: Any) -> ScoreOptions:
+        """``options`` (default: the defaults) with the fields in ``changes`` replaced.
+
+        Raises:
+            TypeError: a name in ``changes`` is not an option (the known ones are listed).
+        """
+        known = [f.name for f in fields(cls)]
+        unknown = [name for name in changes if name not in known]
+        if unknown:
+            raise TypeError(f"unknown scoring option {unknown[0]!r}; the options are {', '.join(known)}")
+        return replace(options if options is not None else cls(), **changes)
+
+
 # -- the job -----------------------------------------------------------------------------------
 def score_batch(
     config: PipelineConfig,
     as_of: object,
     out: str | os.PathLike,
+    options: ScoreOptions | None = None,
     *,
     model_uri: str | os.PathLike | None = None,
-    reasons: bool | str | ReasonsStep = True,
-    subscores: bool = True,
-    history: bool | None = None,
-    chunk_leads: int = 100_000,
-    progress: bool | Progress | None = None,
     engine: str = "pandas",
     spark_master: str | None = None,
-    drift: bool = True,
+    **option_values: Any,
 ) -> ScoreSummary:
     """Score every open lead at ``as_of`` with a registered model and write the scores file.
 
@@ -118,36 +172,66 @@ def score_batch(
         as_of: the scoring instant (a date means 00:00 UTC); leads created after it or closed
             before it are not scored.
         out: the scores file, ``.parquet`` or ``.csv`` (Spark: a Parquet folder).
+        options: how the job runs (:class:`ScoreOptions`: reasons, sub-scores, history, chunk
+            size, progress, drift); default ``ScoreOptions()``.
         model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN/model``, a model
             folder, or a loaded LeadScoringModel; default ``models:/<registered_model>@champion``.
-        reasons: add the reason columns for the MQLs and the top 20 % (True), for a selection
-            (``all``, ``mql``, ``top:N``, ``top:N%``), none (False: the fast path), or a function
-            ``(scoring_model, features, probability) -> reasons frame``.
-        subscores: fill ``fit_score``, ``engagement_score`` and ``grid_tier`` (False: empty).
-        history: append the scores to the score history (:mod:`leadml.jobs.history`); default: the
-            pipeline's ``history.enabled``.
-        chunk_leads: leads per chunk (memory is about proportional to it).
-        progress: a rich progress bar (True; default: when stderr is a terminal) or a callback
-            ``(leads done, leads total)``.
         engine: ``pandas`` (this process) or ``spark`` (:func:`leadml.jobs.spark.score_spark`).
-        drift: measure drift against the model's training reference, when it has one.
+        spark_master: the Spark master (Spark engine; default ``SPARK_MASTER`` or ``local[2]``).
+        option_values: the fields of :class:`ScoreOptions` as keywords (``reasons=False``,
+            ``chunk_leads=50_000``, ...), as earlier releases took them; they override ``options``.
 
     Returns:
         A :class:`ScoreSummary` (rows, tiers, MQL count, timing, drift table).
 
     Raises:
         ModelError: the model cannot be loaded or its feature set does not match.
-        LeadDataError / ConfigError: bad input data or settings.
+        LeadDataError / ConfigError: bad input data or settings (an unknown engine among them).
+        TypeError: a keyword that is not a scoring option.
     """
-    if engine == "spark":
+    options = ScoreOptions.of(options, **option_values)
+    if check_engine(engine) == "spark":
         from leadml.jobs.spark import score_spark
 
-        return score_spark(config, as_of, out, model_uri=model_uri, reasons=reasons, spark_master=spark_master,
-                           subscores=subscores, history=history)
-    if engine != "pandas":
-        raise ConfigError(f"engine must be 'pandas' or 'spark', got {engine!r}")
-    from leadml.jobs.output import ScoresWriter, unnamed_output
+        return score_spark(config, as_of, out, model_uri=model_uri, reasons=options.reasons, spark_master=spark_master,
+                           subscores=options.subscores, history=options.history)  # fmt: skip
+    job = prepare_scoring(config, as_of, out, options, model_uri=model_uri)
+    return finish_scoring(job, _score_chunks(job))
+
+
+@dataclass
+class ScoringJob:
+    """One run of the pandas engine between its steps: what :func:`prepare_scoring` set up, and
+    the counters :func:`score_chunk` feeds and :func:`finish_scoring` turns into the summary."""
+
+    config: PipelineConfig
+    options: ScoreOptions
+    loaded: LoadedModel
+    reasons: ReasonsStep | None
+    source: FeatureSource
+    summary: ScoreSummary
+    scorer: Scorer
+    quality: QualityCounter
+    drift: DriftCounter | None
+    started: float
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What the scores file records about its model (Parquet schema metadata)."""
+        return {"leadml.model_uri": self.loaded.uri, "leadml.spec_hash": self.loaded.scoring.builder.spec_hash()}
+
+
+def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLike, options: ScoreOptions,
+                    *, model_uri: str | os.PathLike | None = None) -> ScoringJob:  # fmt: skip
+    """Check the output name, load the model, pick the reasons step and open the feature chunks.
+
+    Everything that can fail on the arguments fails here, before a file is opened; the notes about
+    the model and the pipeline (feature settings, sub-scores, how the data is read) start the summary.
+    """
     from leadml.data.io import table_format
+    from leadml.jobs.drift import DriftCounter
+    from leadml.jobs.quality import QualityCounter
+    from leadml.modeling.drift_reference import model_reference
 
     started = time.perf_counter()
     stamp = to_utc(as_of)
@@ -155,53 +239,79 @@ def score_batch(
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     builder = loaded.scoring.builder
-    which = reasons if isinstance(reasons, str) else "default"
-    step = reasons if callable(reasons) else default_reasons(which) if reasons else None
+    step = reasons_step(options.reasons)
     summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, reasons=step is not None)
-    if reasons is True and step is None:
+    if options.reasons is True and step is None:
         summary.notes.append("reasons are not available in this installation; the reason columns are empty")
     summary.notes.extend(_config_notes(config, builder))
-    summary.notes.extend(_subscore_notes(loaded.scoring, subscores))
-    source = feature_source(config, builder, stamp, chunk_leads=chunk_leads)
+    summary.notes.extend(_subscore_notes(loaded.scoring, options.subscores))
+    source = feature_source(config, builder, stamp, chunk_leads=options.chunk_leads)
     summary.streamed = source.streamed
     summary.notes.extend(source.notes)
-    counter = _drift_counter(loaded.scoring) if drift else None
-    from leadml.jobs.quality import QualityCounter
-    from leadml.jobs.drift import model_reference
+    reference = model_reference(loaded.scoring)
+    drift = DriftCounter(reference) if options.drift and reference is not None else None
+    return ScoringJob(config, options, loaded, step, source, summary, Scorer(loaded.scoring),
+                      QualityCounter(reference), drift, started)  # fmt: skip
 
-    quality = QualityCounter(model_reference(loaded.scoring))
-    scorer = Scorer(loaded.scoring)
-    tiers: dict[str, int] = {}
-    bar = ProgressBar(progress, source.total_leads, f"scoring at {stamp:%Y-%m-%d}")
-    metadata = {"leadml.model_uri": loaded.uri, "leadml.spec_hash": builder.spec_hash()}
+
+def score_chunk(job: ScoringJob, chunk: FeatureChunk, writer: ScoresWriter) -> None:
+    """Score one chunk of open leads, write its rows, and count it (tiers, MQLs, quality, drift)."""
+    table = scores_table(job.loaded, chunk.snapshots, chunk.features, job.reasons, job.scorer, job.config,
+                         job.options.subscores)  # fmt: skip
+    writer.write(table)
+    summary = job.summary
+    summary.chunks += 1
+    summary.leads_read += chunk.leads_read
+    summary.orphans += chunk.orphans
+    summary.mql += int(np.sum(table.column("is_mql").to_numpy(zero_copy_only=False)))
+    values, counts = np.unique(table.column("tier").to_numpy(zero_copy_only=False).astype(str), return_counts=True)
+    for tier, count in zip(values, counts):
+        summary.tiers[str(tier)] = summary.tiers.get(str(tier), 0) + int(count)
+    if job.drift is not None:
+        job.drift.add(chunk.features, table.column("probability").to_numpy())
+    job.quality.add(chunk.features)
+
+
+def finish_scoring(job: ScoringJob, rows: int) -> ScoreSummary:
+    """Close the summary of a job whose ``rows`` are written: tiers, data quality, timing, the drift
+    table beside the scores, and the score history."""
+    summary = job.summary
+    summary.rows = rows
+    summary.tiers = dict(sorted(summary.tiers.items()))
+    summary.unseen = {column: n for column, n in job.quality.other.items() if n}
+    summary.notes.extend(job.quality.notes())
+    summary.seconds = time.perf_counter() - job.started
+    if job.drift is not None:
+        from leadml.jobs.drift import drift_path, report_drift
+
+        summary.drift = job.drift.table()
+        summary.drift_path = drift_path(summary.out)
+        report_drift(summary.drift, summary.drift_path)
+    keep_history(job.config, summary, job.options.history)
+    for note in summary.notes:
+        log.info(note)
+    return summary
+
+
+def _score_chunks(job: ScoringJob) -> int:
+    """Every chunk through :func:`score_chunk` into one file that appears whole or not at all; the rows."""
+    from leadml.jobs.output import ScoresWriter, unnamed_output
+
+    out = job.summary.out
+    bar = ProgressBar(job.options.progress, job.source.total_leads, f"scoring at {job.summary.as_of:%Y-%m-%d}")
     try:
         with unnamed_output(out) as sink:
-            writer = ScoresWriter(sink, out, SCORES_SCHEMA, metadata)
+            writer = ScoresWriter(sink, out, SCORES_SCHEMA, job.metadata)
             try:
-                for chunk in source.chunks:
-                    table = scores_table(loaded, chunk.snapshots, chunk.features, step, scorer, config, subscores)
-                    writer.write(table)
-                    _count(summary, tiers, table, chunk)
-                    if counter is not None:
-                        counter.add(chunk.features, table.column("probability").to_numpy())
-                    quality.add(chunk.features)
+                for chunk in job.source.chunks:
+                    score_chunk(job, chunk, writer)
                     bar.advance(chunk.leads_read)
-                    del chunk, table  # before the next chunk is made
+                    del chunk  # before the next chunk is made
             finally:
                 writer.close()
     finally:
         bar.close()
-    summary.rows = writer.rows
-    summary.tiers = dict(sorted(tiers.items()))
-    summary.unseen = {column: n for column, n in quality.other.items() if n}
-    summary.notes.extend(quality.notes())
-    summary.seconds = time.perf_counter() - started
-    if counter is not None:
-        _finish_drift(summary, counter)
-    keep_history(config, summary, history)
-    for note in summary.notes:
-        log.info(note)
-    return summary
+    return writer.rows
 
 
 def _subscore_notes(scoring, subscores: bool) -> list[str]:
@@ -223,29 +333,3 @@ def _config_notes(config: PipelineConfig, builder) -> list[str]:
     differences = spec_differences({"settings": model}, {"settings": pipeline})
     return ["the pipeline's feature settings differ from the model's, which are used: "
             + "; ".join(d.replace(", features ", ", pipeline ") for d in differences)]
-
-
-def _count(summary: ScoreSummary, tiers: dict[str, int], table: pa.Table, chunk: FeatureChunk) -> None:
-    summary.chunks += 1
-    summary.leads_read += chunk.leads_read
-    summary.orphans += chunk.orphans
-    summary.mql += int(np.sum(table.column("is_mql").to_numpy(zero_copy_only=False)))
-    values, counts = np.unique(table.column("tier").to_numpy(zero_copy_only=False).astype(str), return_counts=True)
-    for tier, count in zip(values, counts):
-        tiers[str(tier)] = tiers.get(str(tier), 0) + int(count)
-
-
-def _drift_counter(scoring):
-    from leadml.jobs.drift import DriftCounter, model_reference
-
-    reference = model_reference(scoring)
-    return DriftCounter(reference) if reference is not None else None
-
-
-def _finish_drift(summary: ScoreSummary, counter) -> None:
-    from leadml.jobs.drift import drift_path, report_drift
-
-    summary.drift = counter.table()
-    summary.drift_path = drift_path(summary.out)
-    report_drift(summary.drift, summary.drift_path)
-

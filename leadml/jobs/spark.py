@@ -273,10 +273,9 @@ def _model_uri(loaded, folder: Path) -> str:
 
 def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subscores: bool):
     """A ``mapInPandas`` function adding the decision columns and (when on) the reason columns."""
-    from leadml.jobs.reasons import default_reasons
+    from leadml.jobs.reasons import reasons_step
 
-    which = reasons if isinstance(reasons, str) else "default"
-    step = reasons if callable(reasons) else default_reasons(which) if reasons else None
+    step = reasons_step(reasons)
     categorical = set(scoring.categories)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:

@@ -49,7 +49,7 @@ def _categorical_counts(values: pd.Series, levels: list[str]) -> np.ndarray:
 
 def column_reference(values: pd.Series | np.ndarray, bins: int = 10) -> dict:
     """The bins and reference shares of one column (categorical when it is a pandas Categorical)."""
-    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         levels = [str(c) for c in values.cat.categories]
         counts = _categorical_counts(values, levels)
         return {"kind": "categorical", "levels": levels, "shares": (counts / max(counts.sum(), 1)).tolist()}

@@ -202,16 +202,17 @@ def evaluate_predictions(
         thresholds = {name: float(thresholds) for name in probs}
     thresholds = dict(thresholds or {})
     names = metric_names(top_shares, with_threshold=bool(thresholds))
-    kwargs = dict(top_shares=top_shares, ece_bins=ece_bins)
 
     point = {
-        name: weighted_metrics(y, p, np.ones((1, len(y))), threshold=thresholds.get(name), **kwargs)
+        name: weighted_metrics(
+            y, p, np.ones((1, len(y))), threshold=thresholds.get(name), top_shares=top_shares, ece_bins=ece_bins
+        )
         for name, p in probs.items()
     }
     draws: dict[str, dict[str, list[np.ndarray]]] = {name: {m: [] for m in names} for name in probs}
     for W in bootstrap_weights(len(y), n_boot, seed, groups):
         for name, p in probs.items():
-            result = weighted_metrics(y, p, W, threshold=thresholds.get(name), **kwargs)
+            result = weighted_metrics(y, p, W, threshold=thresholds.get(name), top_shares=top_shares, ece_bins=ece_bins)
             for metric in names:
                 draws[name][metric].append(result.get(metric, np.full(len(W), np.nan)))
     stacked = {name: {m: np.concatenate(v) if v else np.empty(0) for m, v in d.items()} for name, d in draws.items()}

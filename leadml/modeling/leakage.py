@@ -124,7 +124,7 @@ def find_leakage(
 ) -> list[LeakageFinding]:
     """The suspected features among ``features`` (training rows only), strongest first."""
     y = np.asarray(labels, dtype=float)
-    findings = []
+    findings: list[LeakageFinding] = []
     if len(np.unique(y)) < 2:
         return findings
     for column in features.columns:

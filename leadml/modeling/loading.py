@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import ConfigError, ModelError
+
+if TYPE_CHECKING:
+    from leadml.modeling.scoring_model import LeadScoringModel
 
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
@@ -32,7 +35,7 @@ _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 class LoadedModel:
     """A leadml model and where it came from (``name`` and ``version`` go into every scores row)."""
 
-    scoring: object  # leadml.modeling.registry.LeadScoringModel
+    scoring: LeadScoringModel
     uri: str
     name: str
     version: str
@@ -55,9 +58,12 @@ def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLik
 
     if isinstance(model_uri, LeadScoringModel):
         return LoadedModel(model_uri, "<in memory>", model_uri.name or "leadml", "")
-    if model_uri is None and config is None:
+    if model_uri is not None:
+        uri = str(model_uri)
+    elif config is not None:
+        uri = default_model_uri(config)
+    else:
         raise ConfigError("give a pipeline (its champion is scored) or a model URI")
-    uri = str(model_uri) if model_uri is not None else default_model_uri(config)
     where = tracking_uri(config)
     name, version, load_uri, run_id = resolve_model_uri(uri, where)
     try:

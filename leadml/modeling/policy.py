@@ -135,6 +135,7 @@ def find_threshold(
     weeks = span_weeks(as_of) if has_time else None
     if mql.policy == "capacity":
         span = weeks if weeks is not None else batch_weeks
+        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
         k = int(np.floor(mql.capacity_per_week * span + 1e-9))
         threshold = top_k_threshold(p, k)
         how = (f"{mql.capacity_per_week} a week over {span:.2f} weeks" if weeks is not None
@@ -143,6 +144,7 @@ def find_threshold(
     elif mql.policy == "precision":
         if y is None:
             raise ValueError("the precision policy needs labels")
+        assert mql.target_precision is not None  # MQLConfig requires it for this policy
         threshold, reached = precision_threshold(p, y, mql.target_precision)
         note = (f"precision: lowest threshold with precision >= {mql.target_precision:g}" if reached else
                 f"precision: target {mql.target_precision:g} not reached; threshold of the best precision")
@@ -182,7 +184,13 @@ def ordered_tiers(tiers: Sequence[TierConfig], threshold: float | None = None) -
     if len(set(names)) != len(names):
         raise ConfigError(f"mql.tiers: tier names must be unique, got {names}")
     mql = [t for t in tiers if t.min == "mql"]
-    ranked = sorted((t for t in tiers if t.min not in (None, "mql")), key=lambda t: -_tier_min(t, threshold))
+
+    def descending(tier: TierConfig) -> float:
+        bound = _tier_min(tier, threshold)
+        assert bound is not None  # the catch-all is not ranked
+        return -bound
+
+    ranked = sorted((t for t in tiers if t.min not in (None, "mql")), key=descending)
     if mql and threshold is None:
         _tier_min(mql[0], threshold)  # raises: the threshold is needed
     return mql + ranked + catch_all

@@ -32,6 +32,7 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel  # imported by name: mypy reads mlflow.pyfunc as mlflow's lazy attribute
 
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import ModelError
@@ -94,7 +95,7 @@ def _mlflow_at(uri: str):
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # mlflow's hint omits None, which unsets the URI
         if previous is not None:
             os.environ["MLFLOW_TRACKING_URI"] = previous
 
@@ -122,7 +123,7 @@ def data_fingerprint(trainset: TrainSet) -> str:
     return digest.hexdigest()[:16]
 
 
-class LeadmlPyfunc(mlflow.pyfunc.PythonModel):
+class LeadmlPyfunc(PythonModel):
     """The MLflow face of a :class:`LeadScoringModel`: ``predict`` returns its ``score``."""
 
     def __init__(self, scoring: LeadScoringModel):
@@ -142,9 +143,9 @@ def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
     ``leadml features`` writes them and as CSV, Parquet and Spark give them.
     """
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    columns = [
+    columns: list[ColSpec | TensorSpec] = [
         ColSpec("string" if name in scoring.categories else "double", name, required=False)
         for name in scoring.feature_names
     ]
@@ -275,6 +276,7 @@ def log_training(
                 return RunOutcome(run_id, experiment_id, uri, None, None, False,
                                   f"no model registered: {result.reason}")  # fmt: skip
             scoring = scoring_model(result, trainset, config.mql.tiers)
+            assert scoring.drift_reference is not None  # from_training always computes it
             mlflow.log_dict(scoring.drift_reference, "monitor/reference.json")
             example = trainset.frame.loc[_test_rows(trainset), result.feature_names].head(5)
             if example.empty:

@@ -151,7 +151,7 @@ class LeadScoringModel:
         estimator = getattr(self.model, "estimator", None)
         needs = ((self.model, "calibrator_"), (estimator, "booster_"), (estimator, "n_trees_"),
                  (estimator, "feature_names_in_"))  # fmt: skip
-        if not all(hasattr(owner, name) for owner, name in needs):
+        if estimator is None or not all(hasattr(owner, name) for owner, name in needs):
             return None
         columns = [str(c) for c in estimator.feature_names_in_]
         categorical = [c for c in columns if c in self.categories]
@@ -217,6 +217,7 @@ class LeadScoringModel:
         frame = trainset.frame.loc[rows]
         if self.builder is None or self.spec_hash == trainset.builder.spec_hash():
             return frame
-        if trainset.data.is_flat:
-            return self.builder.transform_flat(trainset.data.flat.loc[frame.index])
+        flat = trainset.data.flat
+        if flat is not None:  # trainset.data.is_flat
+            return self.builder.transform_flat(flat.loc[frame.index])
         return self.builder.transform(frame[["lead_id", "as_of"]], trainset.data.leads, trainset.data.events)

@@ -69,6 +69,7 @@ def group_effects(model, features: pd.DataFrame, feature_info: Sequence[FeatureI
 
     estimator, _ = unwrap(model)
     if hasattr(estimator, "booster_") and hasattr(estimator, "lightgbm_frame"):
+        assert hasattr(estimator, "feature_names_in_")  # a fitted LightGBMModel names its columns
         names = list(estimator.feature_names_in_)
         compiled = _compiled(estimator)
         X = matrix if matrix is not None else lightgbm_matrix(compiled, estimator.lightgbm_frame(features))

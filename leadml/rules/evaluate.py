@@ -233,6 +233,7 @@ def evaluate_snapshots(
 
 def flat_column_name(rule: Rule) -> str:
     """The flat-table column an event rule reads: ``event`` or ``event[value]``."""
+    assert rule.event is not None, f"rule {rule.name!r} is not an event rule"
     if not rule.where:
         return rule.event
     attr, values = rule.where[0]

@@ -127,7 +127,7 @@ def scores_frame(
     scores["tier"] = assign_tiers(total, tiers)
     scores["breakdown"] = build_breakdown(names, cents, fired)
     if tags is not None:
-        tags = np.asarray(tags)
+        tag_of_rule = np.asarray(tags)
         for tag in ("fit", "engagement"):
-            scores[f"{tag}_points"] = cents_to_points(cents[:, tags == tag].sum(axis=1, dtype=np.int64))
+            scores[f"{tag}_points"] = cents_to_points(cents[:, tag_of_rule == tag].sum(axis=1, dtype=np.int64))
     return scores

@@ -155,23 +155,30 @@ class RuleSet:
         *,
         subscores: bool = False,
     ) -> pd.DataFrame:
-        """Score every lead of ``leads`` at one ``as_of`` (a date means 00:00 UTC).
+        """Score the leads of ``leads`` that exist at one ``as_of`` (a date means 00:00 UTC).
 
-        Only events with ``timestamp < as_of`` count. ``events`` may be None when the rules test
-        profile fields only. Every lead given is scored, also one created after ``as_of``: filter
-        the leads first when that matters.
+        What was known at ``as_of`` only: events with ``timestamp < as_of`` count, and a lead
+        created after ``as_of`` (``created_at > as_of``) is left out, as it is from the training
+        snapshots and the scoring job, so that the rules never score a lead that did not exist yet.
+        Leads without a ``created_at`` column are all scored. ``events`` may be None when the
+        rules test profile fields only.
 
         Returns:
-            One row per lead, in the leads' order: ``lead_id``, ``as_of``, ``points`` (float, 2
-            decimals), ``tier`` (categorical, tiers best first) and ``breakdown`` (JSON text). With
-            ``subscores=True`` also ``fit_points`` and ``engagement_points`` (by rule ``tag``).
+            One row per lead created by ``as_of``, in the leads' order: ``lead_id``, ``as_of``,
+            ``points`` (float, 2 decimals), ``tier`` (categorical, tiers best first) and
+            ``breakdown`` (JSON text). With ``subscores=True`` also ``fit_points`` and
+            ``engagement_points`` (by rule ``tag``).
 
         Raises:
             LeadDataError: a column a rule reads is missing, a numeric test meets text, lead ids
-                repeat, or event rules get no events table.
+                repeat, ``created_at`` holds values that are not times, or event rules get no
+                events table.
         """
         _require(leads, ("lead_id",), "leads")
         stamp = to_utc(as_of)
+        if "created_at" in leads.columns:
+            known = _created_by(leads, stamp)
+            leads = leads if known.all() else leads.loc[known]
         keys = pd.DataFrame(
             {
                 "lead_id": _text_ids(leads["lead_id"]),
@@ -295,6 +302,18 @@ def _require(frame: pd.DataFrame, columns: tuple[str, ...], table: str) -> None:
             f"<{table} table>: missing column(s) {', '.join(map(repr, missing))} "
             f"(columns present: {', '.join(map(str, list(frame.columns)[:12]))})"
         )
+
+
+def _created_by(leads: pd.DataFrame, stamp: pd.Timestamp) -> np.ndarray:
+    """Which leads exist at ``stamp`` (``created_at <= stamp``, the rule of the training snapshots,
+    :func:`~leadml.features.snapshots.as_of_fixed`); text and naive times are read as the data
+    contract reads them (ISO 8601, UTC)."""
+    created = leads["created_at"]
+    if not isinstance(created.dtype, pd.DatetimeTZDtype):
+        from leadml.data.columns import parse_timestamps
+
+        created = parse_timestamps(leads, "created_at", "<leads table>")
+    return (created <= stamp).to_numpy()
 
 
 def _text_ids(ids: pd.Series) -> pd.Series:

@@ -1,6 +1,5 @@
 """Registry faults: an unreachable server fails fast and clearly; a failed run is marked failed and moves no alias."""
 
-import sys
 import time
 
 import pytest
@@ -60,8 +59,5 @@ def test_promote_cli_reports_an_unreachable_server(tmp_path, monkeypatch, capsys
     path = tmp_path / "p.yaml"
     path.write_text("name: p\nmlflow: {tracking_uri: 'http://127.0.0.1:9'}\n")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
-    monkeypatch.setattr(sys, "argv", ["leadml", "promote", str(path), "--version", "1"])
-    with pytest.raises(SystemExit) as exit_info:
-        main()
-    assert exit_info.value.code == 1
+    assert main(["promote", str(path), "--version", "1"]) == 1
     assert "is unreachable" in " ".join(capsys.readouterr().err.split())

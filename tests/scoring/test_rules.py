@@ -245,6 +245,29 @@ def test_events_at_or_after_as_of_give_nothing():
     assert points_of(ruleset, make_leads("a"), events) == {"a": 0.0}
 
 
+def test_leads_created_after_as_of_are_not_scored():
+    """The rule set leaves them out itself: `leadml rules score` and a Python caller get the same rows."""
+    ruleset = RuleSet.from_dict({"rules": [
+        {"name": "pricing", "event": "page_view", "where": {"page": "pricing"}, "points": 20},
+        {"name": "VP", "field": "job_level", "equals": "vp", "points": 30}]})
+    later = AS_OF + pd.Timedelta(seconds=1)
+    leads = make_leads("edcba", job_level=["vp", "vp", "student", "vp", "student"],
+                       created_at=[days_before(40), later, AS_OF, days_before(-3), days_before(2)])
+    events = make_events([("e", 10, "page_view", {"page": "pricing"}), ("c", 1, "page_view", {"page": "pricing"}),
+                          ("b", -5, "page_view", {"page": "pricing"}), ("a", 1, "page_view", {"page": "pricing"})])
+    scores = ruleset.score(leads, events, AS_OF)
+    assert scores["lead_id"].tolist() == ["e", "c", "a"]  # created at as_of counts; a second later does not
+    assert scores["points"].tolist() == [50.0, 20.0, 20.0]
+    assert len(ruleset.score(leads, events, later)) == 4 and len(ruleset.score(leads, events, days_before(3))) == 1
+    every = ruleset.score(leads, events, days_before(-6))
+    assert every["lead_id"].tolist() == list("edcba") and every["points"].tolist() == [50.0, 30.0, 20.0, 50.0, 20.0]
+    text = leads.assign(created_at=leads["created_at"].dt.tz_convert("Europe/Paris").map(pd.Timestamp.isoformat))
+    pd.testing.assert_frame_equal(ruleset.score(text, events, AS_OF), scores)  # ISO text with offsets: same rows
+    assert len(ruleset.score(leads.drop(columns="created_at"), events, AS_OF)) == 5  # no creation time: all scored
+    with pytest.raises(LeadDataError, match=r"<leads table>: column 'created_at' has 1 missing or unparseable"):
+        ruleset.score(text.assign(created_at=[*text["created_at"][:4], "soon"]), events, AS_OF)
+
+
 def test_score_snapshots_several_as_of_per_lead_in_input_order():
     ruleset = RuleSet.load(RULES_DIR / "seed_points.yaml")
     events = make_events([("a", 20, "form_submit"), ("a", 10, "page_view", {"page": "pricing"}),

@@ -9,6 +9,7 @@ float days since the lead's creation; kinds are codes into :data:`KINDS`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,7 +94,7 @@ RAMP_DAYS = 21.0  # the interest moves from its start to its end value over the 
 ACTIVITY = 0.25  # ... (events per day at interest 1) then fades away slowly (fade_days)
 
 
-def _cumulative(table: dict[str, dict[str, float]]) -> np.ndarray:
+def _cumulative(table: Mapping[str, Mapping[str, float]]) -> np.ndarray:
     probs = np.zeros((len(COMPONENTS), len(KINDS)))
     for row, component in enumerate(COMPONENTS):
         for name, weight in table[component].items():

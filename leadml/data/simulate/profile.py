@@ -223,7 +223,8 @@ def make_profiles(size: int, rng: np.random.Generator) -> Profiles:
     return Profiles(
         level=level,
         job_level=_hide(rng, level, MISSING["job_level"]),
-        job_title=np.where(rng.random(size) < MISSING["job_title"], None, title),
+        # numpy's stubs do not take None as an array-like (at run time: an object scalar)
+        job_title=np.where(rng.random(size) < MISSING["job_title"], None, title),  # type: ignore[arg-type]
         industry=_hide(rng, industry, MISSING["industry"] + 0.15 * free + 0.4 * student),
         company_size=_hide(rng, band, MISSING["company_size"] + 0.2 * free + 0.6 * student),
         country=_hide(rng, country, MISSING["country"]),

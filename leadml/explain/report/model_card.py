@@ -128,7 +128,7 @@ def write_model_card(
     predictions = result.predictions
     y = predictions[LABEL_COLUMN].to_numpy(dtype=float) if len(predictions) else np.empty(0)
     candidates = [m for m in result.models if m in predictions]
-    charts = {}
+    charts: dict[str, str | None] = {"calibration": None, "gains": None, "tiers": None}  # None: not drawn
     if result.reliability:
         charts["calibration"] = plots.calibration_plot(result.reliability)
     if len(y) and 0 < y.sum() < len(y):

@@ -136,14 +136,16 @@ def beeswarm(contributions, features: pd.DataFrame, top: int = 15, max_points: i
     return data_uri(figure)
 
 
-def tier_histogram(probability: np.ndarray, tiers: Sequence[str], tier_order: Sequence[str], threshold: float | None) -> str:
+def tier_histogram(
+    probability: np.ndarray, tiers: Sequence[str] | np.ndarray, tier_order: Sequence[str], threshold: float | None
+) -> str:
     """Histogram of probabilities, stacked by tier, with the MQL threshold."""
     probability = np.asarray(probability, dtype=float)
-    tiers = np.asarray(tiers, dtype=object)
+    tier_of_row = np.asarray(tiers, dtype=object)
     figure = new_figure(7.0, 3.6)
     ax = figure.add_subplot()
     bins = np.linspace(0, max(float(probability.max(initial=0.0)), 1e-6), 41)
-    stacks = [probability[tiers == name] for name in tier_order]
+    stacks = [probability[tier_of_row == name] for name in tier_order]
     ax.hist(stacks, bins=bins, stacked=True, label=list(tier_order),
             color=[PALETTE[i % len(PALETTE)] for i in range(len(tier_order))])  # fmt: skip
     if threshold is not None and np.isfinite(threshold) and threshold <= 1:

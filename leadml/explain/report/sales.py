@@ -75,7 +75,7 @@ def write_sales_report(
         probability = row.get("probability")
         score = row.get("score", None if probability is None else int(np.floor(probability * 100 + 0.5)))
         chart = None
-        if explained is not None and rank < waterfalls and explained[order[rank]] >= 0:
+        if contributions is not None and explained is not None and rank < waterfalls and explained[order[rank]] >= 0:
             i = int(explained[order[rank]])
             chart = waterfall_svg(contributions.values[i], contributions.features, contributions.base_value,
                                   float(contributions.margin[i]), float(contributions.probability[i]))  # fmt: skip

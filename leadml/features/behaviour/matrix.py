@@ -137,7 +137,9 @@ class FeatureMatrix:
     def _lay_out(self) -> Layout:
         """Name the columns, family by family, in the order of the output."""
         layout, windows, types = Layout(), self.windows, self.types
-        by_type = {("type_count", days): [text.type_count_info(t, days) for t in types] for days in windows}
+        by_type: dict[Family, list[FeatureInfo]] = {
+            ("type_count", days): [text.type_count_info(t, days) for t in types] for days in windows
+        }
         layout.interleave({**by_type, "days_since": [text.days_since_info(t) for t in types]})
         for event_type, by_column in self.attribute_counts.items():
             for column, values in by_column.items():

@@ -90,6 +90,11 @@ def events_timeline(
     attributes = [name for name in events.column_names if name not in ("lead_id", "timestamp")]
     columns = {name: categorical(events.column(name)) for name in attributes}
     kinds = columns["event_type"]
+    if not isinstance(kinds, pd.Categorical):
+        raise LeadDataError(
+            f"{source}: column 'event_type' holds {events.schema.field('event_type').type} values, "
+            "not text; store the event types as strings"
+        )
     used = np.zeros(len(kinds.categories) + 1, dtype=bool)
     for first in range(0, len(kinds.codes), 1 << 20):  # blocks: bincount would copy all codes to int64
         used |= np.bincount(kinds.codes[first : first + (1 << 20)] + 1, minlength=len(used)) > 0
@@ -123,10 +128,6 @@ def behaviour_features_from_parquet(
     keep the order of the snapshots file. See :func:`read_snapshots` for the snapshots file and
     ``as_of``; the other options are those of ``behaviour_features``. Returns the columns' metadata.
     """
-    options = dict(
-        windows=windows, attribute_counts=attribute_counts, decay_half_lives=decay_half_lives,
-        scenarios=scenarios, velocity=velocity,
-    )  # fmt: skip
     with system_memory_pool():
         snapshots = read_snapshots(snapshots_path, as_of, leads_path)
         events = read_events(events_path, attribute_counts, scenarios)
@@ -136,8 +137,9 @@ def behaviour_features_from_parquet(
             timeline,
             event_types=list(event_types) if event_types is not None else present,
             created_at=_created_at(snapshots),
-            **options,
-        )
+            windows=windows, attribute_counts=attribute_counts, decay_half_lives=decay_half_lives,
+            scenarios=scenarios, velocity=velocity,
+        )  # fmt: skip
         if table_format(out_path) == "csv":
             write_features(snapshots, features.fill_all().frame(), out_path)
         else:

@@ -8,9 +8,11 @@ gets a plain generic one, so new event types never break explanations.
 
 from __future__ import annotations
 
-from leadml.features.metadata import FeatureInfo
+from typing import Final
 
-GROUP = "behaviour"
+from leadml.features.metadata import FeatureGroup, FeatureInfo
+
+GROUP: Final[FeatureGroup] = "behaviour"
 
 # event type -> (what the lead did, said with "{value} times"; the noun for "No ... for N days")
 EVENT_PHRASES: dict[str, tuple[str, str]] = {

@@ -186,7 +186,7 @@ def _distinct_dictionaries(chunks: list[pa.DictionaryArray]) -> tuple[dict, list
 
 def _gather(chunks: list[pa.DictionaryArray], offsets: dict, lookup: np.ndarray, dtype: type) -> np.ndarray:
     """Each row's ``lookup`` value of its dictionary entry (-1 where the row is null)."""
-    codes = np.empty(sum(len(chunk) for chunk in chunks), dtype=dtype)
+    codes: np.ndarray = np.empty(sum(len(chunk) for chunk in chunks), dtype=dtype)
     position = 0
     for chunk in chunks:
         offset, size = offsets[identity(chunk.dictionary)], len(chunk.dictionary)

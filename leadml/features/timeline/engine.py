@@ -14,6 +14,7 @@ integer nanoseconds (exact: an event at as_of is the future, one at as_of - W da
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -108,7 +109,7 @@ class EventTimeline:
         self._starts: dict[int, np.ndarray] = {}
         self._prefix_cache: tuple[object, np.ndarray, np.ndarray] | None = None
         self._all_days: tuple[np.ndarray, np.ndarray] | None = None
-        self._single: np.ndarray | bool | None = None
+        self._single: np.ndarray | Literal[False] | None = None  # False: not one snapshot per lead
 
     @property
     def stop(self) -> np.ndarray:
@@ -202,8 +203,11 @@ class EventTimeline:
 
     def value_mask(self, name: str, value: object | Sequence) -> np.ndarray:
         """Events whose column ``name`` equals ``value`` (or any of a list of values), as strings."""
-        single = isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
-        wanted = [value] if single else list(value)
+        wanted: list[object]
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            wanted = [value]
+        else:
+            wanted = list(value)
         values = self.column(name)
         if isinstance(values, pd.Categorical):
             hit = np.flatnonzero(np.isin(values.categories.astype(str), [str(v) for v in wanted]))
@@ -211,7 +215,7 @@ class EventTimeline:
                 return values.codes == hit[0]
             return np.isin(values.codes, hit)
         if values.dtype.kind in "iufb" and all(isinstance(v, (int, float, bool, np.number)) for v in wanted):
-            return np.isin(values, wanted)
+            return np.isin(values, np.asarray(wanted))  # what isin does with a list
         text = pd.Series(values, copy=False).astype(str)
         return text.isin([str(v) for v in wanted]).to_numpy() & pd.notna(values)
 
@@ -377,9 +381,12 @@ class EventTimeline:
             known = self.snapshot_codes[self.snapshot_codes >= 0]
             single = len(known) == self.n_snapshots == self.n_leads
             single = single and not np.any(np.bincount(known, minlength=self.n_leads) != 1)
-            self._single = np.zeros(self.n_leads, np.int64) if single else False
             if single:
-                self._single[self.snapshot_codes] = np.arange(self.n_snapshots)
+                lead_snapshot = np.zeros(self.n_leads, np.int64)
+                lead_snapshot[self.snapshot_codes] = np.arange(self.n_snapshots)
+                self._single = lead_snapshot
+            else:
+                self._single = False
         return None if self._single is False else self._single
 
     def weighted_sum(self, weights: np.ndarray, window_days: float | None = None) -> np.ndarray:

@@ -244,8 +244,8 @@ def snapshot_blocks(timeline, max_rows: int, lo: np.ndarray | None = None):
     lead_as_of = timeline.as_of if in_order else timeline.as_of[lead_snapshot]
     for first in range(0, timeline.n_leads, max_rows):
         last = min(first + max_rows, timeline.n_leads)
-        event = slice(int(bounds[first]), int(bounds[last]))
-        local = timeline.codes[event] - np.int64(first)
-        age = lead_as_of[first:last][local] - timeline.times[event]
+        lead_events = slice(int(bounds[first]), int(bounds[last]))
+        local = timeline.codes[lead_events] - np.int64(first)
+        age = lead_as_of[first:last][local] - timeline.times[lead_events]
         rows = slice(first, last) if in_order else lead_snapshot[first:last]
-        yield rows, local, age, event, last - first
+        yield rows, local, age, lead_events, last - first

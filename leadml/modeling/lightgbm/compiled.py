@@ -118,7 +118,8 @@ def compile_trees(booster, num_iteration: int | None = None) -> CompiledTrees | 
     for word in objective.split()[1:]:
         if word.startswith("sigmoid:"):
             sigmoid = float(word.split(":", 1)[1])
-    tree_splits, table_offsets, tables, leaf_values = [0], [], [], []
+    leaf_values: list[float] = []
+    tree_splits, table_offsets, tables = [0], [], []
     feature, threshold, categorical, zero_left, nan_left, cat_lists = [], [], [], [], [], []
     table_size = 0
     for tree in model["tree_info"]:
@@ -178,7 +179,9 @@ def probabilities(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     """The probability of every row of ``X``, as ``Booster.predict`` gives it."""
     raw = raw_scores(trees, X)
     out = np.empty_like(raw)
-    load_kernels(_KERNELS).sigmoid_kernel(raw, out, trees.sigmoid)
+    kernels = load_kernels(_KERNELS)
+    assert kernels is not None  # raw_scores has just loaded it (or raised)
+    kernels.sigmoid_kernel(raw, out, trees.sigmoid)
     return out
 
 

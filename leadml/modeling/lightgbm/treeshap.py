@@ -113,7 +113,7 @@ def build_tables(booster, num_iteration: int | None = None) -> TreeTables | None
     model = booster.dump_model(num_iteration=num_iteration)
     if model.get("num_tree_per_iteration", 1) != 1:
         return None
-    nodes, kinds, missing, default_left, thresholds, features, cat_lists = [], [], [], [], [], [], []
+    kinds, missing, default_left, thresholds, features, cat_lists = [], [], [], [], [], []
     tree_nodes, tree_leaves = [0], [0]
     slots_feature, slots_keep, slot_offsets = [], [], [0]
     edges_node, edges_left, edges_slot, edge_offsets = [], [], [], [0]
