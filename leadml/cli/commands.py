@@ -23,7 +23,7 @@ from leadml.features.snapshots import to_utc
 _NO_SPINNER = SimpleNamespace(update=lambda *args, **kwargs: None)
 
 
-def _spinner(console: Console, message: str) -> AbstractContextManager:
+def spinner(console: Console, message: str) -> AbstractContextManager:
     """A spinner while work runs, only when both the console and stderr are terminals: nothing in a pipe
     or a CI log (rich alone would draw it there under FORCE_COLOR), like the scoring job's progress bar."""
     if getattr(console.file, "isatty", lambda: False)() and sys.stderr.isatty():
@@ -34,7 +34,7 @@ def _spinner(console: Console, message: str) -> AbstractContextManager:
 def run_simulate(out: Path, n_leads: int, seed: int, base_rate: float, console: Console) -> dict[str, Path]:
     from leadml.data.simulate.world import write_simulation
 
-    with _spinner(console, f"simulating {n_leads:,} leads (seed {seed})"):
+    with spinner(console, f"simulating {n_leads:,} leads (seed {seed})"):
         paths = write_simulation(out, n_leads, seed, base_rate=base_rate)
     for name, path in paths.items():
         console.print(f"wrote {name:<9} {path}")
@@ -137,7 +137,7 @@ def run_trainset(pipeline: Path, out: Path, console: Console) -> pd.DataFrame:
     from leadml.features.build import build_trainset
 
     config = load_pipeline(pipeline)
-    with _spinner(console, "building snapshots and features"):
+    with spinner(console, "building snapshots and features"):
         trainset = build_trainset(config)
     write_table(trainset.frame, out)
     counts = trainset.frame["split"].value_counts().to_dict()
@@ -182,7 +182,7 @@ def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
     from leadml.rules.scorecard import learn_rules_for_pipeline
 
     config = load_pipeline(pipeline)
-    with _spinner(console, "learning points from the training snapshots"):
+    with spinner(console, "learning points from the training snapshots"):
         learned = learn_rules_for_pipeline(config)
     write_text(yaml.safe_dump(learned.rules, sort_keys=False, allow_unicode=True), out)
     table = Table(title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})")
@@ -224,7 +224,7 @@ def run_train(pipeline: Path, promote: str, console: Console):
     if promote not in ("auto", "never"):
         raise ConfigError(f"--promote must be auto or never, got {promote!r}")
     config = load_pipeline(pipeline)
-    with _spinner(console, "training") as status:
+    with spinner(console, "training") as status:
         run = run_training(config, promote=promote, progress=lambda message: status.update(message))
     result, outcome = run.result, run.outcome
     counts = ", ".join(f"{r.split} {r.rows:,}" for r in result.counts.itertuples())
@@ -373,7 +373,7 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
             f"{scores_path}: a scores file needs 'lead_id' and 'probability' (or 'score') columns, as "
             f"`leadml score` writes them (columns present: {', '.join(map(str, scores.columns))})"
         )
-    with _spinner(console, "the model card") as status:
+    with spinner(console, "the model card") as status:
         card = model_card(config, model_uri, Path(out) / "model_card.html", progress=status.update)
     console.print(card.message)
     written = {"model_card": card.path}

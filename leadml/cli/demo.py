@@ -27,7 +27,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     Returns the paths written. MLflow tracks into ``folder/mlruns.db`` (artifacts beside it) unless
     ``MLFLOW_TRACKING_URI`` points elsewhere.
     """
-    from leadml.cli.commands import run_simulate, run_validate
+    from leadml.cli.commands import run_simulate, run_validate, spinner
     from leadml.rules.ruleset import RuleSet
 
     console = console or Console()
@@ -46,7 +46,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     shipped["mlflow"]["tracking_uri"] = f"sqlite:///{(folder / 'mlruns.db').resolve()}"
     shipped["history"]["path"] = str((folder / "score_history").resolve())  # every run of the demo, one history
     config = parse_pipeline(shipped, source=str(pipelines_dir() / "demo.yaml"), base=pipelines_dir())
-    with console.status("building snapshots and features"):
+    with spinner(console, "building snapshots and features"):
         trainset = build_trainset(config, data)
     written = dict(paths)
     written["trainset"] = write_table(trainset.frame, folder / "trainset.parquet")
@@ -68,7 +68,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     from leadml.cli.commands import comparison_table
     from leadml.jobs.train import run_training
 
-    with console.status("training") as status:
+    with spinner(console, "training") as status:
         run = run_training(config, data=data, progress=lambda message: status.update(message))
     console.print(comparison_table(run.result, "rules vs models on the later test snapshots (95 % intervals)"))
     console.print(f"chosen: {run.result.chosen} ({run.result.reason})")
@@ -87,7 +87,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         earlier = folder / "earlier_scores"
         days = [as_of - pd.Timedelta(days=d) for d in range(HISTORY_DAYS, 0, -HISTORY_STEP)]
         nightly = ScoreOptions(reasons=False, drift=False, progress=False)  # no reasons needed for the history
-        with console.status(f"scoring {len(days)} earlier days into the score history") as status:
+        with spinner(console, f"scoring {len(days)} earlier days into the score history") as status:
             for day in days:  # the nightly job of the past weeks
                 status.update(f"scoring the open leads of {day:%Y-%m-%d} into the score history")
                 score_batch(config, day, earlier / f"scores-{day:%Y-%m-%d}.parquet", nightly, model_uri=model_uri)
