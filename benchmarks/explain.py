@@ -84,7 +84,7 @@ def build(n_leads: int, trees: int, seed: int):
     frame, names = trainset.frame, trainset.feature_names
     labelled = frame.loc[frame["converted"].notna()]
     fit, valid = labelled.loc[labelled["split"] == "train"], labelled.loc[labelled["split"] == "validation"]
-    model = LightGBMModel(LightGBMConfig(n_estimators=trees, learning_rate=0.05))
+    model = LightGBMModel.from_config(LightGBMConfig(n_estimators=trees, learning_rate=0.05))
     model.fit(fit[names], fit["converted"], eval_set=(valid[names], valid["converted"]))
     # early stopping keeps fewer trees; the benchmark wants exactly ``trees``: refit the same settings
     model.model_ = model._classifier(trees).fit(model.lightgbm_frame(fit[names]), fit["converted"].to_numpy())

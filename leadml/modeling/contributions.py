@@ -6,9 +6,10 @@ feature, exactly (base + sum of contributions = the model's margin, to float rou
 - LightGBM: path-dependent TreeSHAP (the cover of the training data), as LightGBM computes it
   (``Booster.predict(..., pred_contrib=True)``, which ``shap.TreeExplainer`` calls too) or, for
   large batches, from per-leaf tables (:mod:`leadml.modeling.lightgbm.treeshap`): the same values.
-- Logistic regression: the exact linear SHAP values on the pipeline's design matrix,
-  ``coef * (z - mean of the training design matrix)``; the base value is
-  ``intercept + coef . mean``.
+- Logistic regression (:class:`~leadml.modeling.estimators.LogisticModel`, or a bare
+  ``Pipeline`` ending in ``LogisticRegression`` as models of 0.2 were pickled): the exact linear
+  SHAP values on the design matrix, ``coef * (z - mean of the training design matrix)``; the base
+  value is ``intercept + coef . mean``.
 
 Model columns that come from one feature are summed into it: the one-hot levels and the missing
 indicators of the logistic design matrix, and the ``<feature>__missing`` flag that the profile
@@ -211,7 +212,8 @@ def _lightgbm(estimator, features: pd.DataFrame, treeshap: str) -> tuple[np.ndar
 
 # -- logistic regression ----------------------------------------------------------------------
 def _split_pipeline(estimator):
-    """(preprocessing or None, the linear classifier) of a Pipeline or a bare linear model."""
+    """(preprocessing or None, the linear classifier) of a LogisticModel, a Pipeline or a bare linear model."""
+    estimator = getattr(estimator, "pipeline_", estimator)  # a LogisticModel keeps its fitted Pipeline
     steps = getattr(estimator, "steps", None)
     if steps is None:
         preprocess, linear = None, estimator
@@ -222,7 +224,7 @@ def _split_pipeline(estimator):
     if coef is None or np.asarray(coef).shape[0] != 1:
         raise ModelError(
             f"cannot explain a {type(linear).__name__}: leadml explains LightGBMModel and binary "
-            "logistic regression (a Pipeline ending in LogisticRegression)"
+            "logistic regression (LogisticModel, or a Pipeline ending in LogisticRegression)"
         )
     return preprocess, linear
 
@@ -237,8 +239,9 @@ def _design(preprocess, X: pd.DataFrame) -> np.ndarray:
 def design_mean(model, training_features: pd.DataFrame) -> np.ndarray:
     """Mean of a logistic model's design matrix over training rows: the reference of its SHAP values.
 
-    Store it with the model (e.g. as ``pipeline.design_mean_``) so that one lead explained alone
-    gets the same reasons as in a batch.
+    A :class:`~leadml.modeling.estimators.LogisticModel` keeps it as ``design_mean_`` when it is
+    fitted; store it with a bare ``Pipeline`` (``pipeline.design_mean_ = ...``) so that one lead
+    explained alone gets the same reasons as in a batch.
     """
     estimator, _ = unwrap(model)
     preprocess, _ = _split_pipeline(estimator)
@@ -358,8 +361,8 @@ def explain_margin(
     """SHAP contributions of each lead's margin (log-odds), grouped to leadml's features.
 
     Parameters:
-        model: a fitted ``LightGBMModel``, a logistic ``Pipeline``, or either inside a
-            ``CalibratedModel`` (whose map turns margins into probabilities).
+        model: a fitted ``LightGBMModel`` or ``LogisticModel`` (or a logistic ``Pipeline``), or
+            either inside a ``CalibratedModel`` (whose map turns margins into probabilities).
         features: the feature frame (extra columns such as ``lead_id`` are ignored).
         feature_info: the features' metadata (``TrainSet.feature_info``): which columns join.
         background: logistic only: training features (or :func:`design_mean`) that the base

@@ -196,11 +196,6 @@ def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tup
     for name, model in make_models(models_cfg).items():
         say(f"fitting {name} on {len(y_train):,} training snapshots")
         candidates[name] = fit_model(model, parts.X["train"], y_train, parts.X["validation"], parts.y["validation"])
-        if name == "logistic":
-            from leadml.modeling.contributions import design_mean
-
-            # the reference of the linear SHAP values, so one lead explained alone gets the batch's reasons
-            candidates[name].design_mean_ = design_mean(candidates[name], parts.X["train"])
     return candidates, False, ""
 
 

@@ -4,6 +4,9 @@
 map from points to the probability of converting (isotonic regression on the training snapshots),
 so the baseline yields probabilities that the same metrics, lift charts and thresholds as the
 models can use, and a lead with more points never gets a lower probability.
+
+:func:`binary_target` reads the labels of every leadml classifier (this baseline and the models
+of :mod:`leadml.modeling.estimators`) the same way.
 """
 
 from __future__ import annotations
@@ -15,10 +18,53 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from leadml.core.errors import LeadDataError
 from leadml.rules.ruleset import POINTS_COLUMN, RuleSet
+
+
+def binary_target(y, n_rows: int, owner: str, classes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The classes and the 0/1 target (1: the second class) of a binary classifier's labels.
+
+    Labels that are all 0 or 1 (``converted``) keep the classes ``[0, 1]``, also when one of them
+    is absent (a cold start before the first conversion); any other two labels are the classes in
+    sorted order, as in scikit-learn. Given ``classes`` (a fitted model's), the labels are encoded
+    by them (validation labels).
+
+    Raises:
+        LeadDataError: ``y`` has another length than ``X``, or missing labels (censored snapshots).
+        ValueError: ``y`` is None, continuous, holds more than two classes, or a label not in ``classes``.
+    """
+    if y is None:
+        raise ValueError(f"{owner} requires y to be passed, but the target y is None")
+    labels = column_or_1d(y, warn=True)
+    if len(labels) != n_rows:
+        raise LeadDataError(f"labels: {len(labels)} labels for {n_rows} rows")
+    missing = pd.isna(labels)
+    if missing.any():
+        raise LeadDataError(
+            f"labels: {int(missing.sum())} values are missing, not 0/1 (first rows: "
+            f"{np.flatnonzero(missing)[:3].tolist()}); drop censored snapshots (NaN labels) before fitting"
+        )
+    if classes is not None:
+        unknown = ~np.isin(labels, classes)
+        if unknown.any():
+            raise ValueError(f"{owner}: labels {np.unique(labels[unknown])[:3].tolist()} are not among the classes "
+                             f"{classes.tolist()} seen in fit")  # fmt: skip
+        return classes, (labels == classes[-1]).astype(float)
+    check_classification_targets(labels)
+    kind = type_of_target(labels, input_name="y")
+    if kind != "binary":
+        raise ValueError(
+            f"Only binary classification is supported. The type of the target is {kind} "
+            f"({owner} tells converted leads from the others)."
+        )
+    classes = np.unique(labels)
+    if labels.dtype.kind in "biuf" and np.isin(classes, (0, 1)).all():
+        classes = np.array([0, 1])
+    return classes, (labels == classes[-1]).astype(float)
 
 
 class PointsBaseline(ClassifierMixin, BaseEstimator):
@@ -30,8 +76,9 @@ class PointsBaseline(ClassifierMixin, BaseEstimator):
             carries the points in a ``rules__points`` column (the evaluation computes them per
             snapshot with :meth:`RuleSet.score_snapshots`).
 
-    ``X`` is a DataFrame holding ``rules__points``, or the raw columns of a flat table; a one-column
-    array is taken as the points.
+    ``X`` is a DataFrame holding ``rules__points``, or the raw columns of a flat table. A 2-D array
+    (or a frame without column names) holds points: one column of totals, or one column per rule
+    whose sum is the lead's points (as the rules' breakdown adds up).
 
     Example:
         >>> import pandas as pd
@@ -44,56 +91,56 @@ class PointsBaseline(ClassifierMixin, BaseEstimator):
     def __init__(self, rules: RuleSet | str | os.PathLike | Mapping | None = None):
         self.rules = rules
 
-    def _points(self, X, ruleset: RuleSet | None) -> np.ndarray:
-        if isinstance(X, pd.DataFrame):
+    def _points(self, X, ruleset: RuleSet | None, *, reset: bool) -> np.ndarray:
+        """Points per row: a named frame's ``rules__points`` or rules score, else the row sums of an array."""
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
             if POINTS_COLUMN in X.columns:
-                return X[POINTS_COLUMN].to_numpy(dtype=float)
-            if ruleset is None:
+                points = X[POINTS_COLUMN].to_numpy(dtype=float)
+            elif ruleset is not None:
+                points = ruleset.score_flat(X)["points"].to_numpy(dtype=float)
+            else:
                 raise LeadDataError(
                     f"PointsBaseline: X has no '{POINTS_COLUMN}' column and no rules were given to "
                     f"score its columns (columns present: {', '.join(map(str, list(X.columns)[:12]))})"
                 )
-            return ruleset.score_flat(X)["points"].to_numpy(dtype=float)
-        values = np.asarray(X, dtype=float)
-        if values.ndim == 2 and values.shape[1] == 1:
-            values = values[:, 0]
-        if values.ndim != 1:
-            raise LeadDataError(
-                f"PointsBaseline: an array X must hold one column of points, got shape {values.shape}; "
-                f"pass a DataFrame with '{POINTS_COLUMN}' or a flat table"
-            )
-        return values
+            if reset:
+                self.n_features_in_ = X.shape[1]
+            return points
+        values = validate_data(self, X, reset=reset, dtype=np.float64)
+        return values.sum(axis=1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        # the rules give the points and fit learns no weight per column, only a non-decreasing map:
+        # where more points mean fewer conversions (scikit-learn's check blobs, whose second class
+        # has the smaller column sums) the map stays flat, so the checks' accuracy bar does not apply
+        tags.classifier_tags.poor_score = True
+        return tags
 
     def fit(self, X, y) -> PointsBaseline:
         """Learn the non-decreasing map from points to P(converted) on labelled rows."""
         self.rules_ = RuleSet.coerce(self.rules)
-        points = self._points(X, self.rules_)
-        target = np.asarray(y, dtype=float).ravel()
-        if len(target) != len(points):
-            raise LeadDataError(f"PointsBaseline: X has {len(points)} rows but y has {len(target)}")
-        if np.isnan(target).any() or not np.isin(target, (0.0, 1.0)).all():
-            raise LeadDataError(
-                "PointsBaseline: y must be 0/1 labels without missing values (drop censored snapshots first)"
-            )
+        points = self._points(X, self.rules_, reset=True)
+        self.classes_, target = binary_target(y, len(points), "PointsBaseline")
         if np.isnan(points).any():
             raise LeadDataError(f"PointsBaseline: {int(np.isnan(points).sum())} rows have no points")
         self.link_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing=True)
         self.link_.fit(points, target)
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = 1
         return self
 
-    def decision_function(self, X) -> np.ndarray:
-        """The rules points themselves (a ranking score, e.g. for ROC AUC of the raw rules)."""
+    def points(self, X) -> np.ndarray:
+        """The rules' points of each row (a ranking score, e.g. for the ROC AUC of the raw rules)."""
         check_is_fitted(self)
-        return self._points(X, self.rules_)
+        return self._points(X, self.rules_, reset=False)
 
     def predict_proba(self, X) -> np.ndarray:
         """``[P(not converted), P(converted)]`` per row, non-decreasing in the points."""
         check_is_fitted(self)
-        p = np.clip(self.link_.predict(self._points(X, self.rules_)), 0.0, 1.0)
+        p = np.clip(self.link_.predict(self._points(X, self.rules_, reset=False)), 0.0, 1.0)
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X) -> np.ndarray:
-        """1 where P(converted) >= 0.5 (the rules' own tiers are in :meth:`RuleSet.score`)."""
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        """The more probable class of each row (the rules' own tiers are in :meth:`RuleSet.score`)."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

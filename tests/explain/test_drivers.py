@@ -23,7 +23,7 @@ def explained_20k():
     names = trainset.feature_names
     fit = frame.loc[frame["split"].isin(["train", "gap"])]
     valid = frame.loc[frame["split"] == "validation"]
-    model = LightGBMModel(LightGBMConfig(n_estimators=1000, learning_rate=0.05))
+    model = LightGBMModel.from_config(LightGBMConfig(n_estimators=1000, learning_rate=0.05))
     model.fit(fit[names], fit["converted"], eval_set=(valid[names], valid["converted"]))
     return frame, explain_margin(model, frame, trainset.feature_info)
 

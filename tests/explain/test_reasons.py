@@ -63,7 +63,7 @@ def test_lightgbm_contributions_equal_shap_tree_explainer(trained, trainset, tes
 
 def test_grouped_contributions_are_the_sums_of_their_columns(explained, trained):
     logistic = explained["logistic"]
-    design = list(trained.models["logistic"].estimator.named_steps["preprocess"].get_feature_names_out())
+    design = list(trained.models["logistic"].estimator.pipeline_.named_steps["preprocess"].get_feature_names_out())
     assert logistic.columns == design
     groups = {
         "job_level": [i for i, n in enumerate(design) if n.startswith("categorical__job_level_")],
@@ -154,7 +154,7 @@ def test_lightgbm_contributions_are_the_exact_shapley_values_of_its_trees(treesh
                       "level": pd.Categorical(level, categories=["manager", "staff", "student", "vp"])})  # fmt: skip
     config = LightGBMConfig(n_estimators=12, num_leaves=6, min_child_samples=20, subsample=1.0, colsample_bytree=1.0,
                             min_data_per_group=10, cat_smooth=1.0, max_cat_to_onehot=8)  # fmt: skip
-    model = LightGBMModel(config).fit(X, y)
+    model = LightGBMModel.from_config(config).fit(X, y)
     info = [FeatureInfo(c, "behaviour", c) for c in X.columns]
     rows = X.iloc[:25]
     contributions = explain_margin(model, rows, info, treeshap=treeshap)
@@ -308,7 +308,7 @@ def test_more_pricing_visits_give_a_larger_pricing_reason():
     raised = apply_action(rows, "page_view[pricing]", 3)
     assert (raised[pricing].to_numpy() == 3).all()
     assert (raised["page_view__count_90d"] == rows["page_view__count_90d"] + 3).all()
-    for model in (LightGBMModel(LightGBMConfig(n_estimators=200)).fit(X, y), make_logistic().fit(X, y.astype(int))):
+    for model in (LightGBMModel(n_estimators=200).fit(X, y), make_logistic().fit(X, y.astype(int))):
         before = explain_margin(model, rows, info, background=X)
         after = explain_margin(model, raised, info, background=X)
         gain = after.frame()[pricing].sum(axis=1) - before.frame()[pricing].sum(axis=1)

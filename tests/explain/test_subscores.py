@@ -35,7 +35,7 @@ def lightgbm(trainset):
     from leadml.core.config import LightGBMConfig
 
     train, valid, names = _parts(trainset)
-    model = LightGBMModel(LightGBMConfig(n_estimators=80, min_child_samples=20), seed=0)
+    model = LightGBMModel.from_config(LightGBMConfig(n_estimators=80, min_child_samples=20), seed=0)
     return model.fit(train[names], train["converted"], eval_set=(valid[names], valid["converted"]))
 
 

@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import (
 
 from leadml.core.config import LightGBMConfig, LogisticConfig, ModelsConfig
 from leadml.core.errors import LeadDataError
-from leadml.modeling.estimators import LightGBMModel, fit_model, lightgbm_names, make_logistic, make_models
+from leadml.modeling.estimators import LightGBMModel, LogisticModel, fit_model, lightgbm_names, make_models
 
 LEVEL_EFFECT = {"staff": 0.0, "manager": 0.4, "director": 0.9, "vp": 1.2, "student": -1.5}
 
@@ -75,7 +75,7 @@ def test_both_models_learn_the_drivers(data):
     X = frame.drop(columns="landing_page")
     tr, va, te = parts["train"], parts["valid"], parts["test"]
     bayes = roc_auc_score(y[te], p[te])
-    logistic = make_logistic().fit(X.iloc[tr], y[tr])
+    logistic = LogisticModel().fit(X.iloc[tr], y[tr])
     lgbm = LightGBMModel().fit(X.iloc[tr], y[tr], eval_set=(X.iloc[va], y[va]))
     assert _auc(logistic, X.iloc[te], y[te]) > bayes - 0.03
     assert _auc(lgbm, X.iloc[te], y[te]) > bayes - 0.06
@@ -104,21 +104,21 @@ def test_same_data_config_and_seed_give_identical_predictions(data):
     frame, y, _, parts = data
     tr, va = parts["train"], parts["valid"]
     runs = [
-        LightGBMModel(LightGBMConfig(), seed=5).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
+        LightGBMModel(seed=5).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
         for _ in range(2)
     ]
     assert runs[0].booster_.model_to_string() == runs[1].booster_.model_to_string()
     assert np.array_equal(runs[0].predict_proba(frame), runs[1].predict_proba(frame))
-    logistic = [make_logistic(seed=5).fit(frame.iloc[tr], y[tr]) for _ in range(2)]
+    logistic = [LogisticModel(seed=5).fit(frame.iloc[tr], y[tr]) for _ in range(2)]
     assert np.array_equal(logistic[0].predict_proba(frame), logistic[1].predict_proba(frame))
-    other_seed = LightGBMModel(LightGBMConfig(), seed=6).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
+    other_seed = LightGBMModel(seed=6).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
     assert not np.array_equal(runs[0].predict_proba(frame), other_seed.predict_proba(frame))
 
 
 def test_predictions_do_not_depend_on_row_order_or_extra_columns(data):
     frame, y, _, parts = data
     X = frame.iloc[parts["train"]]
-    model = LightGBMModel(LightGBMConfig(n_estimators=60)).fit(X, y[parts["train"]])
+    model = LightGBMModel(n_estimators=60).fit(X, y[parts["train"]])
     test = frame.iloc[parts["test"]]
     shuffled = test.sample(frac=1.0, random_state=0)
     expected = pd.Series(model.predict_proba(test)[:, 1], index=test.index)
@@ -132,16 +132,16 @@ def test_early_stopping_uses_the_validation_part_or_a_time_ordered_holdout(data)
     frame, y, _, parts = data
     tr, va = parts["train"], parts["valid"]
     config = LightGBMConfig(n_estimators=2000, early_stopping_rounds=20)
-    stopped = LightGBMModel(config).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
+    stopped = LightGBMModel.from_config(config).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
     assert 1 <= stopped.n_trees_ < 2000
-    held_out = LightGBMModel(config).fit(frame.iloc[tr], y[tr])
+    held_out = LightGBMModel(n_estimators=2000, early_stopping_rounds=20).fit(frame.iloc[tr], y[tr])
     assert 1 <= held_out.n_trees_ < 2000
     assert held_out.model_.n_estimators == held_out.n_trees_  # refitted on all rows with the trees found
 
 
 def test_lightgbm_accepts_bracketed_names_and_reports_importance_by_original_name(data):
     frame, y, _, parts = data
-    model = LightGBMModel(LightGBMConfig(n_estimators=50)).fit(frame.iloc[parts["train"]], y[parts["train"]])
+    model = LightGBMModel(n_estimators=50).fit(frame.iloc[parts["train"]], y[parts["train"]])
     importance = model.feature_importance()
     assert set(importance.index) == set(frame.columns)
     assert importance["page_view[pricing]__count_30d"] > 0
@@ -154,7 +154,7 @@ def test_levels_unseen_in_training_are_scored():
     frame, y, _ = make_feature_frame(3000, seed=2)
     train = frame.copy()
     train.loc[train["job_level"] == "vp", "job_level"] = "other"  # vp never seen in training
-    models = [make_logistic().fit(train, y), LightGBMModel(LightGBMConfig(n_estimators=40)).fit(train, y)]
+    models = [LogisticModel().fit(train, y), LightGBMModel(n_estimators=40).fit(train, y)]
     vp = frame[frame["job_level"] == "vp"].head(20)
     for model in models:
         p = model.predict_proba(vp)[:, 1]
@@ -165,13 +165,13 @@ def test_all_missing_and_constant_numeric_columns_do_not_break_logistic():
     frame, y, _ = make_feature_frame(2000, seed=3)
     frame["never_seen__days_since_last"] = np.nan
     frame["constant"] = 1.0
-    model = make_logistic(LogisticConfig(class_weight="balanced")).fit(frame, y)
+    model = LogisticModel(class_weight="balanced").fit(frame, y)
     assert np.isfinite(model.predict_proba(frame)).all()
 
 
 def test_bad_input_is_a_clear_error(data):
     frame, y, _, parts = data
-    model = LightGBMModel(LightGBMConfig(n_estimators=20)).fit(frame.iloc[:500], y[:500])
+    model = LightGBMModel(n_estimators=20).fit(frame.iloc[:500], y[:500])
     with pytest.raises(LeadDataError, match="columns the model was trained on are missing.*landing_page"):
         model.predict_proba(frame.drop(columns="landing_page"))
     labels = y[:500].copy()
@@ -179,12 +179,12 @@ def test_bad_input_is_a_clear_error(data):
     with pytest.raises(LeadDataError, match="not 0/1.*censored"):
         LightGBMModel().fit(frame.iloc[:500], labels)
     with pytest.raises(LeadDataError, match="labels: 499 labels for 500 rows"):
-        fit_model(make_logistic(), frame.iloc[:500], y[:499])
+        fit_model(LogisticModel(), frame.iloc[:500], y[:499])
 
 
 def test_scikit_learn_contract_clone_params_and_pickle(data):
     frame, y, _, parts = data
-    estimator = LightGBMModel(LightGBMConfig(n_estimators=30), seed=4)
+    estimator = LightGBMModel(n_estimators=30, seed=4)
     for check in (check_parameters_default_constructible, check_no_attributes_set_in_init,
                   check_get_params_invariance):
         check("LightGBMModel", estimator)
@@ -193,11 +193,15 @@ def test_scikit_learn_contract_clone_params_and_pickle(data):
     assert fitted.get_params() == params  # fit learns into `_` attributes only
     restored = pickle.loads(pickle.dumps(fitted))
     assert np.array_equal(restored.predict_proba(frame.iloc[:200]), fitted.predict_proba(frame.iloc[:200]))
-    logistic = pickle.loads(pickle.dumps(make_logistic().fit(frame.iloc[:1500], y[:1500])))
+    logistic = pickle.loads(pickle.dumps(LogisticModel().fit(frame.iloc[:1500], y[:1500])))
     assert logistic.predict_proba(frame.iloc[:5]).shape == (5, 2)
 
 
-def test_make_models_respects_enabled_flags():
+def test_make_models_respects_enabled_flags_and_passes_the_settings_and_seed():
     config = ModelsConfig(logistic=LogisticConfig(enabled=False))
     assert list(make_models(config)) == ["lightgbm"]
     assert list(make_models(ModelsConfig())) == ["logistic", "lightgbm"]
+    models = make_models(ModelsConfig(seed=9, logistic=LogisticConfig(C=0.3), lightgbm=LightGBMConfig(num_leaves=15)))
+    assert isinstance(models["logistic"], LogisticModel) and isinstance(models["lightgbm"], LightGBMModel)
+    assert models["logistic"].get_params()["C"] == 0.3 and models["logistic"].seed == 9
+    assert models["lightgbm"].num_leaves == 15 and models["lightgbm"].seed == 9

@@ -10,6 +10,8 @@ from sklearn.metrics import roc_auc_score
 from leadml.core.config import ProfileConfig, parse_pipeline
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, TrainSet
+from leadml.modeling.contributions import design_mean
+from leadml.modeling.estimators import LightGBMModel, LogisticModel
 from leadml.modeling.train import RULES, TrainingResult, split_counts, train_models
 
 LEVEL_EFFECT = {"staff": 0.0, "manager": 0.4, "director": 0.9, "vp": 1.2, "student": -1.5}
@@ -90,6 +92,19 @@ def test_every_candidate_is_fitted_calibrated_and_evaluated_on_the_same_test_row
         X = pd.DataFrame({"rules__points": points[test_rows.index]}) if name == RULES else test_rows
         assert np.array_equal(model.predict_proba(X)[:, 1], result.predictions[name].to_numpy())
         assert model.method_ in ("isotonic", "sigmoid")
+
+
+def test_the_models_get_the_yaml_settings_as_parameters_and_keep_their_own_state():
+    trainset, points, _ = make_trainset(3000, seed=4)
+    settings = {"seed": 5, "logistic": {"C": 0.5}, "lightgbm": {"num_leaves": 5, "n_estimators": 60}}
+    result = train_models(config(**settings), trainset, points, n_boot=50)
+    lightgbm, logistic = result.models["lightgbm"].estimator, result.models["logistic"].estimator
+    assert isinstance(lightgbm, LightGBMModel) and isinstance(logistic, LogisticModel)
+    assert lightgbm.get_params() == LightGBMModel(num_leaves=5, n_estimators=60, seed=5).get_params()
+    assert logistic.get_params() == LogisticModel(C=0.5, seed=5).get_params()
+    # the reference of the linear SHAP values is fitted with the model, on the training rows
+    train = trainset.frame.loc[(trainset.frame["split"] == "train") & trainset.frame["converted"].notna()]
+    assert np.array_equal(logistic.design_mean_, design_mean(logistic, train[trainset.feature_names]))
 
 
 def test_the_models_beat_the_rules_on_test(trained):
@@ -191,7 +206,7 @@ def test_without_rules_the_models_still_compete_and_calibration_can_be_off():
 def test_on_the_simulator_lightgbm_is_near_bayes_optimal_and_beats_the_seed_rules(pipelines_dir):
     from leadml.core.config import load_pipeline
     from leadml.data.contract import validate_outcomes
-    from leadml.data.simulate.world import simulate
+    from leadml.data.simulate import simulate
     from leadml.features.build import build_trainset
     from leadml.rules.ruleset import RuleSet
 

@@ -56,7 +56,7 @@ def test_probabilities_are_monotone_in_points_and_in_unit_interval(snapshot_poin
     assert proba[-1, 1] > proba[0, 1]
     assert model.classes_.tolist() == [0, 1]
     assert set(model.predict(grid)) <= {0, 1}
-    assert model.decision_function(grid).tolist() == grid["rules__points"].tolist()
+    assert model.points(grid).tolist() == grid["rules__points"].tolist()
 
 
 @settings(max_examples=25, deadline=None)
@@ -88,18 +88,38 @@ def test_flat_table_is_scored_by_the_rules():
     })
     y = [0, 1, 0, 1, 0, 0, 1, 1]
     model = PointsBaseline(rules=rules).fit(flat, y)
-    assert model.decision_function(flat).tolist() == [0, 70, 40, 70, 30, 0, 40, 70]
+    assert model.points(flat).tolist() == [0, 70, 40, 70, 30, 0, 40, 70]
     proba = model.predict_proba(flat)[:, 1]
     assert proba[1] == proba[3] == proba[7] == 1.0
     assert proba[0] == proba[5] == 0.0
 
 
-def test_array_of_points_and_bad_input():
+def test_arrays_hold_points_one_column_per_rule_and_bad_input_is_named():
     model = PointsBaseline().fit(np.array([[0.0], [10.0], [20.0], [30.0]]), [0, 0, 1, 1])
-    assert model.predict_proba(np.array([5.0, 25.0]))[:, 1].tolist() == [0.0, 1.0]
+    assert model.predict_proba(np.array([[5.0], [25.0]]))[:, 1].tolist() == [0.0, 1.0]
+    per_rule = np.array([[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [10.0, 20.0]])  # the points of two rules
+    twin = PointsBaseline().fit(per_rule, [0, 0, 1, 1])
+    assert twin.points(per_rule).tolist() == [0.0, 10.0, 20.0, 30.0]
+    assert np.array_equal(twin.predict_proba(per_rule), model.predict_proba(per_rule.sum(axis=1, keepdims=True)))
+    with pytest.raises(ValueError, match="X has 1 features, but PointsBaseline is expecting 2"):
+        twin.predict_proba(np.array([[5.0], [25.0]]))
+    with pytest.raises(ValueError, match="Reshape your data"):  # a 1-D array is ambiguous: rows or columns?
+        model.predict_proba(np.array([5.0, 25.0]))
     with pytest.raises(LeadDataError, match="no 'rules__points' column and no rules"):
         PointsBaseline().fit(pd.DataFrame({"x": [1, 2]}), [0, 1])
-    with pytest.raises(LeadDataError, match="y must be 0/1 labels"):
+    with pytest.raises(LeadDataError, match="1 values are missing, not 0/1.*censored"):
         PointsBaseline().fit(pd.DataFrame({"rules__points": [1, 2]}), [0, np.nan])
-    with pytest.raises(LeadDataError, match="one column of points"):
-        PointsBaseline().fit(np.zeros((3, 2)), [0, 1, 0])
+    with pytest.raises(LeadDataError, match="rows have no points"):
+        PointsBaseline().fit(pd.DataFrame({"rules__points": [1, np.nan]}), [0, 1])
+    with pytest.raises(ValueError, match="Only binary classification is supported"):
+        PointsBaseline().fit(pd.DataFrame({"rules__points": [1, 2, 3]}), [0, 1, 2])
+
+
+def test_a_cold_start_without_conversions_still_fits_and_other_labels_are_classes():
+    X = pd.DataFrame({"rules__points": [0.0, 10.0, 20.0, 30.0]})
+    cold = PointsBaseline().fit(X, [0, 0, 0, 0])  # no lead has converted yet: both classes remain
+    assert cold.classes_.tolist() == [0, 1] and cold.predict_proba(X).shape == (4, 2)
+    assert (cold.predict_proba(X)[:, 1] == 0).all()
+    named = PointsBaseline().fit(X, ["lost", "lost", "won", "won"])
+    assert named.classes_.tolist() == ["lost", "won"]
+    assert named.predict(X).tolist() == ["lost", "lost", "won", "won"]
