@@ -1,0 +1,150 @@
+"""Logistic regression over the feature frame, with its own preprocessing, under the scikit-learn contract.
+
+Its ``fit`` also keeps the mean of the design matrix over the training rows (``design_mean_``): the
+reference of its exact linear SHAP values (:mod:`leadml.modeling.contributions`), so one lead
+explained alone gets the reasons it gets in a batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from leadml.core.config import LogisticConfig
+from leadml.data.labels import binary_target
+from leadml.modeling.model_inputs import binary_tags, feature_frame, signed_log1p
+
+__all__ = ["LogisticModel", "make_logistic"]
+
+
+class LogisticModel(ClassifierMixin, BaseEstimator):
+    """Logistic regression (L2) over the feature frame, with its own preprocessing.
+
+    Categorical columns (pandas ``Categorical``) are one-hot encoded, unknown levels ignored and levels
+    seen fewer than ``min_category_count`` times in training pooled; numeric columns get a signed log
+    (counts are heavy-tailed), a median imputation with a missing indicator, and standard scaling.
+    Pass the feature columns (others are ignored at prediction): the encoding is chosen by dtype.
+
+    Parameters:
+        C: inverse strength of the L2 penalty.
+        class_weight: None, ``"balanced"`` or a weight per class.
+        max_iter: the most iterations of the solver.
+        min_category_count: levels seen fewer times in training are pooled into one column.
+        seed: the solver's seed.
+
+    After ``fit``: ``pipeline_`` (the fitted preprocessing and ``LogisticRegression``),
+    ``design_mean_`` (the mean of the training design matrix: the reference of the linear SHAP
+    values, so one lead explained alone gets the reasons it gets in a batch), ``classes_``,
+    ``n_iter_``, ``n_features_in_`` and ``feature_names_in_``.
+
+    Example:
+        >>> import pandas as pd
+        >>> X = pd.DataFrame({"visits": [0.0, 1.0, 5.0, 9.0] * 10,
+        ...                   "level": pd.Categorical(["vp", "staff", "vp", "staff"] * 10)})
+        >>> model = LogisticModel(C=0.5).fit(X, [0, 0, 1, 1] * 10)
+        >>> model.predict_proba(X).shape, model.design_mean_.shape
+        ((40, 2), (3,))
+    """
+
+    def __init__(
+        self,
+        *,
+        C: float = 1.0,
+        class_weight: str | dict | None = None,
+        max_iter: int = 2000,
+        min_category_count: int = 20,
+        seed: int = 0,
+    ):
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.min_category_count = min_category_count
+        self.seed = seed
+
+    @classmethod
+    def from_config(cls, config: LogisticConfig | None = None, **params) -> LogisticModel:
+        """The model of a pipeline's ``models.logistic`` section; ``params`` (``seed=...``) add or override."""
+        settings = (config or LogisticConfig()).model_dump(exclude={"enabled"})
+        return cls(**{**settings, **params})
+
+    def __sklearn_tags__(self):
+        return binary_tags(super().__sklearn_tags__())
+
+    def _pipeline(self) -> Pipeline:
+        """The unfitted preprocessing and classifier."""
+        numeric = Pipeline(
+            [
+                ("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one")),
+                ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+                ("scale", StandardScaler()),
+            ]
+        )
+        categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=self.min_category_count)
+        preprocess = ColumnTransformer(
+            [
+                ("categorical", categorical, make_column_selector(dtype_include="category")),
+                ("numeric", numeric, make_column_selector(dtype_include="number")),
+            ],
+            sparse_threshold=0.0,
+        )
+        classifier = LogisticRegression(
+            C=self.C,
+            l1_ratio=0.0,
+            class_weight=self.class_weight,
+            max_iter=self.max_iter,
+            random_state=self.seed,
+        )
+        return Pipeline([("preprocess", preprocess), ("model", classifier)])
+
+    def fit(self, X, y) -> LogisticModel:
+        """Fit the preprocessing and the regression on ``X, y``, and keep the mean of the design matrix."""
+        frame = feature_frame(self, X, reset=True)
+        self.classes_, target = binary_target(y, len(frame), "LogisticModel")
+        self.pipeline_ = self._pipeline().fit(frame, self.classes_[target.astype(int)])
+        self.n_iter_ = self.pipeline_[-1].n_iter_
+        self.design_mean_ = self._design(frame).mean(axis=0)
+        return self
+
+    def _design(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.pipeline_[:-1].transform(frame), dtype=float)
+
+    def design_matrix(self, X) -> np.ndarray:
+        """The rows as the regression sees them: one-hot levels, logged and scaled numbers, missing flags."""
+        check_is_fitted(self, "pipeline_")
+        return self._design(feature_frame(self, X, reset=False))
+
+    def decision_function(self, X) -> np.ndarray:
+        """The margin (log-odds of the second class) of each row."""
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.decision_function(feature_frame(self, X, reset=False))
+
+    def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self, "pipeline_")
+        return self.pipeline_.predict_proba(feature_frame(self, X, reset=False))
+
+    def predict(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def make_logistic(
+    config: LogisticConfig | None = None, *, seed: int = 0, min_category_count: int = 20
+) -> LogisticModel:
+    """An unfitted :class:`LogisticModel` with the settings of ``config`` (``models.logistic``).
+
+    Example:
+        >>> import pandas as pd
+        >>> X = pd.DataFrame({"visits": [0.0, 1.0, 5.0, 9.0] * 10,
+        ...                   "level": pd.Categorical(["vp", "staff", "vp", "staff"] * 10)})
+        >>> model = make_logistic().fit(X, [0, 0, 1, 1] * 10)
+        >>> model.predict_proba(X).shape
+        (40, 2)
+    """
+    return LogisticModel.from_config(config, seed=seed, min_category_count=min_category_count)
