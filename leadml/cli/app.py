@@ -29,7 +29,7 @@ from leadml.core.version import __version__
 try:  # typer >= 0.26 runs on its own copy of click, whose exceptions are not click's
     from typer._click import exceptions as _click_errors
 except ImportError:  # older typer runs on click itself
-    from click import exceptions as _click_errors
+    from click import exceptions as _click_errors  # type: ignore[no-redef]
 
 _NO_ARGS_IS_HELP = getattr(_click_errors, "NoArgsIsHelpError", ())  # click >= 8.2
 
@@ -317,7 +317,7 @@ def _show_error(message: str) -> None:
     err_console.print(Text.assemble(("error:", "red"), f" {message}"), soft_wrap=True)
 
 
-def _show_click_error(exc: Exception) -> None:
+def _show_click_error(exc: _click_errors.ClickException) -> None:
     """A usage error as one line, then the command's usage and where to find help: no traceback."""
     if isinstance(exc, _NO_ARGS_IS_HELP):  # the help is the answer; rich has already printed it
         if exc.format_message():

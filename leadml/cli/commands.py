@@ -11,6 +11,7 @@ import warnings
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -43,9 +44,9 @@ def run_simulate(out: Path, n_leads: int, seed: int, base_rate: float, console: 
 
 def summarize_tables(
     leads: pd.DataFrame, events: pd.DataFrame | None, outcomes: pd.DataFrame | None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """The figures `leadml validate` prints: rows, date range, base rate, event types."""
-    summary: dict[str, object] = {
+    summary: dict[str, Any] = {
         "leads": len(leads),
         "created_from": leads["created_at"].min(),
         "created_to": leads["created_at"].max(),
@@ -387,8 +388,8 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
 
 def run_funnel(pipeline: Path, out: Path, stuck_days: float, console: Console) -> dict:
     from leadml.core.config import load_pipeline
-    from leadml.data.sources import load_pipeline_data
     from leadml.core.errors import ConfigError
+    from leadml.data.sources import load_pipeline_data
     from leadml.explain.report.funnel import write_funnel_report
 
     config = load_pipeline(pipeline)

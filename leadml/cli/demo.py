@@ -11,12 +11,11 @@ import pandas as pd
 from rich.console import Console
 
 from leadml.core.config import load_pipeline, parse_pipeline
+from leadml.core.paths import pipelines_dir
 from leadml.data import contract
 from leadml.data.io import write_table
 from leadml.data.sources import PipelineData
 from leadml.features.build import build_trainset
-from leadml.core.paths import pipelines_dir
-
 
 HISTORY_DAYS, HISTORY_STEP = 21, 3  # the demo's score history: every third day of the last three weeks
 
@@ -58,6 +57,7 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     console.rule("4. the rules baseline (seed points) on today's open leads")
     from leadml.features.scoring_set import open_lead_snapshots
 
+    assert config.rules is not None  # the demo pipeline ships with its rules file
     ruleset = RuleSet.load(config.rules)
     as_of = events["timestamp"].max().ceil("D")
     scores = ruleset.score_snapshots(open_lead_snapshots(data, as_of), leads, events)
@@ -77,13 +77,13 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         console.print(f"registered {run.outcome.registered_model} version {run.outcome.version} as {state}")
     written["mlflow"] = folder / "mlruns.db"
     console.rule("6. score today's open leads with the champion, with reasons")
-    from leadml.jobs.score import ScoreOptions, score_batch
     from leadml.data.io import read_table
     from leadml.explain.report import write_sales_report
+    from leadml.jobs.score import ScoreOptions, score_batch
 
-    registered = run.outcome is not None and run.outcome.version
-    model_uri = f"models:/{run.outcome.registered_model}/{run.outcome.version}" if registered else None
-    if registered:
+    outcome = run.outcome
+    model_uri = f"models:/{outcome.registered_model}/{outcome.version}" if outcome and outcome.version else None
+    if model_uri is not None:
         earlier = folder / "earlier_scores"
         days = [as_of - pd.Timedelta(days=d) for d in range(HISTORY_DAYS, 0, -HISTORY_STEP)]
         nightly = ScoreOptions(reasons=False, drift=False, progress=False)  # no reasons needed for the history
@@ -91,9 +91,10 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
             for day in days:  # the nightly job of the past weeks
                 status.update(f"scoring the open leads of {day:%Y-%m-%d} into the score history")
                 score_batch(config, day, earlier / f"scores-{day:%Y-%m-%d}.parquet", nightly, model_uri=model_uri)
-        summary = score_batch(config, as_of, folder / "scores.parquet", model_uri=model_uri, progress=True)
+        summary = score_batch(config, as_of, folder / "scores.parquet", model_uri=model_uri)
         written["scores"] = summary.out
-        written["history"] = summary.history_path
+        if summary.history_path is not None:
+            written["history"] = summary.history_path
         console.print(f"{summary.rows:,} open leads scored, {summary.mql:,} MQL -> {summary.out}")
         _print_hand_offs(read_table(summary.out), console)
     console.rule("7. reports for the data scientist and for sales")
@@ -108,9 +109,10 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     if "scores" in written:
         from leadml.jobs.history import load_history
 
+        history = load_history(written["history"]) if "history" in written else None
         written["sales"] = write_sales_report(read_table(written["scores"]), reports / "sales.html", max_leads=5000,
                                               title="Leads to call: leadml demo",
-                                              history=load_history(written["history"]), history_settings=config.history)
+                                              history=history, history_settings=config.history)
     console.rule("done: where everything is")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")

@@ -54,6 +54,7 @@ def feature_source(config: PipelineConfig, builder, as_of: pd.Timestamp, *, chun
         from leadml.data.sources import load_pipeline_data
 
         flat = load_pipeline_data(config.data).flat
+        assert flat is not None  # a flat pipeline's data is its flat table
         return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads), len(flat))
     from leadml.features.chunk import lead_fields
     from leadml.jobs.inputs import open_inputs

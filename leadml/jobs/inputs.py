@@ -278,7 +278,7 @@ def open_inputs(
         and (data.outcomes is None or _is_parquet(data.outcomes))
     )  # fmt: skip
     notes: list[str] = []
-    if streamable:
+    if streamable and leads_path is not None:
         leads_file = pq.ParquetFile(leads_path)
         total = leads_file.metadata.num_rows
         columns = lead_columns(leads_path, lead_fields)
@@ -288,7 +288,7 @@ def open_inputs(
             notes.append(f"{leads_path}: row groups are not ordered by lead_id; the leads are read whole")
             leads = _validated_leads(leads_file.read(columns=columns).to_pandas(), str(leads_path))
             lead_chunks = _frame_lead_chunks(leads, chunk_leads, str(leads_path))
-        events = None
+        events: ParquetEvents | TableEvents | None = None
         if events_path is not None:
             event_columns = parquet_event_columns(events_path, features.attribute_counts, features.scenarios)
             events_file = pq.ParquetFile(events_path)

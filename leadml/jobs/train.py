@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -15,6 +16,9 @@ from leadml.data.sources import PipelineData, load_pipeline_data
 from leadml.features.build import TrainSet, build_trainset
 from leadml.modeling.train import TrainingResult, train_models
 
+if TYPE_CHECKING:  # mlflow loads only when a run is logged
+    from leadml.modeling.registry import RunOutcome
+
 
 @dataclass(frozen=True)
 class TrainingRun:
@@ -22,7 +26,7 @@ class TrainingRun:
 
     trainset: TrainSet
     result: TrainingResult
-    outcome: object | None
+    outcome: RunOutcome | None
 
 
 def rules_points(config: PipelineConfig, trainset: TrainSet) -> pd.Series | None:
@@ -33,7 +37,7 @@ def rules_points(config: PipelineConfig, trainset: TrainSet) -> pd.Series | None
 
     ruleset = RuleSet.load(config.rules)
     data = trainset.data
-    if data.is_flat:
+    if data.flat is not None:
         flat = data.flat.set_index("lead_id").loc[trainset.frame["lead_id"]].reset_index()
         points = ruleset.score_flat(flat)["points"]
     else:

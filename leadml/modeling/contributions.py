@@ -65,7 +65,7 @@ class Contributions:
     column_values: np.ndarray
     column_group: np.ndarray
     background: str = "training data"
-    to_probability: Callable[[np.ndarray], np.ndarray] = field(default=None, repr=False)
+    to_probability: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -87,6 +87,8 @@ class Contributions:
             rows = np.asarray(rows, dtype=np.int64)
             contribution = self.values[rows, np.asarray(columns, dtype=np.int64)]
             margin, p = self.margin[rows], self.probability[rows]
+        if self.to_probability is None:
+            raise ModelError("these contributions carry no probability map: points cannot be computed")
         return 100.0 * (p - self.to_probability(margin - contribution))
 
     def importance(self) -> pd.Series:

@@ -238,7 +238,8 @@ def train_models(
         A :class:`TrainingResult`; on cold start it holds only the rules baseline and says why.
     """
     say = progress or (lambda message: None)
-    frame, notes = trainset.frame, []
+    frame = trainset.frame
+    notes: list[str] = []
     parts = _Parts.of(frame, trainset.feature_names, rules_points)
     candidates, cold_start, reason = _fit_candidates(config, parts, say)
     calibrated, validation = _calibrate(config, candidates, parts, say, notes)

@@ -132,12 +132,12 @@ class RuleSet:
     @property
     def event_types(self) -> list[str]:
         """The event types the rules read (to load only those events from a big file)."""
-        return list(dict.fromkeys(r.event for r in self.rules if r.is_event))
+        return list(dict.fromkeys(r.event for r in self.rules if r.event is not None))
 
     @property
     def fields(self) -> list[str]:
         """The profile fields the rules read."""
-        return list(dict.fromkeys(r.field for r in self.rules if not r.is_event))
+        return list(dict.fromkeys(r.field for r in self.rules if r.field is not None))
 
     def tier_of(self, points: float) -> str:
         """The tier name of a points total."""
@@ -275,7 +275,8 @@ class RuleSet:
             >>> rules.max_points("fit"), rules.max_points("engagement")
             (25.0, 20.0)
         """
-        total, exclusive = 0.0, {}
+        total = 0.0
+        exclusive: dict[str | None, list[tuple[set, float]]] = {}
         for rule in self.rules:
             if rule.tag != tag or rule.points <= 0:
                 continue
@@ -289,9 +290,9 @@ class RuleSet:
             else:
                 total += rule.points
         for tests in exclusive.values():
-            values = [v for tested, _ in tests for v in tested]
+            tested_values = [v for tested, _ in tests for v in tested]
             points = [p for _, p in tests]
-            total += max(points) if len(values) == len(set(values)) else sum(points)
+            total += max(points) if len(tested_values) == len(set(tested_values)) else sum(points)
         return total
 
 
