@@ -95,24 +95,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tmp", type=Path, default=None, help="parent folder of the runs' temporary folders")
     args = parser.parse_args(argv)
 
-    print(f"leadml demo{f' --leads {args.leads}' if args.leads else ''}: {args.runs} runs, "
-          f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print(f"| run | seconds | peak RSS (wait4) | peak RSS (psutil) | load before | exit |")
-    print(f"|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"leadml demo{f' --leads {args.leads}' if args.leads else ''}: {args.runs} runs, "
+        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+    )
+    print("| run | seconds | peak RSS (wait4) | peak RSS (psutil) | load before | exit |")
+    print("|---:|---:|---:|---:|---:|---:|")
     runs = []
     for number in range(1, args.runs + 1):
         run = run_once(args.leads, args.keep, args.tmp)
         runs.append(run)
         kept = f"  ({run.folder})" if args.keep or run.exit_code else ""
-        print(f"| {number} | {run.seconds:.1f} | {run.peak_rss_mb:,.0f} MB | {run.sampled_rss_mb:,.0f} MB "
-              f"| {run.load_before:.2f} | {run.exit_code} |{kept}", flush=True)
+        print(
+            f"| {number} | {run.seconds:.1f} | {run.peak_rss_mb:,.0f} MB | {run.sampled_rss_mb:,.0f} MB "
+            f"| {run.load_before:.2f} | {run.exit_code} |{kept}",
+            flush=True,
+        )
     ok = [r for r in runs if r.exit_code == 0]
     if ok:
         median = statistics.median(r.seconds for r in ok)
         worst = max(r.seconds for r in ok)
         verdict = "met" if worst < TARGET_SECONDS else "NOT met"
-        print(f"median {median:.1f} s, slowest {worst:.1f} s, peak {max(r.peak_rss_mb for r in ok):,.0f} MB; "
-              f"target under {TARGET_SECONDS:.0f} s: {verdict}")
+        print(
+            f"median {median:.1f} s, slowest {worst:.1f} s, peak {max(r.peak_rss_mb for r in ok):,.0f} MB; "
+            f"target under {TARGET_SECONDS:.0f} s: {verdict}"
+        )
     return 0 if len(ok) == len(runs) else 1
 
 

@@ -33,11 +33,11 @@ from leadml.data.contract import validate_events, validate_leads, validate_outco
 from leadml.data.simulate import simulate
 from leadml.data.sources import PipelineData
 from leadml.explain.counterfactual import counterfactuals
-from leadml.modeling.contributions import explain_margin, group_columns
 from leadml.explain.sentences import reason_table, rows_to_explain
-from leadml.modeling.lightgbm.treeshap import lightgbm_contributions
 from leadml.features.build import build_trainset
+from leadml.modeling.contributions import explain_margin, group_columns
 from leadml.modeling.estimators import LightGBMModel
+from leadml.modeling.lightgbm.treeshap import lightgbm_contributions
 
 PIPELINE = {
     "name": "benchmark-explain",
@@ -124,6 +124,7 @@ def main() -> None:
     threshold = float(np.quantile(p, 0.9))
 
     import shap
+
     def shap_call():  # with the frame it needs (the model's columns under LightGBM-safe names)
         return shap.TreeExplainer(model.booster_).shap_values(model.lightgbm_frame(X))
 
@@ -172,7 +173,9 @@ def main() -> None:
     bare, fast_alone = results["LightGBM pred_contrib alone"], results["leadml TreeSHAP tables alone"]
     print()
     print(f"rows                                   {n:,}")
-    print(f"max |leadml - shap| (per column)       {difference:.2e}  (tables; LightGBM's routine: {lightgbm_vs_shap:.2e})")
+    print(
+        f"max |leadml - shap| (per column)       {difference:.2e}  (tables; LightGBM's routine: {lightgbm_vs_shap:.2e})"
+    )
     print(f"max |tables - pred_contrib|            {tables_vs_lightgbm:.2e}  (target <= 1e-9)")
     print(f"max |base + sum - margin|              {additivity:.2e}")
     print(f"shap rows/s                            {n / shap_time:,.0f}")
@@ -189,7 +192,9 @@ def main() -> None:
           f"(tables: {fast_alone / results['predict_proba (scoring)']:.0f}x)")  # fmt: skip
     print(f"default selection (MQL + top 20 %)     {len(selected):,} of {n:,} leads -> "
           f"{reasons * len(selected) / n:.1f} s instead of {reasons:.1f} s")  # fmt: skip
-    print(f"counterfactual                         {results[next(k for k in results if k.startswith('counterfactuals'))] / max(len(near), 1) * 1000:.2f} ms per lead")
+    print(
+        f"counterfactual                         {results[next(k for k in results if k.startswith('counterfactuals'))] / max(len(near), 1) * 1000:.2f} ms per lead"
+    )
     print(f"leads with a reason_1                  {int((table['reason_1'] != '').sum()):,}")
     if fast is not None:
         print(f"fasttreeshap vs pred_contrib max diff  {float(np.abs(np.asarray(fast) - shap_values).max()):.2e}")

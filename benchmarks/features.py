@@ -75,7 +75,6 @@ def generate_part(folder: Path, part: int, n_leads: int, n_events: int, prefix: 
 
 def run_leadml(snapshots: Path, events: Path, out: Path, partitions: int) -> dict:
     from leadml.features.behaviour.parquet import behaviour_features_from_parquet
-
     from leadml.features.behaviour.partitioned import behaviour_features_partitioned
 
     start = time.perf_counter()
@@ -92,13 +91,17 @@ def run_duckdb(snapshots: Path, events: Path, out: Path) -> dict:
 
     source = str(events / "*.parquet") if events.is_dir() else str(events)
     con = duckdb.connect()
-    types = [row[0] for row in con.execute(f"SELECT DISTINCT event_type FROM read_parquet('{source}') ORDER BY 1").fetchall()]
+    types = [
+        row[0] for row in con.execute(f"SELECT DISTINCT event_type FROM read_parquet('{source}') ORDER BY 1").fetchall()
+    ]
     # narrow first (one row per lead and type), then pivot: ~2.5x faster in DuckDB than 60
     # filtered aggregates over the joined rows; FLOAT columns, as leadml writes (float32)
     pivot = []
     for kind in types:
         for days in WINDOWS:
-            pivot.append(f"coalesce(sum(c{days}) FILTER (WHERE event_type = '{kind}'), 0)::FLOAT AS \"{kind}__count_{days}d\"")
+            pivot.append(
+                f"coalesce(sum(c{days}) FILTER (WHERE event_type = '{kind}'), 0)::FLOAT AS \"{kind}__count_{days}d\""
+            )
         pivot.append(f"(min(since) FILTER (WHERE event_type = '{kind}'))::FLOAT AS \"{kind}__days_since_last\"")
     counts = ", ".join(f"count(*) FILTER (WHERE age <= {days * DAY_NS}) AS c{days}" for days in WINDOWS)
     query = f"""
@@ -112,7 +115,7 @@ def run_duckdb(snapshots: Path, events: Path, out: Path) -> dict:
                 SELECT lead_id, as_of, event_type, {counts}, min(age) / {DAY_NS}.0 AS since
                 FROM seen GROUP BY lead_id, as_of, event_type
             )
-            SELECT lead_id, as_of, {', '.join(pivot)}
+            SELECT lead_id, as_of, {", ".join(pivot)}
             FROM by_type
             GROUP BY lead_id, as_of
         ) TO '{out}' (FORMAT parquet)
@@ -169,8 +172,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000, help="number of events (default 10,000,000)")
     parser.add_argument("--leads", type=int, default=None, help=f"number of leads (default events / {EVENTS_PER_LEAD})")
-    parser.add_argument("--partitions", type=int, default=None, help="hash partitions (default: 1 up to 20M events, else events / 6M)")
-    parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder, removed at the end)")
+    parser.add_argument(
+        "--partitions", type=int, default=None, help="hash partitions (default: 1 up to 20M events, else events / 6M)"
+    )
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="work folder (default: a temp folder, removed at the end)"
+    )
     parser.add_argument("--skip-duckdb", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="reuse the data already generated in --dir")
     parser.add_argument("--step", help=argparse.SUPPRESS)
@@ -203,9 +210,15 @@ def main() -> None:
     events = folder / "events" if len(files) > 1 else files[0]
     import pyarrow.parquet as pq
 
-    made = {"events": sum(pq.ParquetFile(f).metadata.num_rows for f in files), "leads": pq.ParquetFile(snapshots).metadata.num_rows}
+    made = {
+        "events": sum(pq.ParquetFile(f).metadata.num_rows for f in files),
+        "leads": pq.ParquetFile(snapshots).metadata.num_rows,
+    }
     size_mb = sum(f.stat().st_size for f in files) / 1e6
-    print(f"data: {made['leads']:,} leads (one snapshot each), {made['events']:,} events ({size_mb:,.0f} MB Parquet)", flush=True)
+    print(
+        f"data: {made['leads']:,} leads (one snapshot each), {made['events']:,} events ({size_mb:,.0f} MB Parquet)",
+        flush=True,
+    )
 
     n = made["events"]
     print(
@@ -213,7 +226,9 @@ def main() -> None:
         "cpu = CPU seconds of the process (all threads)",
         flush=True,
     )
-    process, peak, result = measured("leadml", str(snapshots), str(events), str(folder / "leadml.parquet"), str(partitions))
+    process, peak, result = measured(
+        "leadml", str(snapshots), str(events), str(folder / "leadml.parquet"), str(partitions)
+    )
     seconds = result["seconds"]
     print(
         f"leadml  : {seconds:7.2f} s  {n / seconds / 1e6:6.2f} M events/s  (process {process:.2f} s, "

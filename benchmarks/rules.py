@@ -39,8 +39,15 @@ BENCH_RULES = {
         {"name": "Form", "event": "form_submit", "points": 20},
         {"name": "E-mail clicks", "event": "email_click", "per_event": True, "cap": 15, "points": 3},
         {"name": "Pricing twice", "event": "page_view", "where": {"page": "pricing"}, "min_count": 2, "points": 25},
-        {"name": "Content", "event": "page_view", "where": {"page": ["cases", "product"]}, "within_days": 30,
-         "per_event": True, "cap": 20, "points": 2},
+        {
+            "name": "Content",
+            "event": "page_view",
+            "where": {"page": ["cases", "product"]},
+            "within_days": 30,
+            "per_event": True,
+            "cap": 20,
+            "points": 2,
+        },
         {"name": "Demo", "event": "demo_request", "within_days": 90, "points": 30},
         {"name": "Community", "event": "community_join", "points": 15},
         {"name": "Unsubscribed", "event": "unsubscribe", "decay": False, "points": -25},
@@ -67,24 +74,40 @@ def quick_data(n_leads: int, n_events: int, seed: int) -> tuple[pd.DataFrame, pd
     rng = np.random.default_rng(seed)
     start = pd.Timestamp("2025-01-01", tz="UTC")
     ids = np.char.add("L", np.char.zfill(np.arange(1, n_leads + 1).astype(str), 7)).astype(object)
-    leads = pd.DataFrame({
-        "lead_id": ids,
-        "created_at": start + pd.to_timedelta(rng.uniform(0, 540, n_leads), unit="D"),
-        "job_level": pd.Categorical.from_codes(rng.integers(0, 7, n_leads),
-                                               ["student", "specialist", "manager", "director", "vp", "c_level", "owner"]),
-        "budget": np.where(rng.random(n_leads) < 0.4, rng.lognormal(10, 1, n_leads), np.nan),
-    })
-    kinds = ["page_view", "email_open", "email_click", "form_submit", "download", "demo_request",
-             "community_join", "unsubscribe"]
+    leads = pd.DataFrame(
+        {
+            "lead_id": ids,
+            "created_at": start + pd.to_timedelta(rng.uniform(0, 540, n_leads), unit="D"),
+            "job_level": pd.Categorical.from_codes(
+                rng.integers(0, 7, n_leads), ["student", "specialist", "manager", "director", "vp", "c_level", "owner"]
+            ),
+            "budget": np.where(rng.random(n_leads) < 0.4, rng.lognormal(10, 1, n_leads), np.nan),
+        }
+    )
+    kinds = [
+        "page_view",
+        "email_open",
+        "email_click",
+        "form_submit",
+        "download",
+        "demo_request",
+        "community_join",
+        "unsubscribe",
+    ]
     owner = np.sort(rng.integers(0, n_leads, n_events))
     times = leads["created_at"].to_numpy()[owner] + pd.to_timedelta(rng.exponential(40, n_events), unit="D").to_numpy()
-    events = pd.DataFrame({
-        "lead_id": ids[owner],
-        "timestamp": pd.DatetimeIndex(times),
-        "event_type": pd.Categorical.from_codes(rng.choice(8, n_events, p=[.5, .2, .08, .06, .06, .04, .03, .03]), kinds),
-        "page": pd.Categorical.from_codes(rng.integers(0, 7, n_events),
-                                          ["blog", "pricing", "product", "docs", "cases", "careers", "delivery"]),
-    }).sort_values(["lead_id", "timestamp"], ignore_index=True)
+    events = pd.DataFrame(
+        {
+            "lead_id": ids[owner],
+            "timestamp": pd.DatetimeIndex(times),
+            "event_type": pd.Categorical.from_codes(
+                rng.choice(8, n_events, p=[0.5, 0.2, 0.08, 0.06, 0.06, 0.04, 0.03, 0.03]), kinds
+            ),
+            "page": pd.Categorical.from_codes(
+                rng.integers(0, 7, n_events), ["blog", "pricing", "product", "docs", "cases", "careers", "delivery"]
+            ),
+        }
+    ).sort_values(["lead_id", "timestamp"], ignore_index=True)
     return leads, events, start + pd.Timedelta(days=545)
 
 
@@ -122,8 +145,10 @@ def main() -> None:
 
     started = time.perf_counter()
     leads, events, as_of = make_data(args.leads, args.events, args.seed)
-    print(f"data: {len(leads):,} leads, {len(events):,} events, as_of {as_of:%Y-%m-%d} "
-          f"({time.perf_counter() - started:.1f} s to make)")
+    print(
+        f"data: {len(leads):,} leads, {len(events):,} events, as_of {as_of:%Y-%m-%d} "
+        f"({time.perf_counter() - started:.1f} s to make)"
+    )
     ruleset = RuleSet.from_dict(BENCH_RULES, source="benchmark-10")
     try:
         from leadml.features.behaviour.features import behaviour_features
@@ -132,15 +157,18 @@ def main() -> None:
     # warm up both on a few leads (lazy imports, first-call costs) so the timings compare the work
     few = leads.iloc[:200]
     few_events = events[events["lead_id"].isin(few["lead_id"])]
-    few_snapshots = pd.DataFrame({"lead_id": few["lead_id"].to_numpy(),
-                                  "as_of": pd.Series(as_of, index=few.index).dt.as_unit("ns")})
+    few_snapshots = pd.DataFrame(
+        {"lead_id": few["lead_id"].to_numpy(), "as_of": pd.Series(as_of, index=few.index).dt.as_unit("ns")}
+    )
     ruleset.score(few, few_events, as_of)
     if behaviour_features is not None and not args.no_behaviour:
         behaviour_features(few_snapshots, few_events, few)
 
     scores, seconds, peak_mb = measure(lambda: ruleset.score(leads, events, as_of))
-    print(f"rules score ({len(ruleset.rules)} rules): {seconds:.2f} s, {len(leads) / seconds:,.0f} leads/s, "
-          f"peak +{peak_mb:,.0f} MB")
+    print(
+        f"rules score ({len(ruleset.rules)} rules): {seconds:.2f} s, {len(leads) / seconds:,.0f} leads/s, "
+        f"peak +{peak_mb:,.0f} MB"
+    )
     tiers = scores["tier"].value_counts().to_dict()
     print("  tiers: " + ", ".join(f"{k} {v:,}" for k, v in tiers.items()))
     sample = json.loads(scores.loc[scores["points"].idxmax(), "breakdown"])
@@ -149,11 +177,14 @@ def main() -> None:
     results = {"rules_seconds": seconds, "rules_peak_mb": peak_mb}
 
     if behaviour_features is not None and not args.no_behaviour:
-        snapshots = pd.DataFrame({"lead_id": leads["lead_id"].to_numpy(),
-                                  "as_of": pd.Series(as_of, index=leads.index).dt.as_unit("ns")})
+        snapshots = pd.DataFrame(
+            {"lead_id": leads["lead_id"].to_numpy(), "as_of": pd.Series(as_of, index=leads.index).dt.as_unit("ns")}
+        )
         (features, _), b_seconds, b_peak = measure(lambda: behaviour_features(snapshots, events, leads))
-        print(f"behaviour features ({features.shape[1]} columns): {b_seconds:.2f} s, "
-              f"{len(leads) / b_seconds:,.0f} leads/s, peak +{b_peak:,.0f} MB")
+        print(
+            f"behaviour features ({features.shape[1]} columns): {b_seconds:.2f} s, "
+            f"{len(leads) / b_seconds:,.0f} leads/s, peak +{b_peak:,.0f} MB"
+        )
         print(f"rules / behaviour time: {seconds / b_seconds:.2f}")
         results.update(behaviour_seconds=b_seconds, behaviour_peak_mb=b_peak)
     print(json.dumps({k: round(v, 3) for k, v in results.items()}))

@@ -103,8 +103,8 @@ def model_only(folder: Path, name: str) -> dict:
     import numpy as np
     import pandas as pd
 
-    from leadml.modeling.loading import Scorer, load_model
     from leadml.modeling.lightgbm.compiled import MIN_ROWS
+    from leadml.modeling.loading import Scorer, load_model
     from leadml.modeling.policy import apply_policy
 
     table = pd.read_parquet(folder / "features.parquet")
@@ -125,11 +125,13 @@ def model_only(folder: Path, name: str) -> dict:
             frame[column] = pd.Categorical(frame[column], categories=levels)
         scorer = Scorer(scoring)
         matrix = scorer.matrix(frame)
-        calls = {
-            "booster": lambda: estimator.booster_.predict(matrix, num_iteration=estimator.n_trees_),
-            "job_scorer": lambda: apply_policy(scorer(frame), scoring.threshold, scoring.tiers),
-            "scoring_model": lambda: scoring.score(frame),
-            "pyfunc": lambda: pyfunc.predict(text),
+        calls = {  # each call binds this chunk's values (the lambdas run in this iteration only)
+            "booster": lambda matrix=matrix: estimator.booster_.predict(matrix, num_iteration=estimator.n_trees_),
+            "job_scorer": lambda scorer=scorer, frame=frame: apply_policy(
+                scorer(frame), scoring.threshold, scoring.tiers
+            ),
+            "scoring_model": lambda frame=frame: scoring.score(frame),
+            "pyfunc": lambda text=text: pyfunc.predict(text),
         }
         results = {}
         for key, call in calls.items():

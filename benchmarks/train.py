@@ -40,12 +40,17 @@ def run_child(n_snapshots: int) -> None:
     # about 75 % of the leads' day-14 snapshots are labelled (the rest are censored at the data's end)
     sim = simulate(int(n_snapshots / 0.72) + 1000, seed=1)
     leads = validate_leads(sim.leads)
-    data = PipelineData(leads=leads, events=validate_events(sim.events, leads=leads),
-                        outcomes=validate_outcomes(sim.outcomes, leads=leads), data_end=sim.data_end)
+    data = PipelineData(
+        leads=leads,
+        events=validate_events(sim.events, leads=leads),
+        outcomes=validate_outcomes(sim.outcomes, leads=leads),
+        data_end=sim.data_end,
+    )
     simulate_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    snapshots = build_snapshots(data.leads, data.outcomes, days_after_creation=14, horizon_days=100,
-                                data_end=data.data_end)
+    snapshots = build_snapshots(
+        data.leads, data.outcomes, days_after_creation=14, horizon_days=100, data_end=data.data_end
+    )
     snapshots = snapshots.loc[snapshots["converted"].notna()].head(n_snapshots).reset_index(drop=True)
     builder = FeatureBuilder(config.features, config.profile).fit(snapshots, data.leads, data.events)
     X = builder.transform(snapshots, data.leads, data.events)
@@ -72,15 +77,19 @@ def main() -> None:
     if args.child:
         run_child(args.child)
         return
-    print(f"{'leads':>10} {'rows':>10} {'feats':>5} {'features s':>10} {'logistic s':>10} {'lightgbm s':>10} {'peak RSS':>9}")
+    print(
+        f"{'leads':>10} {'rows':>10} {'feats':>5} {'features s':>10} {'logistic s':>10} {'lightgbm s':>10} {'peak RSS':>9}"
+    )
     for n in args.snapshots:
         done = subprocess.run([sys.executable, __file__, "--child", str(n)], capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"train benchmark failed at {n}: {done.stderr[-2000:]}")
         f = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{n:>10,} {f['rows']:>10,} {f['features']:>5} {f['features_seconds']:>10.1f} "
-              f"{f['fit_seconds'].get('logistic', float('nan')):>10.1f} {f['fit_seconds'].get('lightgbm', float('nan')):>10.1f} "
-              f"{f['maxrss_bytes'] / 1e9:>8.2f}G")
+        print(
+            f"{n:>10,} {f['rows']:>10,} {f['features']:>5} {f['features_seconds']:>10.1f} "
+            f"{f['fit_seconds'].get('logistic', float('nan')):>10.1f} {f['fit_seconds'].get('lightgbm', float('nan')):>10.1f} "
+            f"{f['maxrss_bytes'] / 1e9:>8.2f}G"
+        )
 
 
 if __name__ == "__main__":

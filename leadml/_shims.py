@@ -78,8 +78,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def create_module(self, spec) -> ModuleType:
         new = MOVED[spec.name]
-        warnings.warn(f"{spec.name} moved to {new}; the old path goes in leadml 0.3", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(f"{spec.name} moved to {new}; the old path goes in leadml 0.3", DeprecationWarning, stacklevel=2)
         return importlib.import_module(new)
 
     def exec_module(self, module: ModuleType) -> None:

@@ -17,19 +17,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from leadml.jobs.score import REASON_COLUMNS, ScoreOptions, load_model, score_batch
-from leadml.jobs.decisions import DECISION_COLUMNS
-from leadml.jobs.history import load_history
-from leadml.jobs.feature_files import read_feature_spec, score_features, write_features
-from leadml.jobs.output import unnamed_output
 from leadml.core.config import parse_pipeline
+from leadml.core.errors import ConfigError, LeadDataError, ModelError
 from leadml.data.simulate import write_simulation
 from leadml.data.sources import load_pipeline_data
-from leadml.core.errors import ConfigError, LeadDataError, ModelError
 from leadml.features.build import FeatureBuilder
 from leadml.features.scoring_set import open_lead_snapshots
-from leadml.modeling.registry import scoring_model
+from leadml.jobs.decisions import DECISION_COLUMNS
+from leadml.jobs.feature_files import read_feature_spec, score_features, write_features
+from leadml.jobs.history import load_history
+from leadml.jobs.output import unnamed_output
+from leadml.jobs.score import REASON_COLUMNS, ScoreOptions, load_model, score_batch
 from leadml.jobs.train import run_training
+from leadml.modeling.registry import scoring_model
 
 AS_OF = "2026-03-01"
 SIMULATOR = {"simulator": {"leads": 6000, "seed": 11}}
@@ -57,8 +57,15 @@ def tables(tmp_path_factory) -> Path:
 
 
 def tables_config(folder: Path, **data):
-    return pipeline({"source": "tables", "leads": str(folder / "leads.parquet"),
-                     "events": str(folder / "events.parquet"), "outcomes": str(folder / "outcomes.parquet"), **data})
+    return pipeline(
+        {
+            "source": "tables",
+            "leads": str(folder / "leads.parquet"),
+            "events": str(folder / "events.parquet"),
+            "outcomes": str(folder / "outcomes.parquet"),
+            **data,
+        }
+    )
 
 
 def reference(scoring, config, as_of=AS_OF) -> pd.DataFrame:
@@ -81,11 +88,22 @@ def assert_same_scores(scores: pd.DataFrame, expected: pd.DataFrame, rtol: float
 
 def test_the_job_scores_open_leads_exactly_as_the_feature_builder(trained, tmp_path):
     config, _, scoring = trained
-    summary = score_batch(config, AS_OF, tmp_path / "scores.parquet", model_uri=scoring, reasons=False,
-                          chunk_leads=700, progress=False)
+    summary = score_batch(
+        config, AS_OF, tmp_path / "scores.parquet", model_uri=scoring, reasons=False, chunk_leads=700, progress=False
+    )
     scores = pd.read_parquet(tmp_path / "scores.parquet")
-    assert list(scores.columns) == ["lead_id", "as_of", "model_name", "model_version", "probability", "score",
-                                    "tier", "is_mql", *DECISION_COLUMNS, *REASON_COLUMNS]
+    assert list(scores.columns) == [
+        "lead_id",
+        "as_of",
+        "model_name",
+        "model_version",
+        "probability",
+        "score",
+        "tier",
+        "is_mql",
+        *DECISION_COLUMNS,
+        *REASON_COLUMNS,
+    ]
     assert_same_scores(scores, reference(scoring, config))
     assert summary.rows == len(scores) == 818 and summary.leads_read == 6000 and summary.chunks == 9
     assert (scores["as_of"] == pd.Timestamp(AS_OF, tz="UTC")).all()
@@ -99,8 +117,9 @@ def test_a_logistic_model_scores_through_the_generic_path(tmp_path):
     run = run_training(config, log=False, n_boot=10)
     assert run.result.chosen == "logistic"
     scoring = scoring_model(run.result, run.trainset, config.mql.tiers)
-    score_batch(config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False, chunk_leads=2000,
-                progress=False)
+    score_batch(
+        config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False, chunk_leads=2000, progress=False
+    )
     # a matrix product's last bit depends on how the rows are blocked (BLAS), so not bit for bit
     assert_same_scores(pd.read_parquet(tmp_path / "s.parquet"), reference(scoring, config), rtol=1e-12)
 
@@ -109,9 +128,11 @@ def test_the_model_s_feature_settings_win_over_the_pipeline_s_with_a_note(traine
     config, _, scoring = trained
     edited = pipeline(features={"windows": [7], "velocity": False})
     summary = score_batch(edited, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False, progress=False)
-    assert summary.notes == ["the pipeline's feature settings differ from the model's, which are used: "
-                             "features.velocity: model True, pipeline False; "
-                             "features.windows: model [7, 30, 90], pipeline [7]"]
+    assert summary.notes == [
+        "the pipeline's feature settings differ from the model's, which are used: "
+        "features.velocity: model True, pipeline False; "
+        "features.windows: model [7, 30, 90], pipeline [7]"
+    ]
     assert_same_scores(pd.read_parquet(tmp_path / "s.parquet"), reference(scoring, config))
 
 
@@ -119,8 +140,9 @@ def test_sorted_parquet_files_stream_in_chunks_with_the_same_scores(trained, tab
     _, _, scoring = trained
     config = tables_config(tables)
     assert pq.ParquetFile(tables / "events.parquet").metadata.num_row_groups == 5
-    summary = score_batch(config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False,
-                          chunk_leads=1000, progress=False)
+    summary = score_batch(
+        config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False, chunk_leads=1000, progress=False
+    )
     assert summary.streamed and summary.chunks == 3 and summary.leads_read == 4000 and not summary.notes
     assert_same_scores(pd.read_parquet(tmp_path / "s.parquet"), reference(scoring, config))
 
@@ -147,8 +169,9 @@ def test_a_rerun_gives_the_same_bytes_whatever_the_chunk_size(trained, tables, t
         first = (tmp_path / name).read_bytes()
         score_batch(config, AS_OF, tmp_path / name, model_uri=scoring, reasons=False, chunk_leads=1000, progress=False)
         assert (tmp_path / name).read_bytes() == first
-    score_batch(config, AS_OF, tmp_path / "big.parquet", model_uri=scoring, reasons=False, chunk_leads=10**6,
-                progress=False)
+    score_batch(
+        config, AS_OF, tmp_path / "big.parquet", model_uri=scoring, reasons=False, chunk_leads=10**6, progress=False
+    )
     assert pq.read_table(tmp_path / "big.parquet").equals(pq.read_table(tmp_path / "s.parquet"))
     from_csv = pd.read_csv(tmp_path / "s.csv")
     from_parquet = pd.read_parquet(tmp_path / "s.parquet")
@@ -161,8 +184,9 @@ def test_a_rerun_gives_the_same_bytes_whatever_the_chunk_size(trained, tables, t
 
 def test_reasons_fill_the_reason_columns(trained, tmp_path):
     config, _, scoring = trained
-    score_batch(config, AS_OF, tmp_path / "r.parquet", model_uri=scoring, reasons="all", chunk_leads=500,
-                progress=False)
+    score_batch(
+        config, AS_OF, tmp_path / "r.parquet", model_uri=scoring, reasons="all", chunk_leads=500, progress=False
+    )
     scores = pd.read_parquet(tmp_path / "r.parquet")
     assert scores["reason_1"].str.len().gt(0).all()
     assert scores["reasons"].str.startswith("[").all()
@@ -171,7 +195,10 @@ def test_reasons_fill_the_reason_columns(trained, tmp_path):
     explained = default["reasons"].notna()
     assert explained.sum() == max(int(np.ceil(len(default) * 0.2)), int(default["is_mql"].sum()))
     assert default.loc[explained, "probability"].min() >= default.loc[~explained, "probability"].max()
-    assert (default.loc[explained, "reasons"] == scores.set_index("lead_id").loc[default.loc[explained, "lead_id"], "reasons"].to_numpy()).all()
+    assert (
+        default.loc[explained, "reasons"]
+        == scores.set_index("lead_id").loc[default.loc[explained, "lead_id"], "reasons"].to_numpy()
+    ).all()
     top = score_batch(config, AS_OF, tmp_path / "t.parquet", model_uri=scoring, reasons="top:7", progress=False)
     assert pd.read_parquet(top.out)["reasons"].notna().sum() == 7
     plain = reference(scoring, config).sort_values("lead_id")
@@ -185,12 +212,18 @@ def test_a_custom_reasons_step_and_a_progress_callback(trained, tmp_path):
     def step(model, features, probability):
         return pd.DataFrame({"reason_1": np.where(probability > 0.1, "high", "low")})
 
-    summary = score_batch(config, AS_OF, tmp_path / "c.parquet", model_uri=scoring, reasons=step, chunk_leads=2500,
-                          progress=lambda done, total: seen.append((done, total)))
+    summary = score_batch(
+        config,
+        AS_OF,
+        tmp_path / "c.parquet",
+        model_uri=scoring,
+        reasons=step,
+        chunk_leads=2500,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     scores = pd.read_parquet(tmp_path / "c.parquet")
     assert set(scores["reason_1"]) <= {"high", "low"} and scores["reason_2"].isna().all()
     assert seen == [(2500, 6000), (5000, 6000), (6000, 6000)] and summary.reasons
-
 
 
 def test_options_as_one_object_or_as_keywords_give_the_same_bytes(trained, tmp_path):
@@ -227,14 +260,16 @@ def test_the_job_s_steps_make_the_same_file_as_the_job(trained, tmp_path):
     pd.testing.assert_frame_equal(steps.drift, whole.drift)
     assert steps.drift_path == tmp_path / "steps.drift.csv" and steps.drift_path.is_file()
 
+
 def test_events_not_sorted_by_lead_are_read_whole_with_a_note(trained, tables, tmp_path):
     _, _, scoring = trained
     events = pq.read_table(tables / "events.parquet")
     shuffled = events.take(pa.array(np.random.default_rng(0).permutation(events.num_rows)))
     pq.write_table(shuffled, tmp_path / "events.parquet", row_group_size=20_000)
     config = tables_config(tables, events=str(tmp_path / "events.parquet"))
-    summary = score_batch(config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False,
-                          chunk_leads=1000, progress=False)
+    summary = score_batch(
+        config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False, chunk_leads=1000, progress=False
+    )
     assert any("not ordered by lead_id" in note for note in summary.notes)
     assert_same_scores(pd.read_parquet(tmp_path / "s.parquet"), reference(scoring, tables_config(tables)))
 
@@ -243,11 +278,18 @@ def test_events_of_unknown_leads_are_an_error_or_dropped(trained, tables, tmp_pa
     _, _, scoring = trained
     events = pq.read_table(tables / "events.parquet")
     stray = events.slice(0, 2).set_column(0, "lead_id", pa.array(["L0000001x", "ZZZ"], events.schema.field(0).type))
-    pq.write_table(pa.concat_tables([events, stray]).sort_by("lead_id"), tmp_path / "events.parquet",
-                   row_group_size=30_000)
+    pq.write_table(
+        pa.concat_tables([events, stray]).sort_by("lead_id"), tmp_path / "events.parquet", row_group_size=30_000
+    )
     with pytest.raises(LeadDataError, match=r"events\.parquet: column 'lead_id' has 1 events of unknown leads"):
-        score_batch(tables_config(tables, events=str(tmp_path / "events.parquet")), AS_OF, tmp_path / "s.parquet",
-                    model_uri=scoring, reasons=False, progress=False)
+        score_batch(
+            tables_config(tables, events=str(tmp_path / "events.parquet")),
+            AS_OF,
+            tmp_path / "s.parquet",
+            model_uri=scoring,
+            reasons=False,
+            progress=False,
+        )
     assert not (tmp_path / "s.parquet").exists()
     config = tables_config(tables, events=str(tmp_path / "events.parquet"), on_orphans="drop")
     summary = score_batch(config, AS_OF, tmp_path / "s.parquet", model_uri=scoring, reasons=False, progress=False)
@@ -284,7 +326,8 @@ def test_features_of_another_spec_are_refused_naming_the_difference(trained, tmp
     other = pipeline(features={"windows": [7, 30]})
     data = run.trainset.data
     builder = FeatureBuilder(other.features, other.profile).fit(
-        run.trainset.frame.loc[run.trainset.frame["split"] == "train", ["lead_id", "as_of"]], data.leads, data.events)
+        run.trainset.frame.loc[run.trainset.frame["split"] == "train", ["lead_id", "as_of"]], data.leads, data.events
+    )
     narrow = scoring_model(run.result, run.trainset, config.mql.tiers)
     narrow.builder, narrow.spec_hash = builder, builder.spec_hash()
     write_features(config, AS_OF, tmp_path / "narrow.parquet", model_uri=narrow, progress=False)
@@ -353,8 +396,11 @@ def test_a_killed_job_leaves_no_file_and_the_next_run_succeeds(trained, tables, 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = out_dir / "scores.parquet"
-    job = subprocess.Popen([sys.executable, str(tmp_path / "job.py"), str(tmp_path / "config.pkl"),
-                            str(tmp_path / "model.pkl"), str(out)], stdout=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [sys.executable, str(tmp_path / "job.py"), str(tmp_path / "config.pkl"), str(tmp_path / "model.pkl"), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert job.stdout.readline().startswith("chunk")  # a chunk is written: the job is mid-file
         job.send_signal(signal.SIGKILL)
@@ -388,9 +434,26 @@ def test_the_registered_champion_scores_and_mlflow_serves_the_same_probabilities
     assert features["lead_id"].tolist() == scores["lead_id"].tolist()
     features.drop(columns=["lead_id", "as_of"]).to_csv(tmp_path / "input.csv", index=False)
     served = subprocess.run(
-        [sys.executable, "-m", "mlflow", "models", "predict", "-m", "models:/leadml@champion", "-i",
-         str(tmp_path / "input.csv"), "-t", "csv", "--env-manager", "local", "-o", str(tmp_path / "out.json")],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "predict",
+            "-m",
+            "models:/leadml@champion",
+            "-i",
+            str(tmp_path / "input.csv"),
+            "-t",
+            "csv",
+            "--env-manager",
+            "local",
+            "-o",
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert served.returncode == 0, served.stderr[-2000:]
     predictions = pd.DataFrame(json.loads((tmp_path / "out.json").read_text())["predictions"])

@@ -8,11 +8,13 @@ from leadml.modeling.drift_reference import make_reference
 
 
 def _frame(levels, budget, n=6):
-    return pd.DataFrame({
-        "source": pd.Categorical(levels, categories=["web", "ads", "other", "missing"]),
-        "budget": np.asarray(budget, dtype=float),
-        "flag": np.zeros(n),
-    })
+    return pd.DataFrame(
+        {
+            "source": pd.Categorical(levels, categories=["web", "ads", "other", "missing"]),
+            "budget": np.asarray(budget, dtype=float),
+            "flag": np.zeros(n),
+        }
+    )
 
 
 def test_unseen_levels_are_counted_and_emptied_columns_reported():

@@ -46,22 +46,41 @@ def test_help_lists_the_commands():
 
 def test_simulate_writes_four_tables(sim_dir):
     assert sorted(p.name for p in sim_dir.iterdir()) == [
-        "events.parquet", "leads.parquet", "outcomes.parquet", "truth.parquet",
+        "events.parquet",
+        "leads.parquet",
+        "outcomes.parquet",
+        "truth.parquet",
     ]
     assert len(pd.read_parquet(sim_dir / "leads.parquet")) == 1500
 
 
 def test_validate_prints_a_summary(sim_dir):
-    result = leadml("validate", "--leads", sim_dir / "leads.parquet", "--events", sim_dir / "events.parquet",
-                    "--outcomes", sim_dir / "outcomes.parquet")
+    result = leadml(
+        "validate",
+        "--leads",
+        sim_dir / "leads.parquet",
+        "--events",
+        sim_dir / "events.parquet",
+        "--outcomes",
+        sim_dir / "outcomes.parquet",
+    )
     assert result.returncode == 0, result.stderr
     assert "1,500" in result.stdout and "page_view" in result.stdout and "base rate" in result.stdout
 
 
 def test_features_without_a_pipeline(sim_dir, tmp_path):
     out = tmp_path / "features.parquet"
-    result = leadml("features", "--leads", sim_dir / "leads.parquet", "--events", sim_dir / "events.parquet",
-                    "--as-of", "2026-01-01", "--out", out)
+    result = leadml(
+        "features",
+        "--leads",
+        sim_dir / "leads.parquet",
+        "--events",
+        sim_dir / "events.parquet",
+        "--as-of",
+        "2026-01-01",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     features = pd.read_parquet(out)
     leads = pd.read_parquet(sim_dir / "leads.parquet")
@@ -72,8 +91,12 @@ def test_features_without_a_pipeline(sim_dir, tmp_path):
 def _pipeline(tmp_path, sim_dir, **extra):
     config = {
         "name": "cli",
-        "data": {"source": "tables", "leads": str(sim_dir / "leads.parquet"),
-                 "events": str(sim_dir / "events.parquet"), "outcomes": str(sim_dir / "outcomes.parquet")},
+        "data": {
+            "source": "tables",
+            "leads": str(sim_dir / "leads.parquet"),
+            "events": str(sim_dir / "events.parquet"),
+            "outcomes": str(sim_dir / "outcomes.parquet"),
+        },
         "snapshots": {"horizon_days": 100},
         **extra,
     }
@@ -96,12 +119,33 @@ def test_trainset_and_features_from_a_pipeline(sim_dir, tmp_path):
 
 def test_rules_score_writes_points_tier_and_breakdown(sim_dir, tmp_path):
     out = tmp_path / "rules.parquet"
-    result = leadml("rules", "score", REPO / "pipelines/rules/seed_points.yaml", "--leads", sim_dir / "leads.parquet",
-                    "--events", sim_dir / "events.parquet", "--as-of", "2026-06-01", "--out", out)
+    result = leadml(
+        "rules",
+        "score",
+        REPO / "pipelines/rules/seed_points.yaml",
+        "--leads",
+        sim_dir / "leads.parquet",
+        "--events",
+        sim_dir / "events.parquet",
+        "--as-of",
+        "2026-06-01",
+        "--out",
+        out,
+    )
     assert result.returncode == 0, result.stderr
     scores = pd.read_parquet(out)
-    assert list(scores.columns) == ["lead_id", "as_of", "points", "tier", "breakdown", "fit_points",
-                                    "engagement_points", "fit_score", "engagement_score", "grid_tier"]
+    assert list(scores.columns) == [
+        "lead_id",
+        "as_of",
+        "points",
+        "tier",
+        "breakdown",
+        "fit_points",
+        "engagement_points",
+        "fit_score",
+        "engagement_score",
+        "grid_tier",
+    ]
     row = scores.sort_values("points").iloc[-1]
     assert sum(item["points"] for item in json.loads(row["breakdown"])) == pytest.approx(row["points"])
     # seed points has engagement rules only (at most 20 + 10 + 25 + 15 = 70 points) and no fit rule
@@ -128,7 +172,10 @@ def test_rules_learn_writes_a_rules_file_that_loads_back(sim_dir, tmp_path):
         (["validate", "--leads", "missing.csv"], "missing.csv: file not found"),
         (["validate", "--leads", "leads.txt"], "unknown table format"),
         (["trainset", "nope.yaml", "--out", "x.parquet"], "nope.yaml: pipeline file not found"),
-        (["rules", "score", "nope.yaml", "--leads", "l.csv", "--as-of", "2026-01-01", "--out", "x.parquet"], "nope.yaml"),
+        (
+            ["rules", "score", "nope.yaml", "--leads", "l.csv", "--as-of", "2026-01-01", "--out", "x.parquet"],
+            "nope.yaml",
+        ),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line(tmp_path, args, message):
@@ -161,9 +208,13 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_train_registers_a_champion_and_promote_moves_it(tmp_path):
     sim = tmp_path / "sim"
     assert leadml("simulate", "--leads", 8000, "--seed", 5, "--out", sim).returncode == 0
-    pipeline = _pipeline(tmp_path, sim, rules=str(REPO / "pipelines/rules/seed_points.yaml"),
-                         mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'runs.db'}", "registered_model": "cli-model"},
-                         models={"lightgbm": {"n_estimators": 200}})
+    pipeline = _pipeline(
+        tmp_path,
+        sim,
+        rules=str(REPO / "pipelines/rules/seed_points.yaml"),
+        mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'runs.db'}", "registered_model": "cli-model"},
+        models={"lightgbm": {"n_estimators": 200}},
+    )
     env_free = {"cwd": tmp_path}
     first = leadml("train", pipeline, **env_free)
     assert first.returncode == 0, first.stderr
@@ -193,8 +244,9 @@ def test_train_registers_a_champion_and_promote_moves_it(tmp_path):
 
 
 def test_train_with_too_few_closed_deals_keeps_the_rules(tmp_path, sim_dir):
-    pipeline = _pipeline(tmp_path, sim_dir, rules=str(REPO / "pipelines/rules/seed_points.yaml"),
-                         models={"min_positives": 500})
+    pipeline = _pipeline(
+        tmp_path, sim_dir, rules=str(REPO / "pipelines/rules/seed_points.yaml"), models={"min_positives": 500}
+    )
     result = leadml("train", pipeline, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "no model registered" in result.stdout
@@ -230,8 +282,10 @@ def test_a_mistyped_command_is_one_line_with_the_near_misses():
     "args, error",
     [
         (["score"], "error: missing argument 'pipeline'."),
-        (["score", "p.yaml", "--as-off", "2026-01-01", "--out", "s.parquet"],
-         "error: no such option: --as-off; did you mean --as-of?"),
+        (
+            ["score", "p.yaml", "--as-off", "2026-01-01", "--out", "s.parquet"],
+            "error: no such option: --as-off; did you mean --as-of?",
+        ),
     ],
     ids=["missing argument", "mistyped option"],
 )
@@ -246,8 +300,9 @@ def test_usage_errors_of_the_installed_command(args, error):
     assert hint == "Try 'leadml score --help' for help."
 
 
-@pytest.mark.parametrize("command", [[str(LEADML)], [sys.executable, "-m", "leadml"]],
-                         ids=["leadml", "python -m leadml"])
+@pytest.mark.parametrize(
+    "command", [[str(LEADML)], [sys.executable, "-m", "leadml"]], ids=["leadml", "python -m leadml"]
+)
 def test_version(command):
     result = subprocess.run([*command, "--version"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -265,25 +320,41 @@ def test_no_spinner_in_a_pipe_even_when_colour_is_forced(tmp_path):
     result = installed("simulate", "--leads", 300, "--out", tmp_path, env={**os.environ, "FORCE_COLOR": "1"})
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
-    assert lines(result.stdout) == [f"wrote {name:<9} {tmp_path / name}.parquet"
-                                    for name in ("leads", "events", "outcomes", "truth")]
+    assert lines(result.stdout) == [
+        f"wrote {name:<9} {tmp_path / name}.parquet" for name in ("leads", "events", "outcomes", "truth")
+    ]
 
 
 @pytest.mark.parametrize(
     "argv, error, hint",
     [
-        (["rules", "lern"], "error: no such command 'lern'; did you mean 'learn'?",
-         "Try 'leadml rules --help' for help."),
+        (
+            ["rules", "lern"],
+            "error: no such command 'lern'; did you mean 'learn'?",
+            "Try 'leadml rules --help' for help.",
+        ),
         (["--nope"], "error: no such option: --nope", "Try 'leadml --help' for help."),
-        (["simulate", "--out", "sim", "--leads", "many"], "error: invalid value for '--leads': ",
-         "Try 'leadml simulate --help' for help."),
+        (
+            ["simulate", "--out", "sim", "--leads", "many"],
+            "error: invalid value for '--leads': ",
+            "Try 'leadml simulate --help' for help.",
+        ),
         (["simulate", "--leads", "10"], "error: missing option '--out'.", "Try 'leadml simulate --help' for help."),
         (["train", "a.yaml", "b.yaml"], "error: got unexpected extra argument", "Try 'leadml train --help' for help."),
-        (["score", "p.yaml", "--out", "s.parquet", "--as-of"], "error: option '--as-of' requires an argument.",
-         "Try 'leadml --help' for help."),
+        (
+            ["score", "p.yaml", "--out", "s.parquet", "--as-of"],
+            "error: option '--as-of' requires an argument.",
+            "Try 'leadml --help' for help.",
+        ),
     ],
-    ids=["mistyped subcommand", "unknown root option", "not an integer", "missing option", "extra argument",
-         "option without its value"],
+    ids=[
+        "mistyped subcommand",
+        "unknown root option",
+        "not an integer",
+        "missing option",
+        "extra argument",
+        "option without its value",
+    ],
 )
 def test_usage_errors_are_one_line_and_a_hint(argv, error, hint, capsys):
     assert main(argv) == 2
@@ -297,8 +368,11 @@ def test_usage_errors_are_one_line_and_a_hint(argv, error, hint, capsys):
     assert len(err_lines) <= 3
 
 
-@pytest.mark.parametrize("argv, listed", [([], ["simulate", "train", "score", "rules"]),
-                                          (["rules"], ["score", "learn"])], ids=["leadml", "leadml rules"])
+@pytest.mark.parametrize(
+    "argv, listed",
+    [([], ["simulate", "train", "score", "rules"]), (["rules"], ["score", "learn"])],
+    ids=["leadml", "leadml rules"],
+)
 def test_no_command_shows_the_help_and_exits_2(argv, listed, capsys):
     assert main(argv) == 2  # click's convention: nothing was done, the help is the answer
     out, err = capsys.readouterr()

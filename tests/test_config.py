@@ -29,7 +29,10 @@ def test_demo_pipeline_settings():
     config = load_pipeline(PIPELINES / "demo.yaml")
     assert (config.snapshots.policy, config.snapshots.every_days) == ("every_days", 30)  # leads of every age
     assert [(t.name, t.min, t.within_hours) for t in config.mql.tiers] == [
-        ("MQL", "mql", 24), ("nurture", 0.1, 72), ("unqualified", None, None)]
+        ("MQL", "mql", 24),
+        ("nurture", 0.1, 72),
+        ("unqualified", None, None),
+    ]
     assert config.features.windows == [7, 30, 90]
     assert config.features.attribute_counts["page_view"]["page"][0] == "pricing"
     assert config.rules.name == "seed_points.yaml"
@@ -40,7 +43,10 @@ def test_demo_pipeline_settings():
 @pytest.mark.parametrize(
     "raw, message",
     [
-        ({"name": "p", "models": {"lightgbm": {"num_leafs": 3}}}, r"models\.lightgbm\.num_leafs is not a known key; did you mean num_leaves\?"),
+        (
+            {"name": "p", "models": {"lightgbm": {"num_leafs": 3}}},
+            r"models\.lightgbm\.num_leafs is not a known key; did you mean num_leaves\?",
+        ),
         ({"name": "p", "snapshots": {"polcy": "fixed"}}, r"snapshots\.polcy is not a known key; did you mean policy\?"),
         ({"name": "p", "snapshots": {"policy": "fixed"}}, r"policy 'fixed' needs snapshots\.as_of"),
         ({"name": "p", "snapshots": {"horizon_days": 0}}, r"snapshots\.horizon_days: Input should be greater than 0"),
@@ -86,7 +92,9 @@ def test_overrides_are_validated_as_the_yaml_would_be(tmp_path):
     assert changed.mlflow.promote_margin == 0.02 and changed.mlflow.promote_metric == "roc_auc"
     assert changed.models.lightgbm.n_estimators == 50 and config.models.lightgbm.n_estimators != 50
     assert changed.history.path == tmp_path / "scores" / "history"  # relative to the file, as in the file
-    with pytest.raises(ConfigError, match=r"p.yaml: mlflow.promote_margn is not a known key; did you mean promote_margin"):
+    with pytest.raises(
+        ConfigError, match=r"p.yaml: mlflow.promote_margn is not a known key; did you mean promote_margin"
+    ):
         config.with_overrides({"mlflow.promote_margn": 0.1})
     with pytest.raises(ConfigError, match=r"mlflow.promote_margin: Input should be greater than or equal to 0"):
         config.with_overrides({"mlflow.promote_margin": -0.1})
@@ -123,15 +131,51 @@ from hypothesis import strategies as st  # noqa: E402
 
 from leadml.rules.ruleset import RuleSet  # noqa: E402
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                     st.text(max_size=8), st.sampled_from(["fixed", "simulator", "capacity", "won", "pricing"]))
-_keys = st.sampled_from(["name", "data", "source", "snapshots", "policy", "horizon_days", "as_of", "features",
-                         "windows", "models", "lightgbm", "num_leaves", "mql", "capacity_per_week", "tiers",
-                         "rules", "event", "points", "field", "equals", "min_count", "decay", "half_life_days",
-                         "min", "per_event", "cap", "where", "zzz"])
-_trees = st.recursive(_scalars, lambda children: st.one_of(st.lists(children, max_size=3),
-                                                            st.dictionaries(_keys, children, max_size=4)),
-                      max_leaves=12)
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.sampled_from(["fixed", "simulator", "capacity", "won", "pricing"]),
+)
+_keys = st.sampled_from(
+    [
+        "name",
+        "data",
+        "source",
+        "snapshots",
+        "policy",
+        "horizon_days",
+        "as_of",
+        "features",
+        "windows",
+        "models",
+        "lightgbm",
+        "num_leaves",
+        "mql",
+        "capacity_per_week",
+        "tiers",
+        "rules",
+        "event",
+        "points",
+        "field",
+        "equals",
+        "min_count",
+        "decay",
+        "half_life_days",
+        "min",
+        "per_event",
+        "cap",
+        "where",
+        "zzz",
+    ]
+)
+_trees = st.recursive(
+    _scalars,
+    lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(_keys, children, max_size=4)),
+    max_leaves=12,
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.jobs.decisions import tier_actions
 from leadml.core.config import TierConfig
 from leadml.core.errors import LeadDataError
 from leadml.explain.trends import lead_history, stuck_mqls, warming_up
+from leadml.jobs.decisions import tier_actions
 from leadml.jobs.history import load_history, record_scores
 
 
@@ -37,8 +37,10 @@ def test_a_re_run_day_replaces_its_partition_and_the_history_is_ordered_by_as_of
     assert history.loc[history["lead_id"] == "L1", "score"].tolist() == [5, 12]
     assert history["as_of"].is_monotonic_increasing is False  # ordered by lead, then as_of
     assert history.groupby("lead_id")["as_of"].apply(lambda s: s.is_monotonic_increasing).all()
-    assert sorted(p.parent.name for p in store.glob("*/scores.parquet")) == ["as_of_date=2026-06-01",
-                                                                            "as_of_date=2026-06-03"]
+    assert sorted(p.parent.name for p in store.glob("*/scores.parquet")) == [
+        "as_of_date=2026-06-01",
+        "as_of_date=2026-06-03",
+    ]
     assert not list(store.rglob("*.tmp"))
     assert load_history(store, lead_ids=["L2"], since="2026-06-02")["score"].tolist() == [71]
 
@@ -102,11 +104,18 @@ def test_a_lead_s_history_has_its_changes_and_the_events_between_runs(history):
 
 def test_due_at_is_as_of_plus_the_tier_s_deadline_and_the_pipeline_s_action_wins():
     as_of = pd.Timestamp("2026-06-01T09:30", tz="UTC")
-    pipeline = [TierConfig(name="MQL", min="mql", action="Call", within_hours=24),
-                TierConfig(name="nurture", min=0.1, action="Send the case-study series", within_hours=1.5)]
-    model = [TierConfig(name="nurture", min=0.1, action="old action"), TierConfig(name="unqualified", action="Newsletter")]
+    pipeline = [
+        TierConfig(name="MQL", min="mql", action="Call", within_hours=24),
+        TierConfig(name="nurture", min=0.1, action="Send the case-study series", within_hours=1.5),
+    ]
+    model = [
+        TierConfig(name="nurture", min=0.1, action="old action"),
+        TierConfig(name="unqualified", action="Newsletter"),
+    ]
     actions = tier_actions(["MQL", "nurture", "unqualified", "MQL"], as_of, pipeline, model)
     assert actions["next_action"].tolist() == ["Call", "Send the case-study series", "Newsletter", "Call"]
-    assert actions["due_at"].tolist()[:2] == [pd.Timestamp("2026-06-02T09:30", tz="UTC"),
-                                              pd.Timestamp("2026-06-01T11:00", tz="UTC")]
+    assert actions["due_at"].tolist()[:2] == [
+        pd.Timestamp("2026-06-02T09:30", tz="UTC"),
+        pd.Timestamp("2026-06-01T11:00", tz="UTC"),
+    ]
     assert pd.isna(actions["due_at"].iloc[2])

@@ -6,15 +6,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from leadml.jobs.score import score_batch
 from leadml.cli.app import app
 from leadml.core.config import parse_pipeline
-from leadml.data.simulate import simulate
 from leadml.core.errors import LeadDataError
+from leadml.data.simulate import simulate
 from leadml.explain.trends import warming_up
 from leadml.jobs.history import load_history
-from leadml.modeling.registry import scoring_model
+from leadml.jobs.score import score_batch
 from leadml.jobs.train import run_training
+from leadml.modeling.registry import scoring_model
 
 RUNS = pd.date_range("2026-02-08", "2026-03-01", freq="7D", tz="UTC")
 TIERS = [{"name": "MQL", "min": "mql", "action": "Call", "within_hours": 24},

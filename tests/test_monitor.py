@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.jobs.score import score_batch
 from leadml.core.errors import ModelError
 from leadml.jobs.drift import DriftCounter, drift_path, drift_table, monitor_scores
+from leadml.jobs.score import score_batch
 from leadml.modeling.drift_reference import SCORE, make_reference, psi, training_reference
 from tests.test_batch import AS_OF, trained  # noqa: F401  (a module fixture)
 
@@ -41,8 +41,11 @@ def test_a_reference_holds_deciles_levels_and_missing_shares():
     visits = reference["columns"]["visits"]
     assert visits["kind"] == "numeric" and len(visits["edges"]) == 9 and visits["edges"][0] == pytest.approx(8.9)
     assert visits["shares"][-1] == pytest.approx(0.1) and sum(visits["shares"]) == pytest.approx(1)
-    assert reference["columns"]["level"] == {"kind": "categorical", "levels": ["staff", "vp", "other"],
-                                             "shares": [0.7, 0.3, 0.0, 0.0]}
+    assert reference["columns"]["level"] == {
+        "kind": "categorical",
+        "levels": ["staff", "vp", "other"],
+        "shares": [0.7, 0.3, 0.0, 0.0],
+    }
     assert reference["rows"] == 100 and set(reference["columns"]) == {"visits", "level", SCORE}
 
 
@@ -94,8 +97,9 @@ def test_the_job_writes_a_drift_table_and_warns_above_0_2(trained, tmp_path, cap
     assert len(warning) == 1 and "lead__age_days" in warning[0] and "scores.drift.csv" in warning[0]
 
     again = monitor_scores(config, out, model_uri=scoring, out=tmp_path / "again.csv")
-    np.testing.assert_allclose(again.set_index("column").loc[table["column"], "psi"].to_numpy(),
-                               table["psi"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        again.set_index("column").loc[table["column"], "psi"].to_numpy(), table["psi"].to_numpy(), rtol=1e-12
+    )
 
 
 def test_without_a_reference_the_job_skips_drift_and_monitor_says_why(trained, tmp_path):  # noqa: F811

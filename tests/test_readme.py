@@ -21,8 +21,23 @@ def readme_commands() -> list[str]:
 
 def test_the_commands_block_lists_every_command():
     commands = {" ".join(c.split()[1:3]) if c.split()[1] == "rules" else c.split()[1] for c in readme_commands()}
-    assert {"simulate", "validate", "features", "trainset", "rules score", "rules learn", "train", "promote",
-            "score", "monitor", "report", "funnel", "demo", "history", "explain"} <= commands
+    assert {
+        "simulate",
+        "validate",
+        "features",
+        "trainset",
+        "rules score",
+        "rules learn",
+        "train",
+        "promote",
+        "score",
+        "monitor",
+        "report",
+        "funnel",
+        "demo",
+        "history",
+        "explain",
+    } <= commands
 
 
 @pytest.mark.slow
@@ -55,7 +70,12 @@ def _config_keys(model, prefix: str = ""):
         args = typing.get_args(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from _config_keys(annotation, path + ".")
-        elif typing.get_origin(annotation) is list and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        elif (
+            typing.get_origin(annotation) is list
+            and args
+            and isinstance(args[0], type)
+            and issubclass(args[0], BaseModel)
+        ):
             yield path
             yield from _config_keys(args[0], path + "[].")
         else:

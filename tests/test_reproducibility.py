@@ -5,7 +5,6 @@ hash seeds) must write identical model bytes and identical test-set scores; a di
 change them.
 """
 
-import hashlib
 import json
 import os
 import subprocess
@@ -44,7 +43,9 @@ def _train(seed: int) -> dict:
     env = {**os.environ, "PYTHONHASHSEED": str(seed + 11)}  # different hash seeds on purpose
     done = subprocess.run(
         [sys.executable, "-c", TRAIN_SCRIPT, str(seed), str(REPO / "pipelines/rules/seed_points.yaml")],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

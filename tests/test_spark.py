@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.jobs.score import REASON_COLUMNS, score_batch
-from leadml.jobs.feature_files import read_feature_spec, write_features
 from leadml.data.simulate import write_simulation
 from leadml.features.scoring_set import features_at
+from leadml.jobs.feature_files import read_feature_spec, write_features
+from leadml.jobs.score import REASON_COLUMNS, score_batch
 from tests.test_batch import AS_OF, pipeline, trained  # noqa: F401  (a module fixture)
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
@@ -39,15 +39,26 @@ def tables(tmp_path_factory):
     return folder
 
 
-ACTIONS = {"tiers": [{"name": "A", "min": 0.5, "action": "Call", "within_hours": 24},
-                     {"name": "B", "min": 0.25, "action": "E-mail", "within_hours": 48.5},
-                     {"name": "C", "min": 0.1}, {"name": "D", "action": "Newsletter"}]}  # the model's tier names
+ACTIONS = {
+    "tiers": [
+        {"name": "A", "min": 0.5, "action": "Call", "within_hours": 24},
+        {"name": "B", "min": 0.25, "action": "E-mail", "within_hours": 48.5},
+        {"name": "C", "min": 0.1},
+        {"name": "D", "action": "Newsletter"},
+    ]
+}  # the model's tier names
 
 
 def tables_config(folder):
-    return pipeline({"source": "tables", "leads": str(folder / "leads.parquet"),
-                     "events": str(folder / "events.parquet"), "outcomes": str(folder / "outcomes.parquet")},
-                    mql=ACTIONS)
+    return pipeline(
+        {
+            "source": "tables",
+            "leads": str(folder / "leads.parquet"),
+            "events": str(folder / "events.parquet"),
+            "outcomes": str(folder / "outcomes.parquet"),
+        },
+        mql=ACTIONS,
+    )
 
 
 def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  # noqa: F811
@@ -55,8 +66,9 @@ def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  
 
     _, _, scoring = trained
     config = tables_config(tables)
-    score_batch(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, reasons=False, chunk_leads=700,
-                progress=False)
+    score_batch(
+        config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, reasons=False, chunk_leads=700, progress=False
+    )
     summary = score_spark(config, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, reasons=False, n_buckets=3)
     expected = pd.read_parquet(tmp_path / "pandas.parquet")
     got = pd.read_parquet(tmp_path / "spark.parquet")
@@ -64,14 +76,27 @@ def test_both_engines_write_the_same_scores(spark, trained, tables, tmp_path):  
     assert list(got.columns) == list(expected.columns)
     assert got["lead_id"].tolist() == expected["lead_id"].tolist()  # sorted by lead_id, every open lead once
     np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-9)
-    for column in ("score", "tier", "is_mql", "model_name", "model_version", "fit_score", "engagement_score",
-                   "grid_tier", "next_action"):
+    for column in (
+        "score",
+        "tier",
+        "is_mql",
+        "model_name",
+        "model_version",
+        "fit_score",
+        "engagement_score",
+        "grid_tier",
+        "next_action",
+    ):
         assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
     assert expected["grid_tier"].notna().all() and expected["fit_score"].between(0, 100).all()
-    assert set(expected["next_action"].dropna()) >= {"Call", "E-mail", "Newsletter"} and expected["due_at"].notna().any()
+    assert (
+        set(expected["next_action"].dropna()) >= {"Call", "E-mail", "Newsletter"} and expected["due_at"].notna().any()
+    )
     assert (got["as_of"] == expected["as_of"]).all()
-    assert (pd.to_datetime(got["due_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
-            == pd.to_datetime(expected["due_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))).all()
+    assert (
+        pd.to_datetime(got["due_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+        == pd.to_datetime(expected["due_at"], utc=True).fillna(pd.Timestamp(0, tz="UTC"))
+    ).all()
     assert got[list(REASON_COLUMNS)].isna().all().all()
     assert summary.tiers == expected["tier"].value_counts().sort_index().to_dict()
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 # faults on this kind of machine (numpy's own switch; measured in benchmarks/README.md).
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -40,8 +39,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-rules_app = typer.Typer(help="The points rules baseline: score leads with a rules file, or learn points from data.",
-                        no_args_is_help=True)
+rules_app = typer.Typer(
+    help="The points rules baseline: score leads with a rules file, or learn points from data.", no_args_is_help=True
+)
 app.add_typer(rules_app, name="rules")
 
 console = Console(stderr=False, highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -58,8 +58,9 @@ def _show_version(value: bool) -> None:
 @app.callback()
 def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
-                                 help="Show the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+    ),
 ) -> None:
     _state["debug"] = debug
 
@@ -88,8 +89,8 @@ def simulate(
 @app.command()
 def validate(
     leads: Path = typer.Option(..., "--leads", help="Leads table (CSV or Parquet)."),
-    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
-    outcomes: Optional[Path] = typer.Option(None, "--outcomes", help="Outcomes table."),
+    events: Path | None = typer.Option(None, "--events", help="Events table."),
+    outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes table."),
     drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
 ) -> None:
     """Check tables against the data contract and print a summary."""
@@ -100,14 +101,16 @@ def validate(
 
 @app.command()
 def features(
-    pipeline: Optional[Path] = typer.Argument(None, help="Pipeline YAML (optional)."),
-    leads: Optional[Path] = typer.Option(None, "--leads", help="Leads table (instead of the pipeline's data)."),
-    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    pipeline: Path | None = typer.Argument(None, help="Pipeline YAML (optional)."),
+    leads: Path | None = typer.Option(None, "--leads", help="Leads table (instead of the pipeline's data)."),
+    events: Path | None = typer.Option(None, "--events", help="Events table."),
     as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
     out: Path = typer.Option(..., "--out", help="Output table (.parquet or .csv; Spark: a Parquet folder)."),
     drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
     engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
+    spark_master: str | None = typer.Option(
+        None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."
+    ),
 ) -> None:
     """Features of every open lead at AS_OF (one row per lead)."""
     from leadml.cli.commands import run_features
@@ -130,9 +133,13 @@ def trainset(
 def rules_score(
     rules: Path = typer.Argument(..., help="Rules YAML."),
     leads: Path = typer.Option(..., "--leads", help="Leads table."),
-    events: Optional[Path] = typer.Option(None, "--events", help="Events table."),
+    events: Path | None = typer.Option(None, "--events", help="Events table."),
     as_of: str = typer.Option(..., "--as-of", help="Date or timestamp (a date means 00:00 UTC)."),
-    out: Path = typer.Option(..., "--out", help="Output table: lead_id, as_of, points, tier, breakdown, fit/engagement points and 0-100 scores, grid tier."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output table: lead_id, as_of, points, tier, breakdown, fit/engagement points and 0-100 scores, grid tier.",
+    ),
     drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
 ) -> None:
     """Score leads with a points rules file at AS_OF, with the exact breakdown."""
@@ -155,7 +162,9 @@ def rules_learn(
 @app.command()
 def train(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
-    promote: str = typer.Option("auto", "--promote", help="auto: take champion when better on the same test rows; never."),
+    promote: str = typer.Option(
+        "auto", "--promote", help="auto: take champion when better on the same test rows; never."
+    ),
 ) -> None:
     """Train rules vs logistic vs LightGBM, compare them on the test snapshots, log and register in MLflow."""
     from leadml.cli.commands import run_train
@@ -179,28 +188,45 @@ def score(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
     as_of: str = typer.Option(..., "--as-of", help="Scoring instant (a date means 00:00 UTC)."),
     out: Path = typer.Option(..., "--out", help="Scores file (.parquet or .csv; Spark: a Parquet folder)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default models:/<name>@champion)."),
+    model: str | None = typer.Option(None, "--model", help="Model URI or path (default models:/<name>@champion)."),
     engine: str = typer.Option("pandas", "--engine", help="pandas (one machine) or spark."),
-    spark_master: Optional[str] = typer.Option(None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."),
-    reasons: str = typer.Option("default", "--reasons",
-                                help="Leads to explain: default (MQLs and top 20 %), all, mql, top:N, top:N%."),
+    spark_master: str | None = typer.Option(
+        None, "--spark-master", help="Spark master (default local[2] or SPARK_MASTER)."
+    ),
+    reasons: str = typer.Option(
+        "default", "--reasons", help="Leads to explain: default (MQLs and top 20 %), all, mql, top:N, top:N%."
+    ),
     no_reasons: bool = typer.Option(False, "--no-reasons", help="Skip the reasons: the fastest path."),
-    no_subscores: bool = typer.Option(False, "--no-subscores", help="Leave fit/engagement sub-scores and grid tier empty."),
+    no_subscores: bool = typer.Option(
+        False, "--no-subscores", help="Leave fit/engagement sub-scores and grid tier empty."
+    ),
     no_history: bool = typer.Option(False, "--no-history", help="Do not add these scores to the score history."),
 ) -> None:
     """Score every open lead at AS_OF with the champion model, in chunks, written atomically."""
     from leadml.cli.commands import run_score
 
-    run_score(pipeline, as_of, out, model, engine, spark_master, False if no_reasons else reasons, console,
-              subscores=not no_subscores, history=False if no_history else None)
+    run_score(
+        pipeline,
+        as_of,
+        out,
+        model,
+        engine,
+        spark_master,
+        False if no_reasons else reasons,
+        console,
+        subscores=not no_subscores,
+        history=False if no_history else None,
+    )
 
 
 @app.command()
 def explain(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
     lead: str = typer.Option(..., "--lead", help="The lead to explain."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="When (default: the end of the data)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model URI or path (default the champion); 'rules' for the rules' breakdown."),
+    as_of: str | None = typer.Option(None, "--as-of", help="When (default: the end of the data)."),
+    model: str | None = typer.Option(
+        None, "--model", help="Model URI or path (default the champion); 'rules' for the rules' breakdown."
+    ),
     top: int = typer.Option(5, "--top", help="Reasons shown each way."),
 ) -> None:
     """Why one lead is (or is not) an MQL: its reasons, and what would change the verdict."""
@@ -212,9 +238,11 @@ def explain(
 @app.command()
 def history(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its history settings and its data)."),
-    lead: Optional[str] = typer.Option(None, "--lead", help="One lead's scores over time, with the events between runs."),
-    store: Optional[Path] = typer.Option(None, "--store", help="History folder (default: history.path, else ./score_history)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Look back from this instant (default: the last run)."),
+    lead: str | None = typer.Option(None, "--lead", help="One lead's scores over time, with the events between runs."),
+    store: Path | None = typer.Option(
+        None, "--store", help="History folder (default: history.path, else ./score_history)."
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="Look back from this instant (default: the last run)."),
 ) -> None:
     """A lead's score over time, or the leads warming up and the MQLs stuck."""
     from leadml.cli.commands import run_history
@@ -226,7 +254,7 @@ def history(
 def monitor(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
     scores: Path = typer.Option(..., "--scores", help="A scores file from `leadml score`."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model URI (default: the one that wrote the scores)."),
+    model: str | None = typer.Option(None, "--model", help="Model URI (default: the one that wrote the scores)."),
 ) -> None:
     """Drift (PSI) of every feature and of the score between training and a scored batch."""
     from leadml.cli.commands import run_monitor
@@ -237,11 +265,16 @@ def monitor(
 @app.command()
 def report(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML."),
-    scores: Optional[Path] = typer.Option(None, "--scores", help="A scores file from `leadml score` for the sales report."),
+    scores: Path | None = typer.Option(
+        None, "--scores", help="A scores file from `leadml score` for the sales report."
+    ),
     out: Path = typer.Option(Path("reports"), "--out", help="Folder for model_card.html (and sales.html)."),
     max_leads: int = typer.Option(5000, "--max-leads", help="Most leads listed in the sales report."),
-    model: Optional[str] = typer.Option(None, "--model", help="Whose model card: models:/NAME@ALIAS, "
-                                        "models:/NAME/VERSION or runs:/RUN/model (default: the champion)."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="Whose model card: models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN/model (default: the champion).",
+    ),
 ) -> None:
     """Write the model card (and, with --scores, the sales report) as self-contained HTML."""
     from leadml.cli.commands import run_report

@@ -42,9 +42,7 @@ def run_simulate(out: Path, n_leads: int, seed: int, base_rate: float, console: 
     return paths
 
 
-def summarize_tables(
-    leads: pd.DataFrame, events: pd.DataFrame | None, outcomes: pd.DataFrame | None
-) -> dict[str, Any]:
+def summarize_tables(leads: pd.DataFrame, events: pd.DataFrame | None, outcomes: pd.DataFrame | None) -> dict[str, Any]:
     """The figures `leadml validate` prints: rows, date range, base rate, event types."""
     summary: dict[str, Any] = {
         "leads": len(leads),
@@ -87,9 +85,14 @@ def run_validate(
     leads, events, outcomes, problems = load_tables(leads_path, events_path, outcomes_path, drop_orphans)
     summary = summarize_tables(leads, events, outcomes)
     table = Table(title="leadml validate: the tables follow the data contract", show_header=False)
-    table.add_row("leads", f"{summary['leads']:,} (created {summary['created_from']:%Y-%m-%d} .. {summary['created_to']:%Y-%m-%d})")
+    table.add_row(
+        "leads",
+        f"{summary['leads']:,} (created {summary['created_from']:%Y-%m-%d} .. {summary['created_to']:%Y-%m-%d})",
+    )
     if events is not None:
-        table.add_row("events", f"{summary['events']:,} ({summary['events_from']:%Y-%m-%d} .. {summary['events_to']:%Y-%m-%d})")
+        table.add_row(
+            "events", f"{summary['events']:,} ({summary['events_from']:%Y-%m-%d} .. {summary['events_to']:%Y-%m-%d})"
+        )
         types = ", ".join(f"{k} {v:,}" for k, v in summary["event_types"].items())
         table.add_row("event types", types)
     if outcomes is not None:
@@ -186,7 +189,9 @@ def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
     with spinner(console, "learning points from the training snapshots"):
         learned = learn_rules_for_pipeline(config)
     write_text(yaml.safe_dump(learned.rules, sort_keys=False, allow_unicode=True), out)
-    table = Table(title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})")
+    table = Table(
+        title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})"
+    )
     table.add_column("rule")
     table.add_column("points", justify="right")
     for rule in learned.rules["rules"]:
@@ -203,8 +208,15 @@ def comparison_table(result, title: str = "test snapshots") -> Table:
     table = Table(title=title)
     table.add_column("model")
     shown = [m for m in metrics if m in set(frame["metric"])]
-    headers = {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "ece": "ECE", "lift_top10": "lift@10%",
-               "precision_at_mql": "prec@MQL", "recall_at_mql": "rec@MQL"}
+    headers = {
+        "roc_auc": "ROC-AUC",
+        "pr_auc": "PR-AUC",
+        "brier": "Brier",
+        "ece": "ECE",
+        "lift_top10": "lift@10%",
+        "precision_at_mql": "prec@MQL",
+        "recall_at_mql": "rec@MQL",
+    }
     for metric in shown:
         table.add_column(headers.get(metric, metric), justify="right")
     for model in frame["model"].drop_duplicates():
@@ -231,7 +243,9 @@ def run_train(pipeline: Path, promote: str, console: Console):
     counts = ", ".join(f"{r.split} {r.rows:,}" for r in result.counts.itertuples())
     console.print(f"snapshots: {counts}")
     if not result.metrics.empty:
-        console.print(comparison_table(result, f"{config.name}: rules vs models on the test snapshots (95 % intervals)"))
+        console.print(
+            comparison_table(result, f"{config.name}: rules vs models on the test snapshots (95 % intervals)")
+        )
     console.print(f"chosen: {result.chosen} ({result.reason})")
     for note in result.notes:
         console.print(f"note: {note}")
@@ -239,7 +253,9 @@ def run_train(pipeline: Path, promote: str, console: Console):
         console.print(f"MLflow run {outcome.run_id} at {outcome.tracking_uri} (experiment {outcome.experiment_id})")
         if outcome.version:
             state = "champion" if outcome.promoted else "challenger"
-            console.print(f"registered {outcome.registered_model} version {outcome.version} as {state}: {outcome.reason}")
+            console.print(
+                f"registered {outcome.registered_model} version {outcome.version} as {state}: {outcome.reason}"
+            )
         else:
             console.print(outcome.reason)
     return run
@@ -255,8 +271,19 @@ def run_promote(pipeline: Path, version: int, console: Console) -> None:
     console.print(f"{config.mlflow.registered_model} version {version} is now the champion{before}")
 
 
-def run_score(pipeline: Path, as_of: str, out: Path, model: str | None, engine: str, spark_master: str | None,
-              reasons: bool | str, console: Console, *, subscores: bool = True, history: bool | None = None):
+def run_score(
+    pipeline: Path,
+    as_of: str,
+    out: Path,
+    model: str | None,
+    engine: str,
+    spark_master: str | None,
+    reasons: bool | str,
+    console: Console,
+    *,
+    subscores: bool = True,
+    history: bool | None = None,
+):
     from leadml.core.config import load_pipeline
     from leadml.jobs.engines import check_engine
     from leadml.jobs.score import ScoreOptions, score_batch
@@ -296,7 +323,17 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
         events = _lead_events(config, lead)
         rows = lead_history(history, lead, events)
         table = Table(title=f"lead {lead}: score over time ({store})")
-        for column in ("as_of", "score", "change", "week", "tier", "fit", "engagement", "grid", "events since the run before"):
+        for column in (
+            "as_of",
+            "score",
+            "change",
+            "week",
+            "tier",
+            "fit",
+            "engagement",
+            "grid",
+            "events since the run before",
+        ):
             table.add_column(column)
         for row in rows.itertuples(index=False):
             table.add_row(f"{row.as_of:%Y-%m-%d %H:%M}", str(row.score), _signed(row.change), _signed(row.week_change),
@@ -313,7 +350,9 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
     for row in rising.itertuples(index=False):
         table.add_row(str(row.lead_id), str(row.score), str(row.score_before), _signed(row.change), str(row.tier))
     console.print(table)
-    table = Table(title=f"stuck: MQLs whose score moved <= {settings.stuck_points} points in {settings.stuck_days} days")
+    table = Table(
+        title=f"stuck: MQLs whose score moved <= {settings.stuck_points} points in {settings.stuck_days} days"
+    )
     for column in ("lead", "MQL since", "days waiting", "score"):
         table.add_column(column)
     for row in stuck.head(settings.top).itertuples(index=False):
@@ -379,8 +418,9 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
     console.print(card.message)
     written = {"model_card": card.path}
     if scores is not None:
-        written["sales"] = write_sales_report(scores, Path(out) / "sales.html", max_leads=max_leads,
-                                              title=f"Leads to call: {config.name}")
+        written["sales"] = write_sales_report(
+            scores, Path(out) / "sales.html", max_leads=max_leads, title=f"Leads to call: {config.name}"
+        )
     for name, path in written.items():
         console.print(f"wrote {name:<10} {path}")
     return written

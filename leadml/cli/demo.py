@@ -20,7 +20,9 @@ from leadml.features.build import build_trainset
 HISTORY_DAYS, HISTORY_STEP = 21, 3  # the demo's score history: every third day of the last three weeks
 
 
-def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, console: Console | None = None) -> dict[str, Path]:
+def run_demo_story(
+    folder: Path, *, n_leads: int = 20_000, seed: int = 7, console: Console | None = None
+) -> dict[str, Path]:
     """Simulate, validate, build the training set, score the rules baseline, train and register a model.
 
     Returns the paths written. MLflow tracks into ``folder/mlruns.db`` (artifacts beside it) unless
@@ -63,7 +65,10 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
     scores = ruleset.score_snapshots(open_lead_snapshots(data, as_of), leads, events)
     written["rules_scores"] = write_table(scores, folder / "rules_scores.parquet")
     tiers = scores["tier"].value_counts().to_dict()
-    console.print(f"rules tiers of {len(scores):,} open leads at {as_of:%Y-%m-%d}: " + ", ".join(f"{k} {v:,}" for k, v in tiers.items()))
+    console.print(
+        f"rules tiers of {len(scores):,} open leads at {as_of:%Y-%m-%d}: "
+        + ", ".join(f"{k} {v:,}" for k, v in tiers.items())
+    )
     console.rule("5. rules vs logistic regression vs LightGBM, tracked in MLflow")
     from leadml.cli.commands import comparison_table
     from leadml.jobs.train import run_training
@@ -110,17 +115,28 @@ def run_demo_story(folder: Path, *, n_leads: int = 20_000, seed: int = 7, consol
         from leadml.jobs.history import load_history
 
         history = load_history(written["history"]) if "history" in written else None
-        written["sales"] = write_sales_report(read_table(written["scores"]), reports / "sales.html", max_leads=5000,
-                                              title="Leads to call: leadml demo",
-                                              history=history, history_settings=config.history)
+        written["sales"] = write_sales_report(
+            read_table(written["scores"]),
+            reports / "sales.html",
+            max_leads=5000,
+            title="Leads to call: leadml demo",
+            history=history,
+            history_settings=config.history,
+        )
     console.rule("done: where everything is")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")
     console.print("\nNext:")
-    console.print(f"  mlflow ui --backend-store-uri sqlite:///{(folder / 'mlruns.db').resolve()}   # the runs and the registered model")
+    console.print(
+        f"  mlflow ui --backend-store-uri sqlite:///{(folder / 'mlruns.db').resolve()}   # the runs and the registered model"
+    )
     console.print(f"  open {reports / 'model_card.html'} and {reports / 'sales.html'}")
-    console.print("  leadml train pipelines/demo.yaml && leadml score pipelines/demo.yaml --as-of 2026-06-01 --out scores.parquet")
-    console.print(f"  leadml history pipelines/demo.yaml --store {written.get('history', 'score_history')}   # warming up, stuck MQLs")
+    console.print(
+        "  leadml train pipelines/demo.yaml && leadml score pipelines/demo.yaml --as-of 2026-06-01 --out scores.parquet"
+    )
+    console.print(
+        f"  leadml history pipelines/demo.yaml --store {written.get('history', 'score_history')}   # warming up, stuck MQLs"
+    )
     return written
 
 

@@ -52,7 +52,7 @@ class DataConfig(_Strict):
     columns: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _paths_for_source(self) -> "DataConfig":
+    def _paths_for_source(self) -> DataConfig:
         if self.source == "tables" and (self.leads is None or self.events is None):
             raise ValueError("source 'tables' needs data.leads and data.events (data.outcomes to train)")
         if self.source == "flat" and (self.flat is None or self.label is None):
@@ -89,7 +89,7 @@ class SnapshotConfig(_Strict):
     label_stage: Literal["won", "sql", "opportunity", "mql"] = "won"
 
     @model_validator(mode="after")
-    def _fixed_needs_as_of(self) -> "SnapshotConfig":
+    def _fixed_needs_as_of(self) -> SnapshotConfig:
         if self.policy == "fixed" and self.as_of is None:
             raise ValueError("policy 'fixed' needs snapshots.as_of")
         return self
@@ -207,7 +207,7 @@ class MQLConfig(_Strict):
     grid: GridConfig = GridConfig()
 
     @model_validator(mode="after")
-    def _policy_values(self) -> "MQLConfig":
+    def _policy_values(self) -> MQLConfig:
         if self.policy == "capacity" and self.capacity_per_week is None:
             raise ValueError("policy 'capacity' needs mql.capacity_per_week")
         if self.policy == "precision" and self.target_precision is None:
@@ -307,8 +307,15 @@ class PipelineConfig(_Strict):
         return parse_pipeline(raw, source=source, base=base)
 
 
-_PATH_KEYS = (("data", "leads"), ("data", "events"), ("data", "outcomes"), ("data", "flat"),
-              ("data", "datasets_dir"), ("rules",), ("history", "path"))
+_PATH_KEYS = (
+    ("data", "leads"),
+    ("data", "events"),
+    ("data", "outcomes"),
+    ("data", "flat"),
+    ("data", "datasets_dir"),
+    ("rules",),
+    ("history", "path"),
+)
 
 
 def _resolve_paths(raw: dict, base: Path) -> dict:

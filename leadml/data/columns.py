@@ -78,9 +78,7 @@ def check_required(
     missing = [c for c in required if c not in frame.columns]
     if missing:
         mapped = columns or {}
-        names = ", ".join(
-            f"{c!r} (mapped from {mapped[c]!r})" if mapped.get(c, c) != c else repr(c) for c in missing
-        )
+        names = ", ".join(f"{c!r} (mapped from {mapped[c]!r})" if mapped.get(c, c) != c else repr(c) for c in missing)
         have = ", ".join(map(str, list(frame.columns)[:12]))
         raise LeadDataError(
             f"{source}: missing required column(s) {names} in the {table} table "
@@ -88,9 +86,7 @@ def check_required(
         )
 
 
-def apply_column_map(
-    frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str | None = None
-) -> pd.DataFrame:
+def apply_column_map(frame: pd.DataFrame, columns: Mapping[str, str] | None, source: str | None = None) -> pd.DataFrame:
     """Rename the user's column names to the contract's names (``{contract_name: user_name}``).
 
     A mapped column whose contract name is already taken by another column raises, since keeping

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from leadml.core.errors import LeadDataError
 from leadml.data.columns import (
     apply_column_map,
     check_not_empty,
@@ -30,7 +31,6 @@ from leadml.data.columns import (
     table_source,
 )
 from leadml.data.io import read_table
-from leadml.core.errors import LeadDataError
 
 LEADS_REQUIRED = ("lead_id", "created_at")
 EVENTS_REQUIRED = ("lead_id", "timestamp", "event_type")
@@ -108,9 +108,7 @@ def _lead_created(leads: pd.DataFrame) -> pd.Series:
     return created.set_axis(pd.Index(leads["lead_id"].astype(str), name="lead_id"))
 
 
-def _check_event_leads(
-    events: pd.DataFrame, created: pd.Series, src: str, on_orphans: OrphanPolicy
-) -> pd.DataFrame:
+def _check_event_leads(events: pd.DataFrame, created: pd.Series, src: str, on_orphans: OrphanPolicy) -> pd.DataFrame:
     known = events["lead_id"].isin(created.index).to_numpy()
     # before any row is dropped, so that example row numbers are the input's
     early = (events["timestamp"] < events["lead_id"].map(created)).to_numpy()
@@ -195,9 +193,7 @@ def validate_flat(
     check_required(flat, [label] + ([id_column] if id_column else []), src, "flat")
     for taken, role in (("lead_id", "the id"), (LABEL_COLUMN, "the label")):
         if taken in flat.columns and taken not in (id_column, label):
-            raise LeadDataError(
-                f"{src}: column {taken!r} is reserved for {role} but holds something else; rename it"
-            )
+            raise LeadDataError(f"{src}: column {taken!r} is reserved for {role} but holds something else; rename it")
     flat = flat.copy()
     if id_column:
         flat["lead_id"] = parse_lead_ids(flat, src, id_column)
@@ -240,9 +236,7 @@ def load_events(
 ) -> pd.DataFrame:
     """Read and validate an events table; see :func:`validate_events`."""
     events = read_table(path, text_columns=_id_name(columns))
-    return validate_events(
-        events, source=str(path), leads=leads, on_orphans=on_orphans, columns=columns
-    )
+    return validate_events(events, source=str(path), leads=leads, on_orphans=on_orphans, columns=columns)
 
 
 def load_outcomes(
@@ -255,9 +249,7 @@ def load_outcomes(
     return validate_outcomes(outcomes, source=str(path), leads=leads, columns=columns)
 
 
-def load_flat(
-    path: str | os.PathLike, label: str, id_column: str | None = None, **read_options
-) -> pd.DataFrame:
+def load_flat(path: str | os.PathLike, label: str, id_column: str | None = None, **read_options) -> pd.DataFrame:
     """Read and validate a flat table; ``read_options`` (``sep=";"``, ...) apply to CSV files.
 
     See :func:`validate_flat`.

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from leadml.core.errors import LeadDataError
 from leadml.data.columns import check_required
 from leadml.data.contract import LABEL_COLUMN, validate_flat
 from leadml.data.io import read_table
-from leadml.core.errors import LeadDataError
 
 DATASETS_ENV = "LEADML_DATASETS"
 
@@ -124,15 +124,11 @@ def list_public() -> list[PublicDataset]:
 def get_public(name: str) -> PublicDataset:
     """The description of one public data set; an unknown name raises listing the known ones."""
     if name not in _DATASETS:
-        raise LeadDataError(
-            f"unknown public data set {name!r}; known: {', '.join(sorted(_DATASETS))}"
-        )
+        raise LeadDataError(f"unknown public data set {name!r}; known: {', '.join(sorted(_DATASETS))}")
     return _DATASETS[name]
 
 
-def load_public(
-    name: str, datasets_dir: str | os.PathLike | None = None
-) -> tuple[pd.DataFrame, PublicDataset]:
+def load_public(name: str, datasets_dir: str | os.PathLike | None = None) -> tuple[pd.DataFrame, PublicDataset]:
     """Read one public data set as a validated flat table and return it with its description.
 
     Parameters:
@@ -163,9 +159,7 @@ def load_public(
     return validate_flat(raw, label=dataset.label, source=str(path), id_column=id_column), dataset
 
 
-def feature_columns(
-    frame: pd.DataFrame, dataset: PublicDataset, include_borderline: bool = True
-) -> list[str]:
+def feature_columns(frame: pd.DataFrame, dataset: PublicDataset, include_borderline: bool = True) -> list[str]:
     """The usable profile and behaviour columns of a loaded public data set, in frame order.
 
     Everything but ``lead_id``, the label, pure ids and the leaky columns; the borderline ones

@@ -29,9 +29,7 @@ def table_format(path: str | os.PathLike) -> str:
         return "csv"
     if suffix in (".parquet", ".pq"):
         return "parquet"
-    raise LeadDataError(
-        f"{path}: unknown table format '{suffix or '(none)'}'; use a .csv or .parquet file"
-    )
+    raise LeadDataError(f"{path}: unknown table format '{suffix or '(none)'}'; use a .csv or .parquet file")
 
 
 def read_table(

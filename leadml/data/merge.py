@@ -56,8 +56,9 @@ def _orphan_error(source: str, count: int, examples: Sequence[str]) -> LeadDataE
     )
 
 
-def merge_chunks(lead_chunks: Iterator[pd.DataFrame], events, closings, *,
-                 events_source: str, on_orphans: str = "error") -> Iterator[Chunk]:
+def merge_chunks(
+    lead_chunks: Iterator[pd.DataFrame], events, closings, *, events_source: str, on_orphans: str = "error"
+) -> Iterator[Chunk]:
     """Pair each chunk of sorted leads with its events; orphan events raise or are counted."""
     for leads in lead_chunks:
         table = events.take_until(str(leads["lead_id"].iloc[-1])) if events is not None else None

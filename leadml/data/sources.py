@@ -34,7 +34,7 @@ class PipelineData:
         return self.flat is not None
 
     @classmethod
-    def from_simulation(cls, simulation) -> "PipelineData":
+    def from_simulation(cls, simulation) -> PipelineData:
         """The simulator's four tables as validated pipeline data (typed exactly as loaded files)."""
         leads = contract.validate_leads(simulation.leads, source="simulator leads")
         return cls(
@@ -76,9 +76,9 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
             raise ConfigError("data.outcomes is needed to train (the closed deals); add its path")
         return PipelineData(leads=leads, events=events, outcomes=outcomes)
     if data.source == "public":
-        from leadml.data.datasets import load_public
-
         import os
+
+        from leadml.data.datasets import load_public
 
         datasets_dir = os.environ.get("LEADML_DATASETS") or data.datasets_dir
         assert data.public is not None  # DataConfig's validator requires it

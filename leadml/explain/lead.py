@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.config import PipelineConfig, load_pipeline
-from leadml.data.sources import PipelineData, load_pipeline_data
 from leadml.core.errors import ConfigError, LeadDataError
-from leadml.modeling.contributions import Contributions
+from leadml.data.sources import PipelineData, load_pipeline_data
 from leadml.explain.sentences import LOWERS, RAISES, describe_lead, format_number
 from leadml.features.metadata import FeatureInfo
 from leadml.features.snapshots import data_end_of, to_utc
+from leadml.modeling.contributions import Contributions
 
 RULES = "rules"  # the model_uri that explains with the pipeline's points rules
 
@@ -159,11 +159,11 @@ def explain_lead(
 
 
 def _explain_model(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp, model_uri) -> LeadExplanation:
-    from leadml.modeling.loading import check_builder, load_model, probabilities
     from leadml.explain.counterfactual import counterfactuals
-    from leadml.modeling.contributions import explain_margin
     from leadml.explain.sentences import reason_table
     from leadml.features.scoring_set import open_lead_snapshots
+    from leadml.modeling.contributions import explain_margin
+    from leadml.modeling.loading import check_builder, load_model, probabilities
     from leadml.modeling.policy import apply_policy
 
     loaded = load_model(config, model_uri)

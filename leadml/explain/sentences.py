@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.errors import LeadDataError
-from leadml.modeling.contributions import MISSING_SUFFIX, Contributions
 from leadml.features.metadata import FeatureInfo
+from leadml.modeling.contributions import MISSING_SUFFIX, Contributions
 
 RAISES, LOWERS = " (raises)", " (lowers)"
 MISSING_LEVELS = frozenset({"missing"})
@@ -52,8 +52,12 @@ def missing_template(info: FeatureInfo, missing_info: FeatureInfo | None = None)
     if missing_info is not None:
         return missing_info.template
     template = info.template
-    if info.name.endswith("__days_since_last") and template.startswith("Last ") and template.endswith(" {value} days ago"):
-        return "No " + template[len("Last "):-len(" {value} days ago")] + " yet"
+    if (
+        info.name.endswith("__days_since_last")
+        and template.startswith("Last ")
+        and template.endswith(" {value} days ago")
+    ):
+        return "No " + template[len("Last ") : -len(" {value} days ago")] + " yet"
     if info.name.endswith("__days_since_last") and " for {value} days" in template:
         return template.replace(" for {value} days", " yet")
     if template.endswith(": {value}"):
@@ -334,7 +338,7 @@ def _percent(values: np.ndarray) -> np.ndarray:
 
 
 def _why(p: np.ndarray, threshold: float) -> np.ndarray:
-    """"MQL: 34 % (threshold 21 %)" / "Not an MQL: 8 % (threshold 21 %)"."""
+    """ "MQL: 34 % (threshold 21 %)" / "Not an MQL: 8 % (threshold 21 %)"."""
     tail = f" (threshold {_percent(np.array([threshold]))[0]})"
     prefix = np.where(p >= threshold, "MQL: ", "Not an MQL: ")
     return pd.array(np.char.add(np.char.add(prefix, _percent(p)), tail).astype(object), dtype="str")

@@ -80,7 +80,7 @@ class FeatureBuilder(BaseEstimator):
         self.id_columns = id_columns
 
     # -- three-table data -------------------------------------------------------------------
-    def fit(self, snapshots: pd.DataFrame, leads: pd.DataFrame, events: pd.DataFrame | None = None) -> "FeatureBuilder":
+    def fit(self, snapshots: pd.DataFrame, leads: pd.DataFrame, events: pd.DataFrame | None = None) -> FeatureBuilder:
         """Learn the event types (when not configured) and the profile levels of these snapshots' leads."""
         features = self.features or FeatureConfig()
         profile = self.profile or ProfileConfig()
@@ -140,7 +140,9 @@ class FeatureBuilder(BaseEstimator):
             velocity=features.velocity,
         )
 
-    def transform(self, snapshots: pd.DataFrame, leads: pd.DataFrame, events: pd.DataFrame | None = None) -> pd.DataFrame:
+    def transform(
+        self, snapshots: pd.DataFrame, leads: pd.DataFrame, events: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
         """Features of each snapshot (same index and order), exactly the fitted columns."""
         check_is_fitted(self, "feature_info_")
         profile = self.profile or ProfileConfig()
@@ -151,7 +153,7 @@ class FeatureBuilder(BaseEstimator):
         return pd.concat([profile_part, behaviour_part], axis=1)[self.feature_names_]
 
     # -- flat data -------------------------------------------------------------------------
-    def fit_flat(self, flat: pd.DataFrame) -> "FeatureBuilder":
+    def fit_flat(self, flat: pd.DataFrame) -> FeatureBuilder:
         """Learn the profile levels of a flat table (behaviour already aggregated in columns)."""
         features = self.features or FeatureConfig()
         profile = self.profile or ProfileConfig()

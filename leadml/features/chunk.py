@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadml.core.config import FeatureConfig, ProfileConfig
-from leadml.data.sources import PipelineData
 from leadml.core.errors import ModelError
+from leadml.data.sources import PipelineData
 from leadml.features.behaviour.parquet import arrow_features
 from leadml.features.build import FeatureBuilder
 from leadml.features.profile import add_derived_fields

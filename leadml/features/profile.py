@@ -23,9 +23,30 @@ OTHER = "other"
 DEFAULT_MISSING_TOKENS = ("", "select", "unknown", "n/a", "na", "none", "null", "-", "?", "nan")
 
 FREE_EMAIL_DOMAINS = frozenset(
-    "gmail.com googlemail.com yahoo.com yahoo.co.uk hotmail.com outlook.com live.com msn.com aol.com "
-    "icloud.com me.com mail.com gmx.de gmx.net web.de proton.me protonmail.com yandex.ru mail.ru "
-    "qq.com 163.com zoho.com".split()
+    [
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "yahoo.co.uk",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mail.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "proton.me",
+        "protonmail.com",
+        "yandex.ru",
+        "mail.ru",
+        "qq.com",
+        "163.com",
+        "zoho.com",
+    ]
 )
 
 # Ordered: the first pattern that matches a title gives the level (owners before "manager" etc.).
@@ -36,7 +57,10 @@ JOB_LEVEL_PATTERNS: tuple[tuple[str, str], ...] = (
     ("vp", r"\b(?:vp|vice president|svp|evp)\b"),
     ("director", r"\b(?:director|head of|head)\b"),
     ("manager", r"\b(?:manager|lead|supervisor|team lead)\b"),
-    ("specialist", r"\b(?:specialist|analyst|engineer|developer|associate|coordinator|consultant|executive|assistant|designer|representative)\b"),
+    (
+        "specialist",
+        r"\b(?:specialist|analyst|engineer|developer|associate|coordinator|consultant|executive|assistant|designer|representative)\b",
+    ),
 )
 
 
@@ -126,7 +150,7 @@ class ProfileEncoder(TransformerMixin, BaseEstimator):
         self.missing_tokens = missing_tokens
         self.behaviour_columns = behaviour_columns
 
-    def fit(self, X: pd.DataFrame, y=None) -> "ProfileEncoder":
+    def fit(self, X: pd.DataFrame, y=None) -> ProfileEncoder:
         columns = list(self.columns) if self.columns is not None else list(X.columns)
         self.categorical_: dict[str, list[str]] = {}
         self.numeric_: list[str] = []

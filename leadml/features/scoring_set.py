@@ -12,18 +12,16 @@ import os
 import pandas as pd
 
 from leadml.core.config import PipelineConfig, load_pipeline, parse_pipeline
+from leadml.core.errors import ConfigError
 from leadml.data import contract
 from leadml.data.sources import PipelineData, load_pipeline_data
-from leadml.core.errors import ConfigError
 from leadml.features.build import FeatureBuilder, make_snapshots
 from leadml.features.snapshots import build_snapshots, to_utc
 
 
 def open_lead_snapshots(data: PipelineData, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per lead created at or before ``as_of`` and not closed before it."""
-    snapshots = build_snapshots(
-        data.leads, data.outcomes, policy="fixed", as_of=as_of, horizon_days=1, data_end=as_of
-    )
+    snapshots = build_snapshots(data.leads, data.outcomes, policy="fixed", as_of=as_of, horizon_days=1, data_end=as_of)
     return snapshots[["lead_id", "as_of"]].reset_index(drop=True)
 
 

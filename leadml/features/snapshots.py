@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from leadml.data.contract import LABEL_COLUMN
 from leadml.core.errors import LeadDataError
+from leadml.data.contract import LABEL_COLUMN
 
 DAY = pd.Timedelta(days=1)
 SPLITS = ("train", "validation", "test", "gap", "censored")
@@ -25,7 +25,9 @@ def to_utc(value: str | pd.Timestamp | np.datetime64 | object) -> pd.Timestamp:
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise LeadDataError(f"as_of {value!r} is not a date; use ISO 8601, e.g. 2026-03-01 or 2026-03-01T12:00:00Z") from exc
+        raise LeadDataError(
+            f"as_of {value!r} is not a date; use ISO 8601, e.g. 2026-03-01 or 2026-03-01T12:00:00Z"
+        ) from exc
     if stamp is pd.NaT:
         raise LeadDataError(f"as_of {value!r} is not a date; use ISO 8601, e.g. 2026-03-01")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
@@ -45,9 +47,7 @@ def data_end_of(
 
 def as_of_days_after_creation(leads: pd.DataFrame, days: int) -> pd.DataFrame:
     """One candidate snapshot per lead, ``days`` days after it was created."""
-    return pd.DataFrame(
-        {"lead_id": leads["lead_id"].to_numpy(), "as_of": leads["created_at"] + days * DAY}
-    )
+    return pd.DataFrame({"lead_id": leads["lead_id"].to_numpy(), "as_of": leads["created_at"] + days * DAY})
 
 
 def as_of_every_days(leads: pd.DataFrame, every: int, until: pd.Timestamp) -> pd.DataFrame:
@@ -217,9 +217,7 @@ def stratified_split(
     labels = pd.Series(np.asarray(labels, dtype=float))
     positions = np.arange(len(labels))
     rest, test = train_test_split(positions, test_size=test_fraction, stratify=labels, random_state=seed)
-    train, valid = train_test_split(
-        rest, test_size=validation_fraction, stratify=labels.iloc[rest], random_state=seed
-    )
+    train, valid = train_test_split(rest, test_size=validation_fraction, stratify=labels.iloc[rest], random_state=seed)
     split = np.empty(len(labels), dtype=object)
     split[train], split[valid], split[test] = "train", "validation", "test"
     return pd.Series(split, index=labels.index)

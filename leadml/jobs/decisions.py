@@ -22,8 +22,12 @@ __all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
 DECISION_COLUMNS = ("fit_score", "engagement_score", "grid_tier", "next_action", "due_at")
 
 
-def tier_actions(tiers: Sequence[str], as_of: pd.Timestamp, pipeline_tiers: Sequence[TierConfig],
-                 model_tiers: Sequence[TierConfig] = ()) -> pd.DataFrame:
+def tier_actions(
+    tiers: Sequence[str],
+    as_of: pd.Timestamp,
+    pipeline_tiers: Sequence[TierConfig],
+    model_tiers: Sequence[TierConfig] = (),
+) -> pd.DataFrame:
     """``next_action`` and ``due_at`` of leads by their tier name (missing where the tier has none).
 
     Example:
@@ -43,8 +47,16 @@ def tier_actions(tiers: Sequence[str], as_of: pd.Timestamp, pipeline_tiers: Sequ
     })  # fmt: skip
 
 
-def decision_columns(scoring, config: PipelineConfig, features: pd.DataFrame, tiers: Sequence[str],
-                     as_of: pd.Timestamp, *, subscores: bool = True, matrix: np.ndarray | None = None) -> pd.DataFrame:
+def decision_columns(
+    scoring,
+    config: PipelineConfig,
+    features: pd.DataFrame,
+    tiers: Sequence[str],
+    as_of: pd.Timestamp,
+    *,
+    subscores: bool = True,
+    matrix: np.ndarray | None = None,
+) -> pd.DataFrame:
     """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order;
     ``matrix``: the booster's input for ``features`` when the caller has built it already)."""
     from leadml.modeling.subscores import subscores as model_subscores
@@ -53,7 +65,9 @@ def decision_columns(scoring, config: PipelineConfig, features: pd.DataFrame, ti
     out = pd.DataFrame(index=pd.RangeIndex(n))
     sub = model_subscores(scoring, features, config.mql.grid, matrix=matrix) if subscores and n else None
     for name in ("fit_score", "engagement_score"):
-        out[name] = pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
+        out[name] = (
+            pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
+        )
     out["grid_tier"] = sub["grid_tier"].to_numpy(dtype=object) if sub is not None else np.full(n, None, dtype=object)
     actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
     out["next_action"] = actions["next_action"].to_numpy(dtype=object)

@@ -12,7 +12,6 @@ The reference is made at training time and travels with the model
 costs one pass and no memory beyond the counts.
 """
 
-
 from __future__ import annotations
 
 import logging
@@ -141,8 +140,14 @@ def _columns_of(path: Path) -> list[str]:
     return list(ds.dataset(path, format="parquet").schema.names)
 
 
-def monitor_scores(config, scores: str | os.PathLike, *, model_uri: str | None = None,
-                   chunk_leads: int = 100_000, out: str | os.PathLike | None = None) -> pd.DataFrame:
+def monitor_scores(
+    config,
+    scores: str | os.PathLike,
+    *,
+    model_uri: str | None = None,
+    chunk_leads: int = 100_000,
+    out: str | os.PathLike | None = None,
+) -> pd.DataFrame:
     """Drift of a scores file's batch against its model's training reference (``leadml monitor``).
 
     The model is the one that wrote the scores (``models:/<model_name>/<model_version>``) unless
@@ -154,10 +159,10 @@ def monitor_scores(config, scores: str | os.PathLike, *, model_uri: str | None =
         ModelError: the model has no drift reference, or cannot be loaded.
         LeadDataError: the scores file lacks ``lead_id``, ``as_of`` or ``probability``.
     """
+    from leadml.core.errors import LeadDataError
+    from leadml.data.io import read_table
     from leadml.jobs.feature_source import feature_source
     from leadml.modeling.loading import check_builder, load_model
-    from leadml.data.io import read_table
-    from leadml.core.errors import LeadDataError
 
     scores = Path(scores)
     present = _columns_of(scores)

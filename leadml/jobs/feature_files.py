@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from leadml.jobs.feature_source import feature_source
-from leadml.jobs.progress import Progress, ProgressBar
-from leadml.jobs.output import timestamps
-from leadml.modeling.loading import check_builder, check_spec, load_model
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import ConfigError
 from leadml.features.snapshots import to_utc
-
+from leadml.jobs.feature_source import feature_source
+from leadml.jobs.output import timestamps
+from leadml.jobs.progress import Progress, ProgressBar
+from leadml.modeling.loading import check_builder, check_spec, load_model
 
 SPEC_KEY = b"leadml.feature_spec"
 SPEC_FILE = "_leadml_feature_spec.json"
@@ -45,8 +44,8 @@ def write_features(
     Parquet file records the feature spec in its metadata, so :func:`score_features` can refuse it
     for another model; CSV stores every number as float64 text, so reading it back loses nothing.
     """
-    from leadml.jobs.output import ScoresWriter, unnamed_output
     from leadml.data.io import table_format
+    from leadml.jobs.output import ScoresWriter, unnamed_output
 
     stamp, fmt = to_utc(as_of), table_format(out)
     loaded = load_model(config, model_uri)

@@ -37,8 +37,9 @@ class FeatureSource:
     notes: tuple[str, ...] = ()
 
 
-def feature_source(config: PipelineConfig, builder, as_of: pd.Timestamp, *, chunk_leads: int = 100_000,
-                   check: bool = True) -> FeatureSource:
+def feature_source(
+    config: PipelineConfig, builder, as_of: pd.Timestamp, *, chunk_leads: int = 100_000, check: bool = True
+) -> FeatureSource:
     """The features of the open leads at ``as_of`` under ``builder``, chunk by chunk.
 
     Three-table data streams from sorted Parquet files (see :mod:`leadml.jobs.inputs`); a flat table
@@ -56,9 +57,9 @@ def feature_source(config: PipelineConfig, builder, as_of: pd.Timestamp, *, chun
         flat = load_pipeline_data(config.data).flat
         assert flat is not None  # a flat pipeline's data is its flat table
         return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads), len(flat))
+    from leadml.core.config import FeatureConfig
     from leadml.features.chunk import lead_fields
     from leadml.jobs.inputs import open_inputs
-    from leadml.core.config import FeatureConfig
 
     inputs = open_inputs(config.data, as_of, lead_fields=lead_fields(builder),
                          features=builder.features or FeatureConfig(), chunk_leads=chunk_leads)  # fmt: skip

@@ -24,8 +24,22 @@ from leadml.features.snapshots import to_utc
 
 __all__ = ["HISTORY_COLUMNS", "history_path", "keep_history", "load_history", "record_scores"]
 
-HISTORY_COLUMNS = ("lead_id", "as_of", "model_name", "model_version", "probability", "score", "tier", "is_mql",
-                   "fit_score", "engagement_score", "grid_tier", "next_action", "due_at", "reason_1")
+HISTORY_COLUMNS = (
+    "lead_id",
+    "as_of",
+    "model_name",
+    "model_version",
+    "probability",
+    "score",
+    "tier",
+    "is_mql",
+    "fit_score",
+    "engagement_score",
+    "grid_tier",
+    "next_action",
+    "due_at",
+    "reason_1",
+)
 PARTITION = "as_of_date"
 DAY = pd.Timedelta(days=1)
 
@@ -79,8 +93,9 @@ def record_scores(scores: pd.DataFrame | pa.Table | str | os.PathLike, store: st
     return target
 
 
-def load_history(store: str | os.PathLike, *, lead_ids: Sequence[str] | None = None,
-                 since: object = None, until: object = None) -> pd.DataFrame:
+def load_history(
+    store: str | os.PathLike, *, lead_ids: Sequence[str] | None = None, since: object = None, until: object = None
+) -> pd.DataFrame:
     """The history (optionally some leads, as_of in ``[since, until]``), ordered by lead_id, as_of."""
     store = Path(store)
     if not store.is_dir() or not any(store.glob(f"{PARTITION}=*/scores.parquet")):

@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from leadml.data.merge import Chunk, merge_chunks, read_ahead
 from leadml.core.config import DataConfig, FeatureConfig
+from leadml.core.errors import LeadDataError
 from leadml.data import contract
 from leadml.data.columns import parse_lead_ids, parse_timestamps
-from leadml.core.errors import LeadDataError
+from leadml.data.merge import Chunk, merge_chunks, read_ahead
 from leadml.features.behaviour.features import parse_step
 from leadml.features.behaviour.parquet import KEYS
 from leadml.features.behaviour.parquet import event_columns as parquet_event_columns
@@ -152,9 +152,7 @@ def _sorted_leads(leads: pd.DataFrame, source: str) -> pd.DataFrame:
     return ordered
 
 
-def _parquet_lead_chunks(
-    path: Path, columns: Sequence[str], chunk_leads: int, source: str
-) -> Iterator[pd.DataFrame]:
+def _parquet_lead_chunks(path: Path, columns: Sequence[str], chunk_leads: int, source: str) -> Iterator[pd.DataFrame]:
     """Validated lead chunks of whole row groups (the groups' ranges of ``lead_id`` are ordered)."""
     file = pq.ParquetFile(path)
     groups = [k for k in range(file.metadata.num_row_groups) if file.metadata.row_group(k).num_rows]

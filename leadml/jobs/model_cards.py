@@ -90,4 +90,3 @@ def fetch_model_card(config: PipelineConfig, model_uri: str, path: str | Path) -
         with atomic_output(path) as temp:
             shutil.copyfile(card, temp)
     return run_id
-

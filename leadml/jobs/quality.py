@@ -57,8 +57,11 @@ class QualityCounter:
             listed = ", ".join(f"{c} {n:,}" for c, n in sorted(unseen.items(), key=lambda kv: -kv[1]))
             notes.append(f"values mapped to 'other' (a level unseen in training, or too rare to keep): {listed}")
         empty = [c for c, n in self.non_null.items() if n == 0 and self.varied_in_training(c)]
-        constant = [c for c, n in self.non_null.items()
-                    if n > 0 and self.low.get(c) == self.high.get(c) and self.varied_in_training(c) and self.rows > 1]
+        constant = [
+            c
+            for c, n in self.non_null.items()
+            if n > 0 and self.low.get(c) == self.high.get(c) and self.varied_in_training(c) and self.rows > 1
+        ]
         if empty:
             notes.append(f"columns that varied in training are all missing in this batch: {', '.join(empty)}")
         if constant:

@@ -36,8 +36,8 @@ def default_reasons(which: str = "default") -> ReasonsStep | None:
     the top 20 %), ``all``, ``mql``, ``top:N`` or ``top:N%``; the other rows get empty reasons.
     """
     try:
-        from leadml.modeling.contributions import explain_margin
         from leadml.explain.sentences import reason_table, rows_to_explain
+        from leadml.modeling.contributions import explain_margin
     except ImportError:
         return None
     try:  # an unknown selection fails before any work
@@ -57,7 +57,9 @@ def default_reasons(which: str = "default") -> ReasonsStep | None:
         if len(rows):
             chosen = features.iloc[rows]
             contributions = explain_margin(scoring.model, chosen, info)
-            table = reason_table(contributions, chosen, info, probability=probability[rows], threshold=scoring.threshold)
+            table = reason_table(
+                contributions, chosen, info, probability=probability[rows], threshold=scoring.threshold
+            )
             for name in REASON_COLUMNS:
                 if name in table.columns:
                     out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()

@@ -33,25 +33,42 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from leadml.core.config import PipelineConfig
+from leadml.features.snapshots import to_utc
+from leadml.jobs.engines import check_engine
 from leadml.jobs.feature_source import FeatureChunk, FeatureSource, feature_source
 from leadml.jobs.history import keep_history
 from leadml.jobs.progress import Progress, ProgressBar
+from leadml.jobs.reasons import REASON_COLUMNS, ReasonsStep, default_reasons, reasons_step
 from leadml.jobs.summary import ScoreSummary
 from leadml.modeling.loading import LoadedModel, Scorer, check_builder, check_spec, load_model, probabilities
-from leadml.jobs.engines import check_engine
-from leadml.jobs.reasons import REASON_COLUMNS, ReasonsStep, default_reasons, reasons_step
-from leadml.core.config import PipelineConfig
-from leadml.features.snapshots import to_utc
 
 if TYPE_CHECKING:
     from leadml.jobs.drift import DriftCounter
     from leadml.jobs.output import ScoresWriter
     from leadml.jobs.quality import QualityCounter
 
-__all__ = ["REASON_COLUMNS", "SCORES_SCHEMA", "FeatureChunk", "FeatureSource", "LoadedModel", "ScoreOptions",
-           "ScoreSummary", "ScoringJob", "check_builder", "check_spec", "default_reasons", "feature_source",
-           "finish_scoring", "load_model", "prepare_scoring", "probabilities", "score_batch", "score_chunk",
-           "scores_table"]
+__all__ = [
+    "REASON_COLUMNS",
+    "SCORES_SCHEMA",
+    "FeatureChunk",
+    "FeatureSource",
+    "LoadedModel",
+    "ScoreOptions",
+    "ScoreSummary",
+    "ScoringJob",
+    "check_builder",
+    "check_spec",
+    "default_reasons",
+    "feature_source",
+    "finish_scoring",
+    "load_model",
+    "prepare_scoring",
+    "probabilities",
+    "score_batch",
+    "score_chunk",
+    "scores_table",
+]
 
 log = logging.getLogger("leadml.jobs.score")
 
@@ -64,9 +81,15 @@ SCORES_SCHEMA = pa.schema([
 ])  # fmt: skip
 
 
-def scores_table(loaded: LoadedModel, snapshots: pd.DataFrame, features: pd.DataFrame,
-                 reasons: ReasonsStep | None = None, scorer: Scorer | None = None,
-                 config: PipelineConfig | None = None, subscores: bool = True) -> pa.Table:
+def scores_table(
+    loaded: LoadedModel,
+    snapshots: pd.DataFrame,
+    features: pd.DataFrame,
+    reasons: ReasonsStep | None = None,
+    scorer: Scorer | None = None,
+    config: PipelineConfig | None = None,
+    subscores: bool = True,
+) -> pa.Table:
     """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features.
 
     With ``config``, the decision columns (sub-scores, grid tier, next action, due_at) are filled
@@ -316,20 +339,24 @@ def _score_chunks(job: ScoringJob) -> int:
 
 def _subscore_notes(scoring, subscores: bool) -> list[str]:
     if subscores and getattr(scoring, "subscores", None) is None:
-        return ["the model carries no sub-score scale (trained before sub-scores, or the rules baseline): "
-                "fit_score, engagement_score and grid_tier are empty; retrain to get them"]
+        return [
+            "the model carries no sub-score scale (trained before sub-scores, or the rules baseline): "
+            "fit_score, engagement_score and grid_tier are empty; retrain to get them"
+        ]
     return []
 
 
 def _config_notes(config: PipelineConfig, builder) -> list[str]:
     """A note when the pipeline's feature settings are not the model's (the model's are used)."""
-    from leadml.features.chunk import spec_differences
     from leadml.core.config import FeatureConfig
+    from leadml.features.chunk import spec_differences
 
     model = (builder.features or FeatureConfig()).model_dump(mode="json")
     pipeline = config.features.model_dump(mode="json")
     if builder.flat_ or model == pipeline:
         return []
     differences = spec_differences({"settings": model}, {"settings": pipeline})
-    return ["the pipeline's feature settings differ from the model's, which are used: "
-            + "; ".join(d.replace(", features ", ", pipeline ") for d in differences)]
+    return [
+        "the pipeline's feature settings differ from the model's, which are used: "
+        + "; ".join(d.replace(", features ", ", pipeline ") for d in differences)
+    ]

@@ -88,9 +88,9 @@ def _inputs(spark, config, builder, n_buckets: int | None):
     """Leads (with bucket and closing time) and events (with bucket) as Spark frames."""
     from pyspark.sql import functions as F
 
+    from leadml.core.config import FeatureConfig
     from leadml.features.chunk import lead_fields
     from leadml.jobs.inputs import frame_event_columns
-    from leadml.core.config import FeatureConfig
 
     leads_path, events_path, outcomes_path = _parquet_tables(config)
     leads = spark.read.parquet(str(leads_path))
@@ -139,8 +139,8 @@ def bucket_features(builder, as_of: pd.Timestamp, event_columns: list[str]):
     """The function each bucket runs (on a worker): its leads and events in, features of its open leads out."""
     import pyarrow as pa
 
-    from leadml.features.chunk import chunk_features
     from leadml.data.contract import validate_leads
+    from leadml.features.chunk import chunk_features
 
     columns = ["lead_id", "as_of", *builder.feature_names_]
     categorical = {info.name for info in builder.feature_info_ if info.kind == "categorical"}
@@ -219,9 +219,9 @@ def spark_features(
     read once in pandas), so both engines write the same columns and values. The folder also
     holds ``_leadml_feature_spec.json`` (Spark ignores files starting with ``_``).
     """
-    from leadml.jobs.feature_files import SPEC_FILE
     from leadml.core.config import load_pipeline, parse_pipeline
     from leadml.features.snapshots import to_utc
+    from leadml.jobs.feature_files import SPEC_FILE
 
     stamp = to_utc(as_of)
     if pipeline is None:
@@ -255,8 +255,15 @@ def _builder(config, stamp: pd.Timestamp, model_uri):
 
 
 # -- scoring -----------------------------------------------------------------------------------
-DECISION_TYPES = {"fit_score": "short", "engagement_score": "short", "grid_tier": "string",
-                  "next_action": "string", "due_at": "timestamp"}  # the pandas engine's decision columns
+DECISION_TYPES = {
+    "fit_score": "short",
+    "engagement_score": "short",
+    "grid_tier": "string",
+    "next_action": "string",
+    "due_at": "timestamp",
+}  # the pandas engine's decision columns
+
+
 def _model_uri(loaded, folder: Path) -> str:
     """A URI Spark can load: the registry's, or the in-memory model saved as a pyfunc folder."""
     if loaded.uri.startswith("models:/") and loaded.version:
@@ -279,8 +286,8 @@ def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subs
     categorical = set(scoring.categories)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from leadml.jobs.reasons import REASON_COLUMNS
         from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
+        from leadml.jobs.reasons import REASON_COLUMNS
 
         for batch in batches:
             features = pd.DataFrame({name: pd.Categorical(batch[name], categories=scoring.categories[name])
@@ -289,7 +296,9 @@ def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subs
                                          subscores=subscores) if len(batch) else pd.DataFrame()  # fmt: skip
             for name in DECISION_COLUMNS:
                 batch[name] = decisions[name].to_numpy() if name in decisions.columns else None
-            explained = step(scoring, features, batch["probability"].to_numpy()) if step and len(batch) else pd.DataFrame()
+            explained = (
+                step(scoring, features, batch["probability"].to_numpy()) if step and len(batch) else pd.DataFrame()
+            )
             for name in REASON_COLUMNS:
                 batch[name] = explained[name].to_numpy() if name in explained.columns else None
             yield batch.drop(columns=feature_names)
@@ -297,9 +306,18 @@ def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subs
     return run, step is not None
 
 
-def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None, reasons=True,
-                spark_master: str | None = None, n_buckets: int | None = None, subscores: bool = True,
-                history: bool | None = None):
+def score_spark(
+    config,
+    as_of: object,
+    out: str | os.PathLike,
+    *,
+    model_uri=None,
+    reasons=True,
+    spark_master: str | None = None,
+    n_buckets: int | None = None,
+    subscores: bool = True,
+    history: bool | None = None,
+):
     """``leadml score --engine spark``: :func:`~leadml.jobs.score.score_batch` on Spark, into a Parquet folder.
 
     The rows and columns are those of the pandas engine (``probability`` equal to the last bit);
@@ -308,10 +326,10 @@ def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None
     """
     from pyspark.sql import functions as F
 
+    from leadml.features.snapshots import to_utc
     from leadml.jobs.reasons import REASON_COLUMNS
     from leadml.jobs.summary import ScoreSummary
     from leadml.modeling.loading import check_builder, load_model
-    from leadml.features.snapshots import to_utc
     from leadml.modeling.registry import _mlflow_at, tracking_uri
 
     started = time.perf_counter()
@@ -324,8 +342,10 @@ def score_spark(config, as_of: object, out: str | os.PathLike, *, model_uri=None
     features = feature_frame(spark, config, builder, stamp, n_buckets=n_buckets)
     names = list(scoring.feature_names)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".leadml-model-", dir=Path(out).parent) as folder, \
-            _mlflow_at(tracking_uri(config)):
+    with (
+        tempfile.TemporaryDirectory(prefix=".leadml-model-", dir=Path(out).parent) as folder,
+        _mlflow_at(tracking_uri(config)),
+    ):
         import mlflow.pyfunc
 
         result = "probability double, score int, tier string, is_mql boolean"

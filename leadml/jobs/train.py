@@ -86,5 +86,10 @@ def log_run(config: PipelineConfig, trainset: TrainSet, result: TrainingResult, 
     from leadml.jobs.model_cards import log_model_card
     from leadml.modeling.registry import log_training
 
-    return log_training(config, trainset, result, promote=promote,
-                        artifacts=lambda mlflow: log_model_card(mlflow, config, trainset, result))
+    return log_training(
+        config,
+        trainset,
+        result,
+        promote=promote,
+        artifacts=lambda mlflow: log_model_card(mlflow, config, trainset, result),
+    )

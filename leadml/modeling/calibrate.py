@@ -45,7 +45,7 @@ def fit_calibrator(method: str, p: np.ndarray, y: np.ndarray):
 class _Sigmoid:
     """Platt scaling on the logit of the raw probability (a near-unregularised 1-d logistic fit)."""
 
-    def fit(self, p: np.ndarray, y: np.ndarray) -> "_Sigmoid":
+    def fit(self, p: np.ndarray, y: np.ndarray) -> _Sigmoid:
         model = LogisticRegression(C=1e4, max_iter=1000).fit(_logit(p).reshape(-1, 1), y)
         self.slope_, self.intercept_ = float(model.coef_[0, 0]), float(model.intercept_[0])
         return self
@@ -110,7 +110,7 @@ class CalibratedModel(ClassifierMixin, BaseEstimator):
         self.folds = folds
         self.seed = seed
 
-    def fit(self, X, y) -> "CalibratedModel":
+    def fit(self, X, y) -> CalibratedModel:
         if self.method not in ("auto", "none", *METHODS):
             raise ValueError(f"unknown calibration method {self.method!r}; use auto, isotonic, sigmoid or none")
         check_is_fitted(self.estimator)
@@ -163,8 +163,13 @@ def reliability_table(y, p, n_bins: int = 10, strategy: str = "quantile") -> pd.
     table = (
         pd.DataFrame({"bin": ids, "p": p, "y": y})
         .groupby("bin", sort=True)
-        .agg(lower=("p", "min"), upper=("p", "max"), mean_predicted=("p", "mean"),
-             observed_rate=("y", "mean"), count=("y", "size"))
+        .agg(
+            lower=("p", "min"),
+            upper=("p", "max"),
+            mean_predicted=("p", "mean"),
+            observed_rate=("y", "mean"),
+            count=("y", "size"),
+        )
         .reset_index()
     )
     table["count"] = table["count"].astype(np.int64)

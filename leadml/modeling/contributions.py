@@ -204,8 +204,10 @@ def _lightgbm(estimator, features: pd.DataFrame, treeshap: str) -> tuple[np.ndar
     if treeshap == "tables" or (treeshap == "auto" and len(frame) >= MIN_ROWS):
         contrib = lightgbm_contributions(booster, frame, n_trees)
         if contrib is None and treeshap == "tables":
-            raise ModelError(f"treeshap='tables' needs numba's kernel (see the log), a single-output booster "
-                             f"and at most {MAX_PATH_FEATURES} features on a path")
+            raise ModelError(
+                f"treeshap='tables' needs numba's kernel (see the log), a single-output booster "
+                f"and at most {MAX_PATH_FEATURES} features on a path"
+            )
     if contrib is None:
         contrib = np.asarray(booster.predict(frame, pred_contrib=True, num_iteration=n_trees), dtype=float)
     # the contributions add up to the raw score (tested against a raw-score prediction)

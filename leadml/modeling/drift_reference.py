@@ -13,8 +13,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["FLOOR", "REFERENCE_VERSION", "SCORE", "column_reference", "make_reference", "model_reference", "psi",
-           "training_reference"]
+__all__ = [
+    "FLOOR",
+    "REFERENCE_VERSION",
+    "SCORE",
+    "column_reference",
+    "make_reference",
+    "model_reference",
+    "psi",
+    "training_reference",
+]
 
 FLOOR = 1e-4
 SCORE = "probability"

@@ -27,8 +27,17 @@ from leadml.modeling.lightgbm.model import LIGHTGBM_SETTINGS, NUM_THREADS, Light
 from leadml.modeling.logistic import LogisticModel, make_logistic
 from leadml.modeling.model_inputs import signed_log1p
 
-__all__ = ["LIGHTGBM_SETTINGS", "NUM_THREADS", "LightGBMModel", "LogisticModel", "fit_model", "lightgbm_names",
-           "make_logistic", "make_models", "signed_log1p"]
+__all__ = [
+    "LIGHTGBM_SETTINGS",
+    "NUM_THREADS",
+    "LightGBMModel",
+    "LogisticModel",
+    "fit_model",
+    "lightgbm_names",
+    "make_logistic",
+    "make_models",
+    "signed_log1p",
+]
 
 
 def make_models(config: ModelsConfig | None = None) -> dict[str, BaseEstimator]:

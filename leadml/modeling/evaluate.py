@@ -144,8 +144,10 @@ class Evaluation:
     def table(self, metrics: Sequence[str] | None = None, digits: int = 3) -> pd.DataFrame:
         """A model x metric table of ``value [low, high]`` texts, for printing."""
         frame = self.metrics if metrics is None else self.metrics[self.metrics["metric"].isin(metrics)]
-        text = [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-                for v, lo, hi in zip(frame["value"], frame["low"], frame["high"])]
+        text = [
+            f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+            for v, lo, hi in zip(frame["value"], frame["low"], frame["high"])
+        ]
         wide = frame.assign(text=text).pivot(index="model", columns="metric", values="text")
         order = [m for m in dict.fromkeys(frame["metric"]) if m in wide.columns]
         models = [m for m in dict.fromkeys(frame["model"])]
@@ -243,10 +245,17 @@ def evaluate_predictions(
             low, high = interval(delta, metric, value - base_value)
             finite = delta[np.isfinite(delta)]
             better = (finite < 0) if metric in LOWER_IS_BETTER else (finite > 0)
-            diffs.append({
-                "model": name, "metric": metric, "baseline": baseline, "difference": value - base_value,
-                "low": low, "high": high, "share_better": float(better.mean()) if finite.size else float("nan"),
-            })
+            diffs.append(
+                {
+                    "model": name,
+                    "metric": metric,
+                    "baseline": baseline,
+                    "difference": value - base_value,
+                    "low": low,
+                    "high": high,
+                    "share_better": float(better.mean()) if finite.size else float("nan"),
+                }
+            )
     differences = pd.DataFrame(
         diffs, columns=["model", "metric", "baseline", "difference", "low", "high", "share_better"]
     )
@@ -256,6 +265,13 @@ def evaluate_predictions(
         n_rows=len(y),
         n_positives=int(y.sum()),
         n_boot=n_boot,
-        settings={"seed": seed, "level": level, "ece_bins": ece_bins, "ece_strategy": "quantile",
-                  "top_shares": list(top_shares), "thresholds": thresholds, "grouped": groups is not None},
+        settings={
+            "seed": seed,
+            "level": level,
+            "ece_bins": ece_bins,
+            "ece_strategy": "quantile",
+            "top_shares": list(top_shares),
+            "thresholds": thresholds,
+            "grouped": groups is not None,
+        },
     )

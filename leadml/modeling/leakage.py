@@ -137,12 +137,14 @@ def find_leakage(
         if auc >= max_auc:
             reasons.append(f"ROC-AUC {auc:.3f} on its own (limit {max_auc})")
         if share >= max_certain_share:
-            reasons.append(f"{share:.0%} of rows in levels that nearly decide the label (limit {max_certain_share:.0%})")
+            reasons.append(
+                f"{share:.0%} of rows in levels that nearly decide the label (limit {max_certain_share:.0%})"
+            )
         if decides:
             reasons.append("missing exactly when the lead did not convert (or the reverse)")
         if reasons:
             findings.append(LeakageFinding(column, auc, share, decides, tuple(reasons)))
-    return sorted(findings, key=lambda f: (-f.certain_share - f.auc))
+    return sorted(findings, key=lambda f: -f.certain_share - f.auc)
 
 
 def check_leakage(trainset, config) -> list[LeakageFinding]:

@@ -181,8 +181,6 @@ def probabilities(scoring, features: pd.DataFrame) -> np.ndarray:
     return scoring.model.predict_proba(prepared)[:, 1]
 
 
-
-
 class Scorer:
     """Calibrated probabilities of a LeadScoringModel, as the scoring job computes them.
 

@@ -138,16 +138,22 @@ def find_threshold(
         assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
         k = int(np.floor(mql.capacity_per_week * span + 1e-9))
         threshold = top_k_threshold(p, k)
-        how = (f"{mql.capacity_per_week} a week over {span:.2f} weeks" if weeks is not None
-               else f"{mql.capacity_per_week} a week, the batch taken as {batch_weeks:g} week(s) of leads")
+        how = (
+            f"{mql.capacity_per_week} a week over {span:.2f} weeks"
+            if weeks is not None
+            else f"{mql.capacity_per_week} a week, the batch taken as {batch_weeks:g} week(s) of leads"
+        )
         note = f"capacity: at most {k} of {n} snapshots ({how})"
     elif mql.policy == "precision":
         if y is None:
             raise ValueError("the precision policy needs labels")
         assert mql.target_precision is not None  # MQLConfig requires it for this policy
         threshold, reached = precision_threshold(p, y, mql.target_precision)
-        note = (f"precision: lowest threshold with precision >= {mql.target_precision:g}" if reached else
-                f"precision: target {mql.target_precision:g} not reached; threshold of the best precision")
+        note = (
+            f"precision: lowest threshold with precision >= {mql.target_precision:g}"
+            if reached
+            else f"precision: target {mql.target_precision:g} not reached; threshold of the best precision"
+        )
     elif mql.policy == "probability":
         threshold = float(mql.probability)
         note = f"probability: fixed at {threshold:g}"
@@ -157,8 +163,14 @@ def find_threshold(
     count = int(chosen.sum())
     precision = float(np.asarray(y, dtype=float)[chosen].mean()) if y is not None and count else None
     return Threshold(
-        threshold=threshold, policy=mql.policy, mql_count=count, share=count / n if n else float("nan"),
-        weeks=weeks, per_week=count / weeks if weeks else None, precision=precision, note=note,
+        threshold=threshold,
+        policy=mql.policy,
+        mql_count=count,
+        share=count / n if n else float("nan"),
+        weeks=weeks,
+        per_week=count / weeks if weeks else None,
+        precision=precision,
+        note=note,
     )
 
 
@@ -166,8 +178,10 @@ def _tier_min(tier: TierConfig, threshold: float | None) -> float | None:
     """A tier's lower bound as a probability (``mql`` is the MQL threshold)."""
     if tier.min == "mql":
         if threshold is None:
-            raise ConfigError(f"mql.tiers: tier {tier.name!r} starts at the MQL threshold ('mql'), "
-                              "which is only known for a trained model")
+            raise ConfigError(
+                f"mql.tiers: tier {tier.name!r} starts at the MQL threshold ('mql'), "
+                "which is only known for a trained model"
+            )
         return float(threshold)
     return tier.min
 

@@ -33,8 +33,10 @@ class ChampionComparison:
 
     def text(self) -> str:
         """``0.4120 vs 0.3980; gain +0.0140, 95 % paired interval [...], better in 87 % of resamples``."""
-        return (f"{self.challenger:.4f} vs {self.champion:.4f}; gain {self.gain:+.4f}, 95 % paired interval "
-                f"[{self.gain_low:+.4f}, {self.gain_high:+.4f}], better in {self.share_better:.0%} of resamples")
+        return (
+            f"{self.challenger:.4f} vs {self.champion:.4f}; gain {self.gain:+.4f}, 95 % paired interval "
+            f"[{self.gain_low:+.4f}, {self.gain_high:+.4f}], better in {self.share_better:.0%} of resamples"
+        )
 
 
 def compare_with_champion(

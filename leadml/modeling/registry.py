@@ -285,8 +285,12 @@ def log_training(
             with warnings.catch_warnings():  # hints about type hints and integer columns: not ours to act on
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
                 info = mlflow.pyfunc.log_model(
-                    name="model", python_model=LeadmlPyfunc(scoring), signature=_signature(scoring, example),
-                    input_example=example, registered_model_name=name, pip_requirements=_requirements(),
+                    name="model",
+                    python_model=LeadmlPyfunc(scoring),
+                    signature=_signature(scoring, example),
+                    input_example=example,
+                    registered_model_name=name,
+                    pip_requirements=_requirements(),
                 )
             version = str(info.registered_model_version)
             if artifacts is not None:  # what the job adds to the run, e.g. the model card for `leadml report`
@@ -314,8 +318,10 @@ def log_training(
                 promoted = bool(np.isfinite(comparison.gain) and comparison.gain > margin)
                 verdict = "beats" if promoted else "does not beat"
                 by = f" by more than {margin:g}" if margin else ""
-                reason = (f"version {version} {verdict} champion version {champion_version} on {metric}{by} over "
-                          f"the same {comparison.n_rows:,} test snapshots ({comparison.text()})")
+                reason = (
+                    f"version {version} {verdict} champion version {champion_version} on {metric}{by} over "
+                    f"the same {comparison.n_rows:,} test snapshots ({comparison.text()})"
+                )
             mlflow.set_tags({"leadml.registered": "true", "leadml.version": version, "leadml.promoted": str(promoted),
                              "leadml.promotion": reason})  # fmt: skip
         client.set_registered_model_alias(name, CHALLENGER, version)

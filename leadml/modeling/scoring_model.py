@@ -116,7 +116,8 @@ class LeadScoringModel:
         frame = trainset.frame
         categories = {
             name: list(frame[name].cat.categories.astype(str))
-            for name in result.feature_names if isinstance(frame[name].dtype, pd.CategoricalDtype)
+            for name in result.feature_names
+            if isinstance(frame[name].dtype, pd.CategoricalDtype)
         }
         parts = dict(model=result.model, feature_names=result.feature_names, categories=categories,
                      threshold=result.threshold, tiers=tiers, builder=trainset.builder, name=result.chosen,

@@ -56,8 +56,9 @@ def _compiled(estimator):
     return cached[1]
 
 
-def group_effects(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo], *,
-                  matrix: np.ndarray | None = None) -> pd.DataFrame:
+def group_effects(
+    model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo], *, matrix: np.ndarray | None = None
+) -> pd.DataFrame:
     """Per lead, ``fit`` and ``engagement``: each group's effect on the margin (log-odds), see the module.
 
     ``model`` is a fitted LightGBM or logistic model, bare or calibrated. A group with no feature
@@ -98,7 +99,8 @@ class SubscoreScale(BaseEstimator):
         levels = np.linspace(0.0, 1.0, self.n_quantiles)
         self.quantiles_ = {
             name: np.quantile(effects[name].to_numpy(dtype=float), levels, method="inverted_cdf")
-            for name in SUBSCORE_GROUPS if name in effects
+            for name in SUBSCORE_GROUPS
+            if name in effects
         }
         return self
 
@@ -118,8 +120,9 @@ def fit_subscore_scale(model, features: pd.DataFrame, feature_info: Sequence[Fea
     return SubscoreScale().fit(group_effects(model, features, feature_info))
 
 
-def subscores(scoring, features: pd.DataFrame, grid: GridConfig | None = None, *,
-              matrix: np.ndarray | None = None) -> pd.DataFrame | None:
+def subscores(
+    scoring, features: pd.DataFrame, grid: GridConfig | None = None, *, matrix: np.ndarray | None = None
+) -> pd.DataFrame | None:
     """``fit_score``, ``engagement_score`` and ``grid_tier`` of a scoring model's leads (None when the
     model carries no sub-score scale, e.g. a model trained before sub-scores existed)."""
     scale = getattr(scoring, "subscores", None)

@@ -157,7 +157,7 @@ class _Parts:
     P: dict[str, pd.DataFrame]
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, features: list[str], rules_points: pd.Series | None) -> "_Parts":
+    def of(cls, frame: pd.DataFrame, features: list[str], rules_points: pd.Series | None) -> _Parts:
         labelled = frame[LABEL_COLUMN].notna().to_numpy()
         masks = {s: labelled & (frame["split"] == s).to_numpy() for s in ("train", "validation", "test")}
         points = None
@@ -251,9 +251,14 @@ def train_models(
 
     valid = frame.loc[frame.index.isin(parts.X["validation"].index)]
     thresholds = {
-        name: find_threshold(model.predict_proba(parts.inputs(name, "validation"))[:, 1], config.mql,
-                             as_of=valid["as_of"], y=parts.y["validation"])  # fmt: skip
-        for name, model in calibrated.items() if len(valid)
+        name: find_threshold(
+            model.predict_proba(parts.inputs(name, "validation"))[:, 1],
+            config.mql,
+            as_of=valid["as_of"],
+            y=parts.y["validation"],
+        )  # fmt: skip
+        for name, model in calibrated.items()
+        if len(valid)
     }
     predictions = frame.loc[parts.X["test"].index, ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
     for name, model in calibrated.items():

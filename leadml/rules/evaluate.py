@@ -41,8 +41,8 @@ import pandas as pd
 
 from leadml.core.errors import ConfigError, LeadDataError
 from leadml.features.timeline.engine import EventTimeline, window_ns
-from leadml.rules.schema import Rule
 from leadml.rules.output import to_cents
+from leadml.rules.schema import Rule
 from leadml.rules.timeline import SelectedEvents
 
 
@@ -269,4 +269,3 @@ def evaluate_flat(rules: Sequence[Rule], flat: pd.DataFrame, source: str) -> tup
         fired[:, i] = hit
         cents[:, i] = to_cents(points)
     return cents, fired
-

@@ -86,15 +86,10 @@ def build_breakdown(names: Sequence[str], cents: np.ndarray, fired: np.ndarray) 
         fired: (rows, rules) bool, True where the rule fired (a fired rule may give 0 points when
             its decayed value rounds away; it is still listed).
     """
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     n_rows = cents.shape[0]
-    parts = [
-        _rule_fragments(name, cents[:, j], fired[:, j])
-        for j, name in enumerate(names)
-        if fired[:, j].any()
-    ]
+    parts = [_rule_fragments(name, cents[:, j], fired[:, j]) for j, name in enumerate(names) if fired[:, j].any()]
     if not parts:
         return pd.Series(np.full(n_rows, "[]", dtype=object), dtype="str")
     # every fragment starts with ", ": join them, then drop the first separator (no nulls anywhere:

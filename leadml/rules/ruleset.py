@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,8 @@ import pandas as pd
 
 from leadml.core.errors import LeadDataError
 from leadml.features.snapshots import to_utc
+from leadml.rules.evaluate import evaluate_flat, evaluate_snapshots
+from leadml.rules.output import scores_frame
 from leadml.rules.schema import (
     DEFAULT_TIERS,
     Rule,
@@ -48,8 +49,6 @@ from leadml.rules.schema import (
     parse_rules,
     read_rules_yaml,
 )
-from leadml.rules.evaluate import evaluate_flat, evaluate_snapshots
-from leadml.rules.output import scores_frame
 
 POINTS_COLUMN = "rules__points"
 
@@ -119,8 +118,7 @@ class RuleSet:
         if self.half_life_days is not None:
             out["decay"] = {"half_life_days": self.half_life_days}
         out["tiers"] = [
-            {"name": t.name} if t.min_points is None else {"name": t.name, "min": t.min_points}
-            for t in self.tiers
+            {"name": t.name} if t.min_points is None else {"name": t.name, "min": t.min_points} for t in self.tiers
         ]
         return out
 
@@ -319,13 +317,21 @@ def _created_by(leads: pd.DataFrame, stamp: pd.Timestamp) -> np.ndarray:
 
 def _text_ids(ids: pd.Series) -> pd.Series:
     """Lead ids as text, keeping pandas' string storage (no copy when they already are text)."""
-    values = ids if pd.api.types.is_string_dtype(ids.dtype) and not isinstance(ids.dtype, pd.CategoricalDtype) else ids.astype(str)
+    values = (
+        ids
+        if pd.api.types.is_string_dtype(ids.dtype) and not isinstance(ids.dtype, pd.CategoricalDtype)
+        else ids.astype(str)
+    )
     return values.reset_index(drop=True)
 
 
 def _utc(values: pd.Series) -> pd.Series:
     """as_of values as ``datetime64[ns, UTC]`` (naive values and dates are taken as UTC)."""
-    stamps = pd.to_datetime(values, utc=True, format="ISO8601") if not pd.api.types.is_datetime64_any_dtype(values) else values
+    stamps = (
+        pd.to_datetime(values, utc=True, format="ISO8601")
+        if not pd.api.types.is_datetime64_any_dtype(values)
+        else values
+    )
     if stamps.dt.tz is None:
         stamps = stamps.dt.tz_localize("UTC")
     stamps = stamps.dt.tz_convert("UTC").dt.as_unit("ns")

@@ -99,9 +99,7 @@ class Rule:
             if self.cap is not None:
                 out["cap"] = self.cap
             if self.half_life_days != default_half_life:
-                out["decay"] = (
-                    {"half_life_days": self.half_life_days} if self.half_life_days else False
-                )
+                out["decay"] = {"half_life_days": self.half_life_days} if self.half_life_days else False
         else:
             out["field"] = self.field
             for key, value in (("equals", self.equals), ("gte", self.gte), ("lte", self.lte)):
@@ -208,8 +206,7 @@ def _parse_event_part(raw: Mapping, where: str, default_half_life: float | None)
     if not isinstance(where_raw, Mapping):
         raise _fail(where, f"'where' must be a mapping like {{page: pricing}}, got {where_raw!r}")
     out["where"] = tuple(
-        (_text(attr, where, "where"), _scalars(v, where, f"where.{attr}"))
-        for attr, v in where_raw.items()
+        (_text(attr, where, "where"), _scalars(v, where, f"where.{attr}")) for attr, v in where_raw.items()
     )
     min_count = raw.get("min_count", 1)
     if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
@@ -225,9 +222,7 @@ def _parse_event_part(raw: Mapping, where: str, default_half_life: float | None)
         if not per_event:
             raise _fail(where, "'cap' only applies with 'per_event: true'")
         out["cap"] = _number(raw["cap"], where, "cap", positive=True)
-    out["half_life_days"] = (
-        parse_decay(raw["decay"], where) if "decay" in raw else default_half_life
-    )
+    out["half_life_days"] = parse_decay(raw["decay"], where) if "decay" in raw else default_half_life
     return out
 
 
@@ -270,9 +265,7 @@ def parse_rule(raw: Any, index: int, source: str, default_half_life: float | Non
     if "points" not in raw:
         raise _fail(where, "'points' is missing")
     points = _number(raw["points"], where, "points")
-    part = (
-        _parse_event_part(raw, where, default_half_life) if has_event else _parse_field_part(raw, where)
-    )
+    part = _parse_event_part(raw, where, default_half_life) if has_event else _parse_field_part(raw, where)
     tag = raw.get("tag", "engagement" if has_event else "fit")
     if tag not in TAGS:
         raise _fail(where, f"'tag' must be one of {', '.join(TAGS)}, got {tag!r}")

@@ -60,7 +60,9 @@ def _profile_conditions(info: FeatureInfo, values: pd.Series) -> list[tuple[str,
                 continue
             holds = (text == level).to_numpy()
             if 0.002 < holds.mean() < 0.998:
-                out.append((f"{info.source.replace('_', ' ')} is {level}", {"field": info.source, "equals": level}, holds))
+                out.append(
+                    (f"{info.source.replace('_', ' ')} is {level}", {"field": info.source, "equals": level}, holds)
+                )
         return out
     numbers = values.to_numpy(dtype=float)
     finite = numbers[np.isfinite(numbers)]
@@ -81,7 +83,9 @@ def candidate_conditions(features: pd.DataFrame, infos: Sequence[FeatureInfo]) -
     for info in infos:
         if info.name not in features.columns:
             continue
-        for label, rule, holds in _count_conditions(info, features[info.name]) + _profile_conditions(info, features[info.name]):
+        for label, rule, holds in _count_conditions(info, features[info.name]) + _profile_conditions(
+            info, features[info.name]
+        ):
             if label in columns:
                 continue
             columns[label] = holds.astype(np.float64)

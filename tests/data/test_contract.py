@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadml.core.errors import LeadDataError
 from leadml.data import contract
 from leadml.data.columns import apply_column_map, parse_binary_label, parse_timestamps
 from leadml.data.contract import (
@@ -22,7 +23,6 @@ from leadml.data.contract import (
     validate_leads,
     validate_outcomes,
 )
-from leadml.core.errors import LeadDataError
 
 UTC = "datetime64[ns, UTC]"
 MODES = ["frame", "csv", "parquet"]
@@ -116,8 +116,12 @@ def outcomes_frame(**overrides) -> pd.DataFrame:
 )
 def test_missing_required_column(mode, table, frame, kwargs, missing, present, tmp_path):
     raises(
-        mode, table, frame, tmp_path,
-        f"missing required column(s) {missing} in the {table} table", f"columns present: {present}",
+        mode,
+        table,
+        frame,
+        tmp_path,
+        f"missing required column(s) {missing} in the {table} table",
+        f"columns present: {present}",
         **kwargs,
     )
 
@@ -126,7 +130,11 @@ def test_missing_required_column(mode, table, frame, kwargs, missing, present, t
 def test_missing_mapped_column_names_the_mapping(mode, tmp_path):
     frame = pd.DataFrame({"id": ["L1"], "created_at": ["2026-01-01"]})
     raises(
-        mode, "leads", frame, tmp_path, "'lead_id' (mapped from 'Prospect ID')",
+        mode,
+        "leads",
+        frame,
+        tmp_path,
+        "'lead_id' (mapped from 'Prospect ID')",
         columns={"lead_id": "Prospect ID"},
     )
 
@@ -146,7 +154,10 @@ def test_duplicate_lead_id(mode, table, tmp_path):
     )
     kwargs = {"label": "y"} if table == "flat" else {}
     raises(
-        mode, table, frame, tmp_path,
+        mode,
+        table,
+        frame,
+        tmp_path,
         "column 'lead_id' has 2 duplicated ids over 5 rows",
         "row 1 (lead_id='L1'); row 2 (lead_id='L2'); row 3 (lead_id='L1')",
         f"the {table} table needs one row per lead",
@@ -163,7 +174,10 @@ def test_unparseable_timestamps(mode, tmp_path):
         }
     )
     raises(
-        mode, "leads", frame, tmp_path,
+        mode,
+        "leads",
+        frame,
+        tmp_path,
         "column 'created_at' has 4 missing or unparseable timestamps",
         "row 2 (lead_id='L2', created_at='not a date'); row 3 (lead_id='L3', created_at='2026-02-30');"
         " row 4 (lead_id='L4', created_at='03/01/2026')",
@@ -175,7 +189,10 @@ def test_unparseable_timestamps(mode, tmp_path):
 def test_missing_timestamps(mode, tmp_path):
     frame = events_frame(timestamp=["2026-01-12", None, "2026-01-02", None])
     raises(
-        mode, "events", frame, tmp_path,
+        mode,
+        "events",
+        frame,
+        tmp_path,
         "column 'timestamp' has 2 missing timestamps",
         "row 2 (lead_id='L1', timestamp=<missing>); row 4 (lead_id='L3', timestamp=<missing>)",
     )
@@ -192,7 +209,10 @@ def test_all_missing_timestamps_in_csv_are_missing_not_numbers(tmp_path):
 def test_numeric_timestamps(mode, tmp_path):
     frame = outcomes_frame(closed_at=[1767225600, 1767312000, 1767398400])
     raises(
-        mode, "outcomes", frame, tmp_path,
+        mode,
+        "outcomes",
+        frame,
+        tmp_path,
         "column 'closed_at' holds numbers, not dates (3 numeric values",
         "row 1 (lead_id='L1', closed_at=1767225600)",
     )
@@ -202,8 +222,12 @@ def test_numeric_timestamps(mode, tmp_path):
 def test_timestamps_outside_the_nanosecond_range(mode, tmp_path):
     frame = pd.DataFrame({"lead_id": ["L1", "L2"], "created_at": ["2026-01-01", "9999-12-31"]})
     raises(
-        mode, "leads", frame, tmp_path,
-        "column 'created_at' has 1 timestamps outside 1677-2262", "row 2 (lead_id='L2', created_at='9999-12-31')",
+        mode,
+        "leads",
+        frame,
+        tmp_path,
+        "column 'created_at' has 1 timestamps outside 1677-2262",
+        "row 2 (lead_id='L2', created_at='9999-12-31')",
     )
 
 
@@ -211,9 +235,13 @@ def test_timestamps_outside_the_nanosecond_range(mode, tmp_path):
 def test_events_of_unknown_leads_raise_by_default(mode, leads, tmp_path):
     frame = events_frame(lead_id=["L2", "L9", "L1", "L8"])
     raises(
-        mode, "events", frame, tmp_path,
+        mode,
+        "events",
+        frame,
+        tmp_path,
         "column 'lead_id' has 2 events of unknown leads",
-        "row 2 (lead_id='L9'); row 4 (lead_id='L8')", "on_orphans='drop'",
+        "row 2 (lead_id='L9'); row 4 (lead_id='L8')",
+        "on_orphans='drop'",
         leads=leads,
     )
 
@@ -238,9 +266,14 @@ def test_orphan_policy_must_be_known(leads):
 def test_outcome_not_binary(mode, tmp_path):
     frame = outcomes_frame(outcome=["won", "maybe", "LOST"])
     raises(
-        mode, "outcomes", frame, tmp_path,
-        "column 'outcome' has 1 values that are not a binary outcome", "0 missing; seen: maybe",
-        "row 2 (lead_id='L2', outcome='maybe')", "use won/lost",
+        mode,
+        "outcomes",
+        frame,
+        tmp_path,
+        "column 'outcome' has 1 values that are not a binary outcome",
+        "0 missing; seen: maybe",
+        "row 2 (lead_id='L2', outcome='maybe')",
+        "use won/lost",
     )
 
 
@@ -248,8 +281,12 @@ def test_outcome_not_binary(mode, tmp_path):
 def test_missing_outcome_is_counted(mode, tmp_path):
     frame = outcomes_frame(outcome=["won", None, "lost"])
     raises(
-        mode, "outcomes", frame, tmp_path,
-        "column 'outcome' has 1 values that are not a binary outcome", "1 missing",
+        mode,
+        "outcomes",
+        frame,
+        tmp_path,
+        "column 'outcome' has 1 values that are not a binary outcome",
+        "1 missing",
         "row 2 (lead_id='L2', outcome=<missing>)",
     )
 
@@ -261,7 +298,8 @@ def test_event_before_creation_warns_and_is_kept(mode, leads, tmp_path):
     with pytest.warns(
         LeadDataWarning,
         match=pattern(
-            source, "column 'timestamp' has 2 events before their lead's created_at",
+            source,
+            "column 'timestamp' has 2 events before their lead's created_at",
             "row 1 (lead_id='L2', timestamp=2026-01-09T00:00:00+00:00); "
             "row 2 (lead_id='L1', timestamp=2025-12-31T23:59:59+00:00)",
             "they are kept",
@@ -314,8 +352,12 @@ def test_missing_or_empty_ids(mode, table, tmp_path):
         }
     )
     raises(
-        mode, table, frame, tmp_path,
-        "column 'lead_id' has 2 missing or empty values", "row 2 (lead_id=<missing>); row 3",
+        mode,
+        table,
+        frame,
+        tmp_path,
+        "column 'lead_id' has 2 missing or empty values",
+        "row 2 (lead_id=<missing>); row 3",
         "every row needs an id",
     )
 
@@ -324,8 +366,12 @@ def test_missing_or_empty_ids(mode, table, tmp_path):
 def test_empty_event_type(mode, tmp_path):
     frame = events_frame(event_type=["page_view", "", None, " "])
     raises(
-        mode, "events", frame, tmp_path,
-        "column 'event_type' has 3 missing or empty values", "row 2 (lead_id='L1', event_type=",
+        mode,
+        "events",
+        frame,
+        tmp_path,
+        "column 'event_type' has 3 missing or empty values",
+        "row 2 (lead_id='L1', event_type=",
         "every event needs a type",
     )
 
@@ -334,8 +380,12 @@ def test_empty_event_type(mode, tmp_path):
 def test_outcomes_of_unknown_leads(mode, leads, tmp_path):
     frame = outcomes_frame(lead_id=["L1", "L7", "L3"])
     raises(
-        mode, "outcomes", frame, tmp_path,
-        "column 'lead_id' has 1 outcomes of unknown leads", "row 2 (lead_id='L7')",
+        mode,
+        "outcomes",
+        frame,
+        tmp_path,
+        "column 'lead_id' has 1 outcomes of unknown leads",
+        "row 2 (lead_id='L7')",
         leads=leads,
     )
 
@@ -344,7 +394,10 @@ def test_outcomes_of_unknown_leads(mode, leads, tmp_path):
 def test_closed_before_created(mode, leads, tmp_path):
     frame = outcomes_frame(closed_at=["2026-02-01", "2026-01-09T23:00:00Z", "2026-01-31"])
     raises(
-        mode, "outcomes", frame, tmp_path,
+        mode,
+        "outcomes",
+        frame,
+        tmp_path,
         "column 'closed_at' has 2 outcomes closed before the lead was created",
         "row 2 (lead_id='L2', closed_at=2026-01-09T23:00:00+00:00); row 3 (lead_id='L3'",
         leads=leads,
@@ -373,9 +426,19 @@ def test_missing_file(table, suffix, tmp_path):
 @pytest.mark.parametrize("mode", MODES)
 def test_flat_label_missing_or_not_binary(mode, tmp_path):
     frame = pd.DataFrame({"lead_id": ["A", "B", "C"], "y": ["yes", None, "no"]})
-    raises(mode, "flat", frame, tmp_path, "column 'y' has 1 missing labels", "row 2 (lead_id='B', y=<missing>)", label="y")
+    raises(
+        mode, "flat", frame, tmp_path, "column 'y' has 1 missing labels", "row 2 (lead_id='B', y=<missing>)", label="y"
+    )
     frame = pd.DataFrame({"lead_id": ["A", "B", "C"], "y": [0, 1, 2]})
-    raises(mode, "flat", frame, tmp_path, "column 'y' has 1 values that are not a binary outcome", "row 3 (lead_id='C', y=2)", label="y")
+    raises(
+        mode,
+        "flat",
+        frame,
+        tmp_path,
+        "column 'y' has 1 values that are not a binary outcome",
+        "row 3 (lead_id='C', y=2)",
+        label="y",
+    )
 
 
 def test_flat_reserved_columns_raise():
@@ -389,7 +452,9 @@ def test_flat_reserved_columns_raise():
 
 def test_column_map_clash_raises():
     frame = pd.DataFrame({"lead_id": ["a"], "Prospect ID": ["b"], "created_at": ["2026-01-01"]})
-    with pytest.raises(LeadDataError, match="leads.csv: column 'lead_id' is present and also mapped from 'Prospect ID'"):
+    with pytest.raises(
+        LeadDataError, match="leads.csv: column 'lead_id' is present and also mapped from 'Prospect ID'"
+    ):
         validate_leads(frame, source="leads.csv", columns={"lead_id": "Prospect ID"})
 
 
@@ -470,8 +535,13 @@ def test_outcome_labels(mode, tmp_path):
 
 @pytest.mark.parametrize(
     "values",
-    [pd.Series([1, 0, 1]), pd.Series([True, False, True]), pd.Series([1.0, 0.0, 1.0]),
-     pd.Series([True, False, True], dtype="boolean"), pd.Series(["1", "0", "1"])],
+    [
+        pd.Series([1, 0, 1]),
+        pd.Series([True, False, True]),
+        pd.Series([1.0, 0.0, 1.0]),
+        pd.Series([True, False, True], dtype="boolean"),
+        pd.Series(["1", "0", "1"]),
+    ],
 )
 def test_binary_label_dtypes(values):
     parsed = parse_binary_label(pd.DataFrame({"y": values}), "y", "f.csv")

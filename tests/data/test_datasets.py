@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from leadml.core.errors import LeadDataError
 from leadml.data.datasets import (
     DATASETS_ENV,
     PublicDataset,
@@ -18,7 +19,6 @@ from leadml.data.datasets import (
     list_public,
     load_public,
 )
-from leadml.core.errors import LeadDataError
 
 X_LEAKY = (
     "Tags",
@@ -155,7 +155,10 @@ def test_missing_folder_error(tmp_path):
 
 
 def test_missing_file_error(tmp_path):
-    with pytest.raises(LeadDataError, match=re.escape("Leads.csv: file of public data set 'x_education' not found; set LEADML_DATASETS")):
+    with pytest.raises(
+        LeadDataError,
+        match=re.escape("Leads.csv: file of public data set 'x_education' not found; set LEADML_DATASETS"),
+    ):
         load_public("x_education", tmp_path)
 
 
@@ -169,8 +172,7 @@ def test_env_var_sets_the_default(monkeypatch, tmp_path):
 def test_loader_on_a_small_crlf_copy(monkeypatch, tmp_path):
     """The X Education mapping on four hand-made rows in the real file's layout (CRLF, quirks)."""
     dataset = get_public("x_education")
-    header = ["Prospect ID", "Lead Number", "Converted", "TotalVisits", "Specialization", *X_LEAKY,
-              *dataset.borderline]
+    header = ["Prospect ID", "Lead Number", "Converted", "TotalVisits", "Specialization", *X_LEAKY, *dataset.borderline]
     rows = [
         ["a-1", "660737", "0", "0", "Select", *["x"] * 7, "Email Opened", "Modified"],
         ["a-2", "660728", "1", "5", "Finance Management", *["x"] * 7, "SMS Sent", "SMS Sent"],
@@ -200,8 +202,13 @@ def test_a_file_without_a_declared_column_is_rejected(tmp_path):
 
 def test_feature_columns_on_a_hand_made_frame():
     dataset = PublicDataset(
-        name="toy", path="toy/t.csv", label="y", leaky=("after",), borderline=("late",),
-        id_columns=("id", "number"), description="toy",
+        name="toy",
+        path="toy/t.csv",
+        label="y",
+        leaky=("after",),
+        borderline=("late",),
+        id_columns=("id", "number"),
+        description="toy",
     )
     frame = pd.DataFrame(columns=["lead_id", "number", "age", "after", "late", "visits", "converted"])
     assert feature_columns(frame, dataset) == ["age", "late", "visits"]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from leadml.core.errors import LeadDataError
 from leadml.data.contract import (
     LeadDataWarning,
     load_events,
@@ -22,7 +23,6 @@ from leadml.data.contract import (
     validate_leads,
     validate_outcomes,
 )
-from leadml.core.errors import LeadDataError
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -34,18 +34,32 @@ ids = st.one_of(
     st.sampled_from(["L1", "L2", "L3", " L1 ", "ü", "🙂", "007"]),
 )
 stamps = st.one_of(
-    st.sampled_from([
-        "2026-01-01", "2026-01-01T10:00:00Z", "2026-01-01T10:00:00+05:30", "2026-03-29T02:30:00-08:00",
-        "03/01/2026", "not a date", "", "9999-12-31", "1600-01-01", "2026-13-45", "now",
-    ]),
-    st.datetimes(min_value=pd.Timestamp("1990-01-01").to_pydatetime(),
-                 max_value=pd.Timestamp("2100-01-01").to_pydatetime()).map(str),
+    st.sampled_from(
+        [
+            "2026-01-01",
+            "2026-01-01T10:00:00Z",
+            "2026-01-01T10:00:00+05:30",
+            "2026-03-29T02:30:00-08:00",
+            "03/01/2026",
+            "not a date",
+            "",
+            "9999-12-31",
+            "1600-01-01",
+            "2026-13-45",
+            "now",
+        ]
+    ),
+    st.datetimes(
+        min_value=pd.Timestamp("1990-01-01").to_pydatetime(), max_value=pd.Timestamp("2100-01-01").to_pydatetime()
+    ).map(str),
     st.integers(-(10**18), 10**18),
     st.floats(allow_nan=True),
     st.none(),
 )
-labels = st.one_of(st.sampled_from(["won", "lost", "WON", " yes ", "no", 1, 0, True, False, "maybe", "", None, 2, 0.5]),
-                   st.text(max_size=4))
+labels = st.one_of(
+    st.sampled_from(["won", "lost", "WON", " yes ", "no", 1, 0, True, False, "maybe", "", None, 2, 0.5]),
+    st.text(max_size=4),
+)
 
 
 def _column(strategy, n):
@@ -93,12 +107,20 @@ def test_leads_load_correctly_or_raise_lead_data_error(leads):
 @given(leads=leads_tables(), data=st.data())
 def test_events_load_correctly_or_raise(leads, data):
     n = data.draw(st.integers(0, 10))
-    events = pd.DataFrame({
-        "lead_id": data.draw(_column(ids, n)),
-        "timestamp": data.draw(_column(stamps, n)),
-        "event_type": data.draw(_column(st.one_of(st.sampled_from(["page_view", "form_submit", ""]),
-                                                  st.text(max_size=3), st.none(), st.integers()), n)),
-    })
+    events = pd.DataFrame(
+        {
+            "lead_id": data.draw(_column(ids, n)),
+            "timestamp": data.draw(_column(stamps, n)),
+            "event_type": data.draw(
+                _column(
+                    st.one_of(
+                        st.sampled_from(["page_view", "form_submit", ""]), st.text(max_size=3), st.none(), st.integers()
+                    ),
+                    n,
+                )
+            ),
+        }
+    )
     checked = _fuzz_call(lambda: validate_leads(leads, source="leads.csv"))
     policy = data.draw(st.sampled_from(["error", "drop"]))
     result = _fuzz_call(lambda: validate_events(events, source="events.csv", leads=checked, on_orphans=policy))
@@ -118,11 +140,13 @@ def test_events_load_correctly_or_raise(leads, data):
 @given(data=st.data())
 def test_outcomes_load_correctly_or_raise(data):
     n = data.draw(st.integers(0, 8))
-    outcomes = pd.DataFrame({
-        "lead_id": data.draw(_column(ids, n)),
-        "outcome": data.draw(_column(labels, n)),
-        "closed_at": data.draw(_column(stamps, n)),
-    })
+    outcomes = pd.DataFrame(
+        {
+            "lead_id": data.draw(_column(ids, n)),
+            "outcome": data.draw(_column(labels, n)),
+            "closed_at": data.draw(_column(stamps, n)),
+        }
+    )
     result = _fuzz_call(lambda: validate_outcomes(outcomes, source="outcomes.csv"))
     if result is not None:
         assert set(result["outcome"].unique()) <= {0, 1} and str(result["outcome"].dtype) == "int8"

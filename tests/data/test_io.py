@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.data.io import TEMP_PREFIX, atomic_output, read_table, table_format, write_table, write_text
 from leadml.core.errors import LeadDataError
+from leadml.data.io import TEMP_PREFIX, atomic_output, read_table, table_format, write_table, write_text
 
 
 @pytest.fixture
@@ -51,11 +51,10 @@ def test_read_table_selects_columns_and_passes_csv_options(tmp_path):
 
 def test_a_failure_inside_the_block_leaves_nothing(tmp_path):
     target = tmp_path / "scores.parquet"
-    with pytest.raises(RuntimeError, match="killed half way"):
-        with atomic_output(target) as tmp:
-            assert tmp.parent == tmp_path and tmp.name.startswith(TEMP_PREFIX)
-            tmp.write_bytes(b"half a file")
-            raise RuntimeError("killed half way")
+    with pytest.raises(RuntimeError, match="killed half way"), atomic_output(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(TEMP_PREFIX)
+        tmp.write_bytes(b"half a file")
+        raise RuntimeError("killed half way")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -63,10 +62,9 @@ def test_a_failure_inside_the_block_leaves_nothing(tmp_path):
 def test_a_failure_keeps_the_previous_target(scores, tmp_path):
     target = write_table(scores, tmp_path / "scores.csv")
     before = target.read_bytes()
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(target) as tmp:
-            tmp.write_text("lead_id\nonly a part")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as tmp:
+        tmp.write_text("lead_id\nonly a part")
+        raise KeyboardInterrupt
     assert target.read_bytes() == before
     assert leftovers(tmp_path) == []
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import leadml.data.simulate.world as simulate_module
+from leadml.core.errors import ConfigError
 from leadml.data.contract import validate_events, validate_leads, validate_outcomes
 from leadml.data.simulate import TABLES, TRUE_DRIVERS, simulate, write_simulation
-from leadml.core.errors import ConfigError
 
 N_LEADS, SEED, CHUNK = 3000, 11, 1000
 DAY = pd.Timedelta(days=1)

@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 from leadml.explain.report import write_funnel_report, write_model_card, write_sales_report
-
 from tests.explain.cdp import Browser, find_chromium
 from tests.explain.test_report import funnel_tables, make_scores
 
 CHROMIUM = find_chromium()
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium binary: apt-get install -y chromium, or set LEADML_CHROMIUM"),
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no Chromium binary: apt-get install -y chromium, or set LEADML_CHROMIUM"
+    ),
 ]
 
 VISIBLE_LEADS = "Array.from(document.querySelectorAll('tr.lead')).filter(r => r.offsetParent !== null).length"
@@ -79,7 +80,7 @@ def test_sales_report_shows_every_lead_and_search_filters_them(browser, trained,
 
     # a click opens the lead's reasons and waterfall chart
     browser.evaluate(f"document.querySelector('tr.lead[data-lead=\"{one}\"]').click(), true")
-    detail = "document.querySelector('tr.lead[data-lead=\"%s\"]').nextElementSibling" % one
+    detail = f"document.querySelector('tr.lead[data-lead=\"{one}\"]').nextElementSibling"
     assert browser.evaluate(f"{detail}.offsetParent !== null") is True
     assert browser.evaluate(f"{detail}.querySelector('svg') !== null") is True
     keep(browser.screenshot(tmp_path / "sales_report.png"))

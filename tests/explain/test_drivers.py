@@ -7,10 +7,9 @@ import pytest
 from leadml.core.config import LightGBMConfig, parse_pipeline
 from leadml.data.simulate import DRIVER_FAMILIES, TRUE_DRIVERS, simulate
 from leadml.data.sources import PipelineData
-from leadml.modeling.contributions import explain_margin
 from leadml.features.build import build_trainset
+from leadml.modeling.contributions import explain_margin
 from leadml.modeling.estimators import LightGBMModel
-
 from tests.explain.conftest import PIPELINE
 
 

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 
 from leadml.core.config import parse_pipeline
+from leadml.core.errors import ConfigError, LeadDataError
 from leadml.data.simulate import simulate
 from leadml.data.sources import PipelineData
-from leadml.core.errors import ConfigError, LeadDataError
 from leadml.explain.counterfactual import apply_action, parse_action
 from leadml.explain.lead import LeadExplanation, default_as_of, explain_lead, format_explanation
 from leadml.features.scoring_set import open_lead_snapshots
-from leadml.modeling.registry import scoring_model
 from leadml.jobs.train import run_training
+from leadml.modeling.registry import scoring_model
 from leadml.rules.ruleset import RuleSet
 
 AS_OF = pd.Timestamp("2026-03-01", tz="UTC")

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from leadml.core.config import LightGBMConfig
 from leadml.core.errors import ModelError
 from leadml.explain.counterfactual import apply_action
-from leadml.modeling.contributions import explain_margin, feature_groups, group_columns
 from leadml.features.metadata import FeatureInfo
+from leadml.modeling.contributions import explain_margin, feature_groups, group_columns
 from leadml.modeling.estimators import LightGBMModel
 
 
@@ -148,7 +148,9 @@ def test_lightgbm_contributions_are_the_exact_shapley_values_of_its_trees(treesh
     days = np.where(rng.random(n) < 0.3, np.nan, rng.exponential(20, n))
     zeros = np.where(rng.random(n) < 0.5, 0.0, rng.normal(1, 1, n))
     level = rng.choice(["staff", "manager", "vp", "student"], n)
-    logit = -1 + 0.5 * visits - 0.03 * np.nan_to_num(days, nan=40) + 0.4 * zeros + (level == "vp") - (level == "student")
+    logit = (
+        -1 + 0.5 * visits - 0.03 * np.nan_to_num(days, nan=40) + 0.4 * zeros + (level == "vp") - (level == "student")
+    )
     y = (rng.random(n) < _sigmoid(logit)).astype(float)
     X = pd.DataFrame({"visits": visits, "days": days, "zeros": zeros,
                       "level": pd.Categorical(level, categories=["manager", "staff", "student", "vp"])})  # fmt: skip
@@ -191,8 +193,20 @@ def test_tabulated_treeshap_follows_every_lightgbm_routing_rule():
     logit = np.sin(2 * np.nan_to_num(a, nan=1.5)) + 0.6 * b * (c > 2) - 0.4 * c + np.isin(level, list("pqv")) * 1.5
     y = (rng.random(n) < _sigmoid(logit)).astype(int)
     X = pd.DataFrame({"a": a, "b": b, "c": c, "level": pd.Categorical(level)})
-    booster = lgb.LGBMClassifier(n_estimators=40, num_leaves=31, min_child_samples=5, zero_as_missing=True,
-                                 max_cat_to_onehot=3, min_data_per_group=5, cat_smooth=1, verbose=-1).fit(X, y).booster_
+    booster = (
+        lgb.LGBMClassifier(
+            n_estimators=40,
+            num_leaves=31,
+            min_child_samples=5,
+            zero_as_missing=True,
+            max_cat_to_onehot=3,
+            min_data_per_group=5,
+            cat_smooth=1,
+            verbose=-1,
+        )
+        .fit(X, y)
+        .booster_
+    )
     trees = booster.dump_model()["tree_info"]
     splits = [node for tree in trees for node in _nodes(tree["tree_structure"])]
     assert {"Zero", "=="} <= {node["missing_type"] for node in splits} | {node["decision_type"] for node in splits}
@@ -233,7 +247,9 @@ def test_tabulated_treeshap_steps_aside_for_paths_with_too_many_features(trained
 # -- properties -------------------------------------------------------------------------------
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_a_leads_contributions_do_not_depend_on_the_other_rows(data, trained, trainset, test_rows, train_features, explained):
+def test_a_leads_contributions_do_not_depend_on_the_other_rows(
+    data, trained, trainset, test_rows, train_features, explained
+):
     positions = data.draw(st.lists(st.integers(0, len(test_rows) - 1), min_size=1, max_size=12, unique=True))
     name = data.draw(st.sampled_from(["lightgbm", "logistic"]))
     subset = explain_margin(trained.models[name], test_rows.iloc[positions], trainset.feature_info,

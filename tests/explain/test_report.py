@@ -11,10 +11,10 @@ import pytest
 from leadml.core.config import MQLConfig
 from leadml.core.errors import LeadDataError
 from leadml.explain.counterfactual import counterfactuals
-from leadml.explain.report.funnel import funnel_by, funnel_stages, stage_counts, stuck_mqls, time_in_stage
-from leadml.modeling.contributions import explain_margin
 from leadml.explain.report import write_funnel_report, write_model_card, write_sales_report
+from leadml.explain.report.funnel import funnel_by, funnel_stages, stage_counts, stuck_mqls, time_in_stage
 from leadml.explain.sentences import reason_table, rules_reason_table
+from leadml.modeling.contributions import explain_margin
 from leadml.modeling.policy import apply_policy
 
 
@@ -23,7 +23,7 @@ def assert_self_contained(text: str) -> None:
     assert text.startswith("<!doctype html>")
     for match in re.finditer(r'(?:src|href)="([^"]*)"', text):
         assert match.group(1).startswith(("data:", "#")), match.group(1)
-    assert "<script src" not in text and "<link rel=\"stylesheet\"" not in text and "@import" not in text
+    assert "<script src" not in text and '<link rel="stylesheet"' not in text and "@import" not in text
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
     assert "https://" not in text
 
@@ -110,7 +110,9 @@ def test_model_card_has_every_section_and_embeds_its_charts(trained, trainset, t
 def test_model_card_of_a_cold_start_keeps_the_rules(pipeline_config, trainset, rules_scores, trained, tmp_path):
     from leadml.modeling.train import train_models
 
-    config = pipeline_config.model_copy(update={"models": pipeline_config.models.model_copy(update={"min_positives": 10**6})})
+    config = pipeline_config.model_copy(
+        update={"models": pipeline_config.models.model_copy(update={"min_positives": 10**6})}
+    )
     points = pd.Series(rules_scores["points"].to_numpy(), index=trainset.frame.index)
     cold = train_models(config, trainset, points, n_boot=20)
     assert cold.cold_start and list(cold.models) == ["rules"]

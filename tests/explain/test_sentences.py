@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from leadml.core.errors import LeadDataError
-from leadml.modeling.contributions import Contributions, probability_map
 from leadml.explain.sentences import format_number, reason_table, render, rules_reason_table
 from leadml.features.behaviour.text import attribute_count_info, days_since_info, type_count_info
 from leadml.features.metadata import FeatureInfo
+from leadml.modeling.contributions import Contributions, probability_map
 from leadml.rules.ruleset import RuleSet
 
 PRICING = attribute_count_info("page_view", "page", "pricing", 30)

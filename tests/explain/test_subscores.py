@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from leadml.core.config import GridConfig, parse_pipeline
+from leadml.features.build import build_trainset
 from leadml.modeling.contributions import explain_margin
+from leadml.modeling.estimators import LightGBMModel, make_logistic
+from leadml.modeling.lightgbm.effects import compile_booster, lightgbm_matrix, tree_group_margin
 from leadml.modeling.subscores import SubscoreScale, group_effects, training_subscore_scale
 from leadml.rules.grid import grid_tiers
-from leadml.modeling.lightgbm.effects import compile_booster, lightgbm_matrix, tree_group_margin
-from leadml.features.build import build_trainset
-from leadml.modeling.estimators import LightGBMModel, make_logistic
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,9 @@ def test_for_logistic_regression_the_effects_are_the_shap_sums_of_each_group(tra
     fit = [j for j, name in enumerate(contributions.features) if groups[name] == "profile"]
     engagement = [j for j, name in enumerate(contributions.features) if groups[name] == "behaviour"]
     np.testing.assert_allclose(effects["fit"], contributions.values[:, fit].sum(axis=1), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(effects["engagement"], contributions.values[:, engagement].sum(axis=1), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        effects["engagement"], contributions.values[:, engagement].sum(axis=1), rtol=0, atol=1e-12
+    )
 
 
 def test_without_interactions_across_groups_the_tree_effects_equal_the_shap_group_sums(trainset):
@@ -112,8 +114,16 @@ def test_without_interactions_across_groups_the_tree_effects_equal_the_shap_grou
     X.columns = lightgbm_names(names)
     profile = [j for j, name in enumerate(names) if groups[name] == "profile"]
     behaviour = [j for j, name in enumerate(names) if groups[name] == "behaviour"]
-    params = {"objective": "binary", "num_leaves": 7, "min_child_samples": 20, "verbose": -1, "seed": 0,
-              "deterministic": True, "num_threads": 1, "interaction_constraints": [profile, behaviour]}
+    params = {
+        "objective": "binary",
+        "num_leaves": 7,
+        "min_child_samples": 20,
+        "verbose": -1,
+        "seed": 0,
+        "deterministic": True,
+        "num_threads": 1,
+        "interaction_constraints": [profile, behaviour],
+    }
     booster = lgb.train(params, lgb.Dataset(X, train["converted"]), num_boost_round=60)
     compiled = compile_booster(booster)
     matrix = lightgbm_matrix(compiled, X)

@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 from leadml.core.errors import ConfigError, LeadDataError
 from leadml.features.behaviour import parquet as behaviour_parquet
-from leadml.features.behaviour.matrix import FeatureMatrix, Layout
-from leadml.features.behaviour.text import window_label
-from leadml.features.timeline.engine import EventTimeline
-from leadml.features.timeline import kernel as timeline_kernel
 from leadml.features.behaviour.features import behaviour_features
-from leadml.features.timeline.codes import code_leads, short_keys
+from leadml.features.behaviour.matrix import FeatureMatrix, Layout
 from leadml.features.behaviour.parquet import behaviour_features_from_parquet
 from leadml.features.behaviour.partitioned import behaviour_features_partitioned
+from leadml.features.behaviour.text import window_label
+from leadml.features.timeline import kernel as timeline_kernel
+from leadml.features.timeline.codes import code_leads, short_keys
+from leadml.features.timeline.engine import EventTimeline
 
 NAN = np.nan
 ATTRIBUTES = {"page_view": {"page": ["pricing", "careers"]}}
@@ -126,9 +126,7 @@ EXPECTED = {
 
 def test_hand_made_case_every_value():
     snapshots, events, leads = hand_made()
-    features, infos = behaviour_features(
-        snapshots, events, leads, attribute_counts=ATTRIBUTES, scenarios=SCENARIOS
-    )
+    features, infos = behaviour_features(snapshots, events, leads, attribute_counts=ATTRIBUTES, scenarios=SCENARIOS)
     assert list(features.columns) == list(EXPECTED)
     assert features.index.tolist() == [10, 11, 12, 13]
     assert set(features.dtypes) == {np.dtype("float32")}
@@ -190,7 +188,11 @@ def test_empty_snapshots_still_name_every_column():
 def test_no_events_at_all_gives_zeros_and_no_type_columns():
     snapshots, events, leads = hand_made()
     features, _ = behaviour_features(snapshots, events.head(0), leads)
-    assert [c for c in features.columns if "__count_" in c] == ["events__count_7d", "events__count_30d", "events__count_90d"]
+    assert [c for c in features.columns if "__count_" in c] == [
+        "events__count_7d",
+        "events__count_30d",
+        "events__count_90d",
+    ]
     assert (features.drop(columns="lead__age_days").to_numpy() == 0).all()
     assert features["lead__age_days"].tolist() == EXPECTED["lead__age_days"]
 
@@ -209,9 +211,7 @@ def test_bad_input_and_config_raise_clear_errors():
 
 def test_parquet_and_partitioned_paths_give_the_same_values(tmp_path):
     snapshots, events, leads = hand_made()
-    expected, infos = behaviour_features(
-        snapshots, events, leads, attribute_counts=ATTRIBUTES, scenarios=SCENARIOS
-    )
+    expected, infos = behaviour_features(snapshots, events, leads, attribute_counts=ATTRIBUTES, scenarios=SCENARIOS)
     table = snapshots.assign(created_at=snapshots["lead_id"].map(leads.set_index("lead_id")["created_at"]))
     table.to_parquet(tmp_path / "snapshots.parquet", index=False)
     events.to_parquet(tmp_path / "events.parquet", index=False)
@@ -224,7 +224,11 @@ def test_parquet_and_partitioned_paths_give_the_same_values(tmp_path):
     assert written["lead_id"].tolist() == ["A", "C", "A", "B"]
     pd.testing.assert_frame_equal(written.drop(columns=["lead_id", "as_of"]), expected.reset_index(drop=True))
     behaviour_features_partitioned(
-        tmp_path / "snapshots.parquet", tmp_path / "events.parquet", tmp_path / "parts.parquet", n_partitions=3, **options
+        tmp_path / "snapshots.parquet",
+        tmp_path / "events.parquet",
+        tmp_path / "parts.parquet",
+        n_partitions=3,
+        **options,
     )
     parts = pd.read_parquet(tmp_path / "parts.parquet").sort_values(["lead_id", "as_of"]).reset_index(drop=True)
     both = written.sort_values(["lead_id", "as_of"]).reset_index(drop=True)
@@ -243,7 +247,10 @@ def test_simulated_data_agrees_across_paths(small_sim, tmp_path):
     events.to_parquet(tmp_path / "events.parquet", index=False)
     leads[["lead_id", "created_at"]].to_parquet(tmp_path / "leads.parquet", index=False)
     behaviour_features_from_parquet(
-        tmp_path / "snapshots.parquet", tmp_path / "events.parquet", tmp_path / "out.parquet", leads_path=tmp_path / "leads.parquet"
+        tmp_path / "snapshots.parquet",
+        tmp_path / "events.parquet",
+        tmp_path / "out.parquet",
+        leads_path=tmp_path / "leads.parquet",
     )
     written = pd.read_parquet(tmp_path / "out.parquet").drop(columns=["lead_id", "as_of"])
     pd.testing.assert_frame_equal(written, expected.reset_index(drop=True))
@@ -355,7 +362,9 @@ rows = st.lists(
     st.tuples(st.sampled_from(["A", "B", "C"]), st.integers(0, 24 * 40), st.sampled_from(["open", "click", "view"])),
     max_size=30,
 )
-snapshot_rows = st.lists(st.tuples(st.sampled_from(["A", "B", "C", "E"]), st.integers(0, 24 * 40)), min_size=1, max_size=6)
+snapshot_rows = st.lists(
+    st.tuples(st.sampled_from(["A", "B", "C", "E"]), st.integers(0, 24 * 40)), min_size=1, max_size=6
+)
 
 
 def _events(event_rows) -> pd.DataFrame:

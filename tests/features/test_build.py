@@ -9,7 +9,6 @@ from leadml.data.contract import validate_flat
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, build_trainset
 from leadml.features.scoring_set import features_at
-
 from tests.conftest import datasets_dir_or_skip
 
 
@@ -84,20 +83,40 @@ def test_declared_leaky_columns_never_reach_the_features():
         id_column="id",
     )
     data = PipelineData(flat=flat, leaky=("sales_tag",))
-    trainset = build_trainset(parse_pipeline({"name": "flat", "data": {"source": "flat", "flat": "f.csv", "label": "y"}}), data)
+    trainset = build_trainset(
+        parse_pipeline({"name": "flat", "data": {"source": "flat", "flat": "f.csv", "label": "y"}}), data
+    )
     assert "sales_tag" not in trainset.feature_names
     assert trainset.feature_names == ["visits", "source"]
-    allowed = parse_pipeline({"name": "flat", "data": {"source": "flat", "flat": "f.csv", "label": "y"},
-                              "profile": {"allow_leaky": ["sales_tag"]}})
+    allowed = parse_pipeline(
+        {
+            "name": "flat",
+            "data": {"source": "flat", "flat": "f.csv", "label": "y"},
+            "profile": {"allow_leaky": ["sales_tag"]},
+        }
+    )
     assert "sales_tag" in build_trainset(allowed, data).feature_names
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("pipeline, leaky", [
-    ("x_education.yaml", ["Tags", "Lead Quality", "Lead Profile", "Asymmetrique Activity Index",
-                          "Asymmetrique Profile Index", "Asymmetrique Activity Score", "Asymmetrique Profile Score"]),
-    ("bank_marketing.yaml", ["duration"]),
-])
+@pytest.mark.parametrize(
+    "pipeline, leaky",
+    [
+        (
+            "x_education.yaml",
+            [
+                "Tags",
+                "Lead Quality",
+                "Lead Profile",
+                "Asymmetrique Activity Index",
+                "Asymmetrique Profile Index",
+                "Asymmetrique Activity Score",
+                "Asymmetrique Profile Score",
+            ],
+        ),
+        ("bank_marketing.yaml", ["duration"]),
+    ],
+)
 def test_flat_pipelines_load_real_data_without_leaky_columns(pipelines_dir, pipeline, leaky, monkeypatch):
     monkeypatch.setenv("LEADML_DATASETS", str(datasets_dir_or_skip()))
     from leadml.core.config import load_pipeline

@@ -16,7 +16,13 @@ from leadml.features.profile import (
 def test_clean_categorical_trims_cases_and_folds_placeholders():
     values = pd.Series(["  Google ", "google", "Select", "", None, "Direct  Traffic", "UNKNOWN"])
     assert clean_categorical(values).tolist() == [
-        "google", "google", "missing", "missing", "missing", "direct traffic", "missing",
+        "google",
+        "google",
+        "missing",
+        "missing",
+        "missing",
+        "direct traffic",
+        "missing",
     ]
 
 
@@ -62,15 +68,24 @@ def test_missing_column_at_scoring_time_becomes_missing_level():
 
 
 def test_derived_job_level_and_email_kind():
-    assert derive_job_level(pd.Series(["Chief Executive Officer", "Co-Founder", "Data Analyst",
-                                       "Team Lead Sales", "PhD candidate", None])).tolist() == [
-        "c_level", "owner", "specialist", "manager", "student", np.nan,
+    assert derive_job_level(
+        pd.Series(["Chief Executive Officer", "Co-Founder", "Data Analyst", "Team Lead Sales", "PhD candidate", None])
+    ).tolist() == [
+        "c_level",
+        "owner",
+        "specialist",
+        "manager",
+        "student",
+        np.nan,
     ]
     assert derive_email_kind(pd.Series(["x@Outlook.com", "bob@acme-corp.com", ""])).tolist() == [
-        "free", "corporate", np.nan,
+        "free",
+        "corporate",
+        np.nan,
     ]
-    leads = pd.DataFrame({"job_title": ["VP Sales", "Intern"], "job_level": [None, "manager"],
-                          "email_domain": ["gmail.com", "acme.io"]})
+    leads = pd.DataFrame(
+        {"job_title": ["VP Sales", "Intern"], "job_level": [None, "manager"], "email_domain": ["gmail.com", "acme.io"]}
+    )
     enriched = add_derived_fields(leads)
     assert enriched["job_level"].tolist() == ["vp", "manager"]  # a given level wins over the title
     assert enriched["email_domain_kind"].tolist() == ["free", "corporate"]

@@ -32,8 +32,12 @@ def _outcomes():
 
 def test_days_after_creation_labels_closing_and_censoring():
     snapshots = build_snapshots(
-        _leads(), _outcomes(), policy="days_after_creation", days_after_creation=7,
-        horizon_days=90, data_end=T("2026-07-01"),
+        _leads(),
+        _outcomes(),
+        policy="days_after_creation",
+        days_after_creation=7,
+        horizon_days=90,
+        data_end=T("2026-07-01"),
     )
     # b closed before its snapshot: not snapshotted; d's horizon ends after data_end: censored
     assert snapshots["lead_id"].tolist() == ["a", "c", "d"]
@@ -68,8 +72,13 @@ def test_fixed_as_of_keeps_leads_created_by_then_and_open():
 def test_stage_label_uses_the_stage_time():
     outcomes = _outcomes().assign(sql_at=pd.to_datetime(["2026-01-20", None, None], utc=True))
     snapshots = build_snapshots(
-        _leads(), outcomes, policy="days_after_creation", days_after_creation=7, horizon_days=30,
-        data_end=T("2026-12-31"), stage="sql",
+        _leads(),
+        outcomes,
+        policy="days_after_creation",
+        days_after_creation=7,
+        horizon_days=30,
+        data_end=T("2026-12-31"),
+        stage="sql",
     )
     assert snapshots.set_index("lead_id")["converted"].to_dict() == {"a": 1.0, "c": 0.0, "d": 0.0}
 
@@ -114,8 +123,9 @@ def test_stratified_split_is_seeded_and_stratified():
 
 def test_labels_when_no_deal_was_won_yet():
     lost = _outcomes().assign(outcome=np.zeros(3, dtype="int8"))
-    snapshots = build_snapshots(_leads(), lost, policy="fixed", as_of="2026-02-01", horizon_days=30,
-                                data_end=T("2026-12-31"))
+    snapshots = build_snapshots(
+        _leads(), lost, policy="fixed", as_of="2026-02-01", horizon_days=30, data_end=T("2026-12-31")
+    )
     assert snapshots["lead_id"].tolist() == ["a", "c"]
     assert snapshots["converted"].tolist() == [0.0, 0.0]
     assert str(snapshots["as_of"].dtype) == "datetime64[ns, UTC]"

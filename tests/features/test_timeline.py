@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadml.core.errors import LeadDataError
-from leadml.features.timeline.arrays import lower_bound, radix_argsort, sort_order
 from leadml.features.timeline import kernel as timeline_kernel
+from leadml.features.timeline.arrays import lower_bound, radix_argsort, sort_order
 from leadml.features.timeline.engine import DAY_NS, EventTimeline, to_ns, window_ns
 from leadml.features.timeline.kernel import NONE, standard_blocks
 
@@ -66,7 +66,9 @@ def test_snapshots_keep_their_order_and_share_a_lead():
     assert timeline.count().tolist() == [2, 0, 1, 1]
     assert timeline.count(window_days=4).tolist() == [1, 0, 1, 0]
     np.testing.assert_allclose(timeline.days_since_last(), [3.0, np.nan, 1.0, 5.0])
-    np.testing.assert_allclose(timeline.decayed_sum(None, 3.0), [0.5 + 0.5 ** (10 / 3), 0, 0.5 ** (1 / 3), 0.5 ** (5 / 3)])
+    np.testing.assert_allclose(
+        timeline.decayed_sum(None, 3.0), [0.5 + 0.5 ** (10 / 3), 0, 0.5 ** (1 / 3), 0.5 ** (5 / 3)]
+    )
     np.testing.assert_allclose(timeline.decayed_sum(None, 3.0, window_days=4), [0.5, 0, 0.5 ** (1 / 3), 0])
     click = timeline.event_mask("click")
     first = timeline.first_after(click)
@@ -127,7 +129,9 @@ def test_sorting_helpers():
     assert sort_order(np.sort(codes), np.zeros(5000, np.int64)) is None
     hi = np.array([3, 3, 0])
     assert lower_bound(np.array([1, 2, 2]), np.array([0, 0, 0]), hi, np.array([2, 3, 9])).tolist() == [1, 3, 0]
-    assert lower_bound(np.array([1, 2, 2]), np.array([0, 0]), np.array([3, 3]), np.array([2, 1]), strict=False).tolist() == [3, 1]
+    assert lower_bound(
+        np.array([1, 2, 2]), np.array([0, 0]), np.array([3, 3]), np.array([2, 1]), strict=False
+    ).tolist() == [3, 1]
 
 
 # -- against a slow reference -------------------------------------------------------------------
@@ -165,8 +169,8 @@ def _reference(events, snapshots, window, half_life):
     for lead, as_of in zip(snapshots["lead_id"], to_ns(snapshots["as_of"], "t")):
         seen = [
             (t, page)
-            for t, l, kind, page in zip(times, events["lead_id"], events["event_type"], events["page"])
-            if l == lead and kind == "a" and t < as_of
+            for t, owner, kind, page in zip(times, events["lead_id"], events["event_type"], events["page"])
+            if owner == lead and kind == "a" and t < as_of
         ]
         inside = [(t, page) for t, page in seen if t >= as_of - window * DAY_NS]
         rows.append(
@@ -235,7 +239,10 @@ def test_row_order_of_events_does_not_matter(events_rows, snapshots_rows, random
     shuffled = events.iloc[random.sample(range(len(events)), len(events))]
     first, second = EventTimeline.build(events, snapshots), EventTimeline.build(shuffled, snapshots)
     for timeline_a, timeline_b in [(first, second)]:
-        assert timeline_a.count(timeline_a.event_mask("b"), 2).tolist() == timeline_b.count(timeline_b.event_mask("b"), 2).tolist()
+        assert (
+            timeline_a.count(timeline_a.event_mask("b"), 2).tolist()
+            == timeline_b.count(timeline_b.event_mask("b"), 2).tolist()
+        )
         np.testing.assert_array_equal(timeline_a.days_since_last(), timeline_b.days_since_last())
         np.testing.assert_array_equal(timeline_a.active_days(None, 3), timeline_b.active_days(None, 3))
         np.testing.assert_allclose(timeline_a.decayed_sum(None, 2.0), timeline_b.decayed_sum(None, 2.0), rtol=1e-12)

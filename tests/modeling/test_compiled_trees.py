@@ -69,8 +69,11 @@ def test_probabilities_and_raw_scores_are_booster_predicts_bits(zero_as_missing)
     expected = {("<=", "Zero"), ("==", "None")} if zero_as_missing else {("<=", "NaN"), ("<=", "None"), ("==", "None")}
     assert expected <= kinds  # every routing rule this setting makes is in the model
     if not zero_as_missing:
-        assert any(len(s["threshold"].split("||")) > 1 and max(map(int, s["threshold"].split("||"))) >= 32
-                   for s in _splits(booster) if s["decision_type"] == "==")  # a bitset past its first word
+        assert any(
+            len(s["threshold"].split("||")) > 1 and max(map(int, s["threshold"].split("||"))) >= 32
+            for s in _splits(booster)
+            if s["decision_type"] == "=="
+        )  # a bitset past its first word
     trees = compile_trees(booster)
     assert trees is not None and trees.n_features == 4
     X = _awkward_rows(booster)
@@ -99,7 +102,12 @@ def test_a_tree_of_one_leaf_adds_its_value():
 
 @pytest.mark.parametrize(
     "params",
-    [{"objective": "multiclass", "num_class": 3}, {"linear_tree": True}, {"num_leaves": 31}, {"objective": "regression"}],
+    [
+        {"objective": "multiclass", "num_class": 3},
+        {"linear_tree": True},
+        {"num_leaves": 31},
+        {"objective": "regression"},
+    ],
     ids=["multiclass", "linear-trees", "over-12-splits", "regression"],
 )
 def test_models_the_kernel_does_not_cover_are_left_to_lightgbm(params):

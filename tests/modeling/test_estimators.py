@@ -38,10 +38,14 @@ def make_feature_frame(n: int, seed: int = 0, noise_levels: int = 0):
     size[rng.random(n) < 0.1] = np.nan
     effect = pd.Series(level).map(LEVEL_EFFECT).to_numpy()
     logit = (
-        -3.3 + effect
+        -3.3
+        + effect
         + pd.Series(industry).map({f"ind{i}": (i - 3.5) * 0.12 for i in range(8)}).to_numpy()
-        + 0.25 * np.sqrt(visits) + 0.6 * np.minimum(pricing, 3) - 0.02 * np.nan_to_num(days, nan=60)
-        + 0.15 * np.log1p(np.nan_to_num(size, nan=20)) + 0.5 * (pricing > 0) * (effect > 0.5)
+        + 0.25 * np.sqrt(visits)
+        + 0.6 * np.minimum(pricing, 3)
+        - 0.02 * np.nan_to_num(days, nan=60)
+        + 0.15 * np.log1p(np.nan_to_num(size, nan=20))
+        + 0.5 * (pricing > 0) * (effect > 0.5)
     )
     p = 1 / (1 + np.exp(-logit))
     y = (rng.random(n) < p).astype(float)
@@ -103,10 +107,7 @@ def test_a_500_level_noise_column_costs_at_most_0_005_auc(data, name):
 def test_same_data_config_and_seed_give_identical_predictions(data):
     frame, y, _, parts = data
     tr, va = parts["train"], parts["valid"]
-    runs = [
-        LightGBMModel(seed=5).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
-        for _ in range(2)
-    ]
+    runs = [LightGBMModel(seed=5).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va])) for _ in range(2)]
     assert runs[0].booster_.model_to_string() == runs[1].booster_.model_to_string()
     assert np.array_equal(runs[0].predict_proba(frame), runs[1].predict_proba(frame))
     logistic = [LogisticModel(seed=5).fit(frame.iloc[tr], y[tr]) for _ in range(2)]
@@ -185,8 +186,7 @@ def test_bad_input_is_a_clear_error(data):
 def test_scikit_learn_contract_clone_params_and_pickle(data):
     frame, y, _, parts = data
     estimator = LightGBMModel(n_estimators=30, seed=4)
-    for check in (check_parameters_default_constructible, check_no_attributes_set_in_init,
-                  check_get_params_invariance):
+    for check in (check_parameters_default_constructible, check_no_attributes_set_in_init, check_get_params_invariance):
         check("LightGBMModel", estimator)
     params = estimator.get_params()
     fitted = clone(estimator).fit(frame.iloc[:1500], y[:1500])

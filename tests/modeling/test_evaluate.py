@@ -45,8 +45,9 @@ def test_lift_capture_and_threshold_metrics_by_hand():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([0.02, 0.1, 0.1, 0.3, 0.5, 0.77, 0.9]), st.booleans()),
-                min_size=4, max_size=80))
+@given(
+    st.lists(st.tuples(st.sampled_from([0.02, 0.1, 0.1, 0.3, 0.5, 0.77, 0.9]), st.booleans()), min_size=4, max_size=80)
+)
 def test_point_metrics_agree_with_scikit_learn_ties_included(rows):
     p = np.array([r[0] for r in rows])
     y = np.array([r[1] for r in rows], dtype=float)
@@ -107,8 +108,7 @@ def test_evaluation_frames_intervals_and_paired_differences():
     diff = evaluation.differences.set_index("metric")
     assert diff.loc["roc_auc", "low"] > 0 and diff.loc["roc_auc", "share_better"] > 0.99
     assert diff.loc["log_loss", "high"] < 0 and diff.loc["log_loss", "share_better"] > 0.99
-    assert diff.loc["roc_auc", "difference"] == pytest.approx(
-        roc_auc_score(y, truth) - roc_auc_score(y, noisy))
+    assert diff.loc["roc_auc", "difference"] == pytest.approx(roc_auc_score(y, truth) - roc_auc_score(y, noisy))
     # paired: narrower than the interval of a difference of two independent estimates
     widths = [rows.loc[(m, "roc_auc"), "high"] - rows.loc[(m, "roc_auc"), "low"] for m in ("rules", "model")]
     assert diff.loc["roc_auc", "high"] - diff.loc["roc_auc", "low"] < 0.85 * np.hypot(*widths)

@@ -9,7 +9,6 @@ import pytest
 from leadml.core.config import load_pipeline, parse_pipeline
 from leadml.features.build import build_trainset
 from leadml.modeling.leakage import LeakageError, check_leakage, find_leakage, missing_decides
-
 from tests.conftest import datasets_dir_or_skip
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
@@ -18,8 +17,11 @@ PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 def _data(n=5000, seed=0):
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.3).astype(float)
-    status = np.where(y == 1, rng.choice(["closed won", "will revert", "call back"], n, p=[0.5, 0.3, 0.2]),
-                      rng.choice(["ringing", "no interest", "call back"], n, p=[0.5, 0.3, 0.2]))
+    status = np.where(
+        y == 1,
+        rng.choice(["closed won", "will revert", "call back"], n, p=[0.5, 0.3, 0.2]),
+        rng.choice(["ringing", "no interest", "call back"], n, p=[0.5, 0.3, 0.2]),
+    )
     return y, pd.DataFrame(
         {
             "visits": rng.poisson(2 + y, n).astype(float),  # honest signal
@@ -69,13 +71,20 @@ def _real(pipeline, monkeypatch, **profile):
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("pipeline, column", [
-    ("x_education.yaml", "Tags"), ("x_education.yaml", "Lead Quality"), ("bank_marketing.yaml", "duration"),
-])
+@pytest.mark.parametrize(
+    "pipeline, column",
+    [
+        ("x_education.yaml", "Tags"),
+        ("x_education.yaml", "Lead Quality"),
+        ("bank_marketing.yaml", "duration"),
+    ],
+)
 def test_the_guard_stops_training_on_known_leaks(pipeline, column, monkeypatch):
     config = _real(pipeline, monkeypatch, allow_leaky=[column])
     trainset = build_trainset(config)
-    with pytest.raises(LeakageError, match=rf"suspected leakage, training stopped: '{column}'.*leakage\.allow: \[{column}\]"):
+    with pytest.raises(
+        LeakageError, match=rf"suspected leakage, training stopped: '{column}'.*leakage\.allow: \[{column}\]"
+    ):
         check_leakage(trainset, config)
     raw = config.resolved_dict()
     raw["leakage"]["allow"] = [column]
@@ -103,6 +112,8 @@ def test_leadml_train_stops_and_names_tags(tmp_path, monkeypatch):
     raw["data"]["datasets_dir"] = str(datasets_dir_or_skip())
     path = tmp_path / "x.yaml"
     path.write_text(yaml.safe_dump(raw))
-    result = subprocess.run([sys.executable, "-m", "leadml.cli.app", "train", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "leadml.cli.app", "train", str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert "suspected leakage" in result.stderr and "'Tags'" in result.stderr

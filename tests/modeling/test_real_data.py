@@ -6,7 +6,6 @@ import pytest
 
 from leadml.core.config import load_pipeline
 from leadml.jobs.train import run_training
-
 from tests.conftest import datasets_dir_or_skip
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
@@ -32,8 +31,8 @@ def test_best_model_clears_the_floor_and_beats_the_points_baseline(pipeline, flo
     row = difference[(difference["model"] == best) & (difference["metric"] == "roc_auc")].iloc[0]
     assert row["low"] > 0  # the paired bootstrap interval of the gain over the rules excludes zero
     # the registered form of the model: real column names ("Lead Origin") reach the sub-scores
-    from leadml.modeling.subscores import subscores
     from leadml.modeling.registry import scoring_model
+    from leadml.modeling.subscores import subscores
 
     scoring = scoring_model(result, run.trainset, config.mql.tiers)
     assert scoring.subscores is not None

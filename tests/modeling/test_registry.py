@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -78,8 +79,17 @@ def test_a_run_holds_config_fingerprint_metrics_plots_and_a_scoring_model(strong
     files = {f.path for f in client.list_artifacts(outcome.run_id)}
     for folder in ("plots", "evaluation", "features"):
         files |= {f.path for f in client.list_artifacts(outcome.run_id, folder)}
-    for expected in ("config.json", "reason.txt", "plots/roc.png", "plots/pr.png", "plots/calibration.png",
-                     "plots/gains.png", "plots/scores.png", "evaluation/metrics.json", "features/metadata.json"):
+    for expected in (
+        "config.json",
+        "reason.txt",
+        "plots/roc.png",
+        "plots/pr.png",
+        "plots/calibration.png",
+        "plots/gains.png",
+        "plots/scores.png",
+        "evaluation/metrics.json",
+        "features/metadata.json",
+    ):
         assert expected in files, expected
     assert (mlflow_in_tmp / "mlartifacts").is_dir()
 
@@ -127,7 +137,9 @@ def test_a_new_version_takes_champion_only_when_better_on_the_same_test_rows(str
     # the paired interval of the gain brackets the gain, and says how sure it is
     for outcome in (better, worse):
         gain = outcome.comparison
-        assert gain.gain_low <= gain.gain <= gain.gain_high and gain.gain == outcome.new_metric - outcome.champion_metric
+        assert (
+            gain.gain_low <= gain.gain <= gain.gain_high and gain.gain == outcome.new_metric - outcome.champion_metric
+        )
         assert f"gain {gain.gain:+.4f}, 95 % paired interval [{gain.gain_low:+.4f}" in outcome.reason
     assert better.comparison.share_better > 0.5 > worse.comparison.share_better
     assert run.data.metrics["champion.pr_auc.gain_high"] == pytest.approx(worse.comparison.gain_high)
@@ -152,7 +164,9 @@ def test_a_gain_within_the_margin_does_not_take_champion(strong, weak):
     assert gain > 0
     margin = round(gain + 0.001, 3)  # just above the strong model's gain
     within = log_training(_with_margin(margin), strong_set, strong_result)
-    assert not within.promoted and f"does not beat champion version 1 on pr_auc by more than {margin:g}" in within.reason
+    assert (
+        not within.promoted and f"does not beat champion version 1 on pr_auc by more than {margin:g}" in within.reason
+    )
     beyond = log_training(_with_margin(round(gain - 0.001, 3)), strong_set, strong_result)
     assert beyond.promoted and _aliases("leadml")[CHAMPION] == beyond.version
 
@@ -254,11 +268,13 @@ def test_the_booster_path_gives_the_frame_paths_probabilities_bit_for_bit(strong
     variants = {
         "categorical": features,
         "text": features.astype({name: "str" for name in lightgbm.categories}),
-        "odd": features.astype({name: object for name in lightgbm.categories}).assign(**{
-            column: np.resize(["never-seen", None, lightgbm.categories[column][0]], len(features)),
-            numeric[0]: features[numeric[0]].astype("float32").where(np.arange(len(features)) % 3 > 0),
-            numeric[1]: features[numeric[1]].astype(str),  # numbers as text are parsed, as before
-        }),
+        "odd": features.astype({name: object for name in lightgbm.categories}).assign(
+            **{
+                column: np.resize(["never-seen", None, lightgbm.categories[column][0]], len(features)),
+                numeric[0]: features[numeric[0]].astype("float32").where(np.arange(len(features)) % 3 > 0),
+                numeric[1]: features[numeric[1]].astype(str),  # numbers as text are parsed, as before
+            }
+        ),
         "reordered": features[result.feature_names[::-1]],
     }
     for name, variant in variants.items():
@@ -329,7 +345,7 @@ def test_a_model_card_is_fetched_only_from_a_run_that_logged_one(weak, tmp_path)
     outcome = log_run(config(), weak_set, weak_result)
     assert fetch_model_card(config(), "models:/leadml@champion", tmp_path / "card.html") == outcome.run_id
     logged = MlflowClient().download_artifacts(outcome.run_id, CARD_ARTIFACT, str(tmp_path / "logged"))
-    assert (tmp_path / "card.html").read_bytes() == open(logged, "rb").read()
+    assert (tmp_path / "card.html").read_bytes() == Path(logged).read_bytes()
     assert "Model card: test" in (tmp_path / "card.html").read_text()
     with mlflow.start_run() as bare:  # a run with no card (e.g. trained before cards were logged)
         mlflow.set_tag("leadml.registered", "false")

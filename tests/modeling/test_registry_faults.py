@@ -7,22 +7,25 @@ from mlflow import MlflowClient
 
 from leadml.core.config import parse_pipeline
 from leadml.core.errors import ModelError
-from leadml.modeling import registry
 from leadml.jobs.train import run_training
+from leadml.modeling import registry
 
 REPO_RULES = __import__("pathlib").Path(__file__).resolve().parents[2] / "pipelines/rules/seed_points.yaml"
 
 
 @pytest.fixture(scope="module")
 def trained():
-    config = parse_pipeline({
-        "name": "faults",
-        "data": {"source": "simulator", "simulator": {"leads": 6000, "seed": 4}},
-        "snapshots": {"horizon_days": 100},
-        "rules": str(REPO_RULES),
-        "models": {"lightgbm": {"n_estimators": 100}},
-        "mlflow": {"registered_model": "faults"},
-    }, source="faults.yaml")
+    config = parse_pipeline(
+        {
+            "name": "faults",
+            "data": {"source": "simulator", "simulator": {"leads": 6000, "seed": 4}},
+            "snapshots": {"horizon_days": 100},
+            "rules": str(REPO_RULES),
+            "models": {"lightgbm": {"n_estimators": 100}},
+            "mlflow": {"registered_model": "faults"},
+        },
+        source="faults.yaml",
+    )
     return config, run_training(config, log=False, n_boot=50)
 
 

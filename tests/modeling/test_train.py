@@ -46,8 +46,11 @@ def make_trainset(
     })  # fmt: skip
     as_of = pd.Timestamp("2025-01-06", tz="UTC") + pd.to_timedelta(np.sort(rng.uniform(0, 280, n)), unit="D")
     position = np.arange(n) / n
-    split = np.select([position < 0.55, position < 0.70, position < 0.75, position < 0.97],
-                      ["train", "validation", "gap", "test"], "censored")
+    split = np.select(
+        [position < 0.55, position < 0.70, position < 0.75, position < 0.97],
+        ["train", "validation", "gap", "test"],
+        "censored",
+    )
     flat.loc[split == "censored", "converted"] = np.nan
     builder = FeatureBuilder(profile=ProfileConfig(columns=columns)).fit_flat(flat.loc[split == "train"])
     features = builder.transform_flat(flat)
@@ -147,7 +150,7 @@ def test_the_mql_threshold_follows_the_capacity_on_validation(trained):
     trainset, _, _, result, _ = trained
     chosen = result.thresholds[result.chosen]
     valid = trainset.frame[trainset.frame["split"] == "validation"]
-    weeks = ((valid["as_of"].max() - valid["as_of"].min() + pd.Timedelta(days=1)) / pd.Timedelta(days=7))
+    weeks = (valid["as_of"].max() - valid["as_of"].min() + pd.Timedelta(days=1)) / pd.Timedelta(days=7)
     assert chosen.weeks == pytest.approx(weeks)
     assert chosen.mql_count <= 10 * weeks and chosen.mql_count >= 10 * weeks - 5
     assert result.threshold == chosen.threshold
@@ -169,7 +172,8 @@ def test_split_counts_and_progress(trained):
     assert counts["rows"].sum() == len(trainset.frame)
     assert counts.loc["censored", "labelled"] == 0
     assert counts.loc["train", "base_rate"] == pytest.approx(
-        trainset.frame.loc[trainset.frame["split"] == "train", "converted"].mean())
+        trainset.frame.loc[trainset.frame["split"] == "train", "converted"].mean()
+    )
     assert any(m.startswith("fitting lightgbm") for m in messages)
     assert any(m.startswith("evaluating on") for m in messages)
     assert split_counts(trainset.frame).equals(result.counts)
@@ -228,8 +232,10 @@ def test_on_the_simulator_lightgbm_is_near_bayes_optimal_and_beats_the_seed_rule
     rules_auc = max(result.evaluation.value(RULES, "roc_auc"), raw_points)
     lightgbm_auc = result.evaluation.value("lightgbm", "roc_auc")
     ece = result.evaluation.value("lightgbm", "ece")
-    figures = (f"test rows {len(test)}, lightgbm ROC-AUC {lightgbm_auc:.4f}, Bayes-optimal {bayes:.4f}, "
-               f"rules {rules_auc:.4f}, lightgbm ECE {ece:.4f}, counts {result.counts.to_dict('records')}")
+    figures = (
+        f"test rows {len(test)}, lightgbm ROC-AUC {lightgbm_auc:.4f}, Bayes-optimal {bayes:.4f}, "
+        f"rules {rules_auc:.4f}, lightgbm ECE {ece:.4f}, counts {result.counts.to_dict('records')}"
+    )
     assert lightgbm_auc >= bayes - 0.02, figures
     assert lightgbm_auc >= rules_auc + 0.05, figures
     assert ece <= 0.02, figures

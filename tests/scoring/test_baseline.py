@@ -79,13 +79,18 @@ def test_probabilities_do_not_depend_on_row_order(points, labels, seed):
 
 
 def test_flat_table_is_scored_by_the_rules():
-    rules = {"rules": [
-        {"name": "visits", "event": "TotalVisits", "min_count": 5, "points": 30},
-        {"name": "decision maker", "field": "job_level", "in": ["vp", "owner"], "points": 40}]}
-    flat = pd.DataFrame({
-        "TotalVisits": [0, 8, 1, 9, 6, 0, 2, 7],
-        "job_level": ["student", "vp", "owner", "owner", "specialist", None, "vp", "vp"],
-    })
+    rules = {
+        "rules": [
+            {"name": "visits", "event": "TotalVisits", "min_count": 5, "points": 30},
+            {"name": "decision maker", "field": "job_level", "in": ["vp", "owner"], "points": 40},
+        ]
+    }
+    flat = pd.DataFrame(
+        {
+            "TotalVisits": [0, 8, 1, 9, 6, 0, 2, 7],
+            "job_level": ["student", "vp", "owner", "owner", "specialist", None, "vp", "vp"],
+        }
+    )
     y = [0, 1, 0, 1, 0, 0, 1, 1]
     model = PointsBaseline(rules=rules).fit(flat, y)
     assert model.points(flat).tolist() == [0, 70, 40, 70, 30, 0, 40, 70]

@@ -53,16 +53,18 @@ def points_of(ruleset: RuleSet, leads, events, as_of=AS_OF) -> dict[str, float]:
 
 def test_seed_points_four_actions_make_an_mql():
     ruleset = RuleSet.load(RULES_DIR / "seed_points.yaml")
-    events = make_events([
-        ("a", 10, "form_submit", {"form": "contact"}),
-        ("a", 9, "email_click", {"campaign": "newsletter"}),
-        ("a", 8, "page_view", {"page": "pricing"}),
-        ("a", 7, "page_view", {"page": "pricing"}),
-        ("a", 6, "community_join"),
-        ("b", 5, "page_view", {"page": "pricing"}),   # once only: no pricing points
-        ("b", 4, "email_click", {"campaign": "welcome"}),
-        ("b", 3, "email_click", {"campaign": "welcome"}),  # fires once, not per click
-    ])
+    events = make_events(
+        [
+            ("a", 10, "form_submit", {"form": "contact"}),
+            ("a", 9, "email_click", {"campaign": "newsletter"}),
+            ("a", 8, "page_view", {"page": "pricing"}),
+            ("a", 7, "page_view", {"page": "pricing"}),
+            ("a", 6, "community_join"),
+            ("b", 5, "page_view", {"page": "pricing"}),  # once only: no pricing points
+            ("b", 4, "email_click", {"campaign": "welcome"}),
+            ("b", 3, "email_click", {"campaign": "welcome"}),  # fires once, not per click
+        ]
+    )
     scores = ruleset.score(make_leads(["a", "b", "c"]), events, AS_OF)
     assert scores["points"].tolist() == [70.0, 10.0, 0.0]
     assert scores["tier"].astype(str).tolist() == ["MQL", "unqualified", "unqualified"]
@@ -91,17 +93,19 @@ def test_fit_and_engagement_has_negative_rules_and_decay():
 
 def test_trial_course_tiers():
     ruleset = RuleSet.load(RULES_DIR / "trial_course.yaml")
-    events = make_events([
-        ("a", 30, "ad_click", {"campaign": "trial_ad"}),
-        ("a", 29, "trial_signup"),
-        ("a", 28, "email_open", {"campaign": "welcome"}),
-        ("a", 20, "webinar_attend"),
-        ("a", 2, "form_submit", {"form": "purchase"}),
-        ("b", 3, "form_submit", {"form": "contact"}),  # not the purchase form
-        ("b", 2, "trial_signup"),
-        ("b", 1, "chat_message"),
-        ("b", 1, "review_comment"),
-    ])
+    events = make_events(
+        [
+            ("a", 30, "ad_click", {"campaign": "trial_ad"}),
+            ("a", 29, "trial_signup"),
+            ("a", 28, "email_open", {"campaign": "welcome"}),
+            ("a", 20, "webinar_attend"),
+            ("a", 2, "form_submit", {"form": "purchase"}),
+            ("b", 3, "form_submit", {"form": "contact"}),  # not the purchase form
+            ("b", 2, "trial_signup"),
+            ("b", 1, "chat_message"),
+            ("b", 1, "review_comment"),
+        ]
+    )
     scores = ruleset.score(make_leads(["a", "b"]), events, AS_OF)
     assert scores["points"].tolist() == [75.0, 40.0]
     assert scores["tier"].astype(str).tolist() == ["SQL", "MQL"]
@@ -112,23 +116,36 @@ def test_trial_course_tiers():
 
 
 def test_where_matches_one_value_or_any_of_a_list():
-    events = make_events([
-        ("a", 1, "page_view", {"page": "pricing"}),
-        ("b", 1, "page_view", {"page": "blog"}),
-        ("c", 1, "page_view", {"page": "cases"}),
-        ("d", 1, "download", {"page": "pricing"}),  # other event type
-    ])
+    events = make_events(
+        [
+            ("a", 1, "page_view", {"page": "pricing"}),
+            ("b", 1, "page_view", {"page": "blog"}),
+            ("c", 1, "page_view", {"page": "cases"}),
+            ("d", 1, "download", {"page": "pricing"}),  # other event type
+        ]
+    )
     leads = make_leads("abcd")
     assert points_of(one_rule(event="page_view", where={"page": "pricing"}, points=7), leads, events) == {
-        "a": 7.0, "b": 0.0, "c": 0.0, "d": 0.0
+        "a": 7.0,
+        "b": 0.0,
+        "c": 0.0,
+        "d": 0.0,
     }
     both = one_rule(event="page_view", where={"page": ["pricing", "cases"]}, points=7)
     assert points_of(both, leads, events) == {"a": 7.0, "b": 0.0, "c": 7.0, "d": 0.0}
 
 
 def test_min_count_needs_that_many_events():
-    events = make_events([("a", 3, "email_open"), ("b", 3, "email_open"), ("b", 2, "email_open"),
-                          ("c", 1, "email_open"), ("c", 2, "email_open"), ("c", 3, "email_open")])
+    events = make_events(
+        [
+            ("a", 3, "email_open"),
+            ("b", 3, "email_open"),
+            ("b", 2, "email_open"),
+            ("c", 1, "email_open"),
+            ("c", 2, "email_open"),
+            ("c", 3, "email_open"),
+        ]
+    )
     rule = one_rule(event="email_open", min_count=2, points=5)
     assert points_of(rule, make_leads("abc"), events) == {"a": 0.0, "b": 5.0, "c": 5.0}
 
@@ -144,7 +161,9 @@ def test_per_event_counts_every_event_and_cap_bounds_the_total():
     events = make_events(clicks)
     leads = make_leads("abc")
     assert points_of(one_rule(event="email_click", per_event=True, points=3), leads, events) == {
-        "a": 9.0, "b": 30.0, "c": 0.0
+        "a": 9.0,
+        "b": 30.0,
+        "c": 0.0,
     }
     capped = one_rule(event="email_click", per_event=True, cap=15, points=3)
     assert points_of(capped, leads, events) == {"a": 9.0, "b": 15.0, "c": 0.0}
@@ -176,12 +195,18 @@ def test_field_tests_equals_in_gte_lte_and_missing_values_never_fire():
 
 
 def test_negative_points_lower_the_score_and_the_tier():
-    ruleset = RuleSet.from_dict({"rules": [
-        {"name": "Demo", "event": "demo_request", "points": 60},
-        {"name": "Student", "field": "job_level", "equals": "student", "points": -30},
-        {"name": "Careers page", "event": "page_view", "where": {"page": "careers"}, "points": -15},
-    ]})
-    events = make_events([("a", 1, "demo_request"), ("b", 1, "demo_request"), ("b", 2, "page_view", {"page": "careers"})])
+    ruleset = RuleSet.from_dict(
+        {
+            "rules": [
+                {"name": "Demo", "event": "demo_request", "points": 60},
+                {"name": "Student", "field": "job_level", "equals": "student", "points": -30},
+                {"name": "Careers page", "event": "page_view", "where": {"page": "careers"}, "points": -15},
+            ]
+        }
+    )
+    events = make_events(
+        [("a", 1, "demo_request"), ("b", 1, "demo_request"), ("b", 2, "page_view", {"page": "careers"})]
+    )
     leads = make_leads("abc", job_level=["manager", "student", "student"])
     scores = ruleset.score(leads, events, AS_OF)
     assert scores["points"].tolist() == [60.0, 15.0, -30.0]
@@ -204,17 +229,26 @@ def test_tier_thresholds_are_inclusive():
 
 def test_decay_halves_points_every_half_life():
     events = make_events([("a", 30, "form_submit"), ("b", 60, "form_submit"), ("c", 0.0, "form_submit")])
-    rule = RuleSet.from_dict({"decay": {"half_life_days": 30}, "rules": [{"name": "form", "event": "form_submit", "points": 20}]})
+    rule = RuleSet.from_dict(
+        {"decay": {"half_life_days": 30}, "rules": [{"name": "form", "event": "form_submit", "points": 20}]}
+    )
     # c's event is at as_of itself: the future
     assert points_of(rule, make_leads("abc"), events) == {"a": 10.0, "b": 5.0, "c": 0.0}
 
 
 def test_decay_of_per_event_and_of_min_count_rules():
-    events = make_events([("a", 30, "email_click"), ("a", 60, "email_click"),
-                          ("b", 10, "page_view"), ("b", 60, "page_view"), ("b", 90, "page_view")])
+    events = make_events(
+        [
+            ("a", 30, "email_click"),
+            ("a", 60, "email_click"),
+            ("b", 10, "page_view"),
+            ("b", 60, "page_view"),
+            ("b", 90, "page_view"),
+        ]
+    )
     leads = make_leads("ab")
     per_event = one_rule(event="email_click", per_event=True, points=20, decay={"half_life_days": 30})
-    assert points_of(per_event, leads, events)["a"] == 15.0            # 20 * (1/2 + 1/4)
+    assert points_of(per_event, leads, events)["a"] == 15.0  # 20 * (1/2 + 1/4)
     # a once-firing rule decays by the age of its min_count-th latest event (here 60 days: 1/4)
     twice = one_rule(event="page_view", min_count=2, points=25, decay={"half_life_days": 30})
     assert points_of(twice, leads, events)["b"] == 6.25
@@ -223,38 +257,65 @@ def test_decay_of_per_event_and_of_min_count_rules():
 
 
 def test_a_rule_decayed_to_zero_is_not_listed():
-    ruleset = RuleSet.from_dict({"decay": {"half_life_days": 30}, "rules": [{"name": "form", "event": "form_submit", "points": 20}]})
+    ruleset = RuleSet.from_dict(
+        {"decay": {"half_life_days": 30}, "rules": [{"name": "form", "event": "form_submit", "points": 20}]}
+    )
     scores = ruleset.score(make_leads("ab"), make_events([("a", 400, "form_submit"), ("b", 200, "form_submit")]), AS_OF)
     assert scores["points"].tolist() == [0.0, 0.2]
     assert scores["breakdown"].tolist() == ["[]", '[{"rule": "form", "points": 0.2}]']
 
 
 def test_rule_level_decay_false_keeps_full_points():
-    ruleset = RuleSet.from_dict({"decay": {"half_life_days": 10}, "rules": [
-        {"name": "unsubscribed", "event": "unsubscribe", "decay": False, "points": -25},
-        {"name": "clicked", "event": "email_click", "points": 8}]})
+    ruleset = RuleSet.from_dict(
+        {
+            "decay": {"half_life_days": 10},
+            "rules": [
+                {"name": "unsubscribed", "event": "unsubscribe", "decay": False, "points": -25},
+                {"name": "clicked", "event": "email_click", "points": 8},
+            ],
+        }
+    )
     events = make_events([("a", 100, "unsubscribe"), ("a", 10, "email_click")])
     assert points_of(ruleset, make_leads("a"), events) == {"a": -21.0}
 
 
 def test_events_at_or_after_as_of_give_nothing():
     events = make_events([("a", 0, "demo_request"), ("a", -1, "demo_request"), ("a", -5, "form_submit")])
-    ruleset = RuleSet.from_dict({"rules": [
-        {"name": "demo", "event": "demo_request", "points": 30},
-        {"name": "forms", "event": "form_submit", "per_event": True, "points": 5}]})
+    ruleset = RuleSet.from_dict(
+        {
+            "rules": [
+                {"name": "demo", "event": "demo_request", "points": 30},
+                {"name": "forms", "event": "form_submit", "per_event": True, "points": 5},
+            ]
+        }
+    )
     assert points_of(ruleset, make_leads("a"), events) == {"a": 0.0}
 
 
 def test_leads_created_after_as_of_are_not_scored():
     """The rule set leaves them out itself: `leadml rules score` and a Python caller get the same rows."""
-    ruleset = RuleSet.from_dict({"rules": [
-        {"name": "pricing", "event": "page_view", "where": {"page": "pricing"}, "points": 20},
-        {"name": "VP", "field": "job_level", "equals": "vp", "points": 30}]})
+    ruleset = RuleSet.from_dict(
+        {
+            "rules": [
+                {"name": "pricing", "event": "page_view", "where": {"page": "pricing"}, "points": 20},
+                {"name": "VP", "field": "job_level", "equals": "vp", "points": 30},
+            ]
+        }
+    )
     later = AS_OF + pd.Timedelta(seconds=1)
-    leads = make_leads("edcba", job_level=["vp", "vp", "student", "vp", "student"],
-                       created_at=[days_before(40), later, AS_OF, days_before(-3), days_before(2)])
-    events = make_events([("e", 10, "page_view", {"page": "pricing"}), ("c", 1, "page_view", {"page": "pricing"}),
-                          ("b", -5, "page_view", {"page": "pricing"}), ("a", 1, "page_view", {"page": "pricing"})])
+    leads = make_leads(
+        "edcba",
+        job_level=["vp", "vp", "student", "vp", "student"],
+        created_at=[days_before(40), later, AS_OF, days_before(-3), days_before(2)],
+    )
+    events = make_events(
+        [
+            ("e", 10, "page_view", {"page": "pricing"}),
+            ("c", 1, "page_view", {"page": "pricing"}),
+            ("b", -5, "page_view", {"page": "pricing"}),
+            ("a", 1, "page_view", {"page": "pricing"}),
+        ]
+    )
     scores = ruleset.score(leads, events, AS_OF)
     assert scores["lead_id"].tolist() == ["e", "c", "a"]  # created at as_of counts; a second later does not
     assert scores["points"].tolist() == [50.0, 20.0, 20.0]
@@ -270,17 +331,31 @@ def test_leads_created_after_as_of_are_not_scored():
 
 def test_score_snapshots_several_as_of_per_lead_in_input_order():
     ruleset = RuleSet.load(RULES_DIR / "seed_points.yaml")
-    events = make_events([("a", 20, "form_submit"), ("a", 10, "page_view", {"page": "pricing"}),
-                          ("a", 5, "page_view", {"page": "pricing"}), ("b", 1, "email_click")])
-    snapshots = pd.DataFrame({
-        "lead_id": ["a", "b", "a", "a", "b"],
-        "as_of": [AS_OF, AS_OF, days_before(15), days_before(7), days_before(1)],
-    })
+    events = make_events(
+        [
+            ("a", 20, "form_submit"),
+            ("a", 10, "page_view", {"page": "pricing"}),
+            ("a", 5, "page_view", {"page": "pricing"}),
+            ("b", 1, "email_click"),
+        ]
+    )
+    snapshots = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "a", "a", "b"],
+            "as_of": [AS_OF, AS_OF, days_before(15), days_before(7), days_before(1)],
+        }
+    )
     scores = ruleset.score_snapshots(snapshots, make_leads("ab"), events)
     assert scores["lead_id"].tolist() == ["a", "b", "a", "a", "b"]
     assert scores["as_of"].tolist() == snapshots["as_of"].tolist()
     assert scores["points"].tolist() == [45.0, 10.0, 20.0, 20.0, 0.0]
-    assert scores["tier"].astype(str).tolist() == ["nurture", "unqualified", "unqualified", "unqualified", "unqualified"]
+    assert scores["tier"].astype(str).tolist() == [
+        "nurture",
+        "unqualified",
+        "unqualified",
+        "unqualified",
+        "unqualified",
+    ]
 
 
 def test_breakdown_sums_exactly_to_the_total_with_decay_and_subscores():
@@ -288,18 +363,27 @@ def test_breakdown_sums_exactly_to_the_total_with_decay_and_subscores():
     rng = np.random.default_rng(3)
     kinds = ["page_view", "email_click", "demo_request", "download", "product_active_day", "unsubscribe"]
     n = 400
-    events = pd.DataFrame({
-        "lead_id": rng.choice(list("abcdefghij"), n),
-        "timestamp": AS_OF - pd.to_timedelta(rng.uniform(-5, 120, n), unit="D"),
-        "event_type": pd.Categorical(rng.choice(kinds, n)),
-        "page": rng.choice(["pricing", "cases", "careers", "blog"], n),
-        "asset": rng.choice(["whitepaper", "checklist"], n),
-    })
-    leads = make_leads("abcdefghij", job_level=rng.choice(["vp", "student", "manager"], 10),
-                       industry="software", company_size="51-200", budget=rng.uniform(0, 40_000, 10),
-                       email_domain_kind=rng.choice(["free", "corporate"], 10))
+    events = pd.DataFrame(
+        {
+            "lead_id": rng.choice(list("abcdefghij"), n),
+            "timestamp": AS_OF - pd.to_timedelta(rng.uniform(-5, 120, n), unit="D"),
+            "event_type": pd.Categorical(rng.choice(kinds, n)),
+            "page": rng.choice(["pricing", "cases", "careers", "blog"], n),
+            "asset": rng.choice(["whitepaper", "checklist"], n),
+        }
+    )
+    leads = make_leads(
+        "abcdefghij",
+        job_level=rng.choice(["vp", "student", "manager"], 10),
+        industry="software",
+        company_size="51-200",
+        budget=rng.uniform(0, 40_000, 10),
+        email_domain_kind=rng.choice(["free", "corporate"], 10),
+    )
     scores = ruleset.score(leads, events, AS_OF, subscores=True)
-    for total, text, fit, engagement in scores[["points", "breakdown", "fit_points", "engagement_points"]].itertuples(index=False):
+    for total, text, fit, engagement in scores[["points", "breakdown", "fit_points", "engagement_points"]].itertuples(
+        index=False
+    ):
         parts = json.loads(text, parse_float=Decimal, parse_int=Decimal)
         assert sum((p["points"] for p in parts), Decimal(0)) == Decimal(str(total))
         assert Decimal(str(fit)) + Decimal(str(engagement)) == Decimal(str(total))
@@ -311,8 +395,11 @@ def test_breakdown_sums_exactly_to_the_total_with_decay_and_subscores():
 
 EVENT_TYPES = ["page_view", "email_click", "form_submit"]
 event_rows = st.lists(
-    st.tuples(st.sampled_from("abc"), st.floats(-3, 60), st.sampled_from(EVENT_TYPES), st.sampled_from(["pricing", "blog"])),
-    min_size=1, max_size=25,
+    st.tuples(
+        st.sampled_from("abc"), st.floats(-3, 60), st.sampled_from(EVENT_TYPES), st.sampled_from(["pricing", "blog"])
+    ),
+    min_size=1,
+    max_size=25,
 )
 positive_rule = st.fixed_dictionaries(
     {"name": st.just("extra"), "event": st.sampled_from(EVENT_TYPES), "points": st.floats(0, 40)},
@@ -344,9 +431,15 @@ def test_a_positive_rule_never_lowers_a_score(rows, extra):
 @settings(max_examples=30, deadline=None)
 @given(rows=event_rows, later=event_rows)
 def test_events_after_as_of_change_nothing(rows, later):
-    ruleset = RuleSet.from_dict({"decay": {"half_life_days": 20}, "rules": [
-        {"name": "pricing", "event": "page_view", "where": {"page": "pricing"}, "per_event": True, "points": 4},
-        {"name": "forms", "event": "form_submit", "min_count": 2, "within_days": 30, "points": 20}]})
+    ruleset = RuleSet.from_dict(
+        {
+            "decay": {"half_life_days": 20},
+            "rules": [
+                {"name": "pricing", "event": "page_view", "where": {"page": "pricing"}, "per_event": True, "points": 4},
+                {"name": "forms", "event": "form_submit", "min_count": 2, "within_days": 30, "points": 20},
+            ],
+        }
+    )
     leads = make_leads("abc")
     future = [(lead, -abs(days), kind, page) for lead, days, kind, page in later]  # at or after as_of
     alone = ruleset.score(leads, _events_from(rows), AS_OF)
@@ -359,11 +452,25 @@ def test_events_after_as_of_change_nothing(rows, later):
 
 
 def test_score_flat_reads_count_columns_and_fields():
-    ruleset = RuleSet.from_dict({"rules": [
-        {"name": "visits", "event": "TotalVisits", "min_count": 5, "points": 10},
-        {"name": "pricing", "event": "page_view", "where": {"page": "pricing"}, "per_event": True, "cap": 15, "points": 5},
-        {"name": "decision maker", "field": "job_level", "in": ["vp", "owner"], "points": 20}]})
-    flat = pd.DataFrame({"TotalVisits": [7, 2, np.nan], "page_view[pricing]": [1, 9, 0], "job_level": ["vp", None, "owner"]})
+    ruleset = RuleSet.from_dict(
+        {
+            "rules": [
+                {"name": "visits", "event": "TotalVisits", "min_count": 5, "points": 10},
+                {
+                    "name": "pricing",
+                    "event": "page_view",
+                    "where": {"page": "pricing"},
+                    "per_event": True,
+                    "cap": 15,
+                    "points": 5,
+                },
+                {"name": "decision maker", "field": "job_level", "in": ["vp", "owner"], "points": 20},
+            ]
+        }
+    )
+    flat = pd.DataFrame(
+        {"TotalVisits": [7, 2, np.nan], "page_view[pricing]": [1, 9, 0], "job_level": ["vp", None, "owner"]}
+    )
     scores = ruleset.score_flat(flat)
     assert scores["points"].tolist() == [35.0, 15.0, 20.0]
     assert scores["lead_id"].tolist() == ["0", "1", "2"]
@@ -384,31 +491,60 @@ def _load(tmp_path: Path, text: str) -> RuleSet:
 
 
 BAD_FILES = [
-    ("rules:\n  - {name: Pricing, event: page_view, min_cout: 2, points: 5}\n",
-     r"bad\.yaml: rule #1 'Pricing': 'min_cout' is not a known key of a rule; did you mean 'min_count'\?"),
-    ("rules:\n  - {name: A, event: form_submit, points: 20}\n  - {name: Demo, event: demo_request}\n",
-     r"bad\.yaml: rule #2 'Demo': 'points' is missing"),
-    ("rules:\n  - {name: Demo, event: demo_request, points: lots}\n",
-     r"rule #1 'Demo': 'points' must be a number, got 'lots'"),
-    ("rules:\n  - {name: Mixed, event: demo_request, field: job_level, equals: vp, points: 5}\n",
-     r"rule #1 'Mixed': has both 'event' and 'field'"),
-    ("rules:\n  - {name: Demo, event: demo_request, points: 5}\n"
-     "tiers:\n  - {name: nurture, min: 30}\n  - {name: MQL, min: 50}\n  - {name: rest}\n",
-     r"tier #2 'MQL': 'min' \(50\) must be below the previous tier's \(30\)"),
-    ("decay: {half_life: 30}\nrules:\n  - {name: Demo, event: demo_request, points: 5}\n",
-     r"bad\.yaml: decay: 'half_life' is not a known key of decay; did you mean 'half_life_days'\?"),
-    ("rules:\n  - {name: Demo, event: demo_request, points: 5, decay: {halflife_days: 3}}\n",
-     r"rule #1 'Demo': decay: 'halflife_days' is not a known key of decay; did you mean 'half_life_days'\?"),
-    ("rules:\n  - {name: Demo, event: demo_request, points: 5}\ntiers:\n  - {name: MQL, min: 50}\n",
-     r"tier #1 'MQL': the last tier is the catch-all"),
-    ("rules:\n  - {name: Level, field: job_level, equal: vp, points: 5}\n",
-     r"rule #1 'Level': 'equal' is not a known key of a rule; did you mean 'equals'\?"),
+    (
+        "rules:\n  - {name: Pricing, event: page_view, min_cout: 2, points: 5}\n",
+        r"bad\.yaml: rule #1 'Pricing': 'min_cout' is not a known key of a rule; did you mean 'min_count'\?",
+    ),
+    (
+        "rules:\n  - {name: A, event: form_submit, points: 20}\n  - {name: Demo, event: demo_request}\n",
+        r"bad\.yaml: rule #2 'Demo': 'points' is missing",
+    ),
+    (
+        "rules:\n  - {name: Demo, event: demo_request, points: lots}\n",
+        r"rule #1 'Demo': 'points' must be a number, got 'lots'",
+    ),
+    (
+        "rules:\n  - {name: Mixed, event: demo_request, field: job_level, equals: vp, points: 5}\n",
+        r"rule #1 'Mixed': has both 'event' and 'field'",
+    ),
+    (
+        "rules:\n  - {name: Demo, event: demo_request, points: 5}\n"
+        "tiers:\n  - {name: nurture, min: 30}\n  - {name: MQL, min: 50}\n  - {name: rest}\n",
+        r"tier #2 'MQL': 'min' \(50\) must be below the previous tier's \(30\)",
+    ),
+    (
+        "decay: {half_life: 30}\nrules:\n  - {name: Demo, event: demo_request, points: 5}\n",
+        r"bad\.yaml: decay: 'half_life' is not a known key of decay; did you mean 'half_life_days'\?",
+    ),
+    (
+        "rules:\n  - {name: Demo, event: demo_request, points: 5, decay: {halflife_days: 3}}\n",
+        r"rule #1 'Demo': decay: 'halflife_days' is not a known key of decay; did you mean 'half_life_days'\?",
+    ),
+    (
+        "rules:\n  - {name: Demo, event: demo_request, points: 5}\ntiers:\n  - {name: MQL, min: 50}\n",
+        r"tier #1 'MQL': the last tier is the catch-all",
+    ),
+    (
+        "rules:\n  - {name: Level, field: job_level, equal: vp, points: 5}\n",
+        r"rule #1 'Level': 'equal' is not a known key of a rule; did you mean 'equals'\?",
+    ),
     ("rules:\n  - {name: Level, field: job_level, points: 5}\n", r"rule #1 'Level': a field rule needs a test"),
-    ("rules:\n  - {name: Clicks, event: email_click, cap: 5, points: 1}\n", r"'cap' only applies with 'per_event: true'"),
-    ("rules:\n  - {name: Clicks, event: email_click, min_count: 0, points: 1}\n", r"'min_count' must be a whole number >= 1"),
-    ("rules:\n  - {name: A, event: email_click, points: 1}\n  - {name: A, event: demo_request, points: 1}\n",
-     r"rule #2 'A': 'name' repeats rule #1"),
-    ("rule:\n  - {name: A, event: email_click, points: 1}\n", r"'rule' is not a known key of a rules file; did you mean 'rules'\?"),
+    (
+        "rules:\n  - {name: Clicks, event: email_click, cap: 5, points: 1}\n",
+        r"'cap' only applies with 'per_event: true'",
+    ),
+    (
+        "rules:\n  - {name: Clicks, event: email_click, min_count: 0, points: 1}\n",
+        r"'min_count' must be a whole number >= 1",
+    ),
+    (
+        "rules:\n  - {name: A, event: email_click, points: 1}\n  - {name: A, event: demo_request, points: 1}\n",
+        r"rule #2 'A': 'name' repeats rule #1",
+    ),
+    (
+        "rule:\n  - {name: A, event: email_click, points: 1}\n",
+        r"'rule' is not a known key of a rules file; did you mean 'rules'\?",
+    ),
     ("rules: [\n", r"bad\.yaml: not valid YAML at line"),
 ]
 
@@ -439,7 +575,8 @@ def test_data_that_does_not_fit_the_rules_is_named():
         one_rule(event="page_view", points=1).score(make_leads("aba"), events, AS_OF)
     with pytest.raises(LeadDataError, match=r"snapshots of leads missing from the leads table"):
         one_rule(field="x", equals=1, points=1).score_snapshots(
-            pd.DataFrame({"lead_id": ["zz"], "as_of": [AS_OF]}), make_leads("a", x=[1]), None)
+            pd.DataFrame({"lead_id": ["zz"], "as_of": [AS_OF]}), make_leads("a", x=[1]), None
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,7 +590,8 @@ def _reference_points(rule, lead_events, profile, as_of):
         if value is None or (isinstance(value, float) and np.isnan(value)):
             return None
         ok = (rule.equals is None or str(value) == str(rule.equals)) and (
-            rule.isin is None or str(value) in {str(v) for v in rule.isin})
+            rule.isin is None or str(value) in {str(v) for v in rule.isin}
+        )
         ok = ok and (rule.gte is None or value >= rule.gte) and (rule.lte is None or value <= rule.lte)
         return rule.points if ok else None
     ages = []
@@ -511,13 +649,19 @@ def test_selected_events_agree_with_the_timeline(monkeypatch, chunk, repeat):
     monkeypatch.setattr(rules_timeline, "_MAX_REPEAT", repeat)
     rng = np.random.default_rng(8)
     n = 300
-    events = pd.DataFrame({
-        "lead_id": rng.choice(list("abcdefgh"), n),
-        "timestamp": AS_OF - pd.to_timedelta(rng.uniform(-20, 100, n), unit="D"),
-        "event_type": rng.choice(["page_view", "email_click"], n),
-    })
-    snapshots = pd.DataFrame({"lead_id": rng.choice(list("abcdefghz"), 40),
-                              "as_of": AS_OF - pd.to_timedelta(rng.uniform(0, 60, 40), unit="D")})
+    events = pd.DataFrame(
+        {
+            "lead_id": rng.choice(list("abcdefgh"), n),
+            "timestamp": AS_OF - pd.to_timedelta(rng.uniform(-20, 100, n), unit="D"),
+            "event_type": rng.choice(["page_view", "email_click"], n),
+        }
+    )
+    snapshots = pd.DataFrame(
+        {
+            "lead_id": rng.choice(list("abcdefghz"), 40),
+            "as_of": AS_OF - pd.to_timedelta(rng.uniform(0, 60, 40), unit="D"),
+        }
+    )
     timeline = EventTimeline.build(events, snapshots)
     mask = timeline.event_mask("page_view")
     selected = rules_timeline.SelectedEvents(timeline, mask)

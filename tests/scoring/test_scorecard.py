@@ -14,7 +14,9 @@ from leadml.rules.scorecard import candidate_conditions, learn_scorecard
 
 def _infos():
     return [
-        FeatureInfo("page_view[pricing]__count_30d", "behaviour", "page_view", window_days=30, attribute=("page", "pricing")),
+        FeatureInfo(
+            "page_view[pricing]__count_30d", "behaviour", "page_view", window_days=30, attribute=("page", "pricing")
+        ),
         FeatureInfo("demo_request__count_7d", "behaviour", "demo_request", window_days=7),
         FeatureInfo("events__count_30d", "behaviour", "events", window_days=30),
         FeatureInfo("job_level", "profile", "job_level", "categorical"),
@@ -39,8 +41,13 @@ def test_candidate_conditions_are_rules_the_engine_can_express():
     conditions, rules = candidate_conditions(features, _infos())
     by_name = {rule["name"]: rule for rule in rules}
     pricing = by_name["page view (page pricing): at least 2 in the last 30 days"]
-    assert pricing == {"name": pricing["name"], "event": "page_view", "within_days": 30,
-                       "where": {"page": "pricing"}, "min_count": 2}
+    assert pricing == {
+        "name": pricing["name"],
+        "event": "page_view",
+        "within_days": 30,
+        "where": {"page": "pricing"},
+        "min_count": 2,
+    }
     assert by_name["job level is vp"] == {"name": "job level is vp", "field": "job_level", "equals": "vp"}
     # totals over all events cannot be written as one rule; "other"/"missing" levels neither
     assert not any("events" in name for name in by_name)
@@ -85,15 +92,23 @@ def test_learned_points_beat_the_seed_rules_and_come_close_to_logistic(pipelines
     data, test = trainset.data, trainset.part("test")
     keys = test[["lead_id", "as_of"]]
     y = test["converted"].to_numpy()
-    learned_auc = roc_auc_score(y, RuleSet.from_dict(learned.rules).score_snapshots(keys, data.leads, data.events)["points"])
+    learned_auc = roc_auc_score(
+        y, RuleSet.from_dict(learned.rules).score_snapshots(keys, data.leads, data.events)["points"]
+    )
     seed_auc = roc_auc_score(y, RuleSet.load(config.rules).score_snapshots(keys, data.leads, data.events)["points"])
     categorical = [i.name for i in trainset.feature_info if i.kind == "categorical"]
     numeric = [n for n in trainset.feature_names if n not in categorical]
     logistic = make_pipeline(
-        ColumnTransformer([
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
-            ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()), numeric),
-        ]),
+        ColumnTransformer(
+            [
+                ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
+                (
+                    "numeric",
+                    make_pipeline(SimpleImputer(strategy="median", add_indicator=True), StandardScaler()),
+                    numeric,
+                ),
+            ]
+        ),
         LogisticRegression(C=0.1, max_iter=3000),
     )
     fit_rows = trainset.part("train", "validation")

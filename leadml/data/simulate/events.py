@@ -176,9 +176,7 @@ def _invert(a: np.ndarray, b: np.ndarray, m: np.ndarray) -> np.ndarray:
     return np.where(flat, m / a, np.log1p(np.maximum(m * safe_b / a, -1 + 1e-12)) / safe_b)
 
 
-def _sample_kinds(
-    rng: np.random.Generator, mix: np.ndarray, lead: np.ndarray, cum: np.ndarray
-) -> np.ndarray:
+def _sample_kinds(rng: np.random.Generator, mix: np.ndarray, lead: np.ndarray, cum: np.ndarray) -> np.ndarray:
     """One kind per event: a component from its lead's ``mix``, then a kind from that component."""
     component = (rng.random(len(lead))[:, None] > np.cumsum(mix, axis=1)[lead]).sum(axis=1)
     component = np.minimum(component, len(COMPONENTS) - 1)
@@ -216,9 +214,7 @@ def primary_events(latent: Latent, horizon: np.ndarray, rng: np.random.Generator
     t = np.empty(len(lead))
     t[first] = np.minimum(_invert(a1[lead[first]], b1[lead[first]], u[first]), x1[lead[first]])
     rest = ~first
-    t[rest] = RAMP_DAYS + np.minimum(
-        _invert(a2[lead[rest]], b2[lead[rest]], u[rest] - m1[lead[rest]]), x2[lead[rest]]
-    )
+    t[rest] = RAMP_DAYS + np.minimum(_invert(a2[lead[rest]], b2[lead[rest]], u[rest] - m1[lead[rest]]), x2[lead[rest]])
     kind = _sample_kinds(rng, latent.mix, lead, MIX_CUM)
     opens = kind == EMAIL_OPEN
     kind[opens] = _label_campaigns(rng, t[opens])

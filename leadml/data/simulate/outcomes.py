@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leadml.data.simulate.events import K, Events
+from leadml.data.simulate.events import Events, K
 from leadml.data.simulate.profile import DECISION_CODES, MANAGER, STUDENT, Profiles
 
 RECENT_DAYS = 7.0  # events in the last week before the decision count fully ...
@@ -29,9 +29,7 @@ _INDUSTRY_EFFECT = np.array([0.45, 0.2, 0.0, 0.0, 0.0, -0.55, 0.0, 0.0, 0.0, 0.0
 _SOURCE_EFFECT = np.array([0.0, 0.0, -0.35, 0.35, 0.0, 0.25, 0.25, 0.0])
 
 
-def _window(
-    events: Events, n: int, decision_days: float, kinds: list[str] | None = None
-) -> np.ndarray:
+def _window(events: Events, n: int, decision_days: float, kinds: list[str] | None = None) -> np.ndarray:
     """Recency-weighted count per lead of events (of ``kinds``) in ``[0, decision_days)``."""
     mask = events.t < decision_days
     if kinds is not None:
@@ -62,8 +60,7 @@ def driver_contributions(
         "decision_maker": np.where(boss, 0.7, np.where(level == MANAGER, 0.25, 0.0)),
         "pricing_visits": np.log1p(pricing) * np.where(boss, 2.0, np.where(student, 0.1, 0.65)),
         "demo_request": 1.4 * -np.expm1(-1.5 * seen("demo_request")),
-        "trial_activity": (0.55 * (seen("trial_signup") > 0)
-                           + 0.45 * np.log1p(seen("product_active_day"))),
+        "trial_activity": (0.55 * (seen("trial_signup") > 0) + 0.45 * np.log1p(seen("product_active_day"))),
         "careers_visits": np.where(seen("page_view[careers]") > 0, -1.8, 0.0),
         "unsubscribe": np.where(seen("unsubscribe") > 0, -1.1, 0.0),
         "engagement": 0.53 * np.log1p(_window(events, n, decision_days)) * np.where(free, 0.5, 1.0),
@@ -105,9 +102,7 @@ class Deals:
     stage_days: np.ndarray  # (n, 3): mql, sql, opportunity
 
 
-def make_deals(
-    p_win: np.ndarray, profiles: Profiles, decision_days: float, rng: np.random.Generator
-) -> Deals:
+def make_deals(p_win: np.ndarray, profiles: Profiles, decision_days: float, rng: np.random.Generator) -> Deals:
     """Draw outcomes from ``p_win``, close dates after the decision day and the funnel stages."""
     n = len(p_win)
     won = rng.random(n) < p_win

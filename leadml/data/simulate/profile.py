@@ -110,12 +110,62 @@ def company_pool() -> pd.DataFrame:
     same for every seed (its own fixed generator), sorted by size band.
     """
     rng = np.random.default_rng(20250101)
-    stems = ("acme", "north", "blue", "bright", "cedar", "delta", "ember", "falcon", "granite",
-             "harbor", "iron", "juniper", "kite", "lumen", "maple", "nova", "orbit", "pine",
-             "quartz", "river", "summit", "tidal", "umbra", "vertex", "willow", "zenith", "atlas",
-             "beacon", "cobalt", "drift", "echo", "fjord", "globe", "helix", "indigo", "jade")
-    tails = ("labs", "soft", "works", "group", "systems", "data", "logic", "cloud", "tech", "ware",
-             "media", "retail", "health", "finance", "energy", "logistics")
+    stems = (
+        "acme",
+        "north",
+        "blue",
+        "bright",
+        "cedar",
+        "delta",
+        "ember",
+        "falcon",
+        "granite",
+        "harbor",
+        "iron",
+        "juniper",
+        "kite",
+        "lumen",
+        "maple",
+        "nova",
+        "orbit",
+        "pine",
+        "quartz",
+        "river",
+        "summit",
+        "tidal",
+        "umbra",
+        "vertex",
+        "willow",
+        "zenith",
+        "atlas",
+        "beacon",
+        "cobalt",
+        "drift",
+        "echo",
+        "fjord",
+        "globe",
+        "helix",
+        "indigo",
+        "jade",
+    )
+    tails = (
+        "labs",
+        "soft",
+        "works",
+        "group",
+        "systems",
+        "data",
+        "logic",
+        "cloud",
+        "tech",
+        "ware",
+        "media",
+        "retail",
+        "health",
+        "finance",
+        "energy",
+        "logistics",
+    )
     tlds = ("com", "io", "co", "net", "de", "co.uk", "fr", "nl", "ai", "eu")  # fmt: skip
     names = np.array([f"{s}{t}.{d}" for d in tlds for s in stems for t in tails], dtype=object)
     names = names[rng.permutation(len(names))]

@@ -31,15 +31,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from leadml.data.io import atomic_output
-from leadml.data.simulate.events import ATTRIBUTES, EVENT_TYPES, KIND_ATTRIBUTE, KIND_NAMES, KIND_TYPE, TRENDS
-from leadml.data.simulate.events import Events, Latent, make_events, make_latent, sort_events
-from leadml.data.simulate.outcomes import STAGES, Deals, closing_burst, driver_contributions
-from leadml.data.simulate.outcomes import make_deals, sigmoid, solve_intercept
-from leadml.data.simulate.profile import COMPANY_SIZES, COUNTRIES, DOMAIN_KINDS, INDUSTRIES
-from leadml.data.simulate.profile import JOB_LEVELS, SOURCES, Profiles, creation_times
-from leadml.data.simulate.profile import make_profiles
 from leadml.core.errors import ConfigError
+from leadml.data.io import atomic_output
+from leadml.data.simulate.events import (
+    ATTRIBUTES,
+    EVENT_TYPES,
+    KIND_ATTRIBUTE,
+    KIND_NAMES,
+    KIND_TYPE,
+    TRENDS,
+    Events,
+    Latent,
+    make_events,
+    make_latent,
+    sort_events,
+)
+from leadml.data.simulate.outcomes import (
+    STAGES,
+    Deals,
+    closing_burst,
+    driver_contributions,
+    make_deals,
+    sigmoid,
+    solve_intercept,
+)
+from leadml.data.simulate.profile import (
+    COMPANY_SIZES,
+    COUNTRIES,
+    DOMAIN_KINDS,
+    INDUSTRIES,
+    JOB_LEVELS,
+    SOURCES,
+    Profiles,
+    creation_times,
+    make_profiles,
+)
 
 __all__ = ["TRUE_DRIVERS", "DRIVER_FAMILIES", "TABLES", "Simulation", "simulate", "write_simulation"]
 
@@ -65,8 +91,13 @@ TRUE_DRIVERS: dict[str, tuple[str, ...]] = {
     "student": ("job_level",),
     "decision_maker": ("job_level",),
     "engagement": (
-        "events__count_7d", "events__count_30d", "events__count_90d", "events__active_days_7d",
-        "events__active_days_30d", "events__active_days_90d", "events__decayed_30d",
+        "events__count_7d",
+        "events__count_30d",
+        "events__count_90d",
+        "events__active_days_7d",
+        "events__active_days_30d",
+        "events__active_days_90d",
+        "events__decayed_30d",
         "events__velocity_7d",
     ),  # fmt: skip
     "pricing_visits": _carriers("page_view[pricing]"),

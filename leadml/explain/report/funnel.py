@@ -44,7 +44,9 @@ def funnel_stages(leads: pd.DataFrame, outcomes: pd.DataFrame | None, *, as_of=N
     frame = pd.DataFrame({"lead_id": leads["lead_id"].astype(str).to_numpy(),
                           "created_at": _utc(leads["created_at"]).reset_index(drop=True)})  # fmt: skip
     if "source" in leads.columns:
-        frame["source"] = leads["source"].astype(object).where(leads["source"].notna(), "missing").astype(str).to_numpy()
+        frame["source"] = (
+            leads["source"].astype(object).where(leads["source"].notna(), "missing").astype(str).to_numpy()
+        )
     outcomes = outcomes if outcomes is not None else pd.DataFrame({"lead_id": pd.Series([], dtype=str)})
     joined = outcomes.assign(lead_id=outcomes["lead_id"].astype(str)).drop_duplicates("lead_id")
     frame = frame.merge(joined, on="lead_id", how="left", suffixes=("", "_outcome"))
@@ -125,7 +127,9 @@ def time_in_stage(stages: pd.DataFrame) -> pd.DataFrame:
             days = days.where(stages[only])
         days = days.dropna()
         q = days.quantile([0.25, 0.5, 0.75]) if len(days) else pd.Series([np.nan] * 3, index=[0.25, 0.5, 0.75])
-        rows.append({"step": label, "leads": len(days), "median_days": q[0.5], "p25_days": q[0.25], "p75_days": q[0.75]})
+        rows.append(
+            {"step": label, "leads": len(days), "median_days": q[0.5], "p25_days": q[0.25], "p75_days": q[0.75]}
+        )
     return pd.DataFrame(rows, columns=["step", "leads", "median_days", "p25_days", "p75_days"])
 
 
@@ -155,8 +159,8 @@ def write_funnel_report(
     Returns the tables shown, by name (``stages``, ``by_source``, ``by_month``, ``time_in_stage``,
     ``stuck``), so a caller can print or test them.
     """
-    from leadml.explain.report.plots import funnel_chart
     from leadml.explain.report.html import html_table, render_page
+    from leadml.explain.report.plots import funnel_chart
 
     stages = funnel_stages(leads, outcomes, as_of=as_of)
     tables = {

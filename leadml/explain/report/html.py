@@ -27,7 +27,7 @@ def render_page(template: str, path: str | os.PathLike, **context) -> Path:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined)  # fmt: skip
-    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = env.get_template(template).render(version=__version__, generated=generated, **context)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -61,4 +61,6 @@ def html_table(frame: pd.DataFrame, *, percent: bool = False, digits: int = 3, p
             f"<td>{markupsafe.escape(_cell(v, c in rates, digits))}</td>" for c, v in zip(frame.columns, row)
         )
         body.append(f"<tr>{cells}</tr>")
-    return markupsafe.Markup(f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+    return markupsafe.Markup(
+        f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )

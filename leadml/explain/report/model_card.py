@@ -15,8 +15,8 @@ import pandas as pd
 
 from leadml.core.errors import LeadDataError
 from leadml.data.contract import LABEL_COLUMN
-from leadml.modeling.contributions import Contributions, explain_margin
 from leadml.explain.report.html import html_table, render_page
+from leadml.modeling.contributions import Contributions, explain_margin
 
 __all__ = ["MODEL_CARD_METRICS", "write_model_card"]
 
@@ -153,7 +153,9 @@ def write_model_card(
         metrics = html_table(result.evaluation.table(wanted).reset_index())
         if len(result.evaluation.differences):
             diff = result.evaluation.differences
-            differences = html_table(diff[diff["metric"].isin(wanted)].drop(columns="baseline"), percent_columns=["share_better"])
+            differences = html_table(
+                diff[diff["metric"].isin(wanted)].drop(columns="baseline"), percent_columns=["share_better"]
+            )
     frame = trainset.frame
     groups = pd.Series([i.group for i in trainset.feature_info]).value_counts()
     summary = {

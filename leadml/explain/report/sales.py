@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.errors import LeadDataError
-from leadml.modeling.contributions import Contributions
 from leadml.explain.report.html import render_page
+from leadml.modeling.contributions import Contributions
 
 __all__ = ["REASON_COLUMNS", "write_sales_report"]
 

@@ -60,8 +60,13 @@ def sparkline_svg(as_of: Sequence, scores: Sequence[float], *, width: int = 220,
             f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="3" fill="#2f6db5"/></svg>')  # fmt: skip
 
 
-def history_context(history: pd.DataFrame | None, lead_ids: Sequence[str], settings: HistoryConfig | None = None,
-                    as_of: object = None, charts: int = 200) -> dict:
+def history_context(
+    history: pd.DataFrame | None,
+    lead_ids: Sequence[str],
+    settings: HistoryConfig | None = None,
+    as_of: object = None,
+    charts: int = 200,
+) -> dict:
     """The report's history parts: ``warming`` and ``stuck`` rows, and per lead (the first
     ``charts`` of ``lead_ids``) a ``sparkline`` and its ``week_change``."""
     from leadml.explain.trends import stuck_mqls, warming_up

@@ -13,5 +13,11 @@ from leadml.features.behaviour.features import (
     timeline_features,
 )
 
-__all__ = ["AttributeCounts", "Scenarios", "behaviour_features", "parse_step", "present_event_types",
-           "timeline_features"]
+__all__ = [
+    "AttributeCounts",
+    "Scenarios",
+    "behaviour_features",
+    "parse_step",
+    "present_event_types",
+    "timeline_features",
+]

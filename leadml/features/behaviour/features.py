@@ -107,8 +107,9 @@ def present_event_types(event_type: pd.Series) -> list[str]:
     return sorted(map(str, pd.unique(event_type.dropna().astype(str))))
 
 
-def timeline_features(timeline: EventTimeline, *, index: pd.Index | None = None,
-                      **options) -> tuple[pd.DataFrame, list[FeatureInfo]]:
+def timeline_features(
+    timeline: EventTimeline, *, index: pd.Index | None = None, **options
+) -> tuple[pd.DataFrame, list[FeatureInfo]]:
     """The behaviour features from a built timeline (shared by the frame and the Parquet paths).
 
     ``options`` are those of :class:`FeatureMatrix` (``event_types``, ``created_at``: each

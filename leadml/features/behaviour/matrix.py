@@ -261,9 +261,7 @@ def parse_step(step: str, scenario: str) -> tuple[str, str | None]:
     """``"page_view[blog]"`` -> ``("page_view", "blog")``; ``"email_open"`` -> ``("email_open", None)``."""
     match = _STEP.match(str(step))
     if not match or not match.group(1).strip():
-        raise ConfigError(
-            f"features.scenarios.{scenario}: step {step!r} is not 'event_type' or 'event_type[value]'"
-        )
+        raise ConfigError(f"features.scenarios.{scenario}: step {step!r} is not 'event_type' or 'event_type[value]'")
     value = match.group(2)
     return match.group(1), (value if value else None)
 

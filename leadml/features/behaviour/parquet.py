@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from leadml.data.io import atomic_output, table_format, write_table
 from leadml.core.errors import LeadDataError
+from leadml.data.io import atomic_output, table_format, write_table
 from leadml.features.behaviour.features import AttributeCounts, Scenarios, parse_step, timeline_features
-from leadml.features.timeline.codes import categorical, code_leads
 from leadml.features.behaviour.matrix import FeatureMatrix
 from leadml.features.metadata import FeatureInfo
+from leadml.features.timeline.codes import categorical, code_leads
 from leadml.features.timeline.engine import EventTimeline
 
 _NAT = np.iinfo(np.int64).min
@@ -48,9 +48,7 @@ def read_snapshots(
     path = Path(snapshots_path)
     names = pq.ParquetFile(path).schema_arrow.names
     if "lead_id" not in names:
-        raise LeadDataError(
-            f"{path}: missing required column 'lead_id' (columns present: {', '.join(names[:12])})"
-        )
+        raise LeadDataError(f"{path}: missing required column 'lead_id' (columns present: {', '.join(names[:12])})")
     wanted = [c for c in ("lead_id", "as_of", "created_at") if c in names]
     table = pq.read_table(path, columns=wanted)
     ids = pc.cast(table.column("lead_id"), pa.string())
@@ -79,9 +77,7 @@ def read_snapshots(
     return pa.table({k: pa.array(v) if isinstance(v, np.ndarray) else v for k, v in columns.items()})
 
 
-def events_timeline(
-    events: pa.Table, snapshots: pa.Table, source: str = "<events>"
-) -> tuple[EventTimeline, list[str]]:
+def events_timeline(events: pa.Table, snapshots: pa.Table, source: str = "<events>") -> tuple[EventTimeline, list[str]]:
     """Build the timeline from an Arrow events table; also return the event types present, sorted."""
     # leads coded in order of first appearance: when snapshots and events are both sorted by lead,
     # the events' codes come out sorted and the timeline skips its sort
@@ -179,7 +175,9 @@ def stream_features(snapshots: pa.Table, features: FeatureMatrix, out_path: str 
                 written, pending = 0, []
                 for done in features.fill():
                     if done - written >= ROW_GROUP_ROWS or (done == n_rows and done > written):
-                        pending.append(encoder.submit(writer.write_table, _rows_table(snapshots, features, written, done)))
+                        pending.append(
+                            encoder.submit(writer.write_table, _rows_table(snapshots, features, written, done))
+                        )
                         written = done
                 for job in pending:
                     job.result()

@@ -20,11 +20,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from leadml.data.io import atomic_output
 from leadml.core.errors import LeadDataError
+from leadml.data.io import atomic_output
 from leadml.features.behaviour.features import AttributeCounts, Scenarios
-from leadml.features.timeline.arrays import radix_argsort
-from leadml.features.timeline.codes import dictionary_chunks, identity
 from leadml.features.behaviour.parquet import (
     _is_text,
     arrow_features,
@@ -34,6 +32,8 @@ from leadml.features.behaviour.parquet import (
     system_memory_pool,
 )
 from leadml.features.metadata import FeatureInfo
+from leadml.features.timeline.arrays import radix_argsort
+from leadml.features.timeline.codes import dictionary_chunks, identity
 
 BATCH_ROWS = 1 << 20
 
@@ -141,7 +141,9 @@ def route_events(
                 if pa.types.is_dictionary(ids.type):
                     # plain strings: each spilled row group then gets a dictionary of its own ids
                     # only, not the whole batch's (hashing those would dominate every partition)
-                    batch = batch.set_column(batch.schema.get_field_index("lead_id"), "lead_id", ids.dictionary_decode())
+                    batch = batch.set_column(
+                        batch.schema.get_field_index("lead_id"), "lead_id", ids.dictionary_decode()
+                    )
                 bounds = np.searchsorted(part[order], np.arange(n_partitions + 1))
                 for k in range(n_partitions):
                     if bounds[k + 1] > bounds[k]:

@@ -152,10 +152,7 @@ def decayed_info(half_life: float) -> FeatureInfo:
         name=f"events__decayed_{window_label(half_life)}d",
         group=GROUP,
         source="events",
-        template=(
-            f"Recent engagement {{value}} "
-            f"(every touch counts 1, halving every {window_label(half_life)} days)"
-        ),
+        template=(f"Recent engagement {{value}} (every touch counts 1, halving every {window_label(half_life)} days)"),
     )
 
 

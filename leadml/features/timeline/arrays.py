@@ -43,9 +43,7 @@ def sort_order(codes: np.ndarray, times: np.ndarray) -> np.ndarray | None:
     return radix_argsort(codes)
 
 
-def lower_bound(
-    times: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, strict: bool = True
-) -> np.ndarray:
+def lower_bound(times: np.ndarray, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, strict: bool = True) -> np.ndarray:
     """Per query, the first index in ``[lo, hi)`` with ``times >= x`` (``> x`` when not ``strict``).
 
     ``times`` is sorted within every ``[lo, hi)``; all queries are bisected together, so the Python

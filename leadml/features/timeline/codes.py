@@ -34,7 +34,11 @@ def code_leads(snapshot_ids: pa.ChunkedArray, event_ids: pa.ChunkedArray) -> tup
         encoded = pc.dictionary_encode(ids)
         snapshot_codes = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int32)
         n_leads = len(encoded.dictionary)
-        found = pc.index_in(pa.concat_arrays(distinct), value_set=encoded.dictionary) if distinct else pa.array([], pa.int32())
+        found = (
+            pc.index_in(pa.concat_arrays(distinct), value_set=encoded.dictionary)
+            if distinct
+            else pa.array([], pa.int32())
+        )
         lookup = np.asarray(pc.fill_null(found, -1)).astype(np.int32)
     else:
         snapshot_codes, lookup, n_leads = coded

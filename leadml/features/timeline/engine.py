@@ -120,14 +120,17 @@ class EventTimeline:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def build(cls, events: pd.DataFrame, snapshots: pd.DataFrame) -> "EventTimeline":
+    def build(cls, events: pd.DataFrame, snapshots: pd.DataFrame) -> EventTimeline:
         """Code ``events`` by the leads of ``snapshots`` and sort them once by (lead, time).
 
         ``events`` needs ``lead_id``, ``timestamp``, ``event_type`` (other columns are attributes
         for :meth:`event_mask`); ``snapshots`` needs ``lead_id`` and ``as_of`` and keeps its row
         order. Events of leads without a snapshot are ignored.
         """
-        required = (("events", events, ("lead_id", "timestamp", "event_type")), ("snapshots", snapshots, ("lead_id", "as_of")))
+        required = (
+            ("events", events, ("lead_id", "timestamp", "event_type")),
+            ("snapshots", snapshots, ("lead_id", "as_of")),
+        )
         for table, frame, needed in required:
             missing = [c for c in needed if c not in frame.columns]
             if missing:
@@ -155,7 +158,7 @@ class EventTimeline:
         n_leads: int,
         columns: Mapping[str, object] | None = None,
         rows: np.ndarray | None = None,
-    ) -> "EventTimeline":
+    ) -> EventTimeline:
         """Build from integer lead codes (``0 <= code < n_leads``) and int64 ns times, in any order.
 
         ``snapshot_codes`` gives each snapshot's lead code (-1: a lead without events). ``columns``

@@ -136,8 +136,8 @@ def compile_trees(booster, num_iteration: int | None = None) -> CompiledTrees | 
             feature.append(int(node["split_feature"]))
             threshold.append(limit)
             categorical.append(is_categorical)
-            zero_left.append(default_left if missing == _MISSING["Zero"] else 0.0 <= limit)
-            nan_left.append(0.0 <= limit if missing == _MISSING["None"] else default_left)
+            zero_left.append(default_left if missing == _MISSING["Zero"] else limit >= 0.0)
+            nan_left.append(limit >= 0.0 if missing == _MISSING["None"] else default_left)
             cat_lists.append(goes_left(node) if is_categorical else np.zeros(0, np.bool_))
         table = _leaf_table(root, splits, len(leaf_values))
         leaf_values += [float(leaf["leaf_value"]) for leaf in sorted(_leaves(root), key=_leaf_index)]

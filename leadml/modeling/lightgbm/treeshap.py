@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leadml.modeling.lightgbm.compiled import goes_left, stacked
 from leadml.core.kernels import NUMBA_LOCK, load_kernels
+from leadml.modeling.lightgbm.compiled import goes_left, stacked
 
 _KERNELS = "leadml.modeling.lightgbm.treeshap_kernel"
 MAX_PATH_FEATURES = 12  # 2^12 table entries a leaf at most; deeper trees use LightGBM's own routine
