@@ -10,10 +10,14 @@ from leadml.core.errors import ConfigError
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "x_education.yaml", "bank_marketing.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    ["demo.yaml", "x_education.yaml", "bank_marketing.yaml", "examples/hubspot.yaml", "examples/salesforce.yaml",
+     "examples/pipedrive.yaml"],
+)  # fmt: skip
 def test_shipped_pipelines_load(name):
     config = load_pipeline(PIPELINES / name)
-    assert config.name == name.removesuffix(".yaml")
+    assert config.name == Path(name).stem
 
 
 def test_relative_paths_resolve_against_the_file(tmp_path):
@@ -22,7 +26,62 @@ def test_relative_paths_resolve_against_the_file(tmp_path):
     path.write_text("name: p\nrules: rules/r.yaml\ndata: {source: tables, leads: l.csv, events: e.csv}\n")
     config = load_pipeline(path)
     assert config.rules == (tmp_path / "rules" / "r.yaml").resolve()
-    assert config.data.leads == (tmp_path / "l.csv").resolve()
+    assert config.data.leads is not None and config.data.leads.path == (tmp_path / "l.csv").resolve()
+
+
+def test_a_table_is_a_path_or_a_mapping_whose_keys_win_over_the_shared_ones(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: p\n"
+        "data:\n"
+        "  source: tables\n"
+        "  columns: {lead_id: Lead ID, timestamp: When}\n"
+        "  csv_separator: ';'\n"
+        "  encoding: latin-1\n"
+        "  timestamp_format: '%d/%m/%Y %H:%M'\n"
+        "  leads: exports/leads.csv\n"
+        "  events: {path: exports/tasks.csv, columns: {lead_id: Who}, timestamp_format: epoch_ms, encoding: cp1252}\n"
+        "  outcomes:\n"
+        "    path: /data/deals.csv\n"
+        "    columns: {outcome: Stage}\n"
+        "    won: closedwon\n"
+        "    lost: [closedlost, 0]\n"
+    )
+    data = load_pipeline(path).data
+    assert data.leads is not None and data.leads.path == (tmp_path / "exports" / "leads.csv").resolve()
+    assert data.leads.columns == {} and data.leads.csv_separator is None  # as written
+    leads, events, outcomes = data.table("leads"), data.table("events"), data.table("outcomes")
+    assert leads is not None and events is not None and outcomes is not None
+    assert leads.columns == {"lead_id": "Lead ID", "timestamp": "When"}
+    assert (leads.csv_separator, leads.encoding, leads.timestamp_format) == (";", "latin-1", "%d/%m/%Y %H:%M")
+    assert events.path == (tmp_path / "exports" / "tasks.csv").resolve()
+    assert events.columns == {"lead_id": "Who", "timestamp": "When"}  # the table's map merges over data.columns
+    assert (events.csv_separator, events.encoding, events.timestamp_format) == (";", "cp1252", "epoch_ms")
+    assert outcomes.path == Path("/data/deals.csv")
+    assert (outcomes.won, outcomes.lost, outcomes.open) == (["closedwon"], ["closedlost", "0"], None)
+    assert outcomes.reading() == {"separator": ";", "encoding": "latin-1", "timestamp_format": "%d/%m/%Y %H:%M"}
+    assert data.on_early_outcomes == "drop" and data.table("leads") == leads
+    assert data.reshaping_keys() == ["data.columns", "data.timestamp_format", "data.events.columns",
+                                     "data.events.timestamp_format", "data.outcomes.columns", "data.outcomes.won",
+                                     "data.outcomes.lost"]  # fmt: skip
+
+
+def test_events_are_optional_and_a_pipeline_without_reshaping_streams():
+    data = parse_pipeline({"name": "p", "data": {"source": "tables", "leads": "l.parquet"}}).data
+    assert data.events is None and data.table("events") is None and data.outcomes is None
+    assert data.reshaping_keys() == []
+
+
+def test_overriding_a_table_path_keeps_its_settings(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\ndata: {source: tables, leads: {path: a.csv, columns: {lead_id: Record ID}}}\n")
+    config = load_pipeline(path)
+    moved = config.with_overrides({"data.leads.path": "june/contacts.csv"})
+    assert moved.data.leads is not None and moved.data.leads.path == (tmp_path / "june" / "contacts.csv").resolve()
+    assert moved.data.leads.columns == {"lead_id": "Record ID"}
+    replaced = config.with_overrides({"data.leads": "b.csv"})  # a path alone: the table as it is, no settings
+    assert replaced.data.leads is not None and replaced.data.leads.columns == {}
+    assert replaced.data.leads.path == (tmp_path / "b.csv").resolve()
 
 
 def test_demo_pipeline_settings():
@@ -52,7 +111,43 @@ def test_demo_pipeline_settings():
         ({"name": "p", "snapshots": {"horizon_days": 0}}, r"snapshots\.horizon_days: Input should be greater than 0"),
         ({"name": "p", "mql": {"policy": "capacity"}}, r"needs mql\.capacity_per_week"),
         ({"name": "p", "data": {"source": "flat"}}, r"source 'flat' needs data\.flat and data\.label"),
-        ({"name": "p", "data": {"source": "tables", "leads": "l.csv"}}, r"needs data\.leads and data\.events"),
+        ({"name": "p", "data": {"source": "tables", "events": "e.csv"}}, r"source 'tables' needs data\.leads \("),
+        (
+            {"name": "p", "data": {"source": "tables", "leads": {"path": "l.csv", "colums": {}}}},
+            r"data\.leads\.colums is not a known key; did you mean columns\?",
+        ),
+        (
+            {"name": "p", "data": {"source": "tables", "leads": "l.csv", "outcomes": {"path": "o.csv", "wn": []}}},
+            r"data\.outcomes\.wn is not a known key; did you mean won\?",
+        ),
+        ({"name": "p", "data": {"source": "tables", "leads": {"columns": {}}}}, r"data\.leads\.path is required"),
+        (
+            {"name": "p", "data": {"source": "tables", "leads": 3}},
+            r"data\.leads: Value error, give the table's path, or a mapping with its path and how to read it",
+        ),
+        (
+            {"name": "p", "data": {"encoding": "latin-9"}},
+            r"data\.encoding: Value error, unknown encoding 'latin-9'; e\.g\. utf-8, latin-1, cp1252",
+        ),
+        (
+            {"name": "p", "data": {"source": "tables", "leads": {"path": "l.csv", "timestamp_format": "dd/mm/yyyy"}}},
+            r"data\.leads\.timestamp_format: Value error, timestamp_format 'dd/mm/yyyy' is neither a strftime format",
+        ),
+        (
+            {
+                "name": "p",
+                "data": {
+                    "source": "tables",
+                    "leads": "l.csv",
+                    "outcomes": {"path": "o.csv", "won": ["Closed Won"], "open": "Closed Won"},
+                },
+            },
+            r"data\.outcomes: Value error, outcome value\(s\) 'Closed Won' are in both won and open",
+        ),  # fmt: skip
+        (
+            {"name": "p", "data": {"on_early_outcomes": "keep"}},
+            r"data\.on_early_outcomes: Input should be 'error' or 'drop'",
+        ),
         ({"nme": "p"}, r"name is required"),
     ],
 )

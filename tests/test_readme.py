@@ -68,8 +68,12 @@ def _config_keys(model, prefix: str = ""):
             continue
         path, annotation = f"{prefix}{name}", field.annotation
         args = typing.get_args(annotation)
+        optional = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)] if type(None) in args else []
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             yield from _config_keys(annotation, path + ".")
+        elif optional:  # a section that may be left out (or, like data.leads, written as a path alone)
+            yield path
+            yield from _config_keys(optional[0], path + ".")
         elif (
             typing.get_origin(annotation) is list
             and args

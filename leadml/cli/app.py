@@ -88,15 +88,32 @@ def simulate(
 
 @app.command()
 def validate(
-    leads: Path = typer.Option(..., "--leads", help="Leads table (CSV or Parquet)."),
+    ctx: typer.Context,
+    pipeline: Path | None = typer.Argument(
+        None, help="Pipeline YAML: its tables are read exactly as `leadml train` reads them."
+    ),
+    leads: Path | None = typer.Option(None, "--leads", help="Leads table (CSV or Parquet), without a pipeline."),
     events: Path | None = typer.Option(None, "--events", help="Events table."),
     outcomes: Path | None = typer.Option(None, "--outcomes", help="Outcomes table."),
     drop_orphans: bool = typer.Option(False, "--drop-orphans", help="Drop events of unknown leads (counted)."),
 ) -> None:
-    """Check tables against the data contract and print a summary."""
-    from leadml.cli.commands import run_validate
+    """Check a pipeline's export (or tables named by --leads/--events/--outcomes) and print a summary."""
+    from leadml.cli.commands import run_validate, run_validate_pipeline
 
-    run_validate(leads, events, outcomes, drop_orphans, console)
+    tables = leads is not None or events is not None or outcomes is not None or drop_orphans
+    if pipeline is not None and tables:
+        raise _click_errors.UsageError(
+            "give a pipeline or --leads/--events/--outcomes, not both (the pipeline's data keys say how to read "
+            "its tables)",
+            ctx=ctx,
+        )
+    if pipeline is not None:
+        run_validate_pipeline(pipeline, console)
+    elif leads is not None:
+        run_validate(leads, events, outcomes, drop_orphans, console)
+    else:
+        raise _click_errors.UsageError("give a pipeline YAML, or the tables with --leads (and --events, --outcomes)",
+                                       ctx=ctx)  # fmt: skip
 
 
 @app.command()

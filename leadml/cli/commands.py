@@ -16,12 +16,14 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from leadml.data import contract
 from leadml.data.io import write_table
 from leadml.features.snapshots import to_utc
 
 _NO_SPINNER = SimpleNamespace(update=lambda *args, **kwargs: None)
+NO_EVENTS_NOTE = "no events table: training on profile features only"
 
 
 def spinner(console: Console, message: str) -> AbstractContextManager:
@@ -107,6 +109,69 @@ def run_validate(
         console.print(f"[yellow]problem:[/yellow] {problem}", soft_wrap=True)
     summary["problems"] = problems
     return summary
+
+
+def has_no_events(config) -> bool:
+    """True for three tables without an events table: the models see the profile features only."""
+    return config.data.source == "tables" and config.data.events is None
+
+
+def run_validate_pipeline(pipeline: Path, console: Console) -> dict[str, Any]:
+    """`leadml validate PIPELINE`: the pipeline's data read exactly as `leadml train` reads it, summed up."""
+    from leadml.core.config import load_pipeline
+    from leadml.data.sources import load_pipeline_data
+
+    config = load_pipeline(pipeline)
+    with spinner(console, "reading the data as training reads it"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", contract.LeadDataWarning)  # kept in data.problems, listed below
+        data = load_pipeline_data(config.data, need_outcomes=False)
+    table = Table(title=f"leadml validate {pipeline}: the data as `leadml train` reads it", show_header=False)
+    if data.flat is not None:
+        flat = data.flat
+        summary: dict[str, Any] = {"rows": len(flat), "won": int(flat[contract.LABEL_COLUMN].sum())}
+        summary["base_rate"] = summary["won"] / max(len(flat), 1)
+        table.add_row("flat table", f"{summary['rows']:,} rows x {flat.shape[1] - 2} columns")
+        table.add_row("label", f"{summary['won']:,} converted (base rate {summary['base_rate']:.1%})")
+    else:
+        assert data.leads is not None  # three-table data always has leads
+        no_events = has_no_events(config)
+        summary = summarize_tables(data.leads, None if no_events else data.events, data.outcomes)
+        summary.update(data.counted())
+        _table_rows(table, summary, no_events, has_outcomes=data.outcomes is not None)
+    table.add_row("problems", f"{len(data.problems)} (listed below)" if data.problems else "none")
+    console.print(table)
+    for problem in data.problems:
+        console.print(Text.assemble(("problem:", "yellow"), f" {problem}"), soft_wrap=True)  # [brackets] as written
+    if data.flat is None and data.outcomes is None:
+        console.print("note: no outcomes table: `leadml train` needs data.outcomes (the closed deals)")
+    summary["problems"] = list(data.problems)
+    return summary
+
+
+def _table_rows(table: Table, summary: dict[str, Any], no_events: bool, *, has_outcomes: bool) -> None:
+    """The rows of `leadml validate PIPELINE` for three-table data."""
+    table.add_row(
+        "leads",
+        f"{summary['leads']:,} (created {summary['created_from']:%Y-%m-%d} .. {summary['created_to']:%Y-%m-%d})",
+    )
+    if no_events:
+        table.add_row("events", f"none: {NO_EVENTS_NOTE}")
+    else:
+        span = f" ({summary['events_from']:%Y-%m-%d} .. {summary['events_to']:%Y-%m-%d})" if summary["events"] else ""
+        table.add_row("events", f"{summary['events']:,}{span}")
+        table.add_row("event types", ", ".join(f"{k} {v:,}" for k, v in summary["event_types"].items()) or "none")
+        table.add_row("orphan events dropped", f"{summary['orphan_events']:,}")
+        table.add_row("events before their lead", f"{summary['early_events']:,} (kept)")
+    if has_outcomes:
+        table.add_row(
+            "outcomes",
+            f"{summary['closed']:,} closed, {summary['won']:,} won (base rate {summary['base_rate_closed']:.1%} "
+            f"of closed, {summary['won'] / max(summary['leads'], 1):.1%} of leads), {summary['open']:,} leads open",
+        )
+        table.add_row("open deals censored", f"{summary['open_deals']:,} (left out: their leads stay open)")
+        table.add_row("early outcomes dropped", f"{summary['early_outcomes']:,} (closed before the lead was created)")
+    else:
+        table.add_row("outcomes", "none (`leadml train` needs data.outcomes)")
 
 
 def run_features(
@@ -237,6 +302,8 @@ def run_train(pipeline: Path, promote: str, console: Console):
     if promote not in ("auto", "never"):
         raise ConfigError(f"--promote must be auto or never, got {promote!r}")
     config = load_pipeline(pipeline)
+    if has_no_events(config):
+        console.print(f"note: {NO_EVENTS_NOTE}")
     with spinner(console, "training") as status:
         run = run_training(config, promote=promote, progress=lambda message: status.update(message))
     result, outcome = run.result, run.outcome
@@ -304,6 +371,8 @@ def run_score(
         console.print(f"score history: {summary.history_path}")
     for note in summary.notes:
         console.print(f"note: {note}")
+    if has_no_events(config):
+        console.print("note: no events table: scoring on profile features only")
     return summary
 
 

@@ -3,7 +3,8 @@
 Configuration flows one way: YAML -> :func:`load_pipeline` -> :class:`PipelineConfig` -> function
 arguments. Unknown keys are errors that name the file and the key path, with a suggestion for a
 near miss ("models.lightgbm.num_leafs is not a known key; did you mean num_leaves?"). Relative paths
-in the file are resolved against the file's folder.
+in the file are resolved against the file's folder. The ``data`` section (the tables and how each one
+is read) lives in :mod:`leadml.core.data_config`; its classes import from here too.
 """
 
 from __future__ import annotations
@@ -16,50 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from leadml.core.data_config import DataConfig
+from leadml.core.data_config import OutcomesConfig as OutcomesConfig  # every section imports from here
+from leadml.core.data_config import SimulatorConfig as SimulatorConfig
+from leadml.core.data_config import Strict as _Strict
+from leadml.core.data_config import TableConfig as TableConfig
 from leadml.core.errors import ConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SimulatorConfig(_Strict):
-    """Simulated data: how many leads, the seed and the base rate (see leadml.data.simulate.world)."""
-
-    leads: int = Field(20_000, gt=0)
-    seed: int = 7
-    base_rate: float = Field(0.08, gt=0, lt=1)
-    months: int = Field(18, gt=0)
-
-
-class DataConfig(_Strict):
-    """Where the data comes from: the simulator, three tables (leads/events/outcomes) or a flat table."""
-
-    source: Literal["simulator", "tables", "flat", "public"] = "simulator"
-    simulator: SimulatorConfig = SimulatorConfig()
-    leads: Path | None = None
-    events: Path | None = None
-    outcomes: Path | None = None
-    flat: Path | None = None
-    public: str | None = None
-    datasets_dir: Path | None = None
-    label: str | None = None
-    id_column: str | None = None
-    csv_separator: str | None = None
-    on_orphans: Literal["error", "drop"] = "error"
-    columns: dict[str, str] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _paths_for_source(self) -> DataConfig:
-        if self.source == "tables" and (self.leads is None or self.events is None):
-            raise ValueError("source 'tables' needs data.leads and data.events (data.outcomes to train)")
-        if self.source == "flat" and (self.flat is None or self.label is None):
-            raise ValueError("source 'flat' needs data.flat and data.label")
-        if self.source == "public" and self.public is None:
-            raise ValueError("source 'public' needs data.public (x_education, bank_marketing, ...)")
-        return self
 
 
 class ProfileConfig(_Strict):
@@ -282,7 +247,9 @@ class PipelineConfig(_Strict):
 
         Keys are dotted paths (``"mlflow.promote_margin"``, ``"models.lightgbm.n_estimators"``); a
         relative path resolves against the pipeline file's folder, as in the file. Unknown keys and
-        bad values raise :class:`ConfigError` naming the key, as a YAML file would.
+        bad values raise :class:`ConfigError` naming the key, as a YAML file would. A table keeps
+        its settings when only its file changes (``"data.leads.path"``); ``"data.leads"`` given a
+        path replaces the table, settings included.
 
         Example:
             >>> config = parse_pipeline({"name": "demo"})
@@ -311,6 +278,9 @@ _PATH_KEYS = (
     ("data", "leads"),
     ("data", "events"),
     ("data", "outcomes"),
+    ("data", "leads", "path"),  # a table given as a mapping
+    ("data", "events", "path"),
+    ("data", "outcomes", "path"),
     ("data", "flat"),
     ("data", "datasets_dir"),
     ("rules",),

@@ -8,8 +8,7 @@ few of them (:func:`example_rows`).
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,11 +17,6 @@ from leadml.core.errors import LeadDataError
 
 WON_VALUES = {"won", "win", "1", "1.0", "true", "yes", "y", "converted"}
 LOST_VALUES = {"lost", "lose", "0", "0.0", "false", "no", "n", "not converted"}
-
-ISO_HINT = "use ISO 8601, e.g. 2026-03-01T12:00:00Z"
-_NS_MIN = pd.Timestamp.min.tz_localize("UTC")
-_NS_MAX = pd.Timestamp.max.tz_localize("UTC")
-_CLOCK_WORDS = ["now", "today", "tomorrow", "yesterday"]  # pandas reads these from the clock
 
 
 def example_rows(frame: pd.DataFrame, mask: np.ndarray | pd.Series, column: str, n: int = 3) -> str:
@@ -122,45 +116,22 @@ def parse_lead_ids(frame: pd.DataFrame, source: str, column: str = "lead_id") ->
     return ids.astype(str)
 
 
-def parse_timestamps(frame: pd.DataFrame, column: str, source: str) -> pd.Series:
-    """Parse ``column`` to ``datetime64[ns, UTC]``; naive values are taken as UTC.
+def _whole(values: pd.Series) -> pd.Series:
+    """A float column whose values are all whole (``20250107.0``) as Int64, so that it reads ``20250107``."""
+    if not pd.api.types.is_float_dtype(values):
+        return values
+    numbers = values.dropna().to_numpy()
+    exact = np.isfinite(numbers) & (np.abs(numbers) < 2**53)
+    whole = bool(np.all(exact)) and bool(np.all(np.mod(numbers, 1) == 0))
+    return values.astype("Int64") if whole else values
 
-    ISO 8601 text with any offset (``Z``, ``+02:00``, mixed offsets, date only) is converted to
-    UTC. Nothing is guessed: other formats (``03/01/2026``: March or January?), words read from the
-    clock (``now``, ``today``), missing values, dates outside 1677-2262 and plain numbers (epochs in
-    an unknown unit) raise naming the rows.
-    """
-    values = frame[column]
-    if pd.api.types.is_datetime64_any_dtype(values):
-        parsed = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
-    elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numbers = values.notna().to_numpy()
-        if numbers.any():
-            raise LeadDataError(
-                f"{source}: column '{column}' holds numbers, not dates ({int(numbers.sum())} numeric "
-                f"values; first rows: {example_rows(frame, numbers, column)}); {ISO_HINT}"
-            )
-        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
-    else:
-        text = values.astype(object).where(values.notna(), None)
-        clock = values.astype(str).str.strip().str.lower().isin(_CLOCK_WORDS).to_numpy()
-        with warnings.catch_warnings():  # numbers inside text columns: NaT, reported below
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(text.where(~clock, None), utc=True, format="ISO8601", errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        kind = "missing" if np.all(is_blank(values)[bad]) else "missing or unparseable"
-        raise LeadDataError(
-            f"{source}: column '{column}' has {int(bad.sum())} {kind} timestamps "
-            f"(first rows: {example_rows(frame, bad, column)}); {ISO_HINT}"
-        )
-    outside = ((parsed < _NS_MIN) | (parsed > _NS_MAX)).to_numpy()
-    if outside.any():
-        raise LeadDataError(
-            f"{source}: column '{column}' has {int(outside.sum())} timestamps outside 1677-2262 "
-            f"(first rows: {example_rows(frame, outside, column)}); {ISO_HINT}"
-        )
-    return parsed.dt.as_unit("ns").rename(column)
+
+def as_text(values: pd.Series) -> pd.Series:
+    """Each value as stripped text (whole floats without ``.0``: ``20250107``), missing ones as ``""``."""
+    values = _whole(values)
+    if isinstance(values.dtype, pd.StringDtype):  # pandas' text columns: the quick way
+        return values.astype(str).str.strip().where(values.notna(), "")
+    return values.astype(object).where(values.notna(), "").astype(str).str.strip()
 
 
 def check_unique_ids(frame: pd.DataFrame, source: str, table: str) -> None:
@@ -189,3 +160,104 @@ def parse_binary_label(frame: pd.DataFrame, column: str, source: str) -> pd.Seri
             "use won/lost, yes/no, true/false or 1/0"
         )
     return pd.Series(won.astype("int8"), index=frame.index, name=column)
+
+
+def parse_outcomes(
+    frame: pd.DataFrame,
+    column: str,
+    source: str,
+    *,
+    won: Sequence[str] | None = None,
+    lost: Sequence[str] | None = None,
+    open: Sequence[str] | None = None,  # the word users write (data.outcomes.open)
+) -> tuple[pd.Series, np.ndarray]:
+    """Read a CRM's outcome values: the 0/1 label of the decided rows and the mask of open rows.
+
+    Values are matched trimmed and in any case. Each of ``won`` / ``lost`` given replaces that
+    side's defaults (:data:`WON_VALUES`: won, yes, true, 1, ...; :data:`LOST_VALUES`: lost, no,
+    false, 0, ...); ``open`` (deals still in progress: not decided, so not lost) has none. So HubSpot
+    reads with ``won=["closedwon"], lost=["closedlost"]``, Salesforce with ``["Closed Won"]`` /
+    ``["Closed Lost"]`` and Pipedrive with ``open=["open"]`` alone. Any other value raises once,
+    listing the values seen with their counts and the keys to set.
+
+    Returns:
+        The int8 label (1 = won) of the decided rows, indexed like them in ``frame``, and a boolean
+        array over all rows, True where the deal is open.
+
+    Example:
+        >>> frame = pd.DataFrame({"stage": ["closedwon", " ClosedLost", "appointmentscheduled"]})
+        >>> label, is_open = parse_outcomes(frame, "stage", "deals.csv", won=["closedwon"],
+        ...                                 lost=["closedlost"], open=["appointmentscheduled"])
+        >>> label.tolist(), is_open.tolist()
+        ([1, 0], [False, False, True])
+    """
+    explicit = {side: _outcome_set(values) for side, values in (("won", won), ("lost", lost), ("open", open))}
+    _check_disjoint(explicit, source)
+    given = set().union(*(values for values in explicit.values() if values is not None))
+    sets = {
+        "won": explicit["won"] if explicit["won"] is not None else WON_VALUES - given,
+        "lost": explicit["lost"] if explicit["lost"] is not None else LOST_VALUES - given,
+        "open": explicit["open"] or set(),
+    }
+    values = frame[column]
+    spelled = as_text(values).str.lower()
+    present = values.notna().to_numpy()
+    is_won, is_lost, is_open = (present & spelled.isin(sets[side]).to_numpy() for side in ("won", "lost", "open"))
+    unknown = ~(is_won | is_lost | is_open)
+    if unknown.any():
+        raise LeadDataError(_unknown_outcomes_message(frame, column, source, unknown, explicit))
+    decided = is_won | is_lost
+    label = pd.Series(is_won[decided].astype("int8"), index=frame.index[decided], name=column)
+    return label, is_open
+
+
+def _outcome_set(values: Sequence[str] | None) -> set[str] | None:
+    """A map's values as matched: trimmed lower-case text; one value may come without a list, ``1.0`` reads ``1``."""
+    if values is None:
+        return None
+    listed: Iterable[object] = [values] if isinstance(values, str | int | float | bool) else values
+    return {str(int(v) if isinstance(v, float) and v.is_integer() else v).strip().lower() for v in listed}
+
+
+def _check_disjoint(explicit: Mapping[str, set[str] | None], source: str) -> None:
+    """Raise when one value is mapped to two outcomes (won and lost, say)."""
+    sides = [(side, values) for side, values in explicit.items() if values]
+    for i, (side, values) in enumerate(sides):
+        for other, other_values in sides[i + 1 :]:
+            both = sorted(values & other_values)
+            if both:
+                raise LeadDataError(
+                    f"{source}: outcome value(s) {', '.join(map(repr, both))} are in both data.outcomes.{side} "
+                    f"and data.outcomes.{other}; keep each value in one list"
+                )
+
+
+def _unknown_outcomes_message(
+    frame: pd.DataFrame,
+    column: str,
+    source: str,
+    unknown: np.ndarray,
+    explicit: Mapping[str, set[str] | None],
+) -> str:
+    """One message for every value no map reads: how many, which (with counts), where, the keys to set."""
+    values = frame[column]
+    n_missing = int((unknown & values.isna().to_numpy()).sum())
+    seen = as_text(values[unknown & values.notna().to_numpy()]).value_counts(sort=True)
+    shown = [f"{value} ({count} row{'s' if count > 1 else ''})" for value, count in seen.iloc[:6].items()]
+    if len(seen) > 6:
+        shown.append(f"{len(seen) - 6} more")
+    head = (
+        f"{source}: column '{column}' has {int(unknown.sum())} values that are not a binary outcome "
+        f"({n_missing} missing{'; seen: ' + ', '.join(shown) if shown else ''}; "
+        f"first rows: {example_rows(frame, unknown, column)})"
+    )
+    keys = "data.outcomes.won, data.outcomes.lost or data.outcomes.open (deals still in progress, kept open)"
+    if all(values is None for values in explicit.values()):
+        return (
+            f"{head}; use won/lost, yes/no, true/false or 1/0, or list your CRM's values in {keys}, "
+            "e.g. won: [closedwon], lost: [closedlost]"
+        )
+    mapped = "; ".join(
+        f"{side}: {', '.join(sorted(values)) or '(none)'}" for side, values in explicit.items() if values is not None
+    )
+    return f"{head}; the maps read {mapped}: add each value seen to {keys}"

@@ -3,7 +3,8 @@
 After loading, every table has ``lead_id`` as string, timestamps as timezone-aware UTC
 (``datetime64[ns, UTC]``) and ``event_type`` as a category. Bad input raises :class:`LeadDataError`
 whose message names the file, the column, how many rows are bad and a few of them. Problems that do
-not stop the work (events before their lead's creation, dropped orphan events) are reported as a
+not stop the work (events before their lead's creation, dropped orphan events, open deals left out
+of the outcomes, dropped outcomes closed before their lead was created) are reported as a
 :class:`LeadDataWarning` with a count, never silently.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -27,10 +28,11 @@ from leadml.data.columns import (
     is_blank,
     parse_binary_label,
     parse_lead_ids,
-    parse_timestamps,
+    parse_outcomes,
     table_source,
 )
 from leadml.data.io import read_table
+from leadml.data.timestamps import parse_timestamps
 
 LEADS_REQUIRED = ("lead_id", "created_at")
 EVENTS_REQUIRED = ("lead_id", "timestamp", "event_type")
@@ -38,6 +40,7 @@ OUTCOMES_REQUIRED = ("lead_id", "outcome", "closed_at")
 LABEL_COLUMN = "converted"
 
 OrphanPolicy = Literal["error", "drop"]
+EarlyOutcomePolicy = Literal["error", "drop"]
 
 
 class LeadDataWarning(UserWarning):
@@ -45,9 +48,16 @@ class LeadDataWarning(UserWarning):
 
 
 def validate_leads(
-    leads: pd.DataFrame, source: str | None = None, columns: Mapping[str, str] | None = None
+    leads: pd.DataFrame,
+    source: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    *,
+    timestamp_format: str | None = None,
 ) -> pd.DataFrame:
     """Check a leads table and return it typed: ``lead_id`` str, ``created_at`` UTC, unique ids.
+
+    ``timestamp_format`` reads ``created_at`` spelled otherwise than ISO 8601 or epoch milliseconds
+    (see :func:`~leadml.data.timestamps.parse_timestamps`).
 
     Example:
         >>> leads = validate_leads(pd.DataFrame({"lead_id": [7], "created_at": ["2026-03-01T14:00+02:00"]}))
@@ -61,7 +71,7 @@ def validate_leads(
     leads = leads.copy()
     leads["lead_id"] = parse_lead_ids(leads, src)
     check_unique_ids(leads, src, "leads")
-    leads["created_at"] = parse_timestamps(leads, "created_at", src)
+    leads["created_at"] = parse_timestamps(leads, "created_at", src, timestamp_format=timestamp_format)
     return leads.reset_index(drop=True)
 
 
@@ -71,6 +81,8 @@ def validate_events(
     leads: pd.DataFrame | None = None,
     on_orphans: OrphanPolicy = "error",
     columns: Mapping[str, str] | None = None,
+    *,
+    timestamp_format: str | None = None,
 ) -> pd.DataFrame:
     """Check an events table and return it typed, sorted by ``lead_id`` then ``timestamp``.
 
@@ -86,7 +98,7 @@ def validate_events(
     check_required(events, EVENTS_REQUIRED, src, "events", columns)
     events = events.copy()
     events["lead_id"] = parse_lead_ids(events, src)
-    events["timestamp"] = parse_timestamps(events, "timestamp", src)
+    events["timestamp"] = parse_timestamps(events, "timestamp", src, timestamp_format=timestamp_format)
     blank = is_blank(events["event_type"])
     if blank.any():
         raise LeadDataError(
@@ -141,36 +153,97 @@ def validate_outcomes(
     source: str | None = None,
     leads: pd.DataFrame | None = None,
     columns: Mapping[str, str] | None = None,
+    *,
+    won: Sequence[str] | None = None,
+    lost: Sequence[str] | None = None,
+    open: Sequence[str] | None = None,  # the word users write (data.outcomes.open)
+    on_early_outcomes: EarlyOutcomePolicy = "error",
+    timestamp_format: str | None = None,
 ) -> pd.DataFrame:
     """Check an outcomes table: one row per closed lead, binary ``outcome`` (1 = won), ``closed_at`` UTC.
 
-    With ``leads`` given, outcomes of unknown leads and outcomes closed before their lead's
-    creation raise.
+    ``won`` / ``lost`` / ``open`` map a CRM's values (``closedwon``, ``Closed Lost``, ``open``; see
+    :func:`~leadml.data.columns.parse_outcomes`). Open deals are not outcomes: their rows are left
+    out (their ``closed_at`` may be empty) and counted in a warning, so their leads stay open. With
+    ``leads`` given, outcomes of unknown leads raise, and outcomes closed before their lead was
+    created raise (``on_early_outcomes="error"``, the default) or are dropped with a warning that
+    counts them (``"drop"``).
+
+    Example:
+        >>> deals = pd.DataFrame({"lead_id": ["a", "b", "c"], "outcome": ["closedwon", "open", "closedlost"],
+        ...                       "closed_at": [1709648520000, None, "2024-03-05 14:22"]})
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     outcomes = validate_outcomes(deals, won=["closedwon"], lost=["closedlost"], open=["open"])
+        >>> outcomes["outcome"].tolist(), "has 1 open deals" in str(caught[0].message)
+        ([1, 0], True)
     """
+    if on_early_outcomes not in ("error", "drop"):
+        raise ValueError(f"on_early_outcomes must be 'error' or 'drop', not {on_early_outcomes!r}")
     src = table_source(source, "outcomes")
     outcomes = apply_column_map(outcomes, columns, src)
     check_not_empty(outcomes, src)
     check_required(outcomes, OUTCOMES_REQUIRED, src, "outcomes", columns)
-    outcomes = outcomes.copy()
+    outcomes = outcomes.reset_index(drop=True)
     outcomes["lead_id"] = parse_lead_ids(outcomes, src)
     check_unique_ids(outcomes, src, "outcomes")
-    outcomes["outcome"] = parse_binary_label(outcomes, "outcome", src)
-    outcomes["closed_at"] = parse_timestamps(outcomes, "closed_at", src)
+    label, is_open = parse_outcomes(outcomes, "outcome", src, won=won, lost=lost, open=open)
+    decided = ~is_open
+    outcomes["closed_at"] = parse_timestamps(
+        outcomes, "closed_at", src, timestamp_format=timestamp_format, rows=decided
+    )
+    if is_open.any():
+        _warn_open_deals(outcomes.loc[is_open, "outcome"], src)
+    outcome = np.zeros(len(outcomes), dtype="int8")
+    outcome[decided] = label.to_numpy()
+    outcomes["outcome"] = outcome
+    keep = decided
     if leads is not None:
-        created = _lead_created(leads)
-        known = outcomes["lead_id"].isin(created.index).to_numpy()
-        if not known.all():
-            raise LeadDataError(
-                f"{src}: column 'lead_id' has {int((~known).sum())} outcomes of unknown leads "
-                f"(first rows: {example_rows(outcomes, ~known, 'lead_id')}); every outcome needs a lead"
-            )
-        early = (outcomes["closed_at"] < outcomes["lead_id"].map(created)).to_numpy()
-        if early.any():
-            raise LeadDataError(
-                f"{src}: column 'closed_at' has {int(early.sum())} outcomes closed before the lead "
-                f"was created (first rows: {example_rows(outcomes, early, 'closed_at')})"
-            )
-    return outcomes.reset_index(drop=True)
+        keep = decided & ~_check_outcome_leads(outcomes, decided, _lead_created(leads), src, on_early_outcomes)
+    return outcomes.loc[keep].reset_index(drop=True)
+
+
+def _warn_open_deals(values: pd.Series, src: str) -> None:
+    """Count the open deals left out of the outcomes, by value."""
+    seen = values.astype(str).str.strip().value_counts(sort=True)
+    shown = ", ".join(f"{value} ({count} row{'s' if count > 1 else ''})" for value, count in seen.iloc[:6].items())
+    warnings.warn(
+        f"{src}: column 'outcome' has {len(values)} open deals ({shown}{', ...' if len(seen) > 6 else ''}); "
+        "they are not outcomes yet and are left out, so their leads stay open (censored, not lost)",
+        LeadDataWarning,
+        stacklevel=3,
+    )
+
+
+def _check_outcome_leads(
+    outcomes: pd.DataFrame, decided: np.ndarray, created: pd.Series, src: str, on_early_outcomes: EarlyOutcomePolicy
+) -> np.ndarray:
+    """Raise on decided outcomes of unknown leads; return the mask of those closed before their lead's creation.
+
+    Early outcomes raise (``"error"``) or are counted in a warning (``"drop"``: the caller drops them).
+    Row numbers in messages are the input's.
+    """
+    known = outcomes["lead_id"].isin(created.index).to_numpy() | ~decided
+    if not known.all():
+        raise LeadDataError(
+            f"{src}: column 'lead_id' has {int((~known).sum())} outcomes of unknown leads "
+            f"(first rows: {example_rows(outcomes, ~known, 'lead_id')}); every outcome needs a lead"
+        )
+    early = decided & (outcomes["closed_at"] < outcomes["lead_id"].map(created)).to_numpy()
+    if early.any() and on_early_outcomes == "error":
+        raise LeadDataError(
+            f"{src}: column 'closed_at' has {int(early.sum())} outcomes closed before the lead "
+            f"was created (first rows: {example_rows(outcomes, early, 'closed_at')}); fix the export or "
+            "drop them with on_early_outcomes='drop'"
+        )
+    if early.any():
+        warnings.warn(
+            f"{src}: dropped {int(early.sum())} outcomes closed before the lead was created (column "
+            f"'closed_at'; first rows: {example_rows(outcomes, early, 'closed_at')})",
+            LeadDataWarning,
+            stacklevel=3,
+        )
+    return early
 
 
 def validate_flat(
@@ -222,10 +295,17 @@ def _id_name(columns: Mapping[str, str] | None) -> list[str]:
     return [(columns or {}).get("lead_id", "lead_id")]
 
 
-def load_leads(path: str | os.PathLike, columns: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read and validate a leads table (CSV or Parquet); see :func:`validate_leads`."""
-    leads = read_table(path, text_columns=_id_name(columns))
-    return validate_leads(leads, source=str(path), columns=columns)
+def load_leads(
+    path: str | os.PathLike,
+    columns: Mapping[str, str] | None = None,
+    *,
+    separator: str | None = None,
+    encoding: str | None = None,
+    timestamp_format: str | None = None,
+) -> pd.DataFrame:
+    """Read and validate a leads table (CSV or Parquet); see :func:`read_table` and :func:`validate_leads`."""
+    leads = read_table(path, text_columns=_id_name(columns), separator=separator, encoding=encoding)
+    return validate_leads(leads, source=str(path), columns=columns, timestamp_format=timestamp_format)
 
 
 def load_events(
@@ -233,20 +313,49 @@ def load_events(
     leads: pd.DataFrame | None = None,
     on_orphans: OrphanPolicy = "error",
     columns: Mapping[str, str] | None = None,
+    *,
+    separator: str | None = None,
+    encoding: str | None = None,
+    timestamp_format: str | None = None,
 ) -> pd.DataFrame:
-    """Read and validate an events table; see :func:`validate_events`."""
-    events = read_table(path, text_columns=_id_name(columns))
-    return validate_events(events, source=str(path), leads=leads, on_orphans=on_orphans, columns=columns)
+    """Read and validate an events table; see :func:`read_table` and :func:`validate_events`."""
+    events = read_table(path, text_columns=_id_name(columns), separator=separator, encoding=encoding)
+    return validate_events(
+        events,
+        source=str(path),
+        leads=leads,
+        on_orphans=on_orphans,
+        columns=columns,
+        timestamp_format=timestamp_format,
+    )
 
 
 def load_outcomes(
     path: str | os.PathLike,
     leads: pd.DataFrame | None = None,
     columns: Mapping[str, str] | None = None,
+    *,
+    won: Sequence[str] | None = None,
+    lost: Sequence[str] | None = None,
+    open: Sequence[str] | None = None,  # the word users write (data.outcomes.open)
+    on_early_outcomes: EarlyOutcomePolicy = "error",
+    separator: str | None = None,
+    encoding: str | None = None,
+    timestamp_format: str | None = None,
 ) -> pd.DataFrame:
-    """Read and validate an outcomes table; see :func:`validate_outcomes`."""
-    outcomes = read_table(path, text_columns=_id_name(columns))
-    return validate_outcomes(outcomes, source=str(path), leads=leads, columns=columns)
+    """Read and validate an outcomes table; see :func:`read_table` and :func:`validate_outcomes`."""
+    outcomes = read_table(path, text_columns=_id_name(columns), separator=separator, encoding=encoding)
+    return validate_outcomes(
+        outcomes,
+        source=str(path),
+        leads=leads,
+        columns=columns,
+        won=won,
+        lost=lost,
+        open=open,
+        on_early_outcomes=on_early_outcomes,
+        timestamp_format=timestamp_format,
+    )
 
 
 def load_flat(path: str | os.PathLike, label: str, id_column: str | None = None, **read_options) -> pd.DataFrame:

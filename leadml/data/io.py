@@ -7,7 +7,10 @@ killed job never leaves a half-written output (and never destroys the last good 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import csv
+import io
 import os
 import secrets
 import stat
@@ -20,6 +23,11 @@ from leadml.core.errors import LeadDataError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 TEMP_PREFIX = ".leadml-tmp-"
+CSV_SEPARATORS = (",", ";", "\t", "|")  # the separators sniffed, in the order that breaks ties
+SNIFF_BYTES = 1 << 16  # the head of a CSV file the separator and header are read from
+SNIFF_ROWS = 50
+_SCAN_BYTES = 1 << 20
+_SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -36,35 +44,194 @@ def read_table(
     path: str | os.PathLike,
     columns: Sequence[str] | None = None,
     *,
+    separator: str | None = None,
+    encoding: str | None = None,
     text_columns: Iterable[str] = (),
-    **csv_options,
+    **read_options,
 ) -> pd.DataFrame:
     """Read a CSV or Parquet table; a missing, empty-without-header or unreadable file raises.
 
-    CSV values are typed by pandas' inference, except ``text_columns`` (ids), which are read as
-    text so that ``007`` keeps its zeros and ``1`` never becomes ``1.0``; the data contract parses
-    timestamps afterwards so that its errors can name bad rows. ``csv_options`` (``sep=";"``, ...)
-    go to :func:`pandas.read_csv` and are ignored for Parquet, which carries its own types.
+    CSV files are read as CRM exports come: the separator is sniffed among ``,`` ``;`` tab and
+    ``|`` unless given (:func:`sniff_separator`), the text is UTF-8 unless ``encoding`` says
+    otherwise (``latin-1``, ``cp1252``; a UTF-8 byte order mark is dropped), quoted fields may hold
+    separators and newlines, and a header that names two columns alike is refused (pandas would
+    rename the second one ``name.1`` silently). Values are typed by pandas' inference, except
+    ``text_columns`` (ids), read as text so that ``007`` keeps its zeros and ``1`` never becomes
+    ``1.0``; the data contract parses timestamps afterwards so that its errors can name bad rows.
+    ``read_options`` go to :func:`pandas.read_csv` (``sep=`` is taken as ``separator``) and are
+    ignored for Parquet, which carries its own types and encoding.
 
     Raises:
-        LeadDataError: unknown extension, file not found, empty CSV file or a parser error.
+        LeadDataError: unknown extension, file not found, empty CSV file, text that is not in the
+            encoding (naming the byte, its offset and line), duplicate header names, a parser error.
     """
     path = Path(path)
     fmt = table_format(path)
     if not path.exists():
         raise LeadDataError(f"{path}: file not found")
+    if fmt == "parquet":
+        try:
+            return pd.read_parquet(path, columns=list(columns) if columns else None)
+        except Exception as exc:  # pyarrow errors: keep the cause, name the file
+            raise LeadDataError(f"{path}: cannot be read as parquet: {exc}") from exc
+    return _read_csv(path, columns, separator, encoding, text_columns, read_options)
+
+
+def _read_csv(
+    path: Path,
+    columns: Sequence[str] | None,
+    separator: str | None,
+    encoding: str | None,
+    text_columns: Iterable[str],
+    read_options: dict,
+) -> pd.DataFrame:
+    separator = _separator_option(path, separator, read_options)
+    codec = _codec(path, encoding)
+    sample, complete = _sample(path, codec)
+    if separator is None:
+        separator = sniff_separator(sample, complete=complete)
+    if "header" not in read_options and "names" not in read_options:
+        header = _records(sample, separator, complete)[:1]
+        check_header(header[0] if header else [], path)
+    # pandas' C parser drops a UTF-8 byte order mark itself, and reads "utf-8" faster than "utf-8-sig"
+    options = {"low_memory": False, **read_options, "sep": separator, "encoding": codec.replace("utf-8-sig", "utf-8")}
+    text = {name: str for name in text_columns}
+    if text:
+        options["dtype"] = {**text, **(options.get("dtype") or {})}
     try:
-        if fmt == "csv":
-            options = {"low_memory": False, **csv_options}
-            text = {name: str for name in text_columns}
-            if text:
-                options["dtype"] = {**text, **(options.get("dtype") or {})}
-            return pd.read_csv(path, usecols=list(columns) if columns else None, **options)
-        return pd.read_parquet(path, columns=list(columns) if columns else None)
+        return pd.read_csv(path, usecols=list(columns) if columns else None, **options)
+    except UnicodeDecodeError as exc:
+        raise LeadDataError(_decode_message(path, codec)) from exc
     except pd.errors.EmptyDataError as exc:
         raise LeadDataError(f"{path}: the table is empty (no header, no rows)") from exc
-    except Exception as exc:  # pyarrow / parser errors: keep the cause, name the file
-        raise LeadDataError(f"{path}: cannot be read as {fmt}: {exc}") from exc
+    except Exception as exc:  # parser errors: keep the cause, name the file
+        raise LeadDataError(f"{path}: cannot be read as csv (separator {separator!r}): {exc}") from exc
+
+
+def _separator_option(path: Path, separator: str | None, read_options: dict) -> str | None:
+    """The one-character separator asked for (``separator`` or pandas' ``sep``/``delimiter``), or None."""
+    asked = (separator, read_options.pop("sep", None), read_options.pop("delimiter", None))
+    names = {_SEPARATOR_NAMES.get(str(value).lower(), value) for value in asked if value is not None}
+    if len(names) > 1:
+        raise ValueError(f"{path}: two separators given ({', '.join(sorted(map(repr, names)))}); give one")
+    if not names:
+        return None
+    (chosen,) = names
+    if not isinstance(chosen, str) or len(chosen) != 1:
+        raise LeadDataError(f"{path}: separator {chosen!r} is not one character; use ',', ';', '\\t' (tab) or '|'")
+    return chosen
+
+
+def _codec(path: Path, encoding: str | None) -> str:
+    """The codec to read with: ``utf-8-sig`` for UTF-8 (a byte order mark is dropped), else as given."""
+    if encoding is None:
+        return "utf-8-sig"
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError as exc:
+        raise LeadDataError(f"{path}: unknown encoding {encoding!r}; use utf-8, latin-1 or cp1252") from exc
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def _sample(path: Path, codec: str) -> tuple[str, bool]:
+    """The first :data:`SNIFF_BYTES` of the file as text, and whether that is the whole file."""
+    with open(path, "rb") as file:
+        head = file.read(SNIFF_BYTES + 1)
+    complete = len(head) <= SNIFF_BYTES
+    decoder = codecs.getincrementaldecoder(codec)()
+    try:
+        return decoder.decode(head[:SNIFF_BYTES], final=complete), complete
+    except UnicodeDecodeError as exc:
+        raise LeadDataError(_decode_message(path, codec)) from exc
+
+
+def _records(sample: str, separator: str, complete: bool) -> list[list[str]]:
+    """The records of a sample split on ``separator`` (quotes respected); a cut-off last one is left out."""
+    records = list(csv.reader(io.StringIO(sample, newline=""), delimiter=separator))
+    if not complete and records:
+        records = records[:-1]
+    return records[:SNIFF_ROWS]
+
+
+def sniff_separator(sample: str, *, complete: bool = True) -> str:
+    """The separator of a CSV sample among ``,`` ``;`` tab and ``|``; ``,`` when none splits the header.
+
+    A candidate counts when it splits the header into two or more fields. Among those, one that
+    gives every sampled row as many fields as the header wins over one that does not, then the one
+    giving more columns, then the first of ``, ; tab |``. Quoted fields are respected, so a ``;`` or
+    a newline inside quotes does not count. ``complete=False`` says the sample was cut from a longer
+    file: its last record may be partial and is not looked at.
+
+    Example:
+        >>> sniff_separator('id;company;note\\n1;"Dupont, SA";"a|b"\\n')
+        ';'
+    """
+    best, best_key = ",", (False, 1, 0)
+    for rank, candidate in enumerate(CSV_SEPARATORS):
+        records = _records(sample, candidate, complete)
+        width = len(records[0]) if records else 0
+        if width < 2:
+            continue
+        consistent = all(len(record) == width for record in records[1:] if record)
+        key = (consistent, width, -rank)
+        if key > best_key:
+            best, best_key = candidate, key
+    return best
+
+
+def check_header(names: Sequence[str], path: str | os.PathLike) -> None:
+    """Refuse a header that names two columns alike, naming the names and their 1-based positions.
+
+    ``names`` is the file's first record as written; blank names (pandas calls them ``Unnamed: n``,
+    e.g. after a trailing separator) are not compared.
+    """
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(names, start=1):
+        if name.strip():
+            positions.setdefault(name, []).append(position)
+    repeated = [
+        f"{name!r} (columns {', '.join(map(str, where))})" for name, where in positions.items() if len(where) > 1
+    ]
+    if repeated:
+        raise LeadDataError(
+            f"{path}: the header names {len(repeated)} column(s) more than once: {'; '.join(repeated)}; "
+            "rename them so that each column has its own name"
+        )
+
+
+def _decode_message(path: Path, codec: str) -> str:
+    """Where the file stops being ``codec`` text, and the ``encoding`` to set."""
+    scan_codec = "utf-8" if codec == "utf-8-sig" else codec
+    label = "UTF-8" if scan_codec == "utf-8" else scan_codec
+    found = first_undecodable(path, scan_codec)
+    where = f"byte 0x{found[1]:02x} at offset {found[0]} (line {found[2]})" if found else "a byte"
+    return (
+        f"{path}: {where} is not valid {label} text; the file is probably Latin-1 or Windows-1252: "
+        "set `encoding: latin-1` (or `encoding: cp1252`) for this table"
+    )
+
+
+def first_undecodable(path: str | os.PathLike, codec: str) -> tuple[int, int, int] | None:
+    """The first byte of a file that ``codec`` cannot decode: (0-based offset, byte value, 1-based line).
+
+    The file is read in chunks, so a large file is not held in memory. None when it decodes.
+    """
+    decoder = codecs.getincrementaldecoder(codec)()
+    start, newlines = 0, 0
+    with open(path, "rb") as file:
+        while True:
+            chunk = file.read(_SCAN_BYTES)
+            pending = decoder.getstate()[0]
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                offset = start - len(pending) + exc.start
+                before = chunk[: max(offset - start, 0)]
+                return offset, (pending + chunk)[exc.start], newlines + before.count(b"\n") + 1
+            if not chunk:
+                return None
+            start += len(chunk)
+            newlines += chunk.count(b"\n")
 
 
 def _create_temp(target: Path) -> Path:

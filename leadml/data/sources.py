@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -9,6 +10,14 @@ import pandas as pd
 
 from leadml.core.config import DataConfig
 from leadml.data import contract
+
+# how the data contract's warnings count what they report (see leadml.data.contract)
+_COUNTED = {
+    "open_deals": re.compile(r"has (\d+) open deals"),
+    "early_outcomes": re.compile(r"dropped (\d+) outcomes closed before the lead was created"),
+    "orphan_events": re.compile(r"dropped (\d+) events of unknown leads"),
+    "early_events": re.compile(r"has (\d+) events before their lead's created_at"),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,21 @@ class PipelineData:
     @property
     def is_flat(self) -> bool:
         return self.flat is not None
+
+    def counted(self) -> dict[str, int]:
+        """The rows the loaders left out or flagged, by kind, read from the counts in ``problems``.
+
+        ``open_deals`` (outcomes not decided, left out), ``early_outcomes`` (closed before their lead
+        was created, dropped), ``orphan_events`` (events of unknown leads, dropped) and
+        ``early_events`` (events before their lead's creation, kept); 0 when none.
+        """
+        counts = dict.fromkeys(_COUNTED, 0)
+        for problem in self.problems:
+            for kind, pattern in _COUNTED.items():
+                found = pattern.search(problem)
+                if found:
+                    counts[kind] += int(found.group(1))
+        return counts
 
     @classmethod
     def from_simulation(cls, simulation) -> PipelineData:
@@ -64,17 +88,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
         simulated = simulate(sim.leads, sim.seed, base_rate=sim.base_rate, months=sim.months)
         return PipelineData.from_simulation(simulated)
     if data.source == "tables":
-        assert data.leads is not None and data.events is not None  # DataConfig's validator requires them
-        leads = contract.load_leads(data.leads, columns=data.columns)
-        events = contract.load_events(data.events, leads=leads, on_orphans=data.on_orphans, columns=data.columns)
-        outcomes = None
-        if data.outcomes is not None:
-            outcomes = contract.load_outcomes(data.outcomes, leads=leads, columns=data.columns)
-        elif need_outcomes:
-            from leadml.core.errors import ConfigError
-
-            raise ConfigError("data.outcomes is needed to train (the closed deals); add its path")
-        return PipelineData(leads=leads, events=events, outcomes=outcomes)
+        return _load_tables(data, need_outcomes)
     if data.source == "public":
         import os
 
@@ -90,6 +104,50 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
             id_columns=tuple(dataset.id_columns),
         )
     assert data.flat is not None and data.label is not None  # DataConfig's validator requires them
-    read_options = {"sep": data.csv_separator} if data.csv_separator else {}
-    flat = contract.load_flat(data.flat, label=data.label, id_column=data.id_column, **read_options)
+    reading = {"separator": data.csv_separator, "encoding": data.encoding}
+    flat = contract.load_flat(data.flat, label=data.label, id_column=data.id_column, **reading)
     return PipelineData(flat=flat)
+
+
+def _load_tables(data: DataConfig, need_outcomes: bool) -> PipelineData:
+    """The three tables as the config reads them; without an events table, an empty one."""
+    leads_table, events_table, outcomes_table = data.table("leads"), data.table("events"), data.table("outcomes")
+    assert leads_table is not None  # DataConfig's validator requires it
+    leads = contract.load_leads(leads_table.path, columns=leads_table.columns, **leads_table.reading())
+    if events_table is not None:
+        events = contract.load_events(events_table.path, leads=leads, on_orphans=data.on_orphans,
+                                      columns=events_table.columns, **events_table.reading())  # fmt: skip
+    else:
+        events = no_events()
+    outcomes = None
+    if outcomes_table is not None:
+        outcomes = contract.load_outcomes(
+            outcomes_table.path,
+            leads=leads,
+            columns=outcomes_table.columns,
+            won=outcomes_table.won,
+            lost=outcomes_table.lost,
+            open=outcomes_table.open,
+            on_early_outcomes=data.on_early_outcomes,
+            **outcomes_table.reading(),
+        )
+    elif need_outcomes:
+        from leadml.core.errors import ConfigError
+
+        raise ConfigError("data.outcomes is needed to train (the closed deals); add its path")
+    return PipelineData(leads=leads, events=events, outcomes=outcomes)
+
+
+def no_events() -> pd.DataFrame:
+    """An events table without rows, typed as the data contract types a loaded one.
+
+    A pipeline without an events table trains and scores on profile features: every behaviour
+    feature then reads "nothing happened".
+    """
+    return pd.DataFrame(
+        {
+            "lead_id": pd.Series([], dtype=object),
+            "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "event_type": pd.Categorical([]),
+        }
+    )

@@ -15,13 +15,24 @@ import pandas as pd
 
 from leadml.core.errors import LeadDataError
 from leadml.data.contract import LABEL_COLUMN
+from leadml.data.timestamps import day_month_readings
 
 DAY = pd.Timedelta(days=1)
 SPLITS = ("train", "validation", "test", "gap", "censored")
 
 
 def to_utc(value: str | pd.Timestamp | np.datetime64 | object) -> pd.Timestamp:
-    """A date or timestamp as a UTC ``Timestamp``; a bare date means 00:00 UTC of that day."""
+    """A date or timestamp as a UTC ``Timestamp``; a bare date means 00:00 UTC of that day.
+
+    Day/month spellings (``07/01/2025``: 7 January or July 1?) are refused rather than read in US
+    order, with the ISO spellings to use instead.
+    """
+    readings = day_month_readings(value) if isinstance(value, str) else None
+    if readings is not None:
+        iso = " or ".join(readings) or "2026-03-01"
+        raise LeadDataError(
+            f"as_of {value!r} does not say whether the day or the month comes first; use ISO 8601: {iso}"
+        )
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError, OverflowError) as exc:

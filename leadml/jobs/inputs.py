@@ -27,10 +27,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leadml.core.config import DataConfig, FeatureConfig
+from leadml.core.data_config import TableName
 from leadml.core.errors import LeadDataError
 from leadml.data import contract
-from leadml.data.columns import parse_lead_ids, parse_timestamps
+from leadml.data.columns import parse_lead_ids
 from leadml.data.merge import Chunk, merge_chunks, read_ahead
+from leadml.data.timestamps import parse_timestamps
 from leadml.features.behaviour.features import parse_step
 from leadml.features.behaviour.parquet import KEYS
 from leadml.features.behaviour.parquet import event_columns as parquet_event_columns
@@ -240,6 +242,11 @@ class Inputs:
         return read_ahead(chunks) if prefetch else chunks
 
 
+def _path(data: DataConfig, name: TableName) -> Path | None:
+    table = data.table(name)
+    return table.path if table is not None else None
+
+
 def _is_parquet(path: Path | None) -> bool:
     return path is not None and path.suffix.lower() in (".parquet", ".pq") and path.is_file()
 
@@ -267,13 +274,15 @@ def open_inputs(
     """Plan the reading of a pipeline's three tables for a job at ``as_of``.
 
     ``lead_fields`` are the profile columns the features need; ``features`` (the model's
-    behaviour settings) name the event attributes to read.
+    behaviour settings) name the event attributes to read. Parquet tables stream only when they
+    are read as the data contract names them (no column map, timestamp format or outcome values:
+    :meth:`~leadml.core.config.DataConfig.reshaping_keys`); otherwise the pandas loaders read them.
     """
-    leads_path, events_path = data.leads, data.events
+    leads_path, events_path, outcomes_path = _path(data, "leads"), _path(data, "events"), _path(data, "outcomes")
     streamable = (
-        data.source == "tables" and not data.columns and _is_parquet(leads_path)
+        data.source == "tables" and not data.reshaping_keys() and _is_parquet(leads_path)
         and (events_path is None or _is_parquet(events_path))
-        and (data.outcomes is None or _is_parquet(data.outcomes))
+        and (outcomes_path is None or _is_parquet(outcomes_path))
     )  # fmt: skip
     notes: list[str] = []
     if streamable and leads_path is not None:
@@ -297,7 +306,7 @@ def open_inputs(
                              "(write them sorted by lead_id to stream them)")  # fmt: skip
                 table = pq.read_table(events_path, columns=event_columns[0], read_dictionary=event_columns[1])
                 events = TableEvents(_sort_events(table))
-        closings = _parquet_closings(data.outcomes, as_of) if data.outcomes is not None else Closings(None, as_of)
+        closings = _parquet_closings(outcomes_path, as_of) if outcomes_path is not None else Closings(None, as_of)
         return Inputs(total, True, lead_chunks, events, closings, str(events_path), data.on_orphans, tuple(notes))
     from leadml.data.sources import load_pipeline_data
 

@@ -73,15 +73,23 @@ def spark_session(master: str | None = None, app_name: str = "leadml", conf: dic
 # -- reading -----------------------------------------------------------------------------------
 def _parquet_tables(config) -> tuple[Path, Path | None, Path | None]:
     data = config.data
-    paths = [data.leads, data.events, data.outcomes]
+    tables = [data.table(name) for name in ("leads", "events", "outcomes")]
+    paths = [table.path if table is not None else None for table in tables]
     if data.source != "tables" or any(p is not None and p.suffix.lower() not in (".parquet", ".pq") for p in paths):
         raise ConfigError(
             f"{config.name}: the Spark engine reads Parquet tables (data.source: tables with .parquet "
             "leads, events and outcomes files); convert the data or use --engine pandas"
         )
-    if data.columns:
-        raise ConfigError(f"{config.name}: data.columns (renamed columns) is not supported by the Spark engine")
-    return data.leads, data.events, data.outcomes
+    reshaping = data.reshaping_keys()
+    if reshaping:
+        raise ConfigError(
+            f"{config.name}: the Spark engine reads the tables as the data contract names them and does not "
+            f"take {', '.join(reshaping)} (renamed columns, timestamp formats or outcome values); write the tables "
+            "with the contract's names, or use --engine pandas"
+        )
+    leads_path, events_path, outcomes_path = paths
+    assert leads_path is not None  # DataConfig's validator requires the leads of source 'tables'
+    return leads_path, events_path, outcomes_path
 
 
 def _inputs(spark, config, builder, n_buckets: int | None):

@@ -309,7 +309,7 @@ def _created_by(leads: pd.DataFrame, stamp: pd.Timestamp) -> np.ndarray:
     contract reads them (ISO 8601, UTC)."""
     created = leads["created_at"]
     if not isinstance(created.dtype, pd.DatetimeTZDtype):
-        from leadml.data.columns import parse_timestamps
+        from leadml.data.timestamps import parse_timestamps
 
         created = parse_timestamps(leads, "created_at", "<leads table>")
     return (created <= stamp).to_numpy()

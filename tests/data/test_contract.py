@@ -11,7 +11,7 @@ import pytest
 
 from leadml.core.errors import LeadDataError
 from leadml.data import contract
-from leadml.data.columns import apply_column_map, parse_binary_label, parse_timestamps
+from leadml.data.columns import apply_column_map, parse_binary_label
 from leadml.data.contract import (
     LeadDataWarning,
     load_events,
@@ -23,6 +23,7 @@ from leadml.data.contract import (
     validate_leads,
     validate_outcomes,
 )
+from leadml.data.timestamps import parse_timestamps
 
 UTC = "datetime64[ns, UTC]"
 MODES = ["frame", "csv", "parquet"]

@@ -1,10 +1,14 @@
 """Snapshots and labels: policies, closing, censoring, and the time split's gap."""
 
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leadml.core.errors import LeadDataError
 from leadml.features.snapshots import build_snapshots, stratified_split, time_split, to_utc
 
 T = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
@@ -86,6 +90,21 @@ def test_stage_label_uses_the_stage_time():
 def test_to_utc_date_means_midnight():
     assert to_utc("2026-03-01") == T("2026-03-01 00:00")
     assert to_utc(pd.Timestamp("2026-03-01 02:00", tz="Europe/Berlin")) == T("2026-03-01 01:00")
+
+
+@pytest.mark.parametrize(
+    ("value", "iso"),
+    [
+        ("07/01/2025", "2025-01-07 (day first) or 2025-07-01 (month first)"),
+        ("1/2/2026 10:00", "2026-02-01 (day first) or 2026-01-02 (month first)"),
+        (" 25.12.2025", "2025-12-25 (day first)"),
+    ],
+)
+def test_to_utc_refuses_day_month_spellings(value, iso):
+    message = f"as_of {value!r} does not say whether the day or the month comes first; use ISO 8601: {iso}"
+    with pytest.raises(LeadDataError, match=f"^{re.escape(message)}$"):
+        to_utc(value)
+    assert to_utc("2025-01-07") == T("2025-01-07") and to_utc("2025-01-07 14:22") == T("2025-01-07 14:22")
 
 
 @settings(max_examples=60, deadline=None)
