@@ -422,8 +422,8 @@ def test_a_missing_per_table_id_names_the_table_and_the_mapping(world, tmp_path,
     activities.rename(columns={"Contact ID": "Contact Id"}).to_csv(path, sep=";", encoding="latin-1", index=False)
     assert validate_error(pipeline, capsys) == (
         f"{path}: missing required column(s) 'lead_id' (mapped from 'Contact ID') in the events table (columns "
-        "present: Activity ID, Contact Id, timestamp, event_type, Subject); map your names in the pipeline's "
-        "`columns:`"
+        "present: Activity ID, Contact Id, timestamp, event_type, Subject); map your names in the pipeline: "
+        "data.events.columns (or data.columns for every table)"
     )
 
 
@@ -494,7 +494,9 @@ def test_early_outcomes_stop_the_load_when_asked(world, tmp_path, capsys):
             "was created (first rows: row "
         )  # fmt: skip
         + r"\d+ \(lead_id='\d+', closed_at=2022-[^)]+\); row \d+ \(lead_id='\d+', closed_at=[^)]+\)\); "
-        + re.escape("fix the export or drop them with on_early_outcomes='drop'"),
+        + re.escape(
+            "fix the export or drop them with on_early_outcomes='drop' (pipeline: data.on_early_outcomes: drop)"
+        ),
         message,
     )
 

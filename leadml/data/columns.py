@@ -74,9 +74,14 @@ def check_required(
         mapped = columns or {}
         names = ", ".join(f"{c!r} (mapped from {mapped[c]!r})" if mapped.get(c, c) != c else repr(c) for c in missing)
         have = ", ".join(map(str, list(frame.columns)[:12]))
+        where = (
+            f"data.{table}.columns (or data.columns for every table)"
+            if table in ("leads", "events", "outcomes")
+            else "data.columns"
+        )
         raise LeadDataError(
             f"{source}: missing required column(s) {names} in the {table} table "
-            f"(columns present: {have}); map your names in the pipeline's `columns:`"
+            f"(columns present: {have}); map your names in the pipeline: {where}"
         )
 
 

@@ -44,7 +44,20 @@ EarlyOutcomePolicy = Literal["error", "drop"]
 
 
 class LeadDataWarning(UserWarning):
-    """A problem in the input that does not stop the work; the message carries the count."""
+    """A problem in the input that does not stop the work: the message says it, ``kind`` and ``count`` count it.
+
+    Kinds: ``open_deals`` (outcomes not decided, left out), ``early_outcomes`` (closed before their
+    lead was created, dropped), ``orphan_events`` (events of unknown leads, dropped) and
+    ``early_events`` (events before their lead's creation, kept).
+    """
+
+    def __init__(self, message: str, kind: str = "", count: int = 0):
+        super().__init__(message)
+        self.kind, self.count = kind, count
+
+
+def _warn(message: str, kind: str, count: int) -> None:
+    warnings.warn(LeadDataWarning(message, kind, count), stacklevel=4)
 
 
 def validate_leads(
@@ -132,18 +145,18 @@ def _check_event_leads(events: pd.DataFrame, created: pd.Series, src: str, on_or
                 f"(first rows: {example_rows(events, ~known, 'lead_id')}); fix the export or drop "
                 "them with on_orphans='drop' (CLI: --drop-orphans)"
             )
-        warnings.warn(
+        _warn(
             f"{src}: dropped {n_orphans} events of unknown leads (column 'lead_id'; first rows: "
             f"{example_rows(events, ~known, 'lead_id')})",
-            LeadDataWarning,
-            stacklevel=3,
+            "orphan_events",
+            n_orphans,
         )
     if early.any():
-        warnings.warn(
+        _warn(
             f"{src}: column 'timestamp' has {int(early.sum())} events before their lead's "
             f"created_at (first rows: {example_rows(events, early, 'timestamp')}); they are kept",
-            LeadDataWarning,
-            stacklevel=3,
+            "early_events",
+            int(early.sum()),
         )
     return events.loc[known].reset_index(drop=True)
 
@@ -207,11 +220,11 @@ def _warn_open_deals(values: pd.Series, src: str) -> None:
     """Count the open deals left out of the outcomes, by value."""
     seen = values.astype(str).str.strip().value_counts(sort=True)
     shown = ", ".join(f"{value} ({count} row{'s' if count > 1 else ''})" for value, count in seen.iloc[:6].items())
-    warnings.warn(
+    _warn(
         f"{src}: column 'outcome' has {len(values)} open deals ({shown}{', ...' if len(seen) > 6 else ''}); "
         "they are not outcomes yet and are left out, so their leads stay open (censored, not lost)",
-        LeadDataWarning,
-        stacklevel=3,
+        "open_deals",
+        len(values),
     )
 
 
@@ -234,14 +247,14 @@ def _check_outcome_leads(
         raise LeadDataError(
             f"{src}: column 'closed_at' has {int(early.sum())} outcomes closed before the lead "
             f"was created (first rows: {example_rows(outcomes, early, 'closed_at')}); fix the export or "
-            "drop them with on_early_outcomes='drop'"
+            "drop them with on_early_outcomes='drop' (pipeline: data.on_early_outcomes: drop)"
         )
     if early.any():
-        warnings.warn(
+        _warn(
             f"{src}: dropped {int(early.sum())} outcomes closed before the lead was created (column "
             f"'closed_at'; first rows: {example_rows(outcomes, early, 'closed_at')})",
-            LeadDataWarning,
-            stacklevel=3,
+            "early_outcomes",
+            int(early.sum()),
         )
     return early
 

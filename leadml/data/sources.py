@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 
@@ -11,13 +10,8 @@ import pandas as pd
 from leadml.core.config import DataConfig
 from leadml.data import contract
 
-# how the data contract's warnings count what they report (see leadml.data.contract)
-_COUNTED = {
-    "open_deals": re.compile(r"has (\d+) open deals"),
-    "early_outcomes": re.compile(r"dropped (\d+) outcomes closed before the lead was created"),
-    "orphan_events": re.compile(r"dropped (\d+) events of unknown leads"),
-    "early_events": re.compile(r"has (\d+) events before their lead's created_at"),
-}
+# what the data contract's warnings count (LeadDataWarning.kind)
+COUNTED_KINDS = ("open_deals", "early_outcomes", "orphan_events", "early_events")
 
 
 @dataclass(frozen=True)
@@ -37,24 +31,23 @@ class PipelineData:
     borderline: tuple[str, ...] = ()
     id_columns: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default_factory=tuple)
+    counts: tuple[tuple[str, int], ...] = ()  # (LeadDataWarning.kind, count) of each problem that counts rows
 
     @property
     def is_flat(self) -> bool:
         return self.flat is not None
 
     def counted(self) -> dict[str, int]:
-        """The rows the loaders left out or flagged, by kind, read from the counts in ``problems``.
+        """The rows the loaders left out or flagged, by kind (the counts of the contract's warnings).
 
         ``open_deals`` (outcomes not decided, left out), ``early_outcomes`` (closed before their lead
         was created, dropped), ``orphan_events`` (events of unknown leads, dropped) and
         ``early_events`` (events before their lead's creation, kept); 0 when none.
         """
-        counts = dict.fromkeys(_COUNTED, 0)
-        for problem in self.problems:
-            for kind, pattern in _COUNTED.items():
-                found = pattern.search(problem)
-                if found:
-                    counts[kind] += int(found.group(1))
+        counts = dict.fromkeys(COUNTED_KINDS, 0)
+        for kind, count in self.counts:
+            if kind in counts:
+                counts[kind] += count
         return counts
 
     @classmethod
@@ -74,10 +67,12 @@ def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> Pipel
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", contract.LeadDataWarning)
         loaded = _load(data, need_outcomes)
-    problems = tuple(str(w.message) for w in caught if issubclass(w.category, contract.LeadDataWarning))
-    for message in problems:
-        warnings.warn(message, contract.LeadDataWarning, stacklevel=2)
-    return PipelineData(**{**loaded.__dict__, "problems": problems})
+    found = [w.message for w in caught if isinstance(w.message, contract.LeadDataWarning)]
+    for warning in found:
+        warnings.warn(warning, stacklevel=2)
+    problems = tuple(str(w) for w in found)
+    counts = tuple((w.kind, w.count) for w in found if w.kind)
+    return PipelineData(**{**loaded.__dict__, "problems": problems, "counts": counts})
 
 
 def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:

@@ -167,7 +167,8 @@ def test_early_outcomes_raise_by_default(leads):
     message = (
         "<outcomes table>: column 'closed_at' has 2 outcomes closed before the lead was created (first rows: "
         "row 3 (lead_id='L3', closed_at=2024-01-09T23:00:00+00:00); row 5 (lead_id='L5', "
-        "closed_at=2023-12-01T00:00:00+00:00)); fix the export or drop them with on_early_outcomes='drop'"
+        "closed_at=2023-12-01T00:00:00+00:00)); fix the export or drop them with on_early_outcomes='drop' "
+        "(pipeline: data.on_early_outcomes: drop)"
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LeadDataWarning)
