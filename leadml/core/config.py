@@ -16,7 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from leadml.core.data_config import DataConfig
@@ -25,6 +24,7 @@ from leadml.core.data_config import SimulatorConfig as SimulatorConfig
 from leadml.core.data_config import Strict as _Strict
 from leadml.core.data_config import TableConfig as TableConfig
 from leadml.core.errors import ConfigError
+from leadml.core.yaml_files import load_yaml
 
 
 class ProfileConfig(_Strict):
@@ -344,18 +344,6 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>", base: Path | None = No
         raise ConfigError(_format_error(source, exc, PipelineConfig)) from exc
 
 
-def yaml_problem(exc: Exception) -> str:
-    """PyYAML's error in one line: where and what ("not valid YAML at line 2, column 1: ...").
-
-    PyYAML's own text quotes the source line with a caret under it: several lines, which the CLI
-    prints as one error line each.
-    """
-    mark = getattr(exc, "problem_mark", None)
-    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    return f"not valid YAML{at}: {' '.join(str(problem).split())}"
-
-
 def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     """Read and validate a pipeline YAML file.
 
@@ -371,10 +359,7 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: pipeline file not found")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: {yaml_problem(exc)}") from exc
+    raw = load_yaml(path.read_text(encoding="utf-8"), str(path))
     if raw is None:
         raise ConfigError(f"{path}: the pipeline file is empty")
     return parse_pipeline(raw, source=str(path), base=path.resolve().parent)

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from leadml.core.config import yaml_problem
 from leadml.core.errors import ConfigError
+from leadml.core.yaml_files import load_yaml
 
 Tag = Literal["fit", "engagement"]
 
@@ -354,12 +354,9 @@ def parse_rules(raw: Any, source: str = "<rules>") -> RulesConfig:
 
 def read_rules_yaml(path: str) -> Any:
     """Read a YAML file, turning a missing file or a syntax error into :class:`ConfigError`."""
-    import yaml
-
     try:
         with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            text = handle.read()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: rules file not found") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: {yaml_problem(exc)}") from exc
+    return load_yaml(text, str(path))
