@@ -272,16 +272,15 @@ def test_a_mistyped_command_is_one_line_with_the_near_misses():
     result = installed("trian")
     assert result.returncode == 2
     assert result.stdout == ""
-    assert lines(result.stderr) == [
-        "error: no such command 'trian'; did you mean 'train' or 'trainset'?",
-        "Try 'leadml --help' for help.",
-    ]
+    assert (
+        result.stderr == "error: no such command 'trian'; did you mean 'train' or 'trainset'? (see 'leadml --help')\n"
+    )
 
 
 @pytest.mark.parametrize(
     "args, error",
     [
-        (["score"], "error: missing argument 'pipeline'."),
+        (["score"], "error: missing argument 'pipeline'"),
         (
             ["score", "p.yaml", "--as-off", "2026-01-01", "--out", "s.parquet"],
             "error: no such option: --as-off; did you mean --as-of?",
@@ -294,10 +293,8 @@ def test_usage_errors_of_the_installed_command(args, error):
     assert result.returncode == 2
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
-    first, usage, hint = lines(result.stderr)
-    assert first == error
-    assert usage.startswith("Usage: leadml score [OPTIONS] ")
-    assert hint == "Try 'leadml score --help' for help."
+    (line,) = lines(result.stderr)
+    assert line == f"{error} (usage: leadml score [OPTIONS] {{pipeline}}; see 'leadml score --help')"
 
 
 @pytest.mark.parametrize(
@@ -331,20 +328,28 @@ def test_no_spinner_in_a_pipe_even_when_colour_is_forced(tmp_path):
         (
             ["rules", "lern"],
             "error: no such command 'lern'; did you mean 'learn'?",
-            "Try 'leadml rules --help' for help.",
+            "(see 'leadml rules --help')",
         ),
-        (["--nope"], "error: no such option: --nope", "Try 'leadml --help' for help."),
+        (["--nope"], "error: no such option: --nope", "(see 'leadml --help')"),
         (
             ["simulate", "--out", "sim", "--leads", "many"],
             "error: invalid value for '--leads': ",
-            "Try 'leadml simulate --help' for help.",
+            "(usage: leadml simulate [OPTIONS]; see 'leadml simulate --help')",
         ),
-        (["simulate", "--leads", "10"], "error: missing option '--out'.", "Try 'leadml simulate --help' for help."),
-        (["train", "a.yaml", "b.yaml"], "error: got unexpected extra argument", "Try 'leadml train --help' for help."),
+        (
+            ["simulate", "--leads", "10"],
+            "error: missing option '--out'",
+            "(usage: leadml simulate [OPTIONS]; see 'leadml simulate --help')",
+        ),
+        (
+            ["train", "a.yaml", "b.yaml"],
+            "error: got unexpected extra argument",
+            "(usage: leadml train [OPTIONS] {pipeline}; see 'leadml train --help')",
+        ),
         (
             ["score", "p.yaml", "--out", "s.parquet", "--as-of"],
-            "error: option '--as-of' requires an argument.",
-            "Try 'leadml --help' for help.",
+            "error: option '--as-of' requires an argument",
+            "(see 'leadml --help')",
         ),
     ],
     ids=[
@@ -361,11 +366,8 @@ def test_usage_errors_are_one_line_and_a_hint(argv, error, hint, capsys):
     out, err = capsys.readouterr()
     assert out == ""
     assert "Traceback" not in err
-    err_lines = lines(err)
-    assert err_lines[0].startswith(error)
-    assert [line for line in err_lines if line.startswith("error:")] == err_lines[:1]
-    assert err_lines[-1] == hint
-    assert len(err_lines) <= 3
+    (line,) = lines(err)  # one line, with the usage and where to find help
+    assert line.startswith(error) and line.endswith(hint)
 
 
 @pytest.mark.parametrize(

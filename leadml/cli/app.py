@@ -368,7 +368,7 @@ def _show_error(message: str) -> None:
 
 
 def _show_click_error(exc: _click_errors.ClickException) -> None:
-    """A usage error as one line, then the command's usage and where to find help: no traceback."""
+    """A usage error in one line, with the command's usage and where to find help: no traceback."""
     if isinstance(exc, _NO_ARGS_IS_HELP):  # the help is the answer; rich has already printed it
         if exc.format_message():
             console.print(exc.format_message(), markup=False)
@@ -382,15 +382,15 @@ def _show_click_error(exc: _click_errors.ClickException) -> None:
         message = f"{head}; did you mean {_either(names.rstrip('?').split(', '))}?"
     if message[:1].isupper() and message[1:2].islower():  # click's "No such ...", "Missing ..."
         message = message[0].lower() + message[1:]
-    _show_error(message)
     ctx = getattr(exc, "ctx", None)
     if ctx is not None:
-        if not isinstance(ctx.command, TyperGroup):  # a command's usage line shows what it takes
-            err_console.print(ctx.get_usage(), markup=False, soft_wrap=True)
-        hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help."
-        err_console.print(hint, markup=False, soft_wrap=True)
-    elif isinstance(exc, _click_errors.UsageError):  # the option parser names no command
-        err_console.print("Try 'leadml --help' for help.", markup=False)
+        hint = f"see '{ctx.command_path} {ctx.help_option_names[0]}'"
+        if not isinstance(ctx.command, TyperGroup):  # a command's usage shows what it takes
+            usage = " ".join(ctx.get_usage().split()).removeprefix("Usage: ")
+            hint = f"usage: {usage}; {hint}"
+    else:  # the option parser names no command
+        hint = "see 'leadml --help'"
+    _show_error(f"{message.rstrip('.')} ({hint})")
 
 
 def _either(names: Sequence[str]) -> str:
