@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -297,6 +298,22 @@ def test_events_of_unknown_leads_are_an_error_or_dropped(trained, tables, tmp_pa
     assert_same_scores(pd.read_parquet(tmp_path / "s.parquet"), reference(scoring, tables_config(tables)))
 
 
+def test_no_open_lead_at_as_of_keeps_the_previous_scores_file(trained, tmp_path):
+    config, _, scoring = trained
+    out = tmp_path / "scores.csv"
+    score_batch(config, AS_OF, out, model_uri=scoring, reasons=False, progress=False, drift=False)
+    before = out.read_bytes()
+    message = (
+        "batch: no open lead at as_of 2024-01-01 00:00 UTC (the data runs from 2025-01-01 05:54 to "
+        "2026-06-30 23:57 UTC); nothing was scored and the previous scores file is kept; pick an as_of within the data"
+    )
+    with pytest.raises(LeadDataError, match=f"^{re.escape(message)}$"):
+        score_batch(config, "2024-01-01", out, model_uri=scoring, reasons=False, progress=False, drift=False)
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["score_history", "scores.csv"]
+    assert sorted(os.listdir(tmp_path / "score_history")) == ["as_of_date=2026-03-01"]
+
+
 def test_bad_arguments_fail_before_any_work(trained, tmp_path):
     config, _, scoring = trained
     with pytest.raises(ConfigError, match="unknown selection 'best'; use all, mql, top:N or top:N%"):
@@ -315,7 +332,7 @@ def test_a_missing_alias_or_registry_is_a_model_error(tmp_path, monkeypatch):
         load_model(pipeline(mlflow={"registered_model": "nobody"}))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens on the discard port
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    with pytest.raises(ModelError, match=r"cannot reach the MLflow registry at http://127\.0\.0\.1:9"):
+    with pytest.raises(ModelError, match=r"MLflow tracking server at http://127\.0\.0\.1:9 is unreachable"):
         load_model(pipeline())
     with pytest.raises(ModelError, match="no such model folder"):
         load_model(pipeline(), tmp_path / "nothing")

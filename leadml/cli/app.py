@@ -70,7 +70,8 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
 
     for warning in caught:
         if issubclass(warning.category, LeadDataWarning):
-            err_console.print(f"[yellow]warning:[/yellow] {warning.message}")
+            # one line, however long, and the message as text (its [brackets] are not markup)
+            err_console.print(Text.assemble(("warning:", "yellow"), f" {warning.message}"), soft_wrap=True)
 
 
 @app.command()

@@ -469,12 +469,12 @@ def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: i
     cards were logged gets one from a training run without logging (same data, config and seed give
     the same model; the command says so)."""
     from leadml.core.config import load_pipeline
-    from leadml.data.io import read_table
+    from leadml.data.io import read_output
     from leadml.explain.report import write_sales_report
     from leadml.jobs.report import model_card
 
     config = load_pipeline(pipeline)
-    scores = read_table(scores_path) if scores_path is not None else None
+    scores = read_output(scores_path) if scores_path is not None else None
     if scores is not None and ("lead_id" not in scores.columns or not {"probability", "score"} & set(scores.columns)):
         from leadml.core.errors import LeadDataError
 

@@ -17,3 +17,11 @@ class ConfigError(LeadmlError, ValueError):
 
 class ModelError(LeadmlError, RuntimeError):
     """A model cannot be found, loaded or applied (missing alias, unreachable registry, spec mismatch)."""
+
+
+class RegistryUnreachable(ModelError):
+    """The MLflow tracking server does not answer: nothing about the model is known, so nothing is drawn instead."""
+
+
+class OutputError(LeadmlError, OSError):
+    """An output cannot be written (disk full, read-only folder, a folder where the file goes): names the path."""

@@ -10,16 +10,18 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
 import io
 import os
 import secrets
 import stat
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeGuard
 
 import pandas as pd
 
-from leadml.core.errors import LeadDataError
+from leadml.core.errors import LeadDataError, OutputError
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 TEMP_PREFIX = ".leadml-tmp-"
@@ -28,6 +30,11 @@ SNIFF_BYTES = 1 << 16  # the head of a CSV file the separator and header are rea
 SNIFF_ROWS = 50
 _SCAN_BYTES = 1 << 20
 _SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+# a text cell starting with one of = + - @ tab CR is a formula to a spreadsheet (OWASP "CSV injection"):
+# leadml's CSV files prefix it with ' ; plain numbers (-2.5, +1e3, -inf) are numbers and stay as they are
+FORMULA_START = r"^'*[=+\-@\t\r]"
+GUARDED_START = r"^'+[=+\-@\t\r]"
+PLAIN_NUMBER = r"^[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|nan|Infinity)$"
 
 
 def table_format(path: str | os.PathLike) -> str:
@@ -59,7 +66,8 @@ def read_table(
     ``text_columns`` (ids), read as text so that ``007`` keeps its zeros and ``1`` never becomes
     ``1.0``; the data contract parses timestamps afterwards so that its errors can name bad rows.
     ``read_options`` go to :func:`pandas.read_csv` (``sep=`` is taken as ``separator``) and are
-    ignored for Parquet, which carries its own types and encoding.
+    ignored for Parquet, which carries its own types and encoding. A file leadml wrote is read with
+    :func:`read_output`.
 
     Raises:
         LeadDataError: unknown extension, file not found, empty CSV file, text that is not in the
@@ -75,6 +83,15 @@ def read_table(
         except Exception as exc:  # pyarrow errors: keep the cause, name the file
             raise LeadDataError(f"{path}: cannot be read as parquet: {exc}") from exc
     return _read_csv(path, columns, separator, encoding, text_columns, read_options)
+
+
+def read_output(
+    path: str | os.PathLike, columns: Sequence[str] | None = None, *, text_columns: Iterable[str] = ()
+) -> pd.DataFrame:
+    """Read a table leadml wrote (scores, features): :func:`read_table`, then the CSV formula guard
+    of :func:`guard_formulas` taken off, so a lead id ``-L1`` written as ``'-L1`` reads back as ``-L1``."""
+    frame = read_table(path, columns, text_columns=text_columns)
+    return unguard_formulas(frame) if table_format(path) == "csv" else frame
 
 
 def _read_csv(
@@ -234,6 +251,56 @@ def first_undecodable(path: str | os.PathLike, codec: str) -> tuple[int, int, in
             newlines += chunk.count(b"\n")
 
 
+# why a write failed, in words (errno -> reason); any other errno says its own strerror
+_WRITE_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the folder is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOTDIR: "a part of its folder path is a file, not a folder",
+    errno.EEXIST: "a part of its folder path is a file, not a folder",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EIO: "an input/output error on the device",
+}
+
+
+def output_error(path: str | os.PathLike, exc: OSError) -> OutputError:
+    """The one-line :class:`OutputError` for an OSError met while writing ``path``: the path and why.
+
+    Example:
+        >>> str(output_error("out/scores.csv", OSError(errno.ENOSPC, "No space left on device")))
+        'out/scores.csv: cannot be written: no space left on the device'
+    """
+    reason = _WRITE_REASONS.get(exc.errno) if exc.errno is not None else None
+    if reason is None:
+        reason = (exc.strerror or str(exc) or type(exc).__name__).splitlines()[0]
+    return OutputError(f"{path}: cannot be written: {reason}")
+
+
+def is_write_failure(exc: BaseException, *paths: str | os.PathLike) -> TypeGuard[OSError]:
+    """Whether ``exc`` looks like a failure to write one of ``paths``: an OSError of a kind writing
+    meets (disk full, read-only, permissions, a folder in the way) that names one of them or no file.
+    """
+    if not isinstance(exc, OSError) or isinstance(exc, OutputError) or exc.errno not in _WRITE_REASONS:
+        return False
+    return exc.filename is None or os.fspath(exc.filename) in {os.fspath(p) for p in paths}
+
+
+def _remove(path: str | os.PathLike) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """Refuse an output path that is an existing folder (before any work); return it as a Path."""
+    target = Path(path)
+    if target.is_dir():
+        raise output_error(target, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target)))
+    return target
+
+
 def _create_temp(target: Path) -> Path:
     """Create an empty temporary file beside ``target`` with the permissions a new file would get.
 
@@ -254,13 +321,15 @@ def _create_temp(target: Path) -> Path:
 
 
 def _fsync(path: Path) -> None:
-    """Flush a finished file to disk before it replaces the target (best effort)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Flush a finished file to disk before it replaces the target; a file system without fsync passes."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -268,7 +337,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
 
     The temporary file lives in the same folder (so the rename is atomic on one file system) and is
-    removed when the block raises; a previous ``path`` stays as it was.
+    removed when the block raises; a previous ``path`` stays as it was. A ``path`` that is a folder is
+    refused first; an OSError of creating, writing (in the block), flushing or renaming the file (disk
+    full, read-only folder, ...) becomes an :class:`~leadml.core.errors.OutputError` naming ``path``.
 
     Example:
         >>> import tempfile, pathlib
@@ -278,32 +349,101 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         >>> (folder / "out.txt").read_text()
         'done'
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp(target)
+    target = check_output_path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp(target)
+    except OSError as exc:
+        raise output_error(target, exc) from exc
     try:
         yield tmp
+    except BaseException as exc:
+        _remove(tmp)
+        if is_write_failure(exc, tmp, target):
+            raise output_error(target, exc) from exc
+        raise
+    try:
         _fsync(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    except BaseException as exc:
+        _remove(tmp)
+        if isinstance(exc, OSError):
+            raise output_error(target, exc) from exc
         raise
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` as CSV or Parquet (by extension) atomically; return the final path.
 
-    The extension is checked before anything is created, so a wrong one writes nothing.
+    The extension is checked before anything is created, so a wrong one writes nothing. In CSV, text
+    cells that a spreadsheet would run as formulas are guarded (:func:`guard_formulas`).
     """
     target = Path(path)
     fmt = table_format(target)
     with atomic_output(target) as tmp:
         if fmt == "csv":
-            frame.to_csv(tmp, index=False)
+            guard_formulas(frame).to_csv(tmp, index=False)
         else:
             frame.to_parquet(tmp, index=False)
     return target
+
+
+def _text_columns(frame: pd.DataFrame) -> Iterator[tuple[str, pd.Series]]:
+    """The columns of ``frame`` that may hold text (object, string, categorical of text)."""
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            column = pd.Series(column.cat.categories)
+        if pd.api.types.is_string_dtype(column.dtype) and pd.api.types.infer_dtype(column, skipna=True) in (
+            "string",
+            "mixed",
+            "mixed-integer",
+        ):
+            yield name, frame[name]
+
+
+def _formula_cells(values: pd.Series, pattern: str, numbers: bool) -> pd.Series:
+    """Which text cells match ``pattern`` (plain numbers left out unless ``numbers``)."""
+    found = values.str.contains(pattern, regex=True, na=False).astype(bool)
+    if not numbers:
+        found &= ~values.str.contains(PLAIN_NUMBER, regex=True, na=False).astype(bool)
+    return found
+
+
+def _rewrite_text(frame: pd.DataFrame, pattern: str, change) -> pd.DataFrame:
+    changed = {}
+    for name, column in _text_columns(frame):
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            categories = pd.Series(column.cat.categories)
+            hit = _formula_cells(categories, pattern, pattern == GUARDED_START)
+            if hit.any():
+                changed[name] = column.cat.rename_categories(categories.where(~hit, change(categories)).tolist())
+            continue
+        hit = _formula_cells(column, pattern, pattern == GUARDED_START)
+        if hit.any():
+            column = column.copy()
+            column[hit] = change(column[hit])
+            changed[name] = column
+    return frame.assign(**changed) if changed else frame
+
+
+def guard_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell a spreadsheet would run as a formula prefixed with ``'``.
+
+    A cell that starts with ``=`` ``+`` ``-`` ``@`` tab or carriage return (after any ``'``) gets one
+    more ``'`` in front, as OWASP advises against CSV injection; numbers, and text that is a plain
+    number, are left as they are. :func:`unguard_formulas` undoes it exactly.
+
+    Example:
+        >>> guard_formulas(pd.DataFrame({"lead_id": ["=1+1", "L2", "-3"], "score": [-1, 2, 3]}))["lead_id"].tolist()
+        ["'=1+1", 'L2', '-3']
+    """
+    return _rewrite_text(frame, FORMULA_START, lambda cells: "'" + cells)
+
+
+def unguard_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`guard_formulas`: one leading ``'`` off the cells that start ``'`` then a formula character."""
+    return _rewrite_text(frame, GUARDED_START, lambda cells: cells.str.slice(1))
 
 
 def write_text(text: str, path: str | os.PathLike) -> Path:

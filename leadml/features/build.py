@@ -29,6 +29,45 @@ KEY_COLUMNS = ("lead_id", "as_of")
 CONTRACT_LEAD_COLUMNS = ("lead_id", "created_at")
 
 
+class _SortedSet(set):
+    """A set that pickles as a plain ``set`` of its items in sorted order.
+
+    A set of text pickles in its iteration order, which follows the string hashes and so changes
+    with ``PYTHONHASHSEED``; sorted, the bytes are the same in every process.
+    """
+
+    def __reduce__(self):
+        return set, (sorted(self, key=repr),)
+
+    def __reduce_ex__(self, protocol):
+        return self.__reduce__()
+
+
+def stable_pickle(value) -> None:
+    """Make the pydantic configs in ``value`` (a model, or lists, tuples and dicts of them) pickle
+    the same bytes under any hash seed.
+
+    A pydantic model pickles the set of its explicitly given field names (``{'name', 'min'}`` of a
+    tier), in an order that depends on the hash seed: the very bytes of a saved model would differ
+    between two identical trainings. The set is swapped, in place, for an equal one that pickles
+    sorted; the model itself is unchanged.
+    """
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        fields_set = value.__pydantic_fields_set__
+        if not isinstance(fields_set, _SortedSet):
+            object.__setattr__(value, "__pydantic_fields_set__", _SortedSet(fields_set))
+        for name in type(value).model_fields:
+            stable_pickle(getattr(value, name))
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            stable_pickle(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            stable_pickle(item)
+
+
 def profile_columns(
     frame: pd.DataFrame,
     profile: ProfileConfig,
@@ -78,6 +117,10 @@ class FeatureBuilder(BaseEstimator):
         self.leaky = leaky
         self.borderline = borderline
         self.id_columns = id_columns
+
+    def __getstate__(self) -> dict:
+        stable_pickle([self.features, self.profile])  # the same bytes under any PYTHONHASHSEED
+        return super().__getstate__()
 
     # -- three-table data -------------------------------------------------------------------
     def fit(self, snapshots: pd.DataFrame, leads: pd.DataFrame, events: pd.DataFrame | None = None) -> FeatureBuilder:

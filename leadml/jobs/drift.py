@@ -160,7 +160,7 @@ def monitor_scores(
         LeadDataError: the scores file lacks ``lead_id``, ``as_of`` or ``probability``.
     """
     from leadml.core.errors import LeadDataError
-    from leadml.data.io import read_table
+    from leadml.data.io import read_output
     from leadml.jobs.feature_source import feature_source
     from leadml.modeling.loading import check_builder, load_model
 
@@ -171,7 +171,7 @@ def monitor_scores(
         raise LeadDataError(f"{scores}: missing column(s) {missing} of a scores file "
                             f"(columns present: {present[:12]})")  # fmt: skip
     wanted = [c for c in ("as_of", "probability", "model_name", "model_version") if c in present]
-    frame = read_table(scores, columns=wanted)  # not the reason texts
+    frame = read_output(scores, columns=wanted)  # not the reason texts
     stamps = pd.to_datetime(frame["as_of"], utc=True).dropna().unique()
     if len(stamps) != 1:
         raise LeadDataError(f"{scores}: column 'as_of' holds {len(stamps)} instants; a scores file has one")

@@ -44,10 +44,11 @@ def write_features(
     Parquet file records the feature spec in its metadata, so :func:`score_features` can refuse it
     for another model; CSV stores every number as float64 text, so reading it back loses nothing.
     """
-    from leadml.data.io import table_format
+    from leadml.data.io import check_output_path, table_format
     from leadml.jobs.output import ScoresWriter, unnamed_output
 
     stamp, fmt = to_utc(as_of), table_format(out)
+    check_output_path(out)  # a folder is refused before any work
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     builder = loaded.scoring.builder
@@ -144,11 +145,11 @@ def score_features(
     Raises:
         ModelError: the spec differs from the model's, or model columns are missing.
     """
-    from leadml.data.io import read_table
+    from leadml.data.io import read_output
 
     if not isinstance(features, pd.DataFrame):
         spec = spec if spec is not None else read_feature_spec(features)
-        features = read_table(features)
+        features = read_output(features)
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     check_spec(loaded.scoring, spec)

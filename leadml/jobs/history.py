@@ -9,7 +9,9 @@ one lead over time) is read by :mod:`leadml.explain.trends`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +22,8 @@ import pyarrow.parquet as pq
 
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import LeadDataError
+from leadml.data.contract import LeadDataWarning
+from leadml.data.io import atomic_output, output_error, read_output
 from leadml.features.snapshots import to_utc
 
 __all__ = ["HISTORY_COLUMNS", "history_path", "keep_history", "load_history", "record_scores"]
@@ -58,12 +62,14 @@ def _partition(store: Path, day: pd.Timestamp) -> Path:
 def record_scores(scores: pd.DataFrame | pa.Table | str | os.PathLike, store: str | os.PathLike) -> Path:
     """Put one run's scores (a frame, table or scores file) into the history; returns the day's file.
 
-    All rows must share one as_of day. The day's file is replaced whole, atomically.
+    All rows must share one as_of day. The day's file is replaced whole, atomically: a failed write
+    (disk full, read-only store) raises :class:`~leadml.core.errors.OutputError` naming the file and
+    leaves the day as it was (a new day's folder is removed again).
     """
     if isinstance(scores, (str, os.PathLike)):
         path = Path(scores)
         if path.suffix == ".csv":
-            frame = pd.read_csv(path, dtype={"lead_id": str})
+            frame = read_output(path, text_columns=["lead_id"])  # leadml's own CSV: the formula guard comes off
             frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True, format="ISO8601")
             table = pa.Table.from_pandas(frame, preserve_index=False)
         else:
@@ -82,35 +88,66 @@ def record_scores(scores: pd.DataFrame | pa.Table | str | os.PathLike, store: st
         raise LeadDataError(f"scores: one run has one as_of day; these scores have {len(days)} "
                             f"(e.g. {[f'{d:%Y-%m-%d}' for d in days[:3]]})")  # fmt: skip
     folder = _partition(Path(store), days[0])
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / "scores.parquet"
-    temp = folder / f".scores.parquet.{os.getpid()}.tmp"
+    new_day = not folder.exists()
     try:
-        pq.write_table(table, temp)
-        os.replace(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(target, exc) from exc
+    try:
+        with atomic_output(target) as temp:
+            pq.write_table(table, temp)
+    except BaseException:
+        if new_day:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+        raise
     return target
 
 
 def load_history(
     store: str | os.PathLike, *, lead_ids: Sequence[str] | None = None, since: object = None, until: object = None
 ) -> pd.DataFrame:
-    """The history (optionally some leads, as_of in ``[since, until]``), ordered by lead_id, as_of."""
+    """The history (optionally some leads, as_of in ``[since, until]``), ordered by lead_id, as_of.
+
+    A day whose file cannot be read (truncated, not Parquet) is left out with a
+    :class:`~leadml.data.contract.LeadDataWarning` naming the file and the day; the other days load.
+    When no day can be read, :class:`~leadml.core.errors.LeadDataError` names the files.
+    """
     store = Path(store)
-    if not store.is_dir() or not any(store.glob(f"{PARTITION}=*/scores.parquet")):
+    files = sorted(store.glob(f"{PARTITION}=*/scores.parquet")) if store.is_dir() else []
+    if not files:
         raise LeadDataError(f"{store}: no score history here yet (run `leadml score` first)")
-    dataset = ds.dataset(sorted(str(p) for p in store.glob(f"{PARTITION}=*/scores.parquet")), format="parquet")
     condition = None
     if lead_ids is not None:
         condition = ds.field("lead_id").isin(pa.array([str(i) for i in lead_ids], pa.string()))
-    frame = dataset.to_table(filter=condition).to_pandas()
+    tables, damaged = [], []
+    for file in files:
+        try:
+            tables.append(ds.dataset(str(file), format="parquet").to_table(filter=condition))
+        except (pa.ArrowException, OSError) as exc:
+            damaged.append(file)
+            _warn_damaged(file, exc)
+    if not tables:
+        names = ", ".join(str(file) for file in damaged)
+        raise LeadDataError(f"{store}: no day of the score history can be read (damaged: {names}); score again")
+    frame = pa.concat_tables(tables, promote_options="permissive").to_pandas()
     frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
     if since is not None:
         frame = frame[frame["as_of"] >= to_utc(since)]
     if until is not None:
         frame = frame[frame["as_of"] <= to_utc(until)]
     return frame.sort_values(["lead_id", "as_of"], kind="stable").reset_index(drop=True)
+
+
+def _warn_damaged(file: Path, exc: BaseException) -> None:
+    """Warn, in one line, that the day stored in ``file`` is left out of the history."""
+    day = file.parent.name.removeprefix(f"{PARTITION}=")
+    reason = "the file is damaged (truncated or not Parquet)"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        reason = f"the file cannot be read ({exc.strerror.splitlines()[0]})"
+    message = f"{file}: the score history of {day} is left out: {reason}; score that day again to replace it"
+    warnings.warn(LeadDataWarning(message, "damaged_history", 1), stacklevel=3)
 
 
 def keep_history(config: PipelineConfig, summary, history: bool | None) -> None:

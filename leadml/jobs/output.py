@@ -25,7 +25,16 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from leadml.data.io import TEMP_PREFIX, atomic_output, table_format
+from leadml.data.io import (
+    FORMULA_START,
+    PLAIN_NUMBER,
+    TEMP_PREFIX,
+    atomic_output,
+    check_output_path,
+    is_write_failure,
+    output_error,
+    table_format,
+)
 
 _AT_FDCWD = -100
 _AT_SYMLINK_FOLLOW = 0x400
@@ -58,7 +67,9 @@ def unnamed_output(path: str | os.PathLike) -> Iterator[str]:
     The yielded path is ``/proc/self/fd/<n>`` of an unnamed file in the target's folder (or a
     named temporary file there, where unnamed files are not supported). On success the file is
     flushed to disk and renamed over ``path``; on an exception, or if the process dies, nothing
-    is left in the folder and a previous ``path`` stays as it was.
+    is left in the folder and a previous ``path`` stays as it was. A ``path`` that is a folder is
+    refused first; a failure to write (disk full, read-only folder, ...) is an
+    :class:`~leadml.core.errors.OutputError` naming ``path``.
 
     Example:
         >>> import os, tempfile, pathlib
@@ -70,33 +81,50 @@ def unnamed_output(path: str | os.PathLike) -> Iterator[str]:
         >>> os.listdir(folder), (folder / "scores.csv").read_text().split()
         (['scores.csv'], ['lead_id', 'L1'])
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output_path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(target, exc) from exc
     fd = _open_unnamed(target.parent)
     if fd is None:
         with atomic_output(target) as tmp:
             yield str(tmp)
         return
+    sink = f"/proc/self/fd/{fd}"
     try:
-        yield f"/proc/self/fd/{fd}"
-        os.fsync(fd)
-        if target.exists():
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, target.stat().st_mode & 0o7777)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)
-        named = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}{target.suffix}"
-        _linkat(fd, named)
         try:
-            os.replace(named, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                named.unlink()
+            yield sink
+        except BaseException as exc:
+            if is_write_failure(exc, sink, target):
+                raise output_error(target, exc) from exc
             raise
+        try:
+            _name_unnamed(fd, target)
+        except OSError as exc:
+            raise output_error(target, exc) from exc
     finally:
         os.close(fd)
+
+
+def _name_unnamed(fd: int, target: Path) -> None:
+    """Flush the unnamed file open on ``fd``, give it a new file's mode, and rename it over ``target``."""
+    os.fsync(fd)
+    if target.exists():
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, target.stat().st_mode & 0o7777)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+    named = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(6)}{target.suffix}"
+    _linkat(fd, named)
+    try:
+        os.replace(named, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            named.unlink()
+        raise
 
 
 def timestamps(values) -> pa.Array:
@@ -116,12 +144,30 @@ def iso_text(column: pa.ChunkedArray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(encoded.indices, pa.array(values, pa.string())).cast(pa.string())
 
 
+def guard_text(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Text cells a spreadsheet would run as formulas, prefixed with ``'`` (as :func:`~leadml.data.io.guard_formulas`).
+
+    Example:
+        >>> guard_text(pa.array(["=HYPERLINK(1)", "L2", "-2.5", None])).to_pylist()
+        ["'=HYPERLINK(1)", 'L2', '-2.5', None]
+    """
+    import pyarrow.compute as pc
+
+    formula = pc.and_not(
+        pc.match_substring_regex(column, FORMULA_START), pc.match_substring_regex(column, PLAIN_NUMBER)
+    )
+    if not pc.any(formula).as_py():
+        return column
+    return pc.if_else(formula, pc.binary_join_element_wise(pa.scalar("'"), column, ""), column)
+
+
 class ScoresWriter:
     """Append Arrow tables of one schema to a Parquet or CSV file (by extension).
 
     Use inside :func:`unnamed_output`: ``ScoresWriter(tmp, out, schema)``; ``write`` every chunk,
     then ``close``. Parquet columns that repeat (model name, tier, as_of) are dictionary-encoded;
-    the float columns are not (they rarely repeat, and skipping them is faster).
+    the float columns are not (they rarely repeat, and skipping them is faster). CSV text cells that
+    start like a formula get the guard of :func:`guard_text`.
     """
 
     def __init__(self, sink: str, path: str | os.PathLike, schema: pa.Schema, metadata: dict[str, str] | None = None):
@@ -150,6 +196,8 @@ class ScoresWriter:
             for i, field in enumerate(table.schema):
                 if pa.types.is_timestamp(field.type):
                     table = table.set_column(i, field.name, iso_text(table.column(i)))
+                elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+                    table = table.set_column(i, field.name, guard_text(table.column(i)))
             self._writer.write_table(table)
         self.rows += table.num_rows
 

@@ -86,7 +86,7 @@ def model_card(
     Raises:
         ModelError: ``model_uri`` was given and cannot be found (unknown version, alias, run).
     """
-    from leadml.core.errors import ModelError
+    from leadml.core.errors import ModelError, RegistryUnreachable
     from leadml.jobs.model_cards import fetch_model_card
     from leadml.modeling.loading import default_model_uri
 
@@ -97,7 +97,7 @@ def model_card(
     try:
         run_id = fetch_model_card(config, uri, path)
     except ModelError as exc:
-        if model_uri is not None:  # a model asked for by name must exist
+        if model_uri is not None or isinstance(exc, RegistryUnreachable):  # asked for by name, or no registry
             raise
         run_id, missing = None, str(exc)
     else:

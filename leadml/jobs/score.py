@@ -251,14 +251,15 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
     Everything that can fail on the arguments fails here, before a file is opened; the notes about
     the model and the pipeline (feature settings, sub-scores, how the data is read) start the summary.
     """
-    from leadml.data.io import table_format
+    from leadml.data.io import check_output_path, table_format
     from leadml.jobs.drift import DriftCounter
     from leadml.jobs.quality import QualityCounter
     from leadml.modeling.drift_reference import model_reference
 
     started = time.perf_counter()
     stamp = to_utc(as_of)
-    table_format(out)  # an unknown extension fails before any work
+    table_format(out)  # an unknown extension or a folder fails before any work
+    check_output_path(out)
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     builder = loaded.scoring.builder
@@ -330,11 +331,31 @@ def _score_chunks(job: ScoringJob) -> int:
                     score_chunk(job, chunk, writer)
                     bar.advance(chunk.leads_read)
                     del chunk  # before the next chunk is made
+                if writer.rows == 0:  # inside the block: the empty file never replaces the last scores
+                    raise no_open_leads(job.config, job.summary.as_of)
             finally:
                 writer.close()
     finally:
         bar.close()
     return writer.rows
+
+
+def no_open_leads(config: PipelineConfig, as_of: pd.Timestamp) -> Exception:
+    """The error of a run with no open lead at ``as_of``, naming when the data starts and ends."""
+    from leadml.core.errors import LeadDataError
+    from leadml.data.sources import load_pipeline_data
+
+    data = load_pipeline_data(config.data, need_outcomes=False)
+    stamps = [frame[column] for frame, column in ((data.leads, "created_at"), (data.events, "timestamp"))
+              if frame is not None and column in frame.columns and len(frame)]  # fmt: skip
+    span = ""
+    if stamps:
+        start, end = min(s.min() for s in stamps), max(s.max() for s in stamps)
+        span = f" (the data runs from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC)"
+    return LeadDataError(
+        f"{config.name}: no open lead at as_of {as_of:%Y-%m-%d %H:%M} UTC{span}; nothing was scored and the "
+        "previous scores file is kept; pick an as_of within the data"
+    )
 
 
 def _subscore_notes(scoring, subscores: bool) -> list[str]:

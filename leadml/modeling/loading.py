@@ -102,10 +102,15 @@ class ResolvedModel(NamedTuple):
 
 def resolve_model_uri(uri: str, where: str) -> ResolvedModel:
     """Resolve ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/RUN/...`` or a folder against
-    the MLflow at ``where``; registry look-ups become :class:`ModelError`."""
+    the MLflow at ``where``; registry look-ups become :class:`ModelError`, and a tracking server
+    that does not answer fails at once (:func:`~leadml.modeling.registry.check_reachable`)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from leadml.modeling.registry import check_reachable
+
+    if uri.startswith(("models:/", "runs:/")):
+        check_reachable(where)  # MLflow's client would retry a dead server for minutes before it fails
     if not uri.startswith("models:/"):
         if not uri.startswith("runs:/") and "://" not in uri and not Path(uri).exists():
             raise ModelError(f"{uri}: no such model folder (give models:/NAME@ALIAS, runs:/RUN_ID/model or a folder)")

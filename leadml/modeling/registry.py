@@ -35,7 +35,7 @@ import pandas as pd
 from mlflow.pyfunc import PythonModel  # imported by name: mypy reads mlflow.pyfunc as mlflow's lazy attribute
 
 from leadml.core.config import PipelineConfig
-from leadml.core.errors import ModelError
+from leadml.core.errors import ModelError, RegistryUnreachable
 from leadml.features.build import TrainSet
 from leadml.modeling.promotion import ChampionComparison, compare_with_champion
 from leadml.modeling.run_plots import log_plots as _log_plots
@@ -69,9 +69,9 @@ def check_reachable(uri: str, timeout: float = 5.0) -> None:
     except urllib.error.HTTPError:
         return  # it answered: a server that lacks /health is still a server
     except (urllib.error.URLError, OSError) as exc:
-        raise ModelError(
-            f"MLflow tracking server at {uri} is unreachable ({getattr(exc, 'reason', exc)}); check "
-            "MLFLOW_TRACKING_URI or the pipeline's mlflow.tracking_uri"
+        raise RegistryUnreachable(
+            f"MLflow tracking server at {uri} is unreachable ({getattr(exc, 'reason', exc)}); check that the "
+            "server is running, or set MLFLOW_TRACKING_URI (or the pipeline's mlflow.tracking_uri) to one that is"
         ) from exc
 
 

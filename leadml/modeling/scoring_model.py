@@ -106,6 +106,12 @@ class LeadScoringModel:
         self.subscores = subscores  # a SubscoreScale (leadml.modeling.subscores): fit/engagement 0-100
         self.drift_reference = drift_reference  # the training distribution (leadml.modeling.drift_reference)
 
+    def __getstate__(self) -> dict:
+        from leadml.features.build import stable_pickle
+
+        stable_pickle(self.tiers)  # pydantic tiers: the same pickle bytes under any PYTHONHASHSEED
+        return dict(self.__dict__)
+
     @classmethod
     def from_training(cls, result, trainset: TrainSet, tiers: Sequence) -> LeadScoringModel:
         """The chosen model of a training result, packed with its features, threshold, tiers, sub-score

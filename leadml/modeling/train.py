@@ -11,7 +11,9 @@ The parts of a :class:`~leadml.features.build.TrainSet` have one job each:
 The rules baseline is a candidate like the models: it is calibrated the same way, and when it wins
 on validation it is kept. With fewer than ``models.min_positives`` converted or
 ``models.min_negatives`` unconverted training snapshots (cold start), only the rules baseline is
-fitted and kept; :attr:`TrainingResult.reason` says why. No exception either way.
+fitted and kept; :attr:`TrainingResult.reason` says why. Labels of one class only are refused
+(``LeadDataError``) when every training snapshot converted, or when none did and no rules are given;
+none converted with rules is a cold start on the rules.
 """
 
 from __future__ import annotations
@@ -175,11 +177,34 @@ class _Parts:
         return self.P[split] if name == RULES else self.X[split]
 
 
+def _check_both_classes(config: PipelineConfig, y_train: np.ndarray, *, rules: bool) -> None:
+    """Refuse training labels of one class, where nothing sensible can be fitted on them.
+
+    All converted: the outcome values are almost surely read wrong (every lead won), and even the
+    rules baseline would give every lead probability 1; refused with or without rules. None
+    converted (a CRM on its first day): a cold start on the rules baseline, as any cold start; refused
+    only without rules, where no model at all could come out. No labelled training snapshot at all
+    stays a cold start (nothing to learn from yet).
+    """
+    from leadml.core.errors import LeadDataError
+
+    n, positives = len(y_train), int(np.sum(y_train))
+    if n == 0 or 0 < positives < n or (positives == 0 and rules):
+        return
+    which = "converted" if positives else "unconverted"
+    fix = ("check the outcomes table's won/lost values (data.outcomes.won, data.outcomes.lost)" if positives
+           else "give a rules file for a cold start, or wait for the first conversions")  # fmt: skip
+    raise LeadDataError(
+        f"{config.name}: all {n:,} labelled training snapshots are {which}; a model cannot learn from one class: {fix}"
+    )
+
+
 def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tuple[dict, bool, str]:
     """The fitted rules baseline and models, whether it was a cold start, and the cold-start reason."""
     models_cfg = config.models
     candidates: dict[str, object] = {}
     y_train = parts.y["train"]
+    _check_both_classes(config, y_train, rules=bool(parts.P))
     if parts.P and len(y_train):
         from leadml.rules.baseline import PointsBaseline
 

@@ -8,6 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from leadml.core.config import ProfileConfig, parse_pipeline
+from leadml.core.errors import LeadDataError
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, TrainSet
 from leadml.modeling.contributions import design_mean
@@ -196,6 +197,36 @@ def test_cold_start_keeps_the_rules_and_says_why():
     without_rules = train_models(config(min_negatives=100_000), trainset, None, n_boot=50)
     assert without_rules.cold_start and without_rules.chosen is None and without_rules.models == {}
     assert "no rules given" in without_rules.reason and without_rules.metrics.empty
+
+
+def one_class(label: float) -> tuple[TrainSet, pd.Series]:
+    trainset, points, _ = make_trainset(1000, seed=3)
+    frame = trainset.frame.copy()
+    frame.loc[frame["converted"].notna(), "converted"] = label
+    return TrainSet(frame=frame, builder=trainset.builder, data=trainset.data), points
+
+
+def test_all_converted_training_labels_are_refused_with_or_without_rules():
+    trainset, points = one_class(1.0)
+    message = (
+        "test: all 550 labelled training snapshots are converted; a model cannot learn from one class: "
+        r"check the outcomes table's won/lost values \(data.outcomes.won, data.outcomes.lost\)"
+    )
+    for rules in (points, None):
+        with pytest.raises(LeadDataError, match=f"^{message}$"):
+            train_models(config(), trainset, rules, n_boot=20)
+
+
+def test_no_conversion_yet_is_a_cold_start_on_the_rules_and_refused_without_them():
+    trainset, points = one_class(0.0)
+    result = train_models(config(), trainset, points, n_boot=20)
+    assert result.cold_start and result.chosen == RULES and "0 converted and 550 unconverted" in result.reason
+    message = (
+        "test: all 550 labelled training snapshots are unconverted; a model cannot learn from one class: "
+        "give a rules file for a cold start, or wait for the first conversions"
+    )
+    with pytest.raises(LeadDataError, match=f"^{message}$"):
+        train_models(config(), trainset, None, n_boot=20)
 
 
 def test_without_rules_the_models_still_compete_and_calibration_can_be_off():
