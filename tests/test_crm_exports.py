@@ -528,7 +528,8 @@ def test_without_outcomes_validate_says_training_needs_them_and_train_stops(worl
 def test_validate_takes_a_pipeline_or_tables(argv, message, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith(message) and "Usage: leadml validate [OPTIONS]" in err
+    assert err.startswith(message) and err.count("\n") == 1  # one line, with the usage
+    assert err.endswith(" (usage: leadml validate [OPTIONS] [pipeline]; see 'leadml validate --help')\n")
 
 
 # -- readers that take tables as the contract names them ----------------------------------------------
