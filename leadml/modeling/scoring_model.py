@@ -107,7 +107,7 @@ class LeadScoringModel:
         self.drift_reference = drift_reference  # the training distribution (leadml.modeling.drift_reference)
 
     def __getstate__(self) -> dict:
-        from leadml.features.build import stable_pickle
+        from leadml.core.pickling import stable_pickle
 
         stable_pickle(self.tiers)  # pydantic tiers: the same pickle bytes under any PYTHONHASHSEED
         return dict(self.__dict__)
