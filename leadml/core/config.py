@@ -43,21 +43,62 @@ class ProfileConfig(_Strict):
     email_column: str | None = "email_domain"
 
 
-class SnapshotConfig(_Strict):
-    """When leads are scored for training, and the label horizon."""
+STAGES = ("mql", "pql", "sql", "opportunity", "won")  # the funnel, earliest first (mql and pql side by side)
 
-    policy: Literal["days_after_creation", "every_days", "fixed"] = "days_after_creation"
+
+class SnapshotConfig(_Strict):
+    """When leads are scored for training, the label horizon and the target stage.
+
+    The default (``every_days``) snapshots each lead every ``every_days`` days of its open life, at
+    most ``max_per_lead`` snapshots a lead (evenly spread over its life when it lived longer), so the
+    training rows cover every age that a scoring run meets. With ``weighting: lead`` each lead's
+    snapshots share one unit of weight in the fit, so old leads (many snapshots) do not dominate.
+    ``target`` is the stage the label asks about (``label_stage`` is its 0.1 name).
+    """
+
+    policy: Literal["every_days", "days_after_creation", "fixed"] = "every_days"
     days_after_creation: int = Field(14, ge=0)
-    every_days: int = Field(7, gt=0)
+    every_days: int = Field(14, gt=0)
+    max_per_lead: int | None = Field(26, gt=0)
+    weighting: Literal["lead", "none"] = "lead"
     as_of: datetime | date | None = None
     horizon_days: int = Field(120, gt=0)
-    label_stage: Literal["won", "sql", "opportunity", "mql"] = "won"
+    target: Literal["won", "sql", "opportunity", "mql", "pql"] = "won"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _label_stage_is_target(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "label_stage" in raw:
+            raw = dict(raw)
+            stage = raw.pop("label_stage")
+            if "target" in raw and raw["target"] != stage:
+                raise ValueError(f"label_stage ({stage}) and target ({raw['target']}) disagree; keep target")
+            raw["target"] = stage
+        return raw
 
     @model_validator(mode="after")
     def _fixed_needs_as_of(self) -> SnapshotConfig:
         if self.policy == "fixed" and self.as_of is None:
             raise ValueError("policy 'fixed' needs snapshots.as_of")
         return self
+
+    @property
+    def label_stage(self) -> str:
+        """The 0.1 name of :attr:`target`."""
+        return self.target
+
+
+class PQLConfig(_Strict):
+    """The product-qualified stage: a lead is a PQL from its ``min_events``-th product event."""
+
+    event_types: list[str] = Field(default_factory=list)
+    min_events: int = Field(1, ge=1)
+
+
+class StagesConfig(_Strict):
+    """Stages defined by events rather than by a column of the outcomes table."""
+
+    pql: PQLConfig = PQLConfig()
 
 
 class FeatureConfig(_Strict):
@@ -73,7 +114,13 @@ class FeatureConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    """How snapshots are split: by time (three-table data) or stratified at random (flat data)."""
+    """How snapshots are split: by time (three-table data) or stratified at random (flat data).
+
+    By time, the default purges: a training (or validation) snapshot is dropped only when its label
+    window ``[as_of, as_of + horizon)`` reaches into the next part's period *and* its lead has a
+    snapshot in that part (the same conversion would be a label on both sides). ``gap_days`` instead
+    drops every snapshot within that many days before the test part (an embargo of whole days).
+    """
 
     method: Literal["time", "stratified"] | None = None
     test_fraction: float = Field(0.2, gt=0, lt=1)
@@ -155,12 +202,15 @@ class GridConfig(_Strict):
 
 
 class MQLConfig(_Strict):
-    """Which leads go to sales: by capacity per week, by target precision or by a fixed probability."""
+    """Which leads go to sales. The threshold is found on the validation snapshots by ``policy``:
+    ``f1`` (the default: best F1), ``capacity`` (``capacity_per_week``), ``precision`` (also spelled
+    ``precision_at``: the lowest threshold reaching ``target_precision``) or ``probability`` (a fixed
+    value, chosen when only ``probability`` is given)."""
 
-    policy: Literal["capacity", "precision", "probability"] = "probability"
+    policy: Literal["f1", "capacity", "precision", "probability"] = "f1"
     capacity_per_week: int | None = Field(None, gt=0)
     target_precision: float | None = Field(None, gt=0, lt=1)
-    probability: float = Field(0.3, gt=0, lt=1)
+    probability: float | None = Field(None, gt=0, lt=1)
     tiers: list[TierConfig] = Field(
         default_factory=lambda: [
             TierConfig(name="A", min=0.5),
@@ -177,7 +227,21 @@ class MQLConfig(_Strict):
             raise ValueError("policy 'capacity' needs mql.capacity_per_week")
         if self.policy == "precision" and self.target_precision is None:
             raise ValueError("policy 'precision' needs mql.target_precision")
+        if self.policy == "probability" and self.probability is None:
+            raise ValueError("policy 'probability' needs mql.probability (the fixed threshold)")
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_spellings(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        raw = dict(raw)
+        if raw.get("policy") == "precision_at":
+            raw["policy"] = "precision"
+        if "policy" not in raw and raw.get("probability") is not None:
+            raw["policy"] = "probability"  # a fixed threshold written without its policy (0.1 files)
+        return raw
 
 
 class MLflowConfig(_Strict):
@@ -197,6 +261,8 @@ class LeakageConfig(_Strict):
     max_auc: float = Field(0.95, gt=0.5, le=1)
     max_certain_share: float = Field(0.12, gt=0, le=1)
     allow: list[str] = Field(default_factory=list)
+    # a column is accused only when the training rows hold at least this many of each class
+    min_class_support: int = Field(30, ge=1)
 
 
 class HistoryConfig(_Strict):
@@ -223,6 +289,7 @@ class PipelineConfig(_Strict):
     data: DataConfig = DataConfig()
     profile: ProfileConfig = ProfileConfig()
     snapshots: SnapshotConfig = SnapshotConfig()
+    stages: StagesConfig = StagesConfig()
     features: FeatureConfig = FeatureConfig()
     split: SplitConfig = SplitConfig()
     rules: Path | None = None

@@ -11,13 +11,18 @@ default: a nightly job need not pay for reasons nobody reads).
 
 Sentences come from the features' templates ("Viewed the pricing page {value} times in the last
 30 days") with the direction added: "Viewed the pricing page 4 times in the last 30 days
-(raises)". Everything is vectorised over leads: a template is rendered once per distinct
-(feature, value) pair, and the per-lead strings are assembled column-wise with Arrow kernels.
+(raises)". Behaviour features are worded for sales from their names (``text.wording``): a count
+of 0 is an absence ("No pricing page visit in the last 30 days"), a recency is recent activity
+when it raises the lead ("Requested a demo 2 days ago") and a gap when it lowers it ("No demo
+request for 40 days"), "Never requested a demo" when there was none; days are whole ("today",
+"1 day", "5 days"). Everything is vectorised over leads: a sentence is rendered once per distinct
+(feature, value, direction), and the per-lead strings are assembled column-wise with Arrow kernels.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -25,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.errors import LeadDataError
+from leadml.features.behaviour.text import Wording, wording
 from leadml.features.metadata import FeatureInfo
 from leadml.modeling.contributions import MISSING_SUFFIX, Contributions
 
@@ -32,6 +38,7 @@ RAISES, LOWERS = " (raises)", " (lowers)"
 MISSING_LEVELS = frozenset({"missing"})
 _ONCE = re.compile(r"(?<![\d.,])1 times\b")
 _ONE_DAY = re.compile(r"(?<![\d.,])1 days\b")
+DAY_FAMILIES = frozenset({"days_since", "lead_age"})
 
 
 # -- values and sentences ---------------------------------------------------------------------
@@ -65,19 +72,106 @@ def missing_template(info: FeatureInfo, missing_info: FeatureInfo | None = None)
     return template.replace("{value}", "unknown")
 
 
-def render(info: FeatureInfo, value_text: str | None, missing_info: FeatureInfo | None = None) -> str:
-    """One feature's sentence for one value (``None`` = missing)."""
-    template = info.template if value_text is not None else missing_template(info, missing_info)
+def whole_days(days: float) -> int:
+    """Days as a salesperson counts them: whole days gone by (``5.8 -> 5``, ``0.4 -> 0``)."""
+    return max(math.floor(days), 0)
+
+
+def days_ago(days: float) -> str:
+    """``0.4 -> "today"``, ``1.9 -> "1 day ago"``, ``5.2 -> "5 days ago"``."""
+    n = whole_days(days)
+    return "today" if n == 0 else f"{_days(n)} ago"
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def _times(text: str, one: str, many: str) -> str:
+    """``"1" -> "1 touch"``, ``"3" -> "3 touches"``."""
+    return f"{text} {one if text == '1' else many}"
+
+
+def _number(value_text: str | None) -> float | None:
+    """The number a value text shows (``"45,000" -> 45000.0``); None when missing or not a number."""
+    if value_text is None:
+        return None
+    try:
+        return float(value_text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _worded(info: FeatureInfo, words: Wording, value_text: str | None, raises: bool | None) -> str:
+    """The sales sentence of a behaviour feature: absences, recencies, whole days, never a NaN."""
+    value = _number(value_text)
+    family = words.family
+    if family == "days_since":
+        if value is None:
+            return words.never
+        days = whole_days(value)
+        # a gap when it lowers the lead (or, for an unsubscribe, when it raises it); else the last time
+        if days >= 1 and raises is not None and raises == words.negative:
+            return f"No {words.noun} for {_days(days)}"
+        return f"{words.did_once} {days_ago(days)}"
+    if family == "lead_age":
+        return "Lead creation date not known" if value is None else f"Became a lead {days_ago(value)}"
+    if family == "velocity":
+        if value is None:
+            return "Change in touches over the last 7 days not known"
+        if value == 0:
+            return "As many touches in the last 7 days as in the 7 days before"
+        more = "more" if value > 0 else "fewer"
+        change = _times(format_number(abs(value)), f"{more} touch", f"{more} touches")
+        return f"{change} in the last 7 days than in the 7 days before"
+    if family == "decayed":
+        tail = f"(older touches count less: half after {words.half_life} days)"
+        if not value:
+            return f"No recent engagement {tail}"
+        return f"Engagement worth {_times(format_number(value), 'recent touch', 'recent touches')} {tail}"
+    if not value:  # counts, active days and scenario steps at 0 (or not recorded): what did not happen
+        if family == "count":
+            return f"No {words.noun} {words.window}"
+        if family == "active_days":
+            return f"No active day {words.window}"
+        steps = f"{words.steps} steps" if words.steps is not None else "steps"
+        return f"Went through none of the {steps} of the '{words.scenario}' path"
+    if family == "scenario" and words.steps is not None and value >= words.steps:
+        return f"Went through all {words.steps} steps of the '{words.scenario}' path, in order"
+    return _fix_grammar(info.template.format(value=value_text, name=info.name, window=info.window_days))
+
+
+def render(
+    info: FeatureInfo,
+    value_text: str | None,
+    missing_info: FeatureInfo | None = None,
+    *,
+    raises: bool | None = None,
+) -> str:
+    """One feature's sentence for one value (``None`` = missing).
+
+    ``raises`` is the reason's direction (True raises the lead, False lowers it, None unknown): a
+    recency reads as recent activity when it raises the lead and as a gap when it lowers it.
+    """
+    words = wording(info)
+    if words is not None:
+        return _worded(info, words, value_text, raises)
+    if value_text is None:
+        template = missing_template(info, missing_info)
+    elif value_text == "0" and info.name.endswith(MISSING_SUFFIX) and info.template.endswith(" not given"):
+        return info.template.removesuffix(" not given") + " given"  # the flag of a field that was given
+    else:
+        template = info.template
     text = template.format(value=value_text, name=info.name, window=info.window_days)
     return _fix_grammar(text)
 
 
-def _value_texts(column: pd.Series, rows: np.ndarray):
+def _value_texts(column: pd.Series, rows: np.ndarray, by_day: bool = False):
     """The values of ``column[rows]`` as (distinct display texts, None = missing; each row's index into
     them; each row's JSON value as an Arrow string array).
 
-    Numbers are rounded to what a sentence shows before they are made distinct, so a continuous
-    feature renders a few hundred sentences, not one per lead.
+    Numbers are rounded to what a sentence shows before they are made distinct (``by_day``:
+    down to whole days), so a continuous feature renders a few hundred sentences, not one per lead.
     """
     import pyarrow as pa
 
@@ -91,7 +185,10 @@ def _value_texts(column: pd.Series, rows: np.ndarray):
         return [None if v is None else v.replace("_", " ") for v in shown], inverse, as_json.take(pa.array(inverse))
     if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         numbers = values.to_numpy(dtype=float, na_value=np.nan)
-        shown = np.where(np.abs(numbers) >= 10_000, np.round(numbers), np.round(numbers, 1))
+        if by_day:
+            shown = np.floor(np.maximum(numbers, 0))
+        else:
+            shown = np.where(np.abs(numbers) >= 10_000, np.round(numbers), np.round(numbers, 1))
         uniques, inverse = np.unique(shown, return_inverse=True)  # NaN sorts last
         texts = [None if np.isnan(u) else format_number(u) for u in uniques.tolist()]
         as_json = pa.array(np.round(numbers, 4) + 0.0, from_pandas=True).cast(pa.string()).fill_null("null")
@@ -253,9 +350,14 @@ def reason_table(
         where = order[a:b]
         name = contributions.features[int(feats_all[where[0]])]
         info = infos.get(name) or FeatureInfo(name, "profile", name)
-        texts, inverse, as_json = _value_texts(features[name], rows_all[where])
-        rendered = pa.array([render(info, t, infos.get(name + MISSING_SUFFIX)) for t in texts], type=pa.string())
-        sentences.append(rendered.take(pa.array(inverse)))
+        words = wording(info)
+        by_day = words is not None and words.family in DAY_FAMILIES
+        texts, inverse, as_json = _value_texts(features[name], rows_all[where], by_day=by_day)
+        missing = infos.get(name + MISSING_SUFFIX)
+        # each distinct value said both ways: the raising sentence first, then the lowering one
+        said = [render(info, t, missing, raises=side) for side in (True, False) for t in texts]
+        lowers = (slots_all[where] >= n_pos).astype(np.int64)
+        sentences.append(pa.array(said, type=pa.string()).take(pa.array(inverse + len(texts) * lowers)))
         value_json.append(as_json)
         placed.append(where)
     back = np.empty(len(rows_all), dtype=np.int64)

@@ -15,12 +15,20 @@ metrics look wonderful and the model useless. Three signs, each measured on the 
 - **missingness decides**: never missing for positives and always missing for negatives (or the
   reverse): a field only filled in once a lead converted.
 
+A sign accuses only with enough support (``leakage.min_class_support``, default 30): the training
+rows must hold that many positives and that many negatives (on fewer, a column that happens to
+separate 3 conversions from the rest looks like a leak), and the near-certain levels count only
+when those pointing to conversion hold that many positives, those pointing away that many
+negatives. A column that crosses a limit without the support is not accused;
+:func:`check_leakage` logs how many columns it could not judge, and why.
+
 ``train`` stops and names the features unless the config excludes them (``profile.exclude``) or
 allows them (``leakage.allow``).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +42,9 @@ ODDS_FACTOR = 20.0
 N_BINS = 20
 N_FOLDS = 5
 PRIOR_LEADS = 10.0
+SHOWN_NAMES = 10
+
+log = logging.getLogger("leadml.modeling.leakage")
 
 
 class LeakageError(LeadmlError):
@@ -49,6 +60,38 @@ class LeakageFinding:
     certain_share: float
     missing_decides: bool
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LeakageReport:
+    """What the guard found, and which columns it could not judge for lack of support."""
+
+    findings: list[LeakageFinding]
+    unjudged: tuple[str, ...]
+    positives: int
+    negatives: int
+    min_class_support: int
+
+    @property
+    def enough_rows(self) -> bool:
+        """Whether the rows hold ``min_class_support`` leads of each class (else no column is judged)."""
+        return min(self.positives, self.negatives) >= self.min_class_support
+
+    @property
+    def note(self) -> str:
+        """One line for the log: how many columns went unjudged and why ("" when all were judged)."""
+        if not self.unjudged:
+            return ""
+        n = len(self.unjudged)
+        names = ", ".join(self.unjudged[:SHOWN_NAMES]) + (", ..." if n > SHOWN_NAMES else "")
+        if self.enough_rows:
+            why = f"the rows that decide them hold fewer than {self.min_class_support} leads of a class"
+        else:
+            why = (
+                f"the training rows hold {self.positives} positives and {self.negatives} negatives; "
+                f"judging needs leakage.min_class_support ({self.min_class_support}) of each"
+            )
+        return f"leakage guard: could not judge {n} column{'s' if n != 1 else ''} for lack of support ({why}): {names}"
 
 
 def _codes(values: pd.Series) -> np.ndarray:
@@ -67,8 +110,9 @@ def _codes(values: pd.Series) -> np.ndarray:
     return pd.factorize(text.astype(str))[0]
 
 
-def certain_share(codes: np.ndarray, y: np.ndarray) -> float:
-    """Share of rows in sizeable levels whose odds differ from the overall odds by ODDS_FACTOR or more."""
+def _certain_sides(codes: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per level: its size, its positives, and whether it is near-certain toward conversion (high)
+    or away from it (low): sizeable, with shrunk odds ODDS_FACTOR above or below the overall odds."""
     n = len(y)
     size = np.bincount(codes)
     positives = np.bincount(codes, weights=y, minlength=len(size))
@@ -79,8 +123,25 @@ def certain_share(codes: np.ndarray, y: np.ndarray) -> float:
     rate = (positives + prior * base) / (size + prior)
     log_ratio = np.log(rate / (1 - rate)) - np.log(base / (1 - base))
     sizeable = size >= MIN_LEVEL_SHARE * n
-    certain = sizeable & (np.abs(log_ratio) >= np.log(ODDS_FACTOR))
-    return float(size[certain].sum() / n)
+    high = sizeable & (log_ratio >= np.log(ODDS_FACTOR))
+    low = sizeable & (log_ratio <= -np.log(ODDS_FACTOR))
+    return size, positives, high, low
+
+
+def certain_share(codes: np.ndarray, y: np.ndarray, min_class_support: int = 1) -> float:
+    """Share of rows in sizeable levels whose odds differ from the overall odds by ODDS_FACTOR or more.
+
+    The levels pointing to conversion count only when they hold ``min_class_support`` positives
+    together, those pointing away only when they hold that many negatives: a share resting on a
+    handful of leads decides nothing.
+    """
+    size, positives, high, low = _certain_sides(codes, y)
+    supported = np.zeros_like(high)
+    if positives[high].sum() >= min_class_support:
+        supported |= high
+    if (size - positives)[low].sum() >= min_class_support:
+        supported |= low
+    return float(size[supported].sum() / len(y))
 
 
 def single_feature_auc(values: pd.Series, codes: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
@@ -114,24 +175,32 @@ def missing_decides(values: pd.Series, y: np.ndarray) -> bool:
     )
 
 
-def find_leakage(
+def judge_leakage(
     features: pd.DataFrame,
     labels: pd.Series | np.ndarray,
     *,
     max_auc: float = 0.95,
     max_certain_share: float = 0.12,
+    min_class_support: int = 30,
     seed: int = 0,
-) -> list[LeakageFinding]:
-    """The suspected features among ``features`` (training rows only), strongest first."""
+) -> LeakageReport:
+    """The suspected features among ``features`` (training rows only), strongest first, and the
+    columns that crossed a limit without the support to be accused.
+
+    When the rows hold fewer than ``min_class_support`` positives or negatives, no column is judged.
+    """
     y = np.asarray(labels, dtype=float)
+    positives = int((y == 1).sum())
+    negatives = len(y) - positives
+    if min(positives, negatives) < max(min_class_support, 1):
+        return LeakageReport([], tuple(map(str, features.columns)), positives, negatives, min_class_support)
     findings: list[LeakageFinding] = []
-    if len(np.unique(y)) < 2:
-        return findings
+    unjudged: list[str] = []
     for column in features.columns:
         values = features[column]
         codes = _codes(values)
         auc = single_feature_auc(values, codes, y, seed)
-        share = certain_share(codes, y)
+        share = certain_share(codes, y, min_class_support)
         decides = missing_decides(values, y)
         reasons = []
         if auc >= max_auc:
@@ -144,23 +213,56 @@ def find_leakage(
             reasons.append("missing exactly when the lead did not convert (or the reverse)")
         if reasons:
             findings.append(LeakageFinding(column, auc, share, decides, tuple(reasons)))
-    return sorted(findings, key=lambda f: -f.certain_share - f.auc)
+        elif certain_share(codes, y) >= max_certain_share:
+            unjudged.append(str(column))
+    findings.sort(key=lambda f: -f.certain_share - f.auc)
+    return LeakageReport(findings, tuple(unjudged), positives, negatives, min_class_support)
+
+
+def find_leakage(
+    features: pd.DataFrame,
+    labels: pd.Series | np.ndarray,
+    *,
+    max_auc: float = 0.95,
+    max_certain_share: float = 0.12,
+    min_class_support: int = 30,
+    seed: int = 0,
+) -> list[LeakageFinding]:
+    """The suspected features among ``features`` (training rows only), strongest first.
+
+    A column is accused only with ``min_class_support`` leads of each class behind the sign; see
+    :func:`judge_leakage` for the columns left unjudged.
+    """
+    return judge_leakage(
+        features,
+        labels,
+        max_auc=max_auc,
+        max_certain_share=max_certain_share,
+        min_class_support=min_class_support,
+        seed=seed,
+    ).findings
 
 
 def check_leakage(trainset, config) -> list[LeakageFinding]:
     """Raise :class:`LeakageError` naming suspected features not allowed by ``config.leakage.allow``.
 
-    Returns the allowed findings (for logging) when nothing blocks training.
+    Returns the allowed findings (for logging) when nothing blocks training. Columns it could not
+    judge for lack of support (``config.leakage.min_class_support``) are not accused; a warning
+    says how many.
     """
     rows = trainset.part("train", "validation")
     sources = {info.name: info.source for info in trainset.feature_info}
-    findings = find_leakage(
+    report = judge_leakage(
         rows[trainset.feature_names],
         rows["converted"],
         max_auc=config.leakage.max_auc,
         max_certain_share=config.leakage.max_certain_share,
+        min_class_support=config.leakage.min_class_support,
         seed=config.models.seed,
     )
+    if report.unjudged:
+        log.warning("%s: %s", config.name, report.note)
+    findings = report.findings
     allowed = set(config.leakage.allow)
     blocking = [f for f in findings if f.feature not in allowed and sources.get(f.feature) not in allowed]
     if blocking:

@@ -191,7 +191,7 @@ def learn_rules_for_pipeline(config, trainset=None) -> LearnedScorecard:
         rows["converted"],
         trainset.feature_info,
         validation=(rows["split"] == "validation").to_numpy(),
-        mql_probability=config.mql.probability,
+        mql_probability=config.mql.probability if config.mql.probability is not None else 0.3,
         seed=config.models.seed,
         name=f"{config.name}-learned-points",
     )

@@ -1,5 +1,6 @@
 """The leakage guard: what it flags on hand-made data, on the real data sets, and that train stops."""
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,14 @@ import pytest
 
 from leadml.core.config import load_pipeline, parse_pipeline
 from leadml.features.build import build_trainset
-from leadml.modeling.leakage import LeakageError, check_leakage, find_leakage, missing_decides
+from leadml.modeling.leakage import (
+    LeakageError,
+    certain_share,
+    check_leakage,
+    find_leakage,
+    judge_leakage,
+    missing_decides,
+)
 from tests.conftest import datasets_dir_or_skip
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
@@ -53,6 +61,99 @@ def test_missing_decides_needs_both_classes_and_a_clean_split():
     assert missing_decides(pd.Series([np.nan, np.nan, 3.0, 4.0]), y)
     assert not missing_decides(pd.Series([1.0, np.nan, np.nan, np.nan]), y)
     assert not missing_decides(pd.Series([1.0, 2.0, 3.0, 4.0]), y)
+
+
+def _separated(positives: int, negatives: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Hand-made rows: ``perfect`` is 1 exactly for the positives, ``filled_after`` is given only for them."""
+    y = np.r_[np.ones(positives), np.zeros(negatives)]
+    features = pd.DataFrame({
+        "perfect": y.copy(),
+        "filled_after": np.where(y == 1, np.arange(len(y), dtype=float), np.nan),
+        "honest": np.arange(len(y), dtype=float) % 7,
+    })  # fmt: skip
+    return y, features
+
+
+@pytest.mark.parametrize(
+    ("positives", "negatives", "accused"),
+    [
+        (3, 200, []),  # 3 conversions: a column that separates them is chance, not a leak
+        (29, 600, []),  # one short of the default support of 30
+        (200, 29, []),  # the support holds for the rarer class whichever it is
+        (30, 600, ["perfect", "filled_after"]),  # exactly the support: judged
+        (60, 600, ["perfect", "filled_after"]),
+    ],
+)
+def test_a_column_is_accused_only_with_enough_leads_of_each_class(positives, negatives, accused):
+    y, features = _separated(positives, negatives)
+    report = judge_leakage(features, y)
+    assert sorted(f.feature for f in report.findings) == sorted(accused)
+    assert (report.positives, report.negatives) == (positives, negatives)
+    if accused:
+        assert report.unjudged == () and report.note == ""
+        findings = {f.feature: f for f in report.findings}
+        assert findings["perfect"].auc == 1.0 and findings["filled_after"].missing_decides
+    else:
+        assert report.unjudged == ("perfect", "filled_after", "honest")
+        assert report.note == (
+            "leakage guard: could not judge 3 columns for lack of support (the training rows hold "
+            f"{positives} positives and {negatives} negatives; judging needs leakage.min_class_support (30) "
+            "of each): perfect, filled_after, honest"
+        )
+    assert find_leakage(features, y) == report.findings
+
+
+def test_60_positives_and_600_negatives_accuse_by_every_sign():
+    y, features = _separated(60, 600)
+    findings = {f.feature: f for f in find_leakage(features, y)}
+    assert findings["perfect"].certain_share == 1.0  # both levels near-certain: 60 positives, 600 negatives
+    assert len(findings["perfect"].reasons) == 2
+    assert findings["filled_after"].reasons[-1] == "missing exactly when the lead did not convert (or the reverse)"
+
+
+def test_near_certain_levels_count_only_with_enough_leads_of_their_class():
+    """200 positives and 2000 negatives; level 'x' holds 50 positives and nothing else: 50/2200 = 2.3 % of rows
+    are near-certain, which accuses at a 2 % limit only when 50 positives are support enough."""
+    y = np.r_[np.ones(200), np.zeros(2000)]
+    level = np.where(np.arange(len(y)) < 50, "x", "y")
+    features = pd.DataFrame({"stage": pd.Categorical(level)})
+    codes = pd.factorize(features["stage"].astype(str))[0]
+    assert certain_share(codes, y) == pytest.approx(50 / 2200)
+    assert certain_share(codes, y, min_class_support=50) == pytest.approx(50 / 2200)
+    assert certain_share(codes, y, min_class_support=51) == 0.0
+    judged = judge_leakage(features, y, max_certain_share=0.02, min_class_support=50)
+    assert [f.feature for f in judged.findings] == ["stage"] and judged.unjudged == ()
+    assert judged.findings[0].certain_share == pytest.approx(50 / 2200)
+    short = judge_leakage(features, y, max_certain_share=0.02, min_class_support=100)
+    assert short.findings == [] and short.unjudged == ("stage",)
+    assert short.note == (
+        "leakage guard: could not judge 1 column for lack of support (the rows that decide them hold fewer "
+        "than 100 leads of a class): stage"
+    )
+
+
+def test_check_leakage_logs_what_it_could_not_judge(caplog):
+    y, features = _separated(3, 200)
+    rows = features.assign(converted=y, split="train")
+
+    class TrainSet:
+        feature_names = list(features.columns)
+        feature_info = []
+
+        def part(self, *names):
+            return rows
+
+    config = parse_pipeline({"name": "tiny"})
+    with caplog.at_level(logging.WARNING, logger="leadml.modeling.leakage"):
+        assert check_leakage(TrainSet(), config) == []
+    assert caplog.messages == [
+        "tiny: leakage guard: could not judge 3 columns for lack of support (the training rows hold 3 positives "
+        "and 200 negatives; judging needs leakage.min_class_support (30) of each): perfect, filled_after, honest"
+    ]
+    raw = config.resolved_dict()
+    raw["leakage"]["min_class_support"] = 3
+    with pytest.raises(LeakageError, match="suspected leakage, training stopped: 'perfect'"):
+        check_leakage(TrainSet(), parse_pipeline(raw))
 
 
 def test_the_simulator_has_no_leak(small_sim):

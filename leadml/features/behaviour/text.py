@@ -4,50 +4,61 @@ Column names follow DESIGN.md (``page_view[pricing]__count_30d``); every column 
 :class:`FeatureInfo` whose template is a sentence a sales manager reads ("Viewed the pricing page
 {value} times in the last 30 days"). Known event types have hand-written phrases; any other type
 gets a plain generic one, so new event types never break explanations.
+
+:func:`wording` reads a column's name back into its :class:`Wording`: the nouns and phrases reason
+sentences are made of when a template alone would read wrong ("No pricing page visit in the last
+30 days" for a count of 0, "Requested a demo 2 days ago" or "No demo request for 40 days" for a
+recency, "Never requested a demo" when there was none).
 """
 
 from __future__ import annotations
 
-from typing import Final
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from leadml.features.metadata import FeatureGroup, FeatureInfo
 
 GROUP: Final[FeatureGroup] = "behaviour"
 
-# event type -> (what the lead did, said with "{value} times"; the noun for "No ... for N days")
-EVENT_PHRASES: dict[str, tuple[str, str]] = {
-    "page_view": ("Viewed pages on the site {value} times", "page view"),
-    "site_visit": ("Visited the site {value} times", "site visit"),
-    "email_open": ("Opened marketing e-mails {value} times", "e-mail opened"),
-    "email_click": ("Clicked a link in an e-mail {value} times", "e-mail click"),
-    "email_unsubscribe": ("Unsubscribed from e-mails {value} times", "unsubscribe"),
-    "form_submit": ("Filled in a form {value} times", "form filled in"),
-    "demo_request": ("Requested a demo {value} times", "demo request"),
-    "contact_sales": ("Asked to talk to sales {value} times", "request to talk to sales"),
-    "pricing_view": ("Looked at pricing {value} times", "look at pricing"),
-    "webinar_register": ("Registered for a webinar {value} times", "webinar registration"),
-    "webinar_attend": ("Attended a webinar {value} times", "webinar attended"),
-    "download": ("Downloaded content {value} times", "download"),
-    "content_download": ("Downloaded content {value} times", "download"),
-    "community_join": ("Joined the community chat {value} times", "community join"),
-    "community_post": ("Posted in the community {value} times", "community post"),
-    "trial_start": ("Started a free trial {value} times", "trial start"),
-    "trial_login": ("Logged in to the trial {value} times", "trial login"),
-    "product_login": ("Logged in to the product {value} times", "product login"),
-    "product_usage": ("Used the product {value} times", "product use"),
-    "feature_use": ("Used a product feature {value} times", "product feature use"),
-    "chat": ("Chatted with the team {value} times", "chat"),
-    "chat_message": ("Sent a chat message {value} times", "chat message"),
-    "meeting": ("Had a meeting with sales {value} times", "meeting"),
-    "call": ("Had a call with sales {value} times", "call"),
-    "event_attend": ("Attended an event {value} times", "event attended"),
-    "trial_signup": ("Signed up for a free trial {value} times", "trial sign-up"),
-    "product_active_day": ("Used the product on {value} days", "day of product use"),
-    "unsubscribe": ("Unsubscribed from e-mails {value} times", "unsubscribe"),
-    "review_comment": ("Wrote a review or comment {value} times", "review or comment"),
-    "ad_click": ("Clicked an ad {value} times", "ad click"),
-    "social_click": ("Clicked a social media post {value} times", "social media click"),
+# event type -> (what the lead did, said with "{value} times"; the noun for "No ... in the last 30
+# days" and "No ... for 5 days"; the one time, said with "2 days ago" and "Never ...")
+EVENT_PHRASES: dict[str, tuple[str, str, str]] = {
+    "page_view": ("Viewed pages on the site {value} times", "page view", "Viewed a page on the site"),
+    "site_visit": ("Visited the site {value} times", "site visit", "Visited the site"),
+    "email_open": ("Opened marketing e-mails {value} times", "e-mail opened", "Opened a marketing e-mail"),
+    "email_click": ("Clicked a link in an e-mail {value} times", "e-mail click", "Clicked a link in an e-mail"),
+    "email_unsubscribe": ("Unsubscribed from e-mails {value} times", "unsubscribe", "Unsubscribed from e-mails"),
+    "form_submit": ("Filled in a form {value} times", "form submitted", "Filled in a form"),
+    "demo_request": ("Requested a demo {value} times", "demo request", "Requested a demo"),
+    "contact_sales": ("Asked to talk to sales {value} times", "request to talk to sales", "Asked to talk to sales"),
+    "pricing_view": ("Looked at pricing {value} times", "look at pricing", "Looked at pricing"),
+    "webinar_register": ("Registered for a webinar {value} times", "webinar registration", "Registered for a webinar"),
+    "webinar_attend": ("Attended a webinar {value} times", "webinar attended", "Attended a webinar"),
+    "download": ("Downloaded content {value} times", "download", "Downloaded content"),
+    "content_download": ("Downloaded content {value} times", "download", "Downloaded content"),
+    "community_join": ("Joined the community chat {value} times", "community join", "Joined the community chat"),
+    "community_post": ("Posted in the community {value} times", "community post", "Posted in the community"),
+    "trial_start": ("Started a free trial {value} times", "trial start", "Started a free trial"),
+    "trial_login": ("Logged in to the trial {value} times", "trial login", "Logged in to the trial"),
+    "product_login": ("Logged in to the product {value} times", "product login", "Logged in to the product"),
+    "product_usage": ("Used the product {value} times", "product use", "Used the product"),
+    "feature_use": ("Used a product feature {value} times", "product feature use", "Used a product feature"),
+    "chat": ("Chatted with the team {value} times", "chat", "Chatted with the team"),
+    "chat_message": ("Sent a chat message {value} times", "chat message", "Sent a chat message"),
+    "meeting": ("Had a meeting with sales {value} times", "meeting", "Had a meeting with sales"),
+    "call": ("Had a call with sales {value} times", "call", "Had a call with sales"),
+    "event_attend": ("Attended an event {value} times", "event attended", "Attended an event"),
+    "trial_signup": ("Signed up for a free trial {value} times", "trial sign-up", "Signed up for a free trial"),
+    "product_active_day": ("Used the product on {value} days", "day of product use", "Used the product"),
+    "unsubscribe": ("Unsubscribed from e-mails {value} times", "unsubscribe", "Unsubscribed from e-mails"),
+    "review_comment": ("Wrote a review or comment {value} times", "review or comment", "Wrote a review or comment"),
+    "ad_click": ("Clicked an ad {value} times", "ad click", "Clicked an ad"),
+    "social_click": ("Clicked a social media post {value} times", "social media click", "Clicked a social media post"),
 }
+
+# event types that count against a lead: their recent occurrence lowers it, a long gap raises it
+NEGATIVE_EVENTS: frozenset[str] = frozenset({"email_unsubscribe", "unsubscribe"})
 
 # (event type, attribute column) -> what the lead did with that value ("{v}" is the value)
 ATTRIBUTE_PHRASES: dict[tuple[str, str], str] = {
@@ -62,15 +73,38 @@ ATTRIBUTE_PHRASES: dict[tuple[str, str], str] = {
     ("ad_click", "campaign"): "Clicked an ad of the {v} campaign {value} times",
 }
 
+# (event type, attribute column) -> the noun of one such event, for "No pricing page visit in the last 30 days"
+ATTRIBUTE_NOUNS: dict[tuple[str, str], str] = {
+    ("page_view", "page"): "{v} page visit",
+    ("site_visit", "page"): "{v} page visit",
+    ("download", "asset"): "download of the {v}",
+    ("content_download", "asset"): "download of the {v}",
+    ("email_open", "campaign"): "opened e-mail of the {v} campaign",
+    ("email_click", "campaign"): "click in an e-mail of the {v} campaign",
+    ("form_submit", "form"): "{v} form submitted",
+    ("webinar_attend", "topic"): "{v} webinar attended",
+    ("ad_click", "campaign"): "ad click of the {v} campaign",
+}
+
 
 def window_label(days: float) -> str:
     """``30`` -> ``"30"``, ``0.5`` -> ``"0.5"`` (the number in a column name and a sentence)."""
     return f"{float(days):g}"
 
 
+def _plain(text: object) -> str:
+    """A value shown inside a sentence: readable (``content_path`` -> ``content path``)."""
+    return str(text).replace("_", " ")
+
+
+def _braces(text: str) -> str:
+    """Braces escaped for ``str.format``: text put into a template stays as it is."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _safe(text: object) -> str:
     """A value shown inside a template: readable and with braces escaped for ``str.format``."""
-    return str(text).replace("_", " ").replace("{", "{{").replace("}", "}}")
+    return _braces(_plain(text))
 
 
 def _did(event_type: str) -> str:
@@ -82,7 +116,22 @@ def _did(event_type: str) -> str:
 def _noun(event_type: str) -> str:
     if event_type in EVENT_PHRASES:
         return EVENT_PHRASES[event_type][1]
-    return f"'{_safe(event_type)}' event"
+    return f"'{_plain(event_type)}' event"
+
+
+def _did_once(event_type: str) -> str:
+    if event_type in EVENT_PHRASES:
+        return EVENT_PHRASES[event_type][2]
+    return f"Had an event of type '{_plain(event_type)}'"
+
+
+def _attribute_noun(event_type: str, column: str, value: str) -> str:
+    phrase = ATTRIBUTE_NOUNS.get((event_type, column))
+    if phrase is not None:
+        return phrase.replace("{v}", _plain(value))
+    if event_type in EVENT_PHRASES:
+        return f"{_noun(event_type)} ({_plain(column)}: {_plain(value)})"
+    return f"'{_plain(event_type)}' event with {_plain(column)} '{_plain(value)}'"
 
 
 def _in_window(days: float) -> str:
@@ -104,7 +153,7 @@ def days_since_info(event_type: str) -> FeatureInfo:
         name=f"{event_type}__days_since_last",
         group=GROUP,
         source=event_type,
-        template=f"Last {_noun(event_type)} {{value}} days ago",
+        template=f"Last {_braces(_noun(event_type))} {{value}} days ago",
     )
 
 
@@ -182,3 +231,100 @@ def lead_age_info() -> FeatureInfo:
         source="created_at",
         template="Became a lead {value} days ago",
     )
+
+
+# -- reading a name back into its words --------------------------------------------------------
+Family = Literal["count", "days_since", "active_days", "decayed", "velocity", "scenario", "lead_age"]
+COUNT_NAME = re.compile(r"^(?P<event>[^\[\]]+?)(?:\[(?P<value>.*)\])?__count_(?P<days>[0-9.]+)d$")
+DAYS_SINCE_NAME = re.compile(r"^(?P<event>.+)__days_since_last$")
+WINDOW_NAME = re.compile(r"^events__(?P<family>active_days|decayed)_(?P<days>[0-9.]+)d$")
+SCENARIO_NAME = re.compile(r"^scenario\[(?P<name>.+)\]__steps$")
+SCENARIO_STEPS = re.compile(r" of the (\d+) steps ")
+
+
+@dataclass(frozen=True)
+class Wording:
+    """The words of one behaviour feature: what its reason sentences are made of.
+
+    Attributes:
+        family: what the column measures (``count``, ``days_since``, ``active_days``, ``decayed``,
+            ``velocity``, ``scenario``, ``lead_age``).
+        noun: one such event, for "No demo request in the last 30 days" and "No demo request for 5 days".
+        did_once: the lead doing it once, for "Requested a demo 2 days ago".
+        never: for a recency without any such event: "Never requested a demo".
+        window: "in the last 30 days" (counts and active days).
+        negative: the event counts against a lead (an unsubscribe): its recency reads the other way.
+        half_life: the decay's half-life in days, as the name writes it.
+        scenario / steps: the path's name as words and its number of steps (None when not known).
+    """
+
+    family: Family
+    noun: str = ""
+    did_once: str = ""
+    never: str = ""
+    window: str = ""
+    negative: bool = False
+    half_life: str = ""
+    scenario: str = ""
+    steps: int | None = None
+
+
+def _never(did_once: str) -> str:
+    return "Never " + did_once[:1].lower() + did_once[1:]
+
+
+def _count_wording(info: FeatureInfo, event_type: str, value: str | None, days: str) -> Wording | None:
+    window = _in_window(float(days))
+    if value is None:
+        noun = "activity" if event_type == "events" else _noun(event_type)
+        return Wording("count", noun=noun, window=window)
+    if info.attribute is None or info.attribute[1] != value:
+        return None
+    return Wording("count", noun=_attribute_noun(event_type, info.attribute[0], value), window=window)
+
+
+def wording(info: FeatureInfo) -> Wording | None:
+    """The words of a behaviour feature this module named, read back from its name; None for any
+    other feature (profile fields, flat behaviour columns, hand-made infos), which keep their template.
+
+    Example:
+        >>> wording(days_since_info("demo_request")).never
+        'Never requested a demo'
+        >>> wording(attribute_count_info("page_view", "page", "pricing", 30)).noun
+        'pricing page visit'
+    """
+    if info.group != "behaviour":
+        return None
+    name = info.name
+    if match := COUNT_NAME.match(name):
+        event_type = match.group("event")
+        if info.source != event_type:
+            return None
+        return _count_wording(info, event_type, match.group("value"), match.group("days"))
+    if match := DAYS_SINCE_NAME.match(name):
+        event_type = match.group("event")
+        if info.source != event_type:
+            return None
+        if event_type == "events":
+            return Wording("days_since", noun="activity", did_once="Last active", never="Never active")
+        did_once = _did_once(event_type)
+        return Wording(
+            "days_since",
+            noun=_noun(event_type),
+            did_once=did_once,
+            never=_never(did_once),
+            negative=event_type in NEGATIVE_EVENTS,
+        )
+    if info.source == "events" and (match := WINDOW_NAME.match(name)):
+        days = match.group("days")
+        if match.group("family") == "active_days":
+            return Wording("active_days", window=_in_window(float(days)))
+        return Wording("decayed", half_life=days)
+    if info.source == "events" and name == "events__velocity_7d":
+        return Wording("velocity")
+    if info.source == "events" and (match := SCENARIO_NAME.match(name)):
+        steps = SCENARIO_STEPS.search(info.template)
+        return Wording("scenario", scenario=_plain(match.group("name")), steps=int(steps.group(1)) if steps else None)
+    if name == "lead__age_days" and info.source == "created_at":
+        return Wording("lead_age")
+    return None
