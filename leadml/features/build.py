@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -24,9 +24,17 @@ from leadml.data.contract import LABEL_COLUMN
 from leadml.data.sources import PipelineData, load_pipeline_data
 from leadml.features.metadata import FeatureInfo, metadata_frame
 from leadml.features.profile import ProfileEncoder, add_derived_fields
-from leadml.features.snapshots import build_snapshots, stratified_split, time_split
+from leadml.features.snapshots import (
+    LEFT_OUT,
+    build_snapshots,
+    lead_weights,
+    pql_times,
+    stratified_split,
+    time_split,
+)
 
 KEY_COLUMNS = ("lead_id", "as_of")
+FRAME_COLUMNS = ("split", "weight")  # the training frame's own columns: never a profile feature
 CONTRACT_LEAD_COLUMNS = ("lead_id", "created_at")
 
 
@@ -48,7 +56,7 @@ def profile_columns(
         candidates = list(profile.columns)
     else:
         raw_text = [c for c in (profile.job_title_column, profile.email_column) if c]
-        skip = set(reserved) | {LABEL_COLUMN, *CONTRACT_LEAD_COLUMNS, *raw_text}
+        skip = set(reserved) | {LABEL_COLUMN, *CONTRACT_LEAD_COLUMNS, *KEY_COLUMNS, *FRAME_COLUMNS, *raw_text}
         candidates = [c for c in frame.columns if c not in skip]
     allowed = set(profile.allow_leaky)
     banned = {c for c in leaky if c not in allowed} | set(profile.exclude)
@@ -206,11 +214,17 @@ class FeatureBuilder(BaseEstimator):
 
 @dataclass(frozen=True)
 class TrainSet:
-    """Snapshot rows with ``lead_id``, ``as_of``, ``split``, ``converted`` and every feature column."""
+    """Snapshot rows with ``lead_id``, ``as_of``, ``split``, ``converted``, ``weight`` and every feature column.
+
+    ``left_out`` counts the snapshots not taken because the lead had closed (``closed``) or was past
+    the target stage (``past_target``) at their as_of; the frame's ``purged`` split holds the rows the
+    time split dropped.
+    """
 
     frame: pd.DataFrame
     builder: FeatureBuilder
     data: PipelineData
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:
@@ -224,8 +238,19 @@ class TrainSet:
         return self.frame.loc[self.frame["split"].isin(splits)]
 
 
+def target_pql_times(config: PipelineConfig, events: pd.DataFrame | None) -> pd.Series | None:
+    """When each lead became a PQL, when the pipeline's target is ``pql`` (else None: not needed)."""
+    if config.snapshots.target != "pql":
+        return None
+    pql = config.stages.pql
+    return pql_times(events, pql.event_types, pql.min_events)
+
+
 def make_snapshots(config: PipelineConfig, data: PipelineData) -> pd.DataFrame:
-    """Snapshots with label and split for three-table data, under the config's policy."""
+    """Snapshots with label, split and weight for three-table data, under the config's policy.
+
+    ``frame.attrs["left_out"]`` counts the candidates not taken (``closed``, ``past_target``).
+    """
     snap = config.snapshots
     snapshots = build_snapshots(
         data.leads,
@@ -233,18 +258,26 @@ def make_snapshots(config: PipelineConfig, data: PipelineData) -> pd.DataFrame:
         policy=snap.policy,
         days_after_creation=snap.days_after_creation,
         every_days=snap.every_days,
+        max_per_lead=snap.max_per_lead,
         as_of=snap.as_of,
         horizon_days=snap.horizon_days,
         data_end=data.data_end,
-        stage=snap.label_stage,
+        stage=snap.target,
+        pql=target_pql_times(config, data.events),
     )
-    gap = config.split.gap_days if config.split.gap_days is not None else snap.horizon_days
+    left_out = dict(snapshots.attrs.get(LEFT_OUT, {}))
     snapshots["split"] = time_split(
         snapshots,
         test_fraction=config.split.test_fraction,
         validation_fraction=config.split.validation_fraction,
-        gap_days=gap,
+        gap_days=config.split.gap_days,
+        horizon_days=snap.horizon_days,
     )
+    if snap.weighting == "lead":
+        snapshots["weight"] = lead_weights(snapshots, snapshots["split"])
+    else:
+        snapshots["weight"] = 1.0
+    snapshots.attrs[LEFT_OUT] = left_out
     return snapshots
 
 
@@ -275,5 +308,5 @@ def build_trainset(config: PipelineConfig, data: PipelineData | None = None) -> 
     train_rows = snapshots.loc[(snapshots["split"] == "train").to_numpy()]
     builder.fit(train_rows if len(train_rows) else snapshots, data.leads, data.events)
     features = builder.transform(snapshots, data.leads, data.events)
-    frame = pd.concat([snapshots[["lead_id", "as_of", "split", LABEL_COLUMN]], features], axis=1)
-    return TrainSet(frame=frame, builder=builder, data=data)
+    frame = pd.concat([snapshots[["lead_id", "as_of", "split", LABEL_COLUMN, "weight"]], features], axis=1)
+    return TrainSet(frame=frame, builder=builder, data=data, left_out=dict(snapshots.attrs.get(LEFT_OUT, {})))

@@ -16,13 +16,23 @@ from leadml.core.errors import ConfigError
 from leadml.data import contract
 from leadml.data.sources import PipelineData, load_pipeline_data
 from leadml.features.build import FeatureBuilder, make_snapshots
-from leadml.features.snapshots import build_snapshots, to_utc
+from leadml.features.snapshots import LEFT_OUT, build_snapshots, to_utc
 
 
-def open_lead_snapshots(data: PipelineData, as_of: pd.Timestamp) -> pd.DataFrame:
-    """One row per lead created at or before ``as_of`` and not closed before it."""
-    snapshots = build_snapshots(data.leads, data.outcomes, policy="fixed", as_of=as_of, horizon_days=1, data_end=as_of)
-    return snapshots[["lead_id", "as_of"]].reset_index(drop=True)
+def open_lead_snapshots(
+    data: PipelineData, as_of: pd.Timestamp, *, target: str = "won", pql: pd.Series | None = None
+) -> pd.DataFrame:
+    """One row per prospect at ``as_of``: created by then, not closed and not past ``target`` before it.
+
+    ``frame.attrs["left_out"]`` counts the leads left out as ``closed`` and as ``past_target``
+    (already at the target stage or a later one: no longer a prospect to qualify).
+    """
+    snapshots = build_snapshots(data.leads, data.outcomes, policy="fixed", as_of=as_of, horizon_days=1,
+                                data_end=as_of, stage=target, pql=pql)  # fmt: skip
+    left_out = dict(snapshots.attrs.get(LEFT_OUT, {}))
+    snapshots = snapshots[["lead_id", "as_of"]].reset_index(drop=True)
+    snapshots.attrs[LEFT_OUT] = left_out
+    return snapshots
 
 
 def fitted_builder(config: PipelineConfig, data: PipelineData, fallback: pd.DataFrame) -> FeatureBuilder:

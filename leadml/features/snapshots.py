@@ -1,9 +1,22 @@
 """Snapshots and labels: when a lead is scored for training, and what happened after.
 
 A training row is a (lead, as_of) snapshot. Features may use only what happened strictly before
-as_of; the label is "reached the stage (won, by default) within ``horizon_days`` after as_of". Leads
-already closed before as_of are not snapshotted, and a snapshot whose horizon ends after the data's
-end has no label (censored): an open lead never becomes a negative by accident.
+as_of; the label is "reached the target stage (won, by default) within ``horizon_days`` after as_of".
+A lead is a prospect from its creation until it closes or reaches the target stage or a later one
+(its *open life*); a snapshot outside that life is not taken (``closed`` / ``past_target``), and
+a snapshot whose horizon ends after the data's end has no label (censored): an open lead never
+becomes a negative by accident.
+
+The default policy snapshots each lead every ``every_days`` days of its open life, so the training
+rows hold leads of every age a scoring run meets (a 14-days-after-creation snapshot alone trains on
+young leads only, and then scores leads a year old). :func:`lead_weights` gives each lead's
+snapshots one unit of weight in all.
+
+The time split purges (:func:`time_split`): a snapshot before the test part is dropped only when
+its label window reaches into the test period *and* its lead has a test snapshot, i.e. when the very
+conversion it is labelled with is also a test label. Leads are otherwise independent of each other,
+so a whole horizon of other leads' snapshots need not be thrown away (on sparse data that can be
+most of the positives).
 """
 
 from __future__ import annotations
@@ -18,7 +31,10 @@ from leadml.data.contract import LABEL_COLUMN
 from leadml.data.timestamps import day_month_readings
 
 DAY = pd.Timedelta(days=1)
-SPLITS = ("train", "validation", "test", "gap", "censored")
+SPLITS = ("train", "validation", "test", "purged", "gap", "censored")
+# the funnel, earliest first; mql and pql are side by side (either can come first)
+STAGE_ORDER = {"mql": 0, "pql": 0, "sql": 1, "opportunity": 2, "won": 3}
+LEFT_OUT = "left_out"  # the frame attribute holding how many candidates were not taken, and why
 
 
 def to_utc(value: str | pd.Timestamp | np.datetime64 | object) -> pd.Timestamp:
@@ -61,14 +77,36 @@ def as_of_days_after_creation(leads: pd.DataFrame, days: int) -> pd.DataFrame:
     return pd.DataFrame({"lead_id": leads["lead_id"].to_numpy(), "as_of": leads["created_at"] + days * DAY})
 
 
-def as_of_every_days(leads: pd.DataFrame, every: int, until: pd.Timestamp) -> pd.DataFrame:
-    """Candidate snapshots every ``every`` days after creation, up to ``until`` (closing is applied later)."""
+def as_of_every_days(
+    leads: pd.DataFrame, every: int, until: pd.Timestamp | pd.Series, max_per_lead: int | None = None
+) -> pd.DataFrame:
+    """Candidate snapshots every ``every`` days after creation, up to ``until`` (one instant, or one per lead).
+
+    A lead whose life holds more than ``max_per_lead`` steps gets ``max_per_lead`` of them, evenly
+    spread from its first step to its last (so its oldest ages stay covered); which steps is a pure
+    function of the step count, so the same data gives the same snapshots.
+
+    Example:
+        >>> leads = pd.DataFrame({"lead_id": ["a"], "created_at": pd.to_datetime(["2026-01-01"], utc=True)})
+        >>> until = pd.Timestamp("2026-04-11", tz="UTC")  # 100 days: steps 10, 20, ... 100
+        >>> as_of_every_days(leads, 10, until, max_per_lead=4)["as_of"].dt.strftime("%m-%d").tolist()
+        ['01-11', '02-10', '03-12', '04-11']
+    """
     created = leads["created_at"].reset_index(drop=True)
-    span_days = ((until - leads["created_at"]) / DAY).to_numpy()
-    n_per_lead = np.maximum(np.floor(span_days / every).astype(np.int64), 0)
-    lead_pos = np.repeat(np.arange(len(leads)), n_per_lead)
-    starts = np.cumsum(n_per_lead) - n_per_lead
-    step = np.arange(len(lead_pos)) - np.repeat(starts, n_per_lead) + 1
+    ends = until.reset_index(drop=True) if isinstance(until, pd.Series) else until
+    span_days = ((ends - created) / DAY).to_numpy(dtype=float)
+    span_days = np.where(np.isnan(span_days), 0.0, span_days)
+    n_steps = np.maximum(np.floor(span_days / every).astype(np.int64), 0)
+    n_taken = n_steps if max_per_lead is None else np.minimum(n_steps, max_per_lead)
+    lead_pos = np.repeat(np.arange(len(leads)), n_taken)
+    starts = np.cumsum(n_taken) - n_taken
+    rank = np.arange(len(lead_pos)) - np.repeat(starts, n_taken)  # 0 .. n_taken - 1 within each lead
+    steps_of_lead, taken_of_lead = np.repeat(n_steps, n_taken), np.repeat(n_taken, n_taken)
+    spread = taken_of_lead < steps_of_lead
+    # evenly spread: first step 1, last step n_steps; exact integers (no float rounding)
+    span = np.where(taken_of_lead > 1, taken_of_lead - 1, 1)
+    even = 1 + (rank * (steps_of_lead - 1) + (span // 2)) // span
+    step = np.where(spread, even, rank + 1)
     as_of = created.iloc[lead_pos].reset_index(drop=True) + pd.to_timedelta(step * every, unit="D")
     return pd.DataFrame({"lead_id": leads["lead_id"].to_numpy()[lead_pos], "as_of": as_of.dt.as_unit("ns")})
 
@@ -81,20 +119,98 @@ def as_of_fixed(leads: pd.DataFrame, as_of: object) -> pd.DataFrame:
     return pd.DataFrame({"lead_id": known, "as_of": pd.Series(as_of, dtype="datetime64[ns, UTC]")})
 
 
-def stage_times(outcomes: pd.DataFrame, stage: str = "won") -> pd.Series:
-    """When each closed lead reached ``stage`` (NaT when never), indexed by lead_id."""
+def pql_times(events: pd.DataFrame | None, event_types: Sequence[str], min_events: int = 1) -> pd.Series:
+    """When each lead became product-qualified: the time of its ``min_events``-th product event.
+
+    Product events are those of ``event_types`` (a trial sign-up, a product login, ...); a lead with
+    fewer never became a PQL and is left out. Indexed by lead_id.
+
+    Example:
+        >>> events = pd.DataFrame({"lead_id": ["a", "a", "b"], "event_type": ["trial", "login", "page_view"],
+        ...     "timestamp": pd.to_datetime(["2026-01-02", "2026-01-05", "2026-01-03"], utc=True)})
+        >>> pql_times(events, ["trial", "login"], min_events=2).dt.strftime("%m-%d").to_dict()
+        {'a': '01-05'}
+    """
+    if not event_types:
+        raise LeadDataError(
+            "target 'pql' needs the product events that make a lead product-qualified: "
+            "stages.pql.event_types (e.g. [trial_signup, product_login])"
+        )
+    empty = pd.Series([], dtype="datetime64[ns, UTC]", index=pd.Index([], dtype=object))
+    if events is None or not len(events):
+        return empty
+    product = events.loc[events["event_type"].astype(str).isin(list(event_types)), ["lead_id", "timestamp"]]
+    product = product.sort_values(["lead_id", "timestamp"], kind="stable")
+    nth = product.groupby("lead_id", sort=True, observed=True)["timestamp"].nth(min_events - 1)
+    if not len(nth):
+        return empty
+    lead_ids = product.loc[nth.index, "lead_id"].astype(str).to_numpy()
+    return pd.Series(pd.to_datetime(nth.to_numpy(), utc=True).as_unit("ns"), index=lead_ids)
+
+
+def stage_times(
+    outcomes: pd.DataFrame | None,
+    stage: str = "won",
+    *,
+    pql: pd.Series | None = None,
+    required: bool = True,
+) -> pd.Series:
+    """When each lead reached ``stage`` (NaT when never), indexed by lead_id.
+
+    ``won`` is read from the outcomes (``closed_at`` of the won deals); ``pql`` is given (see
+    :func:`pql_times`); any other stage from a column ``<stage>_at`` of the outcomes, which must be
+    there unless ``required`` is False (then a missing column means "never").
+    """
+    if stage == "pql":
+        return pql if pql is not None else pd.Series([], dtype="datetime64[ns, UTC]")
+    if outcomes is None or not len(outcomes):
+        return pd.Series([], dtype="datetime64[ns, UTC]")
     if stage == "won":
         won_at = outcomes["closed_at"].where(outcomes["outcome"] == 1)
         # .array keeps the UTC dtype even when every value is NaT (no deal won yet)
         return pd.Series(won_at.array, index=outcomes["lead_id"].to_numpy())
     column = f"{stage}_at"
     if column not in outcomes.columns:
+        if not required:
+            return pd.Series([], dtype="datetime64[ns, UTC]")
         raise LeadDataError(
             f"outcomes: label stage '{stage}' needs a column '{column}' (when the lead reached it); "
             f"columns present: {', '.join(outcomes.columns)}"
         )
     times = pd.to_datetime(outcomes[column], utc=True).dt.as_unit("ns")
     return pd.Series(times.to_numpy(), index=outcomes["lead_id"].to_numpy())
+
+
+def past_target_times(outcomes: pd.DataFrame | None, target: str = "won", *, pql: pd.Series | None = None) -> pd.Series:
+    """When each lead stopped being a prospect for ``target``: it reached the target or a later stage.
+
+    Closing (won or lost) is read separately (``closed_at``); this is the earliest of the target's
+    own time and the times of the stages after it (``sql_at``, ``opportunity_at``, won), by lead_id.
+    """
+    rank = STAGE_ORDER[target]
+    stages = [s for s, r in STAGE_ORDER.items() if r > rank or s == target]
+    parts = [stage_times(outcomes, s, pql=pql, required=(s == target)) for s in stages]
+    parts = [p.dropna() for p in parts if len(p)]
+    if not parts:
+        return pd.Series([], dtype="datetime64[ns, UTC]")
+    every = pd.concat(parts)
+    return every.groupby(level=0, sort=True).min()
+
+
+def _nanoseconds(instants: pd.Series) -> np.ndarray:
+    """UTC instants as int64 nanoseconds, whatever unit the column holds."""
+    return pd.to_datetime(instants, utc=True).dt.as_unit("ns").array.asi8
+
+
+def _per_lead(lead_ids: pd.Series, times: pd.Series) -> np.ndarray:
+    """``times`` (indexed by lead_id) looked up for each of ``lead_ids``, as int64 nanoseconds (NaT: max)."""
+    never = np.iinfo(np.int64).max
+    if not len(times):
+        return np.full(len(lead_ids), never, dtype=np.int64)
+    values = pd.to_datetime(times, utc=True).dt.as_unit("ns").array.asi8
+    values = np.where(pd.isna(times).to_numpy(), never, values)
+    positions = pd.Index(times.index.astype(str)).get_indexer(lead_ids.astype(str))
+    return np.where(positions >= 0, values[np.maximum(positions, 0)], never)
 
 
 def label_snapshots(
@@ -104,51 +220,76 @@ def label_snapshots(
     horizon_days: int,
     data_end: pd.Timestamp,
     stage: str = "won",
+    pql: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Drop leads closed before as_of and attach the label (NaN when censored).
+    """Drop snapshots outside each lead's open life and attach the label (NaN when censored).
 
+    A snapshot is not taken when its lead closed before as_of (``closed``) or had already reached
+    ``stage`` or a later stage (``past_target``); their counts are in ``frame.attrs["left_out"]``.
     The label is 1 when the lead reached ``stage`` in ``[as_of, as_of + horizon)``, 0 otherwise, and
     NaN when ``as_of + horizon`` lies after ``data_end`` (the horizon is not over yet).
     """
     snapshots = candidates.reset_index(drop=True)
-    horizon = horizon_days * DAY
+    as_of = _nanoseconds(snapshots["as_of"])
+    ids = snapshots["lead_id"]
+    closed = np.zeros(len(snapshots), dtype=bool)
     if outcomes is not None and len(outcomes):
-        closed_at = snapshots["lead_id"].map(pd.Series(outcomes["closed_at"].to_numpy(), index=outcomes["lead_id"]))
-        still_open = ~(closed_at < snapshots["as_of"]).to_numpy()
-        snapshots = snapshots.loc[still_open].reset_index(drop=True)
-        reached = snapshots["lead_id"].map(stage_times(outcomes, stage))
-    else:
-        reached = pd.Series(pd.NaT, index=snapshots.index, dtype="datetime64[ns, UTC]")
-    hit = ((reached >= snapshots["as_of"]) & (reached < snapshots["as_of"] + horizon)).to_numpy()
+        closings = pd.Series(outcomes["closed_at"].to_numpy(), index=outcomes["lead_id"].to_numpy())
+        closed = _per_lead(ids, closings.dropna()) < as_of
+    past = ~closed & (_per_lead(ids, past_target_times(outcomes, stage, pql=pql)) < as_of)
+    snapshots = snapshots.loc[~(closed | past)].reset_index(drop=True)
+    reached = _per_lead(snapshots["lead_id"], stage_times(outcomes, stage, pql=pql).dropna())
+    start = _nanoseconds(snapshots["as_of"])
+    horizon = (horizon_days * DAY).value
+    hit = (reached >= start) & (reached < start + horizon)
     label = hit.astype(float)
-    label[(snapshots["as_of"] + horizon > data_end).to_numpy()] = np.nan
+    label[start + horizon > data_end.value] = np.nan
     snapshots[LABEL_COLUMN] = label
+    snapshots.attrs[LEFT_OUT] = {"closed": int(closed.sum()), "past_target": int(past.sum())}
     return snapshots
+
+
+def open_life_end(
+    leads: pd.DataFrame, outcomes: pd.DataFrame | None, until: pd.Timestamp, stage: str, pql: pd.Series | None
+) -> pd.Series:
+    """The last instant each lead is a prospect: ``until``, or earlier when it closed or passed ``stage``."""
+    ids = leads["lead_id"].reset_index(drop=True)
+    end = np.full(len(ids), until.value, dtype=np.int64)
+    if outcomes is not None and len(outcomes):
+        closings = pd.Series(outcomes["closed_at"].to_numpy(), index=outcomes["lead_id"].to_numpy())
+        end = np.minimum(end, _per_lead(ids, closings.dropna()))
+    end = np.minimum(end, _per_lead(ids, past_target_times(outcomes, stage, pql=pql)))
+    return pd.Series(pd.to_datetime(end, utc=True).as_unit("ns"))
 
 
 def build_snapshots(
     leads: pd.DataFrame,
     outcomes: pd.DataFrame | None = None,
     *,
-    policy: str = "days_after_creation",
+    policy: str = "every_days",
     days_after_creation: int = 14,
-    every_days: int = 7,
+    every_days: int = 14,
+    max_per_lead: int | None = None,
     as_of: object | None = None,
     horizon_days: int = 120,
     data_end: pd.Timestamp | None = None,
     stage: str = "won",
+    pql: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Snapshots of the leads under a policy, with labels; sorted by as_of, then lead_id.
 
     Parameters:
-        policy: ``days_after_creation`` (each lead N days after it appeared), ``every_days`` (every N
-            days while the lead is open) or ``fixed`` (one ``as_of`` for every lead created by then).
+        policy: ``every_days`` (every N days of each lead's open life, at most ``max_per_lead``
+            of them, evenly spread), ``days_after_creation`` (each lead N days after it appeared)
+            or ``fixed`` (one ``as_of`` for every lead created by then).
         data_end: the last instant of the data; snapshots after it are not taken (but for ``fixed``)
             and labels whose horizon ends after it are censored. Default: the latest instant in the
             leads and outcomes.
+        stage: the target stage of the label; ``pql`` needs ``pql`` (see :func:`pql_times`).
 
     Returns:
-        A frame with ``lead_id``, ``as_of`` (UTC) and ``converted`` (1.0, 0.0 or NaN = censored).
+        A frame with ``lead_id``, ``as_of`` (UTC) and ``converted`` (1.0, 0.0 or NaN = censored);
+        ``frame.attrs["left_out"]`` counts the candidates not taken (``closed``, ``past_target``).
 
     Example:
         >>> import pandas as pd
@@ -156,25 +297,50 @@ def build_snapshots(
         ...     "created_at": pd.to_datetime(["2026-01-01", "2026-03-01"], utc=True)})
         >>> outcomes = pd.DataFrame({"lead_id": ["a"], "outcome": [1],
         ...     "closed_at": pd.to_datetime(["2026-02-01"], utc=True)})
-        >>> build_snapshots(leads, outcomes, days_after_creation=7, horizon_days=60,
-        ...                 data_end=pd.Timestamp("2026-06-01", tz="UTC"))["converted"].tolist()
+        >>> build_snapshots(leads, outcomes, policy="days_after_creation", days_after_creation=7,
+        ...                 horizon_days=60, data_end=pd.Timestamp("2026-06-01", tz="UTC"))["converted"].tolist()
         [1.0, 0.0]
     """
     end = data_end if data_end is not None else data_end_of(leads, None, outcomes)
     if policy == "days_after_creation":
         candidates = as_of_days_after_creation(leads, days_after_creation)
     elif policy == "every_days":
-        candidates = as_of_every_days(leads, every_days, end)
+        life_end = open_life_end(leads, outcomes, end, stage, pql)
+        candidates = as_of_every_days(leads, every_days, life_end, max_per_lead)
     elif policy == "fixed":
         if as_of is None:
             raise LeadDataError("snapshot policy 'fixed' needs an as_of date")
         candidates = as_of_fixed(leads, as_of)
     else:
-        raise LeadDataError(f"unknown snapshot policy {policy!r}; use days_after_creation, every_days or fixed")
+        raise LeadDataError(f"unknown snapshot policy {policy!r}; use every_days, days_after_creation or fixed")
     if policy != "fixed":
         candidates = candidates.loc[(candidates["as_of"] <= end).to_numpy()]
-    snapshots = label_snapshots(candidates, outcomes, horizon_days=horizon_days, data_end=end, stage=stage)
-    return snapshots.sort_values(["as_of", "lead_id"], kind="stable").reset_index(drop=True)
+    snapshots = label_snapshots(candidates, outcomes, horizon_days=horizon_days, data_end=end, stage=stage, pql=pql)
+    left_out = snapshots.attrs.get(LEFT_OUT, {})
+    snapshots = snapshots.sort_values(["as_of", "lead_id"], kind="stable").reset_index(drop=True)
+    snapshots.attrs[LEFT_OUT] = left_out
+    return snapshots
+
+
+def lead_weights(snapshots: pd.DataFrame, split: pd.Series | None = None) -> np.ndarray:
+    """A weight per snapshot: each lead's snapshots (within one split) share one unit, scaled to mean 1.
+
+    A lead open for a year has 26 fortnightly snapshots and a lead that converted in its first month
+    two; unweighted, the long-open leads (mostly never converting) would outweigh the rest. Scaled so
+    the weights of each split average 1, which keeps a learner's regularisation where it was.
+
+    Example:
+        >>> frame = pd.DataFrame({"lead_id": ["a", "a", "a", "b"]})
+        >>> lead_weights(frame).tolist()
+        [0.6666666666666666, 0.6666666666666666, 0.6666666666666666, 2.0]
+    """
+    groups = pd.Series("all", index=snapshots.index) if split is None else split.astype(str)
+    key = pd.DataFrame({"split": groups.to_numpy(), "lead": snapshots["lead_id"].astype(str).to_numpy()})
+    per_lead = key.groupby(["split", "lead"], sort=False)["lead"].transform("size").to_numpy(dtype=float)
+    weight = 1.0 / per_lead
+    rows = key.groupby("split", sort=False)["lead"].transform("size").to_numpy(dtype=float)
+    leads = key.groupby("split", sort=False)["lead"].transform("nunique").to_numpy(dtype=float)
+    return weight * rows / leads
 
 
 def time_split(
@@ -182,15 +348,26 @@ def time_split(
     *,
     test_fraction: float = 0.2,
     validation_fraction: float = 0.2,
-    gap_days: float = 120,
+    gap_days: float | None = None,
+    horizon_days: float = 120,
 ) -> pd.Series:
-    """Assign each snapshot to train / validation / test by time, with a gap before the test part.
+    """Assign each snapshot to train / validation / test by time, keeping the labels of one side unseen by the other.
 
-    The labelled snapshots are ordered by as_of; the latest ``test_fraction`` form the test part.
-    Training and validation snapshots must lie at least ``gap_days`` (the label horizon) before the
-    first test snapshot, so that no test label is visible while training; those in the gap get
-    ``gap``. Validation is the latest ``validation_fraction`` of what remains (used for early stopping,
-    calibration and model choice). Censored snapshots get ``censored``.
+    The labelled snapshots are ordered by as_of; the latest ``test_fraction`` form the test part and
+    the latest ``validation_fraction`` of the rest the validation part (early stopping, calibration,
+    model choice, threshold). Censored snapshots get ``censored``.
+
+    With ``gap_days`` None (the default) the split *purges*: an earlier snapshot whose label window
+    ``[as_of, as_of + horizon_days)`` reaches into the next part's period and whose lead has a
+    snapshot in that part gets ``purged`` (its label would be the very conversion the later part
+    is judged on). With ``gap_days`` set, every snapshot less than ``gap_days`` before the first
+    test snapshot gets ``gap`` instead (an embargo of whole days, leads regardless).
+
+    Example:
+        >>> days = pd.to_datetime(["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01"], utc=True)
+        >>> frame = pd.DataFrame({"lead_id": ["b", "c", "d", "a", "a"], "as_of": days, "converted": 0.0})
+        >>> time_split(frame, test_fraction=0.2, validation_fraction=0.25, horizon_days=45).tolist()
+        ['train', 'train', 'validation', 'purged', 'test']
     """
     split = pd.Series("censored", index=snapshots.index, dtype=object)
     labelled = snapshots[LABEL_COLUMN].notna().to_numpy()
@@ -199,14 +376,36 @@ def time_split(
         return split
     test_start = _quantile_instant(as_of[labelled], 1 - test_fraction)
     is_test = labelled & (as_of >= test_start).to_numpy()
-    before = labelled & (as_of < test_start - gap_days * DAY).to_numpy()
-    split[labelled] = "gap"
+    if gap_days is not None:
+        before = labelled & (as_of < test_start - gap_days * DAY).to_numpy()
+        split[labelled] = "gap"
+    else:
+        before = labelled & ~is_test
+        purged = _purge(snapshots, before, is_test, test_start, horizon_days)
+        split[purged] = "purged"
+        before &= ~purged
     split[is_test] = "test"
     if before.any():
         val_start = _quantile_instant(as_of[before], 1 - validation_fraction)
-        split[before & (as_of >= val_start).to_numpy()] = "validation"
-        split[before & (as_of < val_start).to_numpy()] = "train"
+        is_valid = before & (as_of >= val_start).to_numpy()
+        earlier = before & ~is_valid
+        if gap_days is None:
+            purged = _purge(snapshots, earlier, is_valid, val_start, horizon_days)
+            split[purged] = "purged"
+            earlier &= ~purged
+        split[is_valid] = "validation"
+        split[earlier] = "train"
     return split
+
+
+def _purge(
+    snapshots: pd.DataFrame, earlier: np.ndarray, later: np.ndarray, later_start: pd.Timestamp, horizon_days: float
+) -> np.ndarray:
+    """The earlier snapshots whose label window reaches ``later_start`` and whose lead is in the later part."""
+    reaches = (snapshots["as_of"] + horizon_days * DAY > later_start).to_numpy()
+    later_leads = pd.unique(snapshots.loc[later, "lead_id"].astype(str))
+    shared = snapshots["lead_id"].astype(str).isin(later_leads).to_numpy()
+    return earlier & reaches & shared
 
 
 def _quantile_instant(instants: pd.Series, share: float) -> pd.Timestamp:

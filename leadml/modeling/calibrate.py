@@ -7,6 +7,10 @@ of *cross-fitted* predictions inside the validation part (each fold is predicted
 on the other folds), so the choice is not flattered by the isotonic map memorising its own rows;
 the chosen method is then refitted on the whole validation part.
 
+The map is fitted without weights, also when the models were fitted with them (each lead's
+snapshots sharing one unit): a probability must be calibrated to the snapshots as scoring meets
+them, one row each.
+
 Calibration quality is reported as the expected calibration error over **equal-mass bins** (each
 bin holds the same number of snapshots, after sorting by probability; ties are split by row order)
 and as a reliability table. Equal-width bins are available (``strategy="uniform"``).

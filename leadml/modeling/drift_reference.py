@@ -10,6 +10,8 @@ compared with it by :mod:`leadml.jobs.drift` through :func:`psi`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -20,6 +22,7 @@ __all__ = [
     "column_reference",
     "make_reference",
     "model_reference",
+    "out_of_range",
     "psi",
     "training_reference",
 ]
@@ -64,7 +67,10 @@ def column_reference(values: pd.Series | np.ndarray, bins: int = 10) -> dict:
     numbers = np.asarray(values, dtype=float)
     edges = _numeric_edges(numbers, bins)
     counts = _numeric_counts(numbers, edges)
-    return {"kind": "numeric", "edges": edges.tolist(), "shares": (counts / max(counts.sum(), 1)).tolist()}
+    known = numbers[~np.isnan(numbers)]
+    span = [float(known.min()), float(known.max())] if len(known) else None
+    return {"kind": "numeric", "edges": edges.tolist(), "shares": (counts / max(counts.sum(), 1)).tolist(),
+            "range": span}  # fmt: skip
 
 
 def make_reference(features: pd.DataFrame, probability: np.ndarray, *, bins: int = 10, rows: str = "") -> dict:
@@ -98,6 +104,38 @@ def training_reference(trainset, scoring, *, split: str = "train", max_rows: int
     mask[rows] = True
     features = scoring.features_for(trainset, mask)[scoring.feature_names]
     return make_reference(features, scoring.probability(features), rows=f"{split} snapshots")
+
+
+def out_of_range(reference: dict | None, features: pd.DataFrame, first: Sequence[str] = ()) -> pd.Series:
+    """For each row, the first numeric feature whose value lies outside what training saw ("" when none).
+
+    The training range is the smallest and largest value of each numeric feature on the reference's
+    snapshots (``column_reference``'s ``range``); missing values are never out of range. Columns in
+    ``first`` are looked at first (a lead's age, say, says more than a page-view count). A model whose
+    reference has no ranges (trained before leadml kept them) flags nothing.
+
+    Example:
+        >>> reference = make_reference(pd.DataFrame({"age": [1.0, 30.0], "visits": [0.0, 4.0]}), np.zeros(2))
+        >>> out_of_range(reference, pd.DataFrame({"age": [40.0, 3.0, 3.0], "visits": [9.0, 9.0, np.nan]})).tolist()
+        ['age', 'visits', '']
+    """
+    flagged = pd.Series("", index=features.index, dtype=object)
+    if reference is None:
+        return flagged
+    columns = reference.get("columns", {})
+    order = [c for c in first if c in features.columns] + [c for c in features.columns if c not in first]
+    open_rows = np.ones(len(features), dtype=bool)
+    for name in order:
+        span = columns.get(name, {}).get("range")
+        if not span or name == SCORE:
+            continue
+        values = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            outside = open_rows & ((values < span[0]) | (values > span[1]))
+        if outside.any():
+            flagged.iloc[np.flatnonzero(outside)] = name
+            open_rows &= ~outside
+    return flagged
 
 
 def model_reference(scoring) -> dict | None:

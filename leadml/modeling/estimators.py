@@ -13,6 +13,10 @@ the models the logistic one-hot encoder groups levels seen fewer than ``min_cate
 while LightGBM's categorical regularisation (``cat_smooth``, ``cat_l2``, ``min_data_per_group``)
 ignores thin levels when it searches a split.
 
+Both take ``sample_weight`` in ``fit`` (training weighs each lead's snapshots so that they share
+one unit): a weight of 2 counts a row twice, and weights that are all 1 give the unweighted model
+bit for bit.
+
 Everything is seeded: the same frame, config and seed give the same predictions bit for bit
 (LightGBM runs with ``deterministic``, ``force_row_wise`` and a fixed thread count).
 """
@@ -51,9 +55,23 @@ def make_models(config: ModelsConfig | None = None) -> dict[str, BaseEstimator]:
     return models
 
 
-def fit_model(model: BaseEstimator, X: pd.DataFrame, y, X_valid: pd.DataFrame | None = None, y_valid=None):
-    """Fit any of :func:`make_models`' models; LightGBM early-stops on the validation part when given."""
+def fit_model(
+    model: BaseEstimator,
+    X: pd.DataFrame,
+    y,
+    X_valid: pd.DataFrame | None = None,
+    y_valid=None,
+    *,
+    sample_weight=None,
+    valid_weight=None,
+):
+    """Fit any of :func:`make_models`' models; LightGBM early-stops on the validation part when given.
+
+    ``sample_weight`` weighs the training rows (None: all alike); ``valid_weight`` weighs the
+    validation rows in LightGBM's early-stopping loss, so it stops on the loss it minimises.
+    """
     if isinstance(model, LightGBMModel):
         eval_set = (X_valid, y_valid) if X_valid is not None and len(X_valid) else None
-        return model.fit(X, y, eval_set=eval_set)
-    return model.fit(X, y)
+        return model.fit(X, y, eval_set=eval_set, sample_weight=sample_weight,
+                         eval_sample_weight=valid_weight if eval_set is not None else None)  # fmt: skip
+    return model.fit(X, y, sample_weight=sample_weight)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from leadml.core.config import LogisticConfig
 from leadml.data.labels import binary_target
@@ -77,8 +78,9 @@ class LogisticModel(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         return binary_tags(super().__sklearn_tags__())
 
-    def _pipeline(self) -> Pipeline:
-        """The unfitted preprocessing and classifier."""
+    def _pipeline(self, *, weighted: bool = False) -> Pipeline:
+        """The unfitted preprocessing and classifier; ``weighted`` routes ``sample_weight`` to the
+        scaler and the regression (call it inside ``config_context(enable_metadata_routing=True)``)."""
         numeric = Pipeline(
             [
                 ("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one")),
@@ -101,13 +103,29 @@ class LogisticModel(ClassifierMixin, BaseEstimator):
             max_iter=self.max_iter,
             random_state=self.seed,
         )
+        if weighted:
+            numeric["scale"].set_fit_request(sample_weight=True)
+            classifier.set_fit_request(sample_weight=True)
         return Pipeline([("preprocess", preprocess), ("model", classifier)])
 
-    def fit(self, X, y) -> LogisticModel:
-        """Fit the preprocessing and the regression on ``X, y``, and keep the mean of the design matrix."""
+    def fit(self, X, y, sample_weight=None) -> LogisticModel:
+        """Fit the preprocessing and the regression on ``X, y``, and keep the mean of the design matrix.
+
+        ``sample_weight`` weighs the rows in the regression's loss and in the scaler's mean and
+        variance, so a row of weight 2 counts as two rows there; the imputed median, the pooling
+        of rare levels and ``design_mean_`` count rows (the snapshots as scoring sees them). Weights
+        that are all 1 fit exactly the unweighted model.
+        """
         frame = feature_frame(self, X, reset=True)
         self.classes_, target = binary_target(y, len(frame), "LogisticModel")
-        self.pipeline_ = self._pipeline().fit(frame, self.classes_[target.astype(int)])
+        labels = self.classes_[target.astype(int)]
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, frame, ensure_non_negative=True)
+        if sample_weight is None or np.all(sample_weight == 1):  # weights of 1: the unweighted fit, bit for bit
+            self.pipeline_ = self._pipeline().fit(frame, labels)
+        else:
+            with config_context(enable_metadata_routing=True):
+                self.pipeline_ = self._pipeline(weighted=True).fit(frame, labels, sample_weight=sample_weight)
         self.n_iter_ = self.pipeline_[-1].n_iter_
         self.design_mean_ = self._design(frame).mean(axis=0)
         return self

@@ -1,7 +1,12 @@
 """The MQL policy: which leads go to sales, their tier and their score 0-100.
 
-The threshold is a calibrated probability, found on the validation snapshots in one of three ways:
+The threshold is a calibrated probability, found on the validation snapshots in one of four ways
+(``mql.policy``), never a constant chosen before the model is seen:
 
+- ``f1`` (the default): among the distinct probabilities, the threshold ``t`` whose MQLs
+  (``p >= t``) have the best F1 against the labels, ``F1 = 2 TP / (MQLs + conversions)``: the
+  balance of precision and recall. On a tie the higher threshold wins (the same F1 with fewer
+  MQLs). Without any conversion F1 is 0 everywhere, so the highest probability is kept.
 - ``capacity``: sales can take ``capacity_per_week`` leads a week. The snapshots span
   ``weeks = (last as_of - first as_of + 1 day) / 7 days``; the threshold is the lowest probability
   ``t`` such that the number of snapshots with ``p >= t`` is at most ``capacity_per_week * weeks``
@@ -13,6 +18,11 @@ The threshold is a calibrated probability, found on the validation snapshots in 
   ``target_precision`` (the most conversions at that precision).
 - ``probability``: a fixed probability.
 
+A threshold that makes no MQL of the snapshots it was found on sends nobody to sales: a fixed
+probability above all of them, or a capacity smaller than one lead over their span (or than the
+snapshots tied at the highest probability). :attr:`Threshold.advice` then says why and what to
+change; training refuses such a threshold for the model it keeps (``ModelError``).
+
 A lead is an MQL when ``probability >= threshold``. Tiers come from ``MQLConfig.tiers``: the first
 tier (by descending ``min``) whose ``min`` the probability reaches; a tier without ``min`` is the
 catch-all. The score is the probability in percent, rounded half up to an integer (``0.125`` -> 13;
@@ -22,6 +32,7 @@ catch-all. The score is the probability in percent, rounded half up to an intege
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,14 +52,17 @@ class Threshold:
     """An MQL threshold and how it was found.
 
     Attributes:
-        threshold: the probability from which a lead is an MQL.
-        policy: ``capacity``, ``precision`` or ``probability``.
+        threshold: the probability from which a lead is an MQL (:data:`NOBODY` when none can be).
+        policy: ``f1``, ``capacity``, ``precision`` or ``probability``.
         mql_count: snapshots at or above the threshold in the data it was found on.
         share: ``mql_count`` over all snapshots.
         weeks: the span of the data in weeks (None when the data had no time).
         per_week: ``mql_count / weeks`` (None without time).
-        precision: the precision at the threshold when labels were given.
+        precision: the precision at the threshold when labels were given (None without MQLs).
+        recall: the share of the conversions at or above the threshold (None without labels or conversions).
+        f1: the F1 at the threshold when labels were given (None when there are neither MQLs nor conversions).
         note: what was done, in a sentence.
+        advice: when ``mql_count`` is 0, why no snapshot reaches the threshold and what to change; else empty.
     """
 
     threshold: float
@@ -58,7 +72,10 @@ class Threshold:
     weeks: float | None = None
     per_week: float | None = None
     precision: float | None = None
+    recall: float | None = None
+    f1: float | None = None
     note: str = ""
+    advice: str = ""
 
 
 def span_weeks(as_of: pd.Series) -> float:
@@ -87,22 +104,122 @@ def top_k_threshold(p: np.ndarray, k: int) -> float:
     return float(values[ok[0]]) if len(ok) else NOBODY
 
 
+def _from_the_top(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each distinct value of ``p`` (descending), the rows with ``p >=`` it and the conversions among them."""
+    values = np.unique(p)[::-1]
+    order = np.argsort(-p, kind="stable")
+    ends = np.searchsorted(-p[order], -values, side="right")
+    hits = np.cumsum(y[order])[ends - 1]
+    return values, ends, hits
+
+
 def precision_threshold(p: np.ndarray, y: np.ndarray, target: float) -> tuple[float, bool]:
     """The lowest threshold whose precision reaches ``target``; else the one of best precision.
 
     Returns the threshold and whether the target was reached.
     """
-    p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
-    values = np.unique(p)[::-1]  # descending
-    order = np.argsort(-p, kind="stable")
-    ps, ys = p[order], y[order]
-    ends = np.searchsorted(-ps, -values, side="right")  # rows with p >= each value
-    hits = np.cumsum(ys)[ends - 1]
+    values, ends, hits = _from_the_top(np.asarray(p, dtype=float), np.asarray(y, dtype=float))
     precision = hits / ends
     ok = np.flatnonzero(precision >= target)
     if len(ok):
         return float(values[ok[-1]]), True
     return float(values[int(np.argmax(precision))]), False
+
+
+def f1_threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The threshold (a value of ``p``) whose ``p >= t`` has the best F1 against ``y``, and that F1.
+
+    F1 is ``2 TP / (MQLs + conversions)``; on a tie the higher threshold wins (fewer MQLs for the
+    same F1). Empty ``p`` gives :data:`NOBODY` and F1 0.
+
+    Example:
+        >>> t, f1 = f1_threshold(np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 0, 1]))
+        >>> t, round(f1, 3)  # 0.9 and 0.6 both give F1 2/3: the higher one
+        (0.9, 0.667)
+    """
+    p, y = np.asarray(p, dtype=float), np.asarray(y, dtype=float)
+    if len(p) == 0:
+        return NOBODY, 0.0
+    values, ends, hits = _from_the_top(p, y)
+    f1 = 2 * hits / (ends + y.sum())  # ends >= 1, so never 0 / 0
+    best = int(np.argmax(f1))  # the first maximum: values are descending
+    return float(values[best]), float(f1[best])
+
+
+def _significant_down(x: float, digits: int = 3) -> float:
+    """``x`` cut (not rounded) to ``digits`` significant digits: a value never above ``x``."""
+    if x <= 0 or not math.isfinite(x):
+        return x
+    scale = 10.0 ** (math.floor(math.log10(x)) - digits + 1)
+    return math.floor(x / scale) * scale
+
+
+def _no_mql_advice(p: np.ndarray, mql: MQLConfig, threshold: float, span: float | None) -> str:
+    """Why no value of ``p`` reaches ``threshold`` under ``mql``, and what to change."""
+    top = float(p.max())
+    held = int((p == top).sum())
+    if mql.policy == "probability":
+        return (
+            f"mql.policy probability puts the threshold at {threshold:g}, above the highest probability "
+            f"{top:.4g}; lower mql.probability to {_significant_down(top):g} or less, or use mql.policy: f1 "
+            "(or capacity)"
+        )
+    if mql.policy == "capacity" and span is not None:
+        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
+        allowed = int(np.floor(mql.capacity_per_week * span + 1e-9))
+        needed = math.ceil(held / span - 1e-9)
+        if held == len(p) > 1 and allowed >= 1:  # more room than one, yet nothing to choose between
+            return (
+                f"mql.policy capacity allows {allowed} MQLs ({mql.capacity_per_week} a week over {span:.2f} weeks, "
+                f"rounded down) but all {held} snapshots share the probability {top:.4g}: the model tells none of "
+                "them apart (did it learn from too few conversions?)"
+            )
+        why = (
+            f"{held} snapshots share the highest probability {top:.4g}"
+            if held > 1
+            else f"the highest probability is {top:.4g}"
+        )
+        return (
+            f"mql.policy capacity allows {allowed} MQLs ({mql.capacity_per_week} a week over {span:.2f} weeks, "
+            f"rounded down) and {why}, so no threshold is reachable; raise mql.capacity_per_week to at least "
+            f"{needed}, or use mql.policy: f1"
+        )
+    return f"mql.policy {mql.policy} gives the threshold {threshold:g}, above the highest probability {top:.4g}"
+
+
+def _policy_threshold(
+    p: np.ndarray, mql: MQLConfig, y: np.ndarray | None, span: float, timed: bool
+) -> tuple[float, str]:
+    """The threshold of ``mql.policy`` on ``p`` and a sentence on how it was found."""
+    n = len(p)
+    if mql.policy == "f1":
+        if y is None:
+            raise ValueError("the f1 policy needs labels")
+        threshold, best = f1_threshold(p, y)
+        if np.asarray(y, dtype=float).sum() == 0:
+            return threshold, "f1: no conversion among the labels (F1 is 0 everywhere); the highest probability kept"
+        return threshold, f"f1: the best F1 ({best:.3f}) of {len(np.unique(p))} distinct probabilities"
+    if mql.policy == "capacity":
+        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
+        k = int(np.floor(mql.capacity_per_week * span + 1e-9))
+        how = (
+            f"{mql.capacity_per_week} a week over {span:.2f} weeks"
+            if timed
+            else f"{mql.capacity_per_week} a week, the batch taken as {span:g} week(s) of leads"
+        )
+        return top_k_threshold(p, k), f"capacity: at most {k} of {n} snapshots ({how})"
+    if mql.policy == "precision":
+        if y is None:
+            raise ValueError("the precision policy needs labels")
+        assert mql.target_precision is not None  # MQLConfig requires it for this policy
+        threshold, reached = precision_threshold(p, y, mql.target_precision)
+        if reached:
+            return threshold, f"precision: lowest threshold with precision >= {mql.target_precision:g}"
+        return threshold, f"precision: target {mql.target_precision:g} not reached; threshold of the best precision"
+    if mql.policy == "probability":
+        assert mql.probability is not None  # MQLConfig requires it for this policy
+        return float(mql.probability), f"probability: fixed at {mql.probability:g}"
+    raise ConfigError(f"mql.policy: unknown policy {mql.policy!r}")  # pragma: no cover - the config checks it
 
 
 def find_threshold(
@@ -117,9 +234,13 @@ def find_threshold(
 
     Parameters:
         p: calibrated probabilities.
-        mql: the policy (``capacity`` / ``precision`` / ``probability``) and its value.
+        mql: the policy (``f1`` / ``capacity`` / ``precision`` / ``probability``) and its value.
         as_of: the snapshots' as_of, for ``capacity``; None or all NaT for flat data (``batch_weeks``).
-        y: labels, needed for ``precision`` (and used to report the precision at the threshold).
+        y: labels, needed for ``f1`` and ``precision`` (and used to report precision, recall and F1).
+
+    Returns:
+        The :class:`Threshold`; when no snapshot reaches it, ``mql_count`` is 0 and ``advice`` says
+        what to change (the caller decides whether that is an error).
 
     Example:
         >>> from leadml.core.config import MQLConfig
@@ -128,40 +249,24 @@ def find_threshold(
         >>> p = np.linspace(0.01, 0.14, 14)
         >>> find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=2), as_of=days).mql_count
         4
+        >>> find_threshold(p, MQLConfig(), y=(p > 0.1).astype(int)).threshold  # f1, the default
+        0.11
     """
     p = np.asarray(p, dtype=float)
     n = len(p)
     has_time = as_of is not None and bool(pd.Series(as_of).notna().any())
     weeks = span_weeks(as_of) if has_time else None
-    if mql.policy == "capacity":
-        span = weeks if weeks is not None else batch_weeks
-        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
-        k = int(np.floor(mql.capacity_per_week * span + 1e-9))
-        threshold = top_k_threshold(p, k)
-        how = (
-            f"{mql.capacity_per_week} a week over {span:.2f} weeks"
-            if weeks is not None
-            else f"{mql.capacity_per_week} a week, the batch taken as {batch_weeks:g} week(s) of leads"
-        )
-        note = f"capacity: at most {k} of {n} snapshots ({how})"
-    elif mql.policy == "precision":
-        if y is None:
-            raise ValueError("the precision policy needs labels")
-        assert mql.target_precision is not None  # MQLConfig requires it for this policy
-        threshold, reached = precision_threshold(p, y, mql.target_precision)
-        note = (
-            f"precision: lowest threshold with precision >= {mql.target_precision:g}"
-            if reached
-            else f"precision: target {mql.target_precision:g} not reached; threshold of the best precision"
-        )
-    elif mql.policy == "probability":
-        threshold = float(mql.probability)
-        note = f"probability: fixed at {threshold:g}"
-    else:  # pragma: no cover - the config validates the policy
-        raise ConfigError(f"mql.policy: unknown policy {mql.policy!r}")
+    span = weeks if weeks is not None else batch_weeks
+    threshold, note = _policy_threshold(p, mql, y, span, timed=weeks is not None)
     chosen = p >= threshold
     count = int(chosen.sum())
-    precision = float(np.asarray(y, dtype=float)[chosen].mean()) if y is not None and count else None
+    precision = recall = f1 = None
+    if y is not None:
+        labels = np.asarray(y, dtype=float)
+        hits, positives = float(labels[chosen].sum()), float(labels.sum())
+        precision = hits / count if count else None
+        recall = hits / positives if positives else None
+        f1 = 2 * hits / (count + positives) if count + positives else None
     return Threshold(
         threshold=threshold,
         policy=mql.policy,
@@ -170,7 +275,10 @@ def find_threshold(
         weeks=weeks,
         per_week=count / weeks if weeks else None,
         precision=precision,
+        recall=recall,
+        f1=f1,
         note=note,
+        advice=_no_mql_advice(p, mql, threshold, span) if n and not count else "",
     )
 
 

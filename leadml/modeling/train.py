@@ -4,9 +4,20 @@ The parts of a :class:`~leadml.features.build.TrainSet` have one job each:
 
 - ``train``: fits every model (and the rules baseline's map from points to probability);
 - ``validation`` (later snapshots): LightGBM's early stopping, the calibration of every candidate,
-  the choice of the model that goes forward (``models.select_metric``) and the MQL threshold;
+  the choice of the model that goes forward (``models.select_metric``) and the MQL threshold
+  (``mql.policy``, :mod:`leadml.modeling.policy`);
 - ``test`` (later still, after a gap of the label horizon): only the report. The choice never
   looks at it, so its figures are honest.
+
+When the frame has a ``weight`` column (each lead's snapshots share one unit, so that old leads
+with many snapshots do not dominate), every candidate is fitted on the training rows with those
+weights, and LightGBM early-stops on the weighted validation loss. Calibration, the validation
+scores, the choice and the MQL threshold stay unweighted: a probability must be calibrated to the
+snapshots as scoring meets them. Without the column every row weighs 1.
+
+A threshold that makes no MQL on validation (a fixed ``mql.probability`` above every validation
+probability, a capacity too small for the span) is refused with what to change (``ModelError``)
+for the model that goes forward; for the other candidates it is a note.
 
 The rules baseline is a candidate like the models: it is calibrated the same way, and when it wins
 on validation it is kept. With fewer than ``models.min_positives`` converted or
@@ -26,6 +37,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from leadml.core.config import PipelineConfig
+from leadml.core.errors import LeadDataError, ModelError
 from leadml.data.contract import LABEL_COLUMN
 from leadml.features.build import TrainSet
 from leadml.modeling.calibrate import CalibratedModel, log_loss, reliability_table
@@ -35,6 +47,7 @@ from leadml.modeling.policy import Threshold, find_threshold, span_weeks
 from leadml.rules.ruleset import POINTS_COLUMN
 
 RULES = "rules"
+WEIGHT_COLUMN = "weight"  # a training snapshot's weight in the fit (absent: every row weighs 1)
 
 Progress = Callable[[str], None]
 
@@ -58,6 +71,8 @@ class TrainingResult:
         feature_names: the feature columns the models take.
         mql: per candidate, its threshold and the MQLs it gives on validation and on test
             (count, per week when the snapshots have time, share).
+        notes: what the run noticed on the way: validation or test lacking a class, a candidate
+            (not the chosen one) whose MQL threshold makes no MQL on validation, and why.
     """
 
     models: dict[str, CalibratedModel]
@@ -152,11 +167,16 @@ def mql_summary(thresholds: dict[str, Threshold], predictions: pd.DataFrame) -> 
 
 @dataclass
 class _Parts:
-    """The labelled rows of each split: features ``X``, points ``P`` (rules) and labels ``y``."""
+    """The labelled rows of each split: features ``X``, points ``P`` (rules), labels ``y``, weights ``w``.
+
+    ``w`` holds the weights of ``train`` and ``validation``, None when the frame has no ``weight``
+    column (every row weighs 1).
+    """
 
     X: dict[str, pd.DataFrame]
     y: dict[str, np.ndarray]
     P: dict[str, pd.DataFrame]
+    w: dict[str, np.ndarray | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, frame: pd.DataFrame, features: list[str], rules_points: pd.Series | None) -> _Parts:
@@ -170,11 +190,29 @@ class _Parts:
             X={s: frame.loc[m, features] for s, m in masks.items()},
             y={s: frame.loc[m, LABEL_COLUMN].to_numpy(dtype=int) for s, m in masks.items()},
             P={s: points.loc[m] for s, m in masks.items()} if points is not None else {},
+            w={s: _weights(frame, masks[s], s) for s in ("train", "validation")},  # test rows are never fitted
         )
 
     def inputs(self, name: str, split: str) -> pd.DataFrame:
         """What a candidate takes: the points for the rules, the features for a model."""
         return self.P[split] if name == RULES else self.X[split]
+
+
+def _weights(frame: pd.DataFrame, mask: np.ndarray, split: str) -> np.ndarray | None:
+    """The ``weight`` of a split's labelled rows, checked (finite, >= 0, not all 0); None without the column."""
+    if WEIGHT_COLUMN not in frame.columns:
+        return None
+    weights = pd.to_numeric(frame.loc[mask, WEIGHT_COLUMN], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(weights) | (weights < 0)
+    if bad.any():
+        rows = frame.index[mask][bad][:3].tolist()
+        raise LeadDataError(
+            f"training set: column '{WEIGHT_COLUMN}' has {int(bad.sum())} {split} rows that are missing, negative "
+            f"or not numbers (first rows: {rows}); a weight is a snapshot's share of its lead (>= 0)"
+        )
+    if len(weights) and not weights.any():
+        raise LeadDataError(f"training set: every {split} row has weight 0 in column '{WEIGHT_COLUMN}'")
+    return weights
 
 
 def _check_both_classes(config: PipelineConfig, y_train: np.ndarray, *, rules: bool) -> None:
@@ -186,8 +224,6 @@ def _check_both_classes(config: PipelineConfig, y_train: np.ndarray, *, rules: b
     only without rules, where no model at all could come out. No labelled training snapshot at all
     stays a cold start (nothing to learn from yet).
     """
-    from leadml.core.errors import LeadDataError
-
     n, positives = len(y_train), int(np.sum(y_train))
     if n == 0 or 0 < positives < n or (positives == 0 and rules):
         return
@@ -204,12 +240,13 @@ def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tup
     models_cfg = config.models
     candidates: dict[str, object] = {}
     y_train = parts.y["train"]
+    weighted = " (weighted)" if parts.w.get("train") is not None else ""
     _check_both_classes(config, y_train, rules=bool(parts.P))
     if parts.P and len(y_train):
         from leadml.rules.baseline import PointsBaseline
 
-        say("fitting the rules baseline")
-        candidates[RULES] = PointsBaseline().fit(parts.P["train"], y_train)
+        say(f"fitting the rules baseline{weighted}")
+        candidates[RULES] = PointsBaseline().fit(parts.P["train"], y_train, sample_weight=parts.w.get("train"))
     positives, negatives = int(y_train.sum()), int(len(y_train) - y_train.sum())
     if positives < models_cfg.min_positives or negatives < models_cfg.min_negatives:
         kept = "kept the rules baseline" if RULES in candidates else "no rules given, so no model"
@@ -219,8 +256,11 @@ def _fit_candidates(config: PipelineConfig, parts: _Parts, say: Progress) -> tup
         )
         return candidates, True, reason
     for name, model in make_models(models_cfg).items():
-        say(f"fitting {name} on {len(y_train):,} training snapshots")
-        candidates[name] = fit_model(model, parts.X["train"], y_train, parts.X["validation"], parts.y["validation"])
+        say(f"fitting {name} on {len(y_train):,} training snapshots{weighted}")
+        candidates[name] = fit_model(
+            model, parts.X["train"], y_train, parts.X["validation"], parts.y["validation"],
+            sample_weight=parts.w.get("train"), valid_weight=parts.w.get("validation"),
+        )  # fmt: skip
     return candidates, False, ""
 
 
@@ -239,6 +279,37 @@ def _calibrate(config: PipelineConfig, candidates: dict, parts: _Parts, say: Pro
         calibrated[name] = CalibratedModel(model, method=method, seed=config.models.seed).fit(X_valid, y_valid)
         rows.append(_validation_scores(name, calibrated[name], X_valid, y_valid))
     return calibrated, pd.DataFrame(rows)
+
+
+def _thresholds(
+    config: PipelineConfig,
+    calibrated: dict[str, CalibratedModel],
+    parts: _Parts,
+    frame: pd.DataFrame,
+    chosen: str | None,
+    notes: list[str],
+) -> dict[str, Threshold]:
+    """Each candidate's MQL threshold on validation (unweighted).
+
+    One that makes no MQL is refused for the chosen model and a note for the others. When validation
+    lacks a class (a cold start before the first conversion) no threshold can be judged on it: a note.
+    """
+    valid = frame.loc[frame.index.isin(parts.X["validation"].index)]
+    if not len(valid):
+        return {}
+    y_valid = parts.y["validation"]
+    thresholds: dict[str, Threshold] = {}
+    for name, model in calibrated.items():
+        found = find_threshold(model.predict_proba(parts.inputs(name, "validation"))[:, 1], config.mql,
+                               as_of=valid["as_of"], y=y_valid)  # fmt: skip
+        thresholds[name] = found
+        if found.mql_count:
+            continue
+        problem = f"{name}'s MQL threshold makes no MQL of the {len(valid):,} validation snapshots: {found.advice}"
+        if name == chosen and _both_classes(y_valid):
+            raise ModelError(f"{config.name}: {problem}")
+        notes.append(problem if _both_classes(y_valid) else f"{problem} (validation lacks one of the classes)")
+    return thresholds
 
 
 def train_models(
@@ -261,6 +332,12 @@ def train_models(
 
     Returns:
         A :class:`TrainingResult`; on cold start it holds only the rules baseline and says why.
+
+    Raises:
+        LeadDataError: the training labels are of one class (see above), or the ``weight`` column
+            holds missing or negative values.
+        ModelError: the chosen model's MQL threshold makes no MQL on validation; the message names
+            the policy, the threshold, the highest validation probability and what to change.
     """
     say = progress or (lambda message: None)
     frame = trainset.frame
@@ -274,17 +351,7 @@ def train_models(
     else:
         chosen, reason = choose(validation, config.models.select_metric)
 
-    valid = frame.loc[frame.index.isin(parts.X["validation"].index)]
-    thresholds = {
-        name: find_threshold(
-            model.predict_proba(parts.inputs(name, "validation"))[:, 1],
-            config.mql,
-            as_of=valid["as_of"],
-            y=parts.y["validation"],
-        )  # fmt: skip
-        for name, model in calibrated.items()
-        if len(valid)
-    }
+    thresholds = _thresholds(config, calibrated, parts, frame, chosen, notes)
     predictions = frame.loc[parts.X["test"].index, ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
     for name, model in calibrated.items():
         predictions[name] = model.predict_proba(parts.inputs(name, "test"))[:, 1] if len(predictions) else []

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from leadml.core.errors import LeadDataError
 from leadml.data.labels import binary_target
@@ -75,15 +75,20 @@ class PointsBaseline(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.poor_score = True
         return tags
 
-    def fit(self, X, y) -> PointsBaseline:
-        """Learn the non-decreasing map from points to P(converted) on labelled rows."""
+    def fit(self, X, y, sample_weight=None) -> PointsBaseline:
+        """Learn the non-decreasing map from points to P(converted) on labelled rows.
+
+        ``sample_weight`` weighs the rows in the isotonic fit (a row of weight 2 counts as two rows).
+        """
         self.rules_ = RuleSet.coerce(self.rules)
         points = self._points(X, self.rules_, reset=True)
         self.classes_, target = binary_target(y, len(points), "PointsBaseline")
         if np.isnan(points).any():
             raise LeadDataError(f"PointsBaseline: {int(np.isnan(points).sum())} rows have no points")
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, points, ensure_non_negative=True)
         self.link_ = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0, increasing=True)
-        self.link_.fit(points, target)
+        self.link_.fit(points, target, sample_weight=sample_weight)
         return self
 
     def points(self, X) -> np.ndarray:

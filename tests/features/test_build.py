@@ -31,8 +31,8 @@ def test_trainset_has_one_row_per_snapshot_and_the_fitted_columns(sim_data):
     trainset = build_trainset(_config(every_days=30, policy="every_days"), sim_data)
     frame = trainset.frame
     assert not frame.duplicated(["lead_id", "as_of"]).any()
-    assert list(frame.columns[:4]) == ["lead_id", "as_of", "split", "converted"]
-    assert list(frame.columns[4:]) == trainset.feature_names
+    assert list(frame.columns[:5]) == ["lead_id", "as_of", "split", "converted", "weight"]
+    assert list(frame.columns[5:]) == trainset.feature_names
     assert {"job_level", "page_view[pricing]__count_30d", "lead__age_days"} <= set(trainset.feature_names)
     # free text that feeds a derived field is not a feature itself
     assert "job_title" not in trainset.feature_names and "email_domain" not in trainset.feature_names

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadml.core.errors import LeadDataError
-from leadml.features.snapshots import build_snapshots, stratified_split, time_split, to_utc
+from leadml.features.snapshots import build_snapshots, lead_weights, pql_times, stratified_split, time_split, to_utc
 
 T = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
 
@@ -148,3 +148,153 @@ def test_labels_when_no_deal_was_won_yet():
     assert snapshots["lead_id"].tolist() == ["a", "c"]
     assert snapshots["converted"].tolist() == [0.0, 0.0]
     assert str(snapshots["as_of"].dtype) == "datetime64[ns, UTC]"
+
+
+# -- the default policy: every step of the open life, capped, weighted ---------------------------
+
+
+def test_every_days_spreads_a_long_life_over_max_per_lead_snapshots():
+    leads = pd.DataFrame(
+        {"lead_id": ["old", "young"], "created_at": pd.to_datetime(["2025-01-01", "2025-12-01"], utc=True)}
+    )
+    snapshots = build_snapshots(
+        leads, None, policy="every_days", every_days=10, max_per_lead=5, horizon_days=10, data_end=T("2026-01-01")
+    )
+    old = snapshots.loc[snapshots["lead_id"] == "old", "as_of"]
+    # 365 days of life = 36 steps of 10 days; five of them, evenly spread from step 1 to step 36
+    steps = ((old - T("2025-01-01")) / pd.Timedelta(days=10)).astype(int).tolist()
+    assert steps == [1, 10, 19, 27, 36]
+    young = snapshots.loc[snapshots["lead_id"] == "young", "as_of"]
+    assert young.tolist() == [T("2025-12-11"), T("2025-12-21"), T("2025-12-31")]  # 3 steps: all taken
+
+
+@settings(max_examples=40, deadline=None)
+@given(life=st.lists(st.integers(0, 800), min_size=1, max_size=20), every=st.integers(1, 60), cap=st.integers(1, 30))
+def test_every_days_snapshots_stay_in_the_open_life_and_under_the_cap(life, every, cap):
+    created = T("2024-01-01") + pd.to_timedelta(np.arange(len(life)) * 3, unit="D")
+    leads = pd.DataFrame({"lead_id": [f"l{i}" for i in range(len(life))], "created_at": created})
+    closed = created + pd.to_timedelta(life, unit="D")
+    outcomes = pd.DataFrame({"lead_id": leads["lead_id"], "outcome": np.int8(0), "closed_at": closed})
+    snapshots = build_snapshots(leads, outcomes, every_days=every, max_per_lead=cap, horizon_days=30,
+                                data_end=T("2027-01-01"))  # fmt: skip
+    per_lead = snapshots.groupby("lead_id").size()
+    assert (per_lead <= cap).all()
+    for i, days in enumerate(life):  # every step of a short life is taken; never after closing
+        mine = snapshots.loc[snapshots["lead_id"] == f"l{i}", "as_of"]
+        assert len(mine) == min(days // every, cap)
+        assert (mine <= closed[i]).all() and (mine > created[i]).all()
+        assert mine.is_unique
+
+
+def test_lead_weights_give_each_lead_one_share_per_split():
+    frame = pd.DataFrame({"lead_id": ["a", "a", "a", "a", "b", "c", "c"]})
+    split = pd.Series(["train", "train", "train", "test", "train", "test", "test"])
+    weights = pd.Series(lead_weights(frame, split))
+    train = split == "train"
+    # train: a has 3 rows, b 1 -> raw 1/3 and 1; 4 rows over 2 leads -> scaled by 2
+    assert weights[train].round(12).tolist() == [round(2 / 3, 12)] * 3 + [2.0]
+    assert weights[train].mean() == pytest.approx(1.0) and weights[~train].mean() == pytest.approx(1.0)
+    by_lead = weights[train].groupby(frame.loc[train, "lead_id"]).sum()
+    assert by_lead["a"] == pytest.approx(by_lead["b"])
+
+
+# -- stages: the target, past the target, PQL ----------------------------------------------------
+
+
+def _stage_outcomes():
+    return pd.DataFrame({
+        "lead_id": ["a", "b", "c"],
+        "outcome": np.array([1, 0, 0], dtype="int8"),
+        "closed_at": pd.to_datetime(["2026-04-01", "2026-06-01", None], utc=True),
+        "sql_at": pd.to_datetime(["2026-01-25", "2026-03-01", None], utc=True),
+    })  # fmt: skip
+
+
+def test_snapshots_past_the_target_stage_are_not_training_rows():
+    snapshots = build_snapshots(_leads(), _stage_outcomes(), every_days=10, horizon_days=20,
+                                data_end=T("2026-12-31"), stage="sql")  # fmt: skip
+    a = snapshots.loc[snapshots["lead_id"] == "a"]
+    # a: created 01-01, SQL on 01-25: snapshots 01-11 and 01-21 only (both within 20 days of 01-25)
+    assert a["as_of"].tolist() == [T("2026-01-11"), T("2026-01-21")]
+    assert a["converted"].tolist() == [1.0, 1.0]
+    b = snapshots.loc[snapshots["lead_id"] == "b"]
+    # b: created 01-10, SQL 03-01: steps 01-20 ... 02-19 (5); the label turns 1 within 20 days of 03-01
+    assert b["converted"].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def test_fixed_as_of_counts_closed_and_past_target_leads():
+    snapshots = build_snapshots(_leads(), _stage_outcomes(), policy="fixed", as_of="2026-05-25",
+                                horizon_days=1, data_end=T("2026-05-25"), stage="sql")  # fmt: skip
+    # a closed (won 04-01); b is past SQL (03-01) though still open; c and d are prospects
+    assert snapshots["lead_id"].tolist() == ["c", "d"]
+    assert snapshots.attrs["left_out"] == {"closed": 1, "past_target": 1}
+    won = build_snapshots(_leads(), _stage_outcomes(), policy="fixed", as_of="2026-05-25",
+                          horizon_days=1, data_end=T("2026-05-25"))  # fmt: skip
+    assert won["lead_id"].tolist() == ["b", "c", "d"]  # for target won, b (SQL, open) is still a prospect
+    assert won.attrs["left_out"] == {"closed": 1, "past_target": 0}
+
+
+def test_a_later_stage_also_ends_the_prospect_of_an_earlier_target():
+    outcomes = _stage_outcomes().assign(
+        sql_at=pd.NaT, opportunity_at=pd.to_datetime(["2026-01-20", None, None], utc=True)
+    )
+    snapshots = build_snapshots(_leads(), outcomes, policy="fixed", as_of="2026-02-01", horizon_days=1,
+                                data_end=T("2026-02-01"), stage="sql")  # fmt: skip
+    assert "a" not in snapshots["lead_id"].tolist()  # an opportunity since 01-20 is past SQL
+    assert snapshots.attrs["left_out"]["past_target"] == 1
+
+
+def test_pql_is_the_nth_product_event():
+    events = pd.DataFrame({
+        "lead_id": ["a", "a", "a", "b", "c"],
+        "event_type": ["trial_signup", "page_view", "product_login", "product_login", "page_view"],
+        "timestamp": pd.to_datetime(["2026-01-05", "2026-01-06", "2026-01-15", "2026-02-20", "2026-01-12"], utc=True),
+    })  # fmt: skip
+    times = pql_times(events, ["trial_signup", "product_login"], min_events=2)
+    assert times.to_dict() == {"a": T("2026-01-15")}  # b has one product event, c none
+    snapshots = build_snapshots(_leads(), None, policy="days_after_creation", days_after_creation=7,
+                                horizon_days=30, data_end=T("2026-12-31"), stage="pql", pql=times)  # fmt: skip
+    assert snapshots.set_index("lead_id")["converted"].to_dict() == {"a": 1.0, "b": 0.0, "c": 0.0, "d": 0.0}
+    with pytest.raises(LeadDataError, match="stages.pql.event_types"):
+        pql_times(events, [])
+
+
+# -- the purged time split -----------------------------------------------------------------------
+
+
+def test_purge_drops_only_the_same_leads_whose_window_reaches_the_test_period():
+    days = pd.to_datetime(
+        ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01", "2026-04-10", "2026-05-01"], utc=True
+    )
+    frame = pd.DataFrame({"lead_id": ["b", "c", "d", "a", "e", "a"], "as_of": days, "converted": 0.0})
+    split = time_split(frame, test_fraction=0.15, validation_fraction=0.2, horizon_days=45)
+    # test: a on 05-01. a on 04-01 reaches 05-16 and is the same lead: purged. e on 04-10 reaches the
+    # test period too, but e has no test snapshot: kept. The embargo of 45 days would drop both.
+    assert split.tolist() == ["train", "train", "train", "purged", "validation", "test"]
+    embargo = time_split(frame, test_fraction=0.15, validation_fraction=0.2, gap_days=45)
+    assert embargo.tolist() == ["train", "train", "validation", "gap", "gap", "test"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    days=st.lists(st.integers(0, 400), min_size=5, max_size=60),
+    leads=st.lists(st.integers(0, 6), min_size=60, max_size=60),
+    labels=st.lists(st.sampled_from([0.0, 1.0, np.nan]), min_size=60, max_size=60),
+    horizon=st.integers(1, 120),
+)
+def test_no_label_window_of_a_fitted_snapshot_reaches_its_own_lead_in_a_later_part(days, leads, labels, horizon):
+    n = len(days)
+    frame = pd.DataFrame({"lead_id": [f"l{i}" for i in leads[:n]],
+                          "as_of": T("2026-01-01") + pd.to_timedelta(sorted(days), unit="D"),
+                          "converted": labels[:n]})  # fmt: skip
+    split = time_split(frame, horizon_days=horizon)
+    assert set(split) <= {"train", "validation", "test", "purged", "censored"}
+    for earlier, later in (("train", "validation"), ("train", "test"), ("validation", "test")):
+        late = frame.loc[split == later]
+        if late.empty:
+            continue
+        start = late["as_of"].min()
+        early = frame.loc[(split == earlier) & frame["lead_id"].isin(late["lead_id"])]
+        assert (early["as_of"] + pd.Timedelta(days=horizon) <= start).all()
+    purged = frame.loc[split == "purged"]
+    assert purged["converted"].notna().all()  # only labelled rows are ever purged

@@ -1,4 +1,4 @@
-"""Logistic regression and LightGBM over the feature frame: learning, robustness, determinism."""
+"""Logistic regression and LightGBM over the feature frame: learning, robustness, determinism, sample weights."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sklearn.utils.estimator_checks import (
 from leadml.core.config import LightGBMConfig, LogisticConfig, ModelsConfig
 from leadml.core.errors import LeadDataError
 from leadml.modeling.estimators import LightGBMModel, LogisticModel, fit_model, lightgbm_names, make_models
+from leadml.rules.baseline import PointsBaseline
 
 LEVEL_EFFECT = {"staff": 0.0, "manager": 0.4, "director": 0.9, "vp": 1.2, "student": -1.5}
 
@@ -205,3 +206,89 @@ def test_make_models_respects_enabled_flags_and_passes_the_settings_and_seed():
     assert isinstance(models["logistic"], LogisticModel) and isinstance(models["lightgbm"], LightGBMModel)
     assert models["logistic"].get_params()["C"] == 0.3 and models["logistic"].seed == 9
     assert models["lightgbm"].num_leaves == 15 and models["lightgbm"].seed == 9
+
+
+def test_weights_of_one_fit_exactly_the_unweighted_models(data):
+    frame, y, _, parts = data
+    tr, va = parts["train"], parts["valid"]
+    X, y_train, ones = frame.iloc[tr], y[tr], np.ones(tr.stop)
+    plain = LightGBMModel(seed=2).fit(X, y_train, eval_set=(frame.iloc[va], y[va]))
+    weighed = LightGBMModel(seed=2).fit(X, y_train, eval_set=(frame.iloc[va], y[va]), sample_weight=ones,
+                                        eval_sample_weight=np.ones(va.stop - va.start))  # fmt: skip
+    assert weighed.booster_.model_to_string() == plain.booster_.model_to_string()
+    held_out = [LightGBMModel(n_estimators=80).fit(X, y_train, sample_weight=w) for w in (None, ones)]  # no eval_set
+    assert held_out[0].booster_.model_to_string() == held_out[1].booster_.model_to_string()
+    logistic = [LogisticModel().fit(X, y_train, sample_weight=w) for w in (None, ones)]
+    assert np.array_equal(logistic[0].predict_proba(frame), logistic[1].predict_proba(frame))
+    assert np.array_equal(logistic[0].design_mean_, logistic[1].design_mean_)
+    points = pd.DataFrame({"rules__points": np.floor(X["page_view__count_30d"] * 10)})
+    rules = [PointsBaseline().fit(points, y_train, sample_weight=w) for w in (None, ones)]
+    assert np.array_equal(rules[0].predict_proba(points), rules[1].predict_proba(points))
+
+
+def duplicated(X: pd.DataFrame, y: np.ndarray, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A third of the rows twice, each copy at weight 1/2 (one lead's snapshots sharing one unit)."""
+    twice = np.random.default_rng(seed).random(len(X)) < 1 / 3
+    weights = np.concatenate([np.where(twice, 0.5, 1.0), np.full(twice.sum(), 0.5)])
+    return pd.concat([X, X[twice]]), np.concatenate([y, y[twice]]), weights
+
+
+def test_rows_twice_at_half_weight_fit_the_model_of_the_rows_once(data):
+    frame, y, _, parts = data
+    tr, te = parts["train"], parts["test"]
+    X, test = frame.iloc[tr].drop(columns="landing_page"), frame.iloc[te]
+    X2, y2, weights = duplicated(X, y[tr])
+    once = LogisticModel().fit(X, y[tr]).predict_proba(test)[:, 1]
+    halved = LogisticModel().fit(X2, y2, sample_weight=weights).predict_proba(test)[:, 1]
+    counted_twice = LogisticModel().fit(X2, y2).predict_proba(test)[:, 1]
+    # the loss and the scaling are the same; only the imputed median and the rare-level pooling count rows
+    assert np.abs(halved - once).max() < 1e-3
+    assert np.abs(counted_twice - once).max() > 0.01
+    points = pd.DataFrame({"rules__points": X["page_view__count_30d"].to_numpy() * 10})
+    points2 = pd.DataFrame({"rules__points": X2["page_view__count_30d"].to_numpy() * 10})
+    rules_once = PointsBaseline().fit(points, y[tr]).predict_proba(points)
+    rules_halved = PointsBaseline().fit(points2, y2, sample_weight=weights).predict_proba(points)
+    np.testing.assert_allclose(rules_halved, rules_once, rtol=0, atol=1e-12)
+
+
+def test_lightgbm_with_rows_twice_at_half_weight_grows_the_same_trees_when_nothing_counts_rows(data):
+    frame, y, _, parts = data
+    tr, va, te = parts["train"], parts["valid"], parts["test"]
+    # no bagging, no row-count minimums, discrete columns (their bins do not depend on how often a value occurs)
+    columns = ["job_level", "page_view__count_30d", "page_view[pricing]__count_30d"]
+    settings = {"subsample": 1.0, "colsample_bytree": 1.0, "min_child_samples": 1, "min_data_per_group": 1}
+    X, valid, test = frame.iloc[tr][columns], (frame.iloc[va][columns], y[va]), frame.iloc[te][columns]
+    X2, y2, weights = duplicated(X, y[tr])
+    once = LightGBMModel(**settings).fit(X, y[tr], eval_set=valid)
+    halved = LightGBMModel(**settings).fit(X2, y2, eval_set=valid, sample_weight=weights)
+    counted_twice = LightGBMModel(**settings).fit(X2, y2, eval_set=valid)
+    assert halved.n_trees_ == once.n_trees_
+    np.testing.assert_allclose(halved.predict_proba(test), once.predict_proba(test), rtol=0, atol=1e-9)
+    assert np.abs(counted_twice.predict_proba(test) - once.predict_proba(test)).max() > 0.01
+
+
+def test_fit_model_passes_the_weights_and_early_stops_on_the_weighted_validation_loss(data):
+    frame, y, _, parts = data
+    tr, va = parts["train"], parts["valid"]
+    rng = np.random.default_rng(3)
+    w_train, w_valid = rng.uniform(0.2, 2.0, tr.stop), rng.uniform(0.2, 2.0, va.stop - va.start)
+    model = fit_model(LightGBMModel(n_estimators=100), frame.iloc[tr], y[tr], frame.iloc[va], y[va],
+                      sample_weight=w_train, valid_weight=w_valid)  # fmt: skip
+    direct = LightGBMModel(n_estimators=100).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]),
+                                                 sample_weight=w_train, eval_sample_weight=w_valid)  # fmt: skip
+    assert model.booster_.model_to_string() == direct.booster_.model_to_string()
+    # the loss early stopping watched is the weighted mean log loss of the validation rows
+    q = model.predict_proba(frame.iloc[va])[:, 1]
+    losses = -(y[va] * np.log(q) + (1 - y[va]) * np.log(1 - q))
+    watched = model.model_.evals_result_["valid_0"]["binary_logloss"][model.n_trees_ - 1]
+    assert watched == pytest.approx(np.average(losses, weights=w_valid), rel=1e-7)
+    assert watched != pytest.approx(losses.mean(), rel=1e-4)
+    logistic = fit_model(LogisticModel(), frame.iloc[tr], y[tr], sample_weight=w_train)
+    unweighted = LogisticModel().fit(frame.iloc[tr], y[tr])
+    assert np.array_equal(logistic.predict_proba(frame),
+                          LogisticModel().fit(frame.iloc[tr], y[tr], sample_weight=w_train).predict_proba(frame))  # fmt: skip
+    assert not np.allclose(logistic.predict_proba(frame), unweighted.predict_proba(frame))
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        LogisticModel().fit(frame.iloc[tr], y[tr], sample_weight=-w_train)
+    with pytest.raises(ValueError, match="Sample weights must contain at least one non-zero number"):
+        LightGBMModel().fit(frame.iloc[tr], y[tr], sample_weight=np.zeros(tr.stop))

@@ -1,4 +1,4 @@
-"""The MQL policy: thresholds by capacity, precision or probability; tiers; the 0-100 score."""
+"""The MQL policy: thresholds by F1, capacity, precision or probability; no MQL; tiers; the 0-100 score."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from leadml.modeling.policy import (
     NOBODY,
     apply_policy,
     assign_tiers,
+    f1_threshold,
     find_threshold,
     precision_threshold,
     score_0_100,
@@ -89,6 +90,78 @@ def test_fixed_probability_threshold():
     found = find_threshold(p, MQLConfig(policy="probability", probability=0.3), as_of=days(4))
     assert found.threshold == 0.3 and found.mql_count == 2
     assert found.per_week == pytest.approx(2 / (4 / 7))
+
+
+def test_f1_threshold_by_hand():
+    # 3 conversions; from the top, t: MQLs, TP, F1 = 2 TP / (MQLs + 3):
+    # .9: 1, 1, 2/4 | .8: 2, 1, 2/5 | .7: 3, 2, 4/6 | .6: 4, 3, 6/7 | .5: 5, 3, 6/8 | .4: 6, 3, 6/9 -> .6
+    p = np.array([0.5, 0.9, 0.6, 0.4, 0.7, 0.8])  # in no particular order
+    y = np.array([0, 1, 1, 0, 1, 0])
+    assert f1_threshold(p, y) == (0.6, 6 / 7)
+    found = find_threshold(p, MQLConfig(policy="f1"), as_of=days(6), y=y)
+    assert (found.threshold, found.policy, found.mql_count, found.share) == (0.6, "f1", 4, 4 / 6)
+    assert (found.precision, found.recall, found.f1) == (3 / 4, 1.0, 6 / 7)
+    assert found.note == "f1: the best F1 (0.857) of 6 distinct probabilities" and found.advice == ""
+    assert MQLConfig().policy == "f1" and find_threshold(p, MQLConfig(), y=y).threshold == 0.6
+
+
+def test_f1_ties_go_to_the_higher_threshold():
+    # 2 conversions: .9 -> 2*1/(1+2) = 2/3, .8 -> 2/4, .7 -> 2/5, .6 -> 2*2/(4+2) = 2/3: .9 and .6 tie
+    p, y = np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 0, 1])
+    assert f1_threshold(p, y) == (0.9, 2 / 3)
+    # tied probabilities count together: .8 -> 0, .5 -> 2*2/(3+2) = 4/5, .2 -> 2*2/(4+2) = 2/3
+    assert f1_threshold(np.array([0.5, 0.8, 0.2, 0.5]), np.array([1, 0, 0, 1])) == (0.5, 0.8)
+    # no conversion: F1 is 0 at every threshold, so the highest is kept
+    none = find_threshold(p, MQLConfig(policy="f1"), y=np.zeros(4))
+    assert none.threshold == 0.9 and none.mql_count == 1 and none.f1 == 0.0 and none.recall is None
+    assert "no conversion" in none.note
+    with pytest.raises(ValueError, match="the f1 policy needs labels"):
+        find_threshold(p, MQLConfig(policy="f1"))
+
+
+def test_a_fixed_probability_above_every_probability_makes_no_mql_and_says_what_to_do():
+    p = np.array([0.1, 0.4, 0.25, 0.05])
+    found = find_threshold(p, MQLConfig(probability=0.9), y=np.array([0, 1, 0, 0]))  # policy: probability
+    assert (found.policy, found.threshold, found.mql_count, found.share) == ("probability", 0.9, 0, 0.0)
+    assert found.precision is None and found.recall == 0.0 and found.f1 == 0.0
+    assert found.advice == (
+        "mql.policy probability puts the threshold at 0.9, above the highest probability 0.4; lower "
+        "mql.probability to 0.4 or less, or use mql.policy: f1 (or capacity)"
+    )
+    # the advised value is cut, never rounded up past the highest probability
+    odd = find_threshold(np.array([0.12367, 0.05]), MQLConfig(probability=0.5))
+    assert "above the highest probability 0.1237; lower mql.probability to 0.123 or less" in odd.advice
+    assert find_threshold(p, MQLConfig(probability=0.4)).advice == ""
+
+
+def test_a_capacity_below_one_lead_over_the_span_makes_no_mql_and_says_what_to_do():
+    # 2 days = 2/7 weeks; 1 a week -> floor(0.29) = 0 MQLs; 1 lead needs ceil(1 / (2/7)) = ceil(3.5) = 4 a week
+    p = np.array([0.3, 0.2])
+    found = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=1), as_of=days(2), y=np.array([1, 0]))
+    assert (found.threshold, found.mql_count, found.per_week, found.precision) == (NOBODY, 0, 0.0, None)
+    assert found.note == "capacity: at most 0 of 2 snapshots (1 a week over 0.29 weeks)"
+    assert found.advice == (
+        "mql.policy capacity allows 0 MQLs (1 a week over 0.29 weeks, rounded down) and the highest probability "
+        "is 0.3, so no threshold is reachable; raise mql.capacity_per_week to at least 4, or use mql.policy: f1"
+    )
+    advised = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=4), as_of=days(2))
+    assert advised.mql_count == 1 and advised.advice == ""
+
+
+def test_a_capacity_below_the_snapshots_tied_at_the_top_makes_no_mql():
+    # one week, 2 a week, but 3 snapshots share the top probability: none can go without the others
+    p = np.array([0.5, 0.1, 0.5, 0.2, 0.5, 0.05, 0.3])
+    found = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=2), as_of=days(7))
+    assert found.threshold == NOBODY and found.mql_count == 0
+    assert found.advice == (
+        "mql.policy capacity allows 2 MQLs (2 a week over 1.00 weeks, rounded down) and 3 snapshots share the "
+        "highest probability 0.5, so no threshold is reachable; raise mql.capacity_per_week to at least 3, or "
+        "use mql.policy: f1"
+    )
+    assert find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=3), as_of=days(7)).mql_count == 3
+    same = find_threshold(np.full(7, 0.2), MQLConfig(policy="capacity", capacity_per_week=2), as_of=days(7))
+    assert same.advice.endswith("but all 7 snapshots share the probability 0.2: the model tells none of them "
+                                "apart (did it learn from too few conversions?)")  # fmt: skip
 
 
 def test_default_tiers_at_their_boundaries():

@@ -1,18 +1,24 @@
-"""Training orchestration: fit on train, choose on validation, judge on test, cold start, seeding."""
+"""Training orchestration: fit on train, choose on validation, judge on test, cold start, seeding,
+the MQL threshold of each policy (and the refusal of one that makes no MQL), sample weights."""
 
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-from leadml.core.config import ProfileConfig, parse_pipeline
-from leadml.core.errors import LeadDataError
+from leadml.core.config import MQLConfig, ProfileConfig, parse_pipeline
+from leadml.core.errors import LeadDataError, ModelError
 from leadml.data.sources import PipelineData
 from leadml.features.build import FeatureBuilder, TrainSet
+from leadml.modeling.calibrate import CalibratedModel
 from leadml.modeling.contributions import design_mean
 from leadml.modeling.estimators import LightGBMModel, LogisticModel
+from leadml.modeling.policy import find_threshold
 from leadml.modeling.train import RULES, TrainingResult, split_counts, train_models
 
 LEVEL_EFFECT = {"staff": 0.0, "manager": 0.4, "director": 0.9, "vp": 1.2, "student": -1.5}
@@ -64,11 +70,12 @@ def make_trainset(
     return TrainSet(frame=frame, builder=builder, data=PipelineData(flat=flat)), points, p
 
 
-def config(**models) -> object:
+def config(mql: dict | None = None, **models) -> object:
+    """The test pipeline: capacity 10 a week unless ``mql`` says otherwise (``{}``: the defaults, f1)."""
     return parse_pipeline({
         "name": "test",
         "models": {"seed": 0, **models},
-        "mql": {"policy": "capacity", "capacity_per_week": 10},
+        "mql": {"policy": "capacity", "capacity_per_week": 10} if mql is None else mql,
     })  # fmt: skip
 
 
@@ -282,3 +289,151 @@ def test_without_a_validation_part_training_still_succeeds_and_says_so():
     assert all(model.method_ == "none" for model in result.models.values())
     assert result.thresholds == {} and result.threshold is None
     assert "precision_at_mql" not in set(result.metrics["metric"])
+
+
+@pytest.fixture(scope="module")
+def small():
+    """3,000 snapshots trained under the default MQL policy (f1), without weights."""
+    trainset, points, _ = make_trainset(3000, seed=0)
+    return trainset, points, train_models(config(mql={}), trainset, points, n_boot=50)
+
+
+def labelled(trainset: TrainSet, split: str) -> pd.DataFrame:
+    frame = trainset.frame
+    return frame[(frame["split"] == split) & frame["converted"].notna()]
+
+
+def candidate_inputs(name: str, rows: pd.DataFrame, points: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"rules__points": points[rows.index]}) if name == RULES else rows
+
+
+def validation_probabilities(trainset: TrainSet, points: pd.Series, result: TrainingResult) -> dict[str, np.ndarray]:
+    """Each candidate's calibrated probability of the labelled validation snapshots."""
+    valid = labelled(trainset, "validation")
+    return {name: model.predict_proba(candidate_inputs(name, valid, points))[:, 1]
+            for name, model in result.models.items()}  # fmt: skip
+
+
+def test_by_default_the_threshold_has_the_best_f1_on_validation(small):
+    trainset, points, result = small
+    y = labelled(trainset, "validation")["converted"].to_numpy()
+    for name, p in validation_probabilities(trainset, points, result).items():
+        # every distinct probability tried; the best F1, and on a tie the higher threshold
+        best = max((2 * y[p >= t].sum() / ((p >= t).sum() + y.sum()), t) for t in set(p))
+        found = result.thresholds[name]
+        assert found.policy == "f1" and (found.f1, found.threshold) == best
+        assert found.mql_count == (p >= found.threshold).sum() > 0
+    assert set(result.mql["policy"]) == {"f1"}
+    assert result.notes == []
+
+
+def test_a_fixed_probability_that_no_validation_snapshot_reaches_is_refused_with_advice(small):
+    trainset, points, result = small
+    p = validation_probabilities(trainset, points, result)[result.chosen]
+    top = p.max()
+    assert 0.1 <= top < 0.9
+    message = (
+        f"test: {result.chosen}'s MQL threshold makes no MQL of the {len(p):,} validation snapshots: mql.policy "
+        f"probability puts the threshold at 0.9, above the highest probability {top:.4g}; lower mql.probability "
+        f"to {math.floor(top * 1000) / 1000:g} or less, or use mql.policy: f1 (or capacity)"
+    )
+    with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+        train_models(config(mql={"probability": 0.9}), trainset, points, n_boot=50)
+
+
+def test_a_threshold_that_only_another_candidate_never_reaches_is_a_note(small):
+    trainset, points, result = small
+    tops = {name: p.max() for name, p in validation_probabilities(trainset, points, result).items()}
+    below = [name for name, top in tops.items() if top < tops[result.chosen]]  # in the order of the notes
+    assert below, tops
+    threshold = round((max(tops[name] for name in below) + tops[result.chosen]) / 2, 3)
+    fixed = train_models(config(mql={"policy": "probability", "probability": threshold}), trainset, points, n_boot=50)
+    assert fixed.chosen == result.chosen and fixed.threshold == threshold
+    assert fixed.thresholds[fixed.chosen].mql_count > 0
+    assert len(fixed.notes) == len(below)
+    for name, note in zip(below, fixed.notes):
+        assert fixed.thresholds[name].mql_count == 0
+        assert note.startswith(f"{name}'s MQL threshold makes no MQL of the 450 validation snapshots: mql.policy "
+                               f"probability puts the threshold at {threshold:g}, above the highest probability "
+                               f"{tops[name]:.4g}")  # fmt: skip
+
+
+def test_a_capacity_too_small_for_the_validation_span_is_refused_with_advice(small):
+    trainset, points, result = small
+    p = validation_probabilities(trainset, points, result)[result.chosen]
+    assert (p == p.max()).sum() == 1
+    frame = trainset.frame.copy()
+    valid = frame["split"] == "validation"
+    frame.loc[valid, "as_of"] = frame.loc[valid, "as_of"].min()  # one day: 1/7 week
+    # 6 a week over 1/7 week: floor(0.86) = 0 MQLs; one lead a day needs 7 a week
+    message = (
+        f"test: {result.chosen}'s MQL threshold makes no MQL of the 450 validation snapshots: mql.policy capacity "
+        f"allows 0 MQLs (6 a week over 0.14 weeks, rounded down) and the highest probability is {p.max():.4g}, so "
+        "no threshold is reachable; raise mql.capacity_per_week to at least 7, or use mql.policy: f1"
+    )
+    with pytest.raises(ModelError, match=f"^{re.escape(message)}$"):
+        train_models(config(mql={"policy": "capacity", "capacity_per_week": 6}),
+                     TrainSet(frame, trainset.builder, trainset.data), points, n_boot=50)  # fmt: skip
+
+
+def weighted(trainset: TrainSet, weights) -> TrainSet:
+    return TrainSet(trainset.frame.assign(weight=weights), trainset.builder, trainset.data)
+
+
+def test_weights_of_one_train_exactly_the_unweighted_models(small):
+    trainset, points, result = small
+    messages: list[str] = []
+    ones = train_models(config(mql={}), weighted(trainset, 1.0), points, n_boot=50, progress=messages.append)
+    assert f"fitting lightgbm on {len(labelled(trainset, 'train')):,} training snapshots (weighted)" in messages
+    assert ones.models["lightgbm"].estimator.booster_.model_to_string() == (
+        result.models["lightgbm"].estimator.booster_.model_to_string()
+    )
+    for name in ("logistic", "lightgbm", RULES):
+        assert np.array_equal(ones.predictions[name], result.predictions[name])
+    pd.testing.assert_frame_equal(ones.validation, result.validation)
+    pd.testing.assert_frame_equal(ones.metrics, result.metrics)
+    assert ones.thresholds == result.thresholds and ones.chosen == result.chosen
+
+
+def test_weights_change_the_fit_but_not_calibration_validation_scores_or_thresholds(small):
+    trainset, points, result = small
+    weights = np.random.default_rng(5).uniform(0.2, 1.8, len(trainset.frame))
+    result_w = train_models(config(mql={}), weighted(trainset, weights), points, n_boot=50)
+    train, valid = labelled(trainset, "train"), labelled(trainset, "validation")
+    w_train, w_valid = (weights[trainset.frame.index.get_indexer(rows.index)] for rows in (train, valid))
+    features, y_train, y_valid = trainset.feature_names, train["converted"], valid["converted"].to_numpy()
+    # every candidate is fitted with the training weights (LightGBM early-stops on the weighted validation loss)
+    logistic = LogisticModel(seed=0).fit(train[features], y_train, sample_weight=w_train)
+    lightgbm = LightGBMModel(seed=0).fit(train[features], y_train, eval_set=(valid[features], y_valid),
+                                         sample_weight=w_train, eval_sample_weight=w_valid)  # fmt: skip
+    assert np.array_equal(result_w.models["logistic"].raw_proba(valid), logistic.predict_proba(valid)[:, 1])
+    assert result_w.models["lightgbm"].estimator.booster_.model_to_string() == lightgbm.booster_.model_to_string()
+    for name in ("logistic", "lightgbm", RULES):
+        X = candidate_inputs(name, valid, points)
+        assert not np.allclose(result_w.models[name].raw_proba(X), result.models[name].raw_proba(X))
+    # calibration, the validation scores and the MQL thresholds see every snapshot alike
+    for name, model in result_w.models.items():
+        X = candidate_inputs(name, valid, points)
+        again = CalibratedModel(model.estimator, method="auto", seed=0).fit(X, y_valid)
+        assert np.array_equal(again.predict_proba(X), model.predict_proba(X))
+        scores = result_w.validation.set_index("model").loc[name]
+        raw = model.raw_proba(X)
+        assert scores["roc_auc"] == roc_auc_score(y_valid, raw)
+        assert scores["pr_auc"] == average_precision_score(y_valid, raw)
+        found = find_threshold(model.predict_proba(X)[:, 1], MQLConfig(), as_of=valid["as_of"], y=y_valid)
+        assert result_w.thresholds[name] == found
+
+
+def test_a_weight_column_with_missing_negative_or_only_zero_train_weights_is_refused(small):
+    trainset, points, _ = small
+    weights = np.ones(len(trainset.frame))
+    weights[[0, 2]] = [np.nan, -1.0]  # the first rows are labelled training snapshots
+    message = (
+        r"^training set: column 'weight' has 2 train rows that are missing, negative or not numbers "
+        r"\(first rows: \[0, 2\]\); a weight is a snapshot's share of its lead \(>= 0\)$"
+    )
+    with pytest.raises(LeadDataError, match=message):
+        train_models(config(mql={}), weighted(trainset, weights), points, n_boot=20)
+    zero = np.where(trainset.frame["split"] == "train", 0.0, 1.0)
+    with pytest.raises(LeadDataError, match="^training set: every train row has weight 0 in column 'weight'$"):
+        train_models(config(mql={}), weighted(trainset, zero), points, n_boot=20)

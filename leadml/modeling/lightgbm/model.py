@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from leadml.core.config import LightGBMConfig
 from leadml.data.labels import binary_target
@@ -163,13 +163,21 @@ class LightGBMModel(ClassifierMixin, BaseEstimator):
         frame = feature_frame(self, X, reset=reset)
         return frame.set_axis(lightgbm_names(list(frame.columns)), axis=1)
 
-    def fit(self, X, y, eval_set: tuple | None = None) -> LightGBMModel:
-        """Fit on ``X, y``; early-stop on ``eval_set = (X_valid, y_valid)`` or on a time-ordered holdout."""
+    def fit(self, X, y, eval_set: tuple | None = None, *, sample_weight=None, eval_sample_weight=None) -> LightGBMModel:
+        """Fit on ``X, y``; early-stop on ``eval_set = (X_valid, y_valid)`` or on a time-ordered holdout.
+
+        ``sample_weight`` weighs the training rows (each lead's snapshots sharing one unit, say);
+        ``eval_sample_weight`` those of ``eval_set`` in the early-stopping loss. Without an
+        ``eval_set`` the holdout keeps its rows' weights. Weights that are all 1 grow the very
+        trees of the unweighted fit. ``min_child_samples`` and ``min_data_per_group`` still count
+        rows, not weight.
+        """
         import lightgbm as lgb
 
         settings = self._settings()
         frame = self._booster_frame(X, reset=True)
         self.classes_, target = binary_target(y, len(frame), "LightGBMModel")
+        weights = _sample_weight(sample_weight, frame)
         if target.min() == target.max():
             raise ValueError(f"LightGBMModel: y holds one class only ({self.classes_.tolist()[int(target[0])]!r}); "
                              "a model needs converted and unconverted rows")  # fmt: skip
@@ -177,15 +185,19 @@ class LightGBMModel(ClassifierMixin, BaseEstimator):
         if eval_set is not None:
             valid = self._booster_frame(eval_set[0])
             _, valid_target = binary_target(eval_set[1], len(valid), "LightGBMModel (eval_set)", classes=self.classes_)
+            valid_weights = _sample_weight(eval_sample_weight, valid)
             model = self._classifier(settings.n_estimators)
-            model.fit(frame, target, **_eval_kwargs(valid, valid_target), callbacks=stop)
+            model.fit(frame, target, sample_weight=weights, **_eval_kwargs(valid, valid_target, valid_weights),
+                      callbacks=stop)  # fmt: skip
             self.n_trees_ = int(model.best_iteration_ or settings.n_estimators)
         else:
             cut = min(max(int(round(len(frame) * (1 - self.holdout_fraction))), 1), len(frame) - 1)
+            head, tail = (None, None) if weights is None else (weights[:cut], weights[cut:])
             probe = self._classifier(settings.n_estimators)
-            probe.fit(frame.iloc[:cut], target[:cut], **_eval_kwargs(frame.iloc[cut:], target[cut:]), callbacks=stop)
+            probe.fit(frame.iloc[:cut], target[:cut], sample_weight=head,
+                      **_eval_kwargs(frame.iloc[cut:], target[cut:], tail), callbacks=stop)  # fmt: skip
             self.n_trees_ = int(probe.best_iteration_ or settings.n_estimators)
-            model = self._classifier(self.n_trees_).fit(frame, target)
+            model = self._classifier(self.n_trees_).fit(frame, target, sample_weight=weights)
         self.model_ = model
         return self
 
@@ -215,12 +227,20 @@ class LightGBMModel(ClassifierMixin, BaseEstimator):
         return pd.Series(values, index=column_names(self)).sort_values(ascending=False, kind="stable")
 
 
-def _eval_kwargs(X_valid: pd.DataFrame, y_valid: np.ndarray) -> dict:
+def _sample_weight(sample_weight, X) -> np.ndarray | None:
+    """Weights checked as scikit-learn checks them (one per row, finite, >= 0, not all 0); None stays None."""
+    if sample_weight is None:
+        return None
+    return _check_sample_weight(sample_weight, X, ensure_non_negative=True)
+
+
+def _eval_kwargs(X_valid: pd.DataFrame, y_valid: np.ndarray, weights: np.ndarray | None = None) -> dict:
     """The validation part as LightGBM's fit wants it (``eval_X``/``eval_y`` from 4.7, ``eval_set`` before)."""
     import inspect
 
     import lightgbm as lgb
 
+    weighted = {"eval_sample_weight": [weights]} if weights is not None else {}
     if "eval_X" in inspect.signature(lgb.LGBMClassifier.fit).parameters:
-        return {"eval_X": (X_valid,), "eval_y": (y_valid,), "eval_metric": "binary_logloss"}
-    return {"eval_set": [(X_valid, y_valid)], "eval_metric": "binary_logloss"}
+        return {"eval_X": (X_valid,), "eval_y": (y_valid,), "eval_metric": "binary_logloss", **weighted}
+    return {"eval_set": [(X_valid, y_valid)], "eval_metric": "binary_logloss", **weighted}
