@@ -64,6 +64,7 @@ _LAZY = {
     # jobs
     "run_training": "leadml.jobs.train",
     "score_batch": "leadml.jobs.score",
+    "run_backtest": "leadml.jobs.backtest",
     "ScoreOptions": "leadml.jobs.score",
     "model_card": "leadml.jobs.report",
     "load_history": "leadml.jobs.history",

@@ -111,7 +111,7 @@ def test_trainset_and_features_from_a_pipeline(sim_dir, tmp_path):
     result = leadml("trainset", pipeline, "--out", out)
     assert result.returncode == 0, result.stderr
     trainset = pd.read_csv(out)
-    assert set(trainset["split"]) <= {"train", "validation", "test", "gap", "censored"}
+    assert set(trainset["split"]) <= {"train", "validation", "test", "purged", "gap", "censored"}
     assert list(trainset.columns[:4]) == ["lead_id", "as_of", "split", "converted"]
     result = leadml("features", pipeline, "--as-of", "2026-02-01", "--out", tmp_path / "f.parquet")
     assert result.returncode == 0, result.stderr
@@ -249,11 +249,15 @@ def test_train_with_too_few_closed_deals_keeps_the_rules(tmp_path, sim_dir):
     )
     result = leadml("train", pipeline, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "no model registered" in result.stdout
-    report = leadml("report", pipeline, "--out", "reports", cwd=tmp_path)  # no champion: a card drawn anew
+    assert "(the rules, scored as a model) is the first champion" in " ".join(result.stdout.split())
+    report = leadml("report", pipeline, "--out", "reports", cwd=tmp_path)  # the rules model's own card
     assert report.returncode == 0, report.stderr
-    assert "has no alias 'champion'" in report.stdout and "drawing the card from a training run" in report.stdout
-    assert "Model card" in (tmp_path / "reports" / "model_card.html").read_text()
+    assert "logged with run" in report.stdout
+    assert "Cold start: the rules, scored as a model." in (tmp_path / "reports" / "model_card.html").read_text()
+    no_model = _pipeline(tmp_path, sim_dir, models={"min_positives": 500})  # no rules either: nothing to register
+    result = leadml("train", no_model, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "no model registered: cold start" in " ".join(result.stdout.split())
 
 
 # --- usage errors, version, exit codes --------------------------------------------------------------

@@ -291,3 +291,14 @@ def test_fuzzed_rules_files_load_or_raise_config_error(raw):
         RuleSet.from_dict(raw, source="rules.yaml")
     except ConfigError as exc:
         assert "rules.yaml" in str(exc)
+
+
+def test_tables_named_without_a_source_are_read_never_replaced_by_the_simulator():
+    from leadml.core.config import parse_pipeline
+    from leadml.core.errors import ConfigError
+
+    assert parse_pipeline({"name": "x", "data": {"leads": "l.csv", "outcomes": "o.csv"}}).data.source == "tables"
+    assert parse_pipeline({"name": "x", "data": {"flat": "f.csv", "label": "won"}}).data.source == "flat"
+    assert parse_pipeline({"name": "x"}).data.source == "simulator"
+    with pytest.raises(ConfigError, match=r"source 'simulator' makes its own data, but data.leads is given"):
+        parse_pipeline({"name": "x", "data": {"source": "simulator", "leads": "l.csv"}})

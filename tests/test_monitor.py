@@ -69,20 +69,32 @@ def test_counting_in_chunks_equals_counting_at_once_and_shifts_show():
     assert (same.drop(index=SCORE)["psi"] == 0).all()
 
 
-def test_the_training_snapshots_against_themselves_do_not_drift(trained):  # noqa: F811
+def test_the_reference_snapshots_against_themselves_do_not_drift(trained):  # noqa: F811
     _, run, scoring = trained
     reference = training_reference(run.trainset, scoring)
-    rows = (run.trainset.frame["split"] == "train").to_numpy()
-    features = run.trainset.frame.loc[rows, scoring.feature_names]
+    frame = run.trainset.frame
+    rows = (frame["split"] == "test").to_numpy()  # the shares: the test snapshots, the nearest to scoring
+    features = frame.loc[rows, scoring.feature_names]
     table = drift_table(reference, features, scoring.probability(features))
     assert len(table) == len(scoring.feature_names) + 1
-    assert (table["psi"] == 0).all() and reference["snapshots"] == "train snapshots"
+    assert (table["psi"] == 0).all() and reference["snapshots"] == "test snapshots"
+    # the ranges: the snapshots the model was fitted and calibrated on (train and validation)
+    fitted = frame.loc[frame["split"].isin(["train", "validation"]).to_numpy()]
+    for name in scoring.feature_names:
+        spec = reference["columns"][name]
+        if spec["kind"] == "numeric" and spec["range"] is not None:
+            values = pd.to_numeric(fitted[name], errors="coerce")
+            assert spec["range"] == [float(values.min()), float(values.max())], name
 
 
 def test_the_job_writes_a_drift_table_and_warns_above_0_2(trained, tmp_path, caplog):  # noqa: F811
     config, run, shared = trained
     scoring = copy.copy(shared)
-    scoring.drift_reference = training_reference(run.trainset, scoring)
+    # a reference of young snapshots only (what the 0.1 default, 14 days after creation, trained on):
+    # the open leads of every age at a fixed date drift from it
+    frame = run.trainset.frame
+    young = frame.loc[(frame["lead__age_days"] <= 20).to_numpy(), scoring.feature_names]
+    scoring.drift_reference = make_reference(young, scoring.probability(young), rows="young snapshots")
     out = tmp_path / "scores.parquet"
     with caplog.at_level(logging.WARNING, logger="leadml.jobs.drift"):
         summary = score_batch(config, AS_OF, out, model_uri=scoring, reasons=False, progress=False)
@@ -91,7 +103,6 @@ def test_the_job_writes_a_drift_table_and_warns_above_0_2(trained, tmp_path, cap
     assert set(table["column"]) == {*scoring.feature_names, SCORE}
     assert (table["batch_rows"] == summary.rows).all()
     by_column = table.set_index("column")
-    # training snapshots are 14 days old; the open leads at a fixed date are of every age
     assert by_column.loc["lead__age_days", "psi"] > 0.2
     warning = [r.getMessage() for r in caplog.records if r.name == "leadml.jobs.drift"]
     assert len(warning) == 1 and "lead__age_days" in warning[0] and "scores.drift.csv" in warning[0]

@@ -313,6 +313,26 @@ def funnel(
 
 
 @app.command()
+def backtest(
+    ctx: typer.Context,
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its score history, data and MLflow)."),
+    since: str | None = typer.Option(None, "--from", help="First served as_of to take (a date means 00:00 UTC)."),
+    until: str | None = typer.Option(None, "--to", help="Last served as_of to take (included)."),
+    by: str = typer.Option("month", "--by", help="Period of the served scores: month or week."),
+    out: Path = typer.Option(Path("backtest.html"), "--out", help="HTML page to write."),
+    store: Path | None = typer.Option(
+        None, "--store", help="History folder (default: history.path, else ./score_history)."
+    ),
+) -> None:
+    """Did the scores handed to sales convert? Realised ROC-AUC, precision, recall per period vs training."""
+    from leadml.cli.commands import run_backtest
+
+    if by not in ("month", "week"):
+        raise _click_errors.BadParameter(f"use month or week, not {by!r}", ctx=ctx, param_hint="'--by'")
+    run_backtest(pipeline, since, until, by, out, store, console)
+
+
+@app.command()
 def demo(
     dir: Path = typer.Option(Path("leadml-demo"), "--dir", help="Folder for everything the demo writes."),
     leads: int = typer.Option(20_000, "--leads", help="Simulated leads."),

@@ -57,6 +57,7 @@ def summarize_tables(leads: pd.DataFrame, events: pd.DataFrame | None, outcomes:
         summary["events_to"] = events["timestamp"].max() if len(events) else None
         summary["event_types"] = events["event_type"].astype(str).value_counts().sort_index().to_dict()
     if outcomes is not None:
+        outcomes = outcomes.loc[(outcomes["outcome"] >= 0).to_numpy()]  # decided deals (not open ones kept for stages)
         summary["closed"] = len(outcomes)
         summary["won"] = int(outcomes["outcome"].sum())
         summary["base_rate_closed"] = float(outcomes["outcome"].mean())
@@ -510,3 +511,37 @@ def run_funnel(pipeline: Path, out: Path, stuck_days: float, console: Console) -
     console.print(stages.to_string(index=False) if hasattr(stages, "to_string") else stages)
     console.print(f"wrote {out}")
     return tables
+
+
+def run_backtest(pipeline: Path, since: str | None, until: str | None, by: str, out: Path, store: Path | None,
+                 console: Console):  # fmt: skip
+    """`leadml backtest`: the served scores against what happened, per period, next to the training estimate."""
+    from rich import box
+
+    from leadml.core.config import load_pipeline
+    from leadml.explain.report.backtest import backtest_table
+    from leadml.jobs.backtest import run_backtest as backtest
+
+    config = load_pipeline(pipeline)
+    with spinner(console, "backtesting the served scores") as status:
+        result = backtest(config, since=since, until=until, by=by, out=out, store=store, progress=status.update)
+    shown = backtest_table(result.periods, newline=True, compact=True)
+    table = Table(title=f"{config.name}: did the served scores convert? (by {by}, 95 % intervals; labels: "
+                        f"{config.snapshots.target} within {config.snapshots.horizon_days} days, data end "
+                        f"{result.data_end:%Y-%m-%d})", box=box.SIMPLE_HEAD, padding=(0, 0))  # fmt: skip
+    for column in shown.columns:
+        left = column in ("period", "vs training")
+        table.add_column(column, justify="left" if left else "right", no_wrap=column == "period")
+    for row in shown.itertuples(index=False):
+        table.add_row(*map(str, row))
+    console.print(table)
+    served_by = ", ".join(dict.fromkeys(result.periods["served_by"]))
+    console.print(f"served by {served_by}; each interval resamples whole leads")
+    for row in result.periods.loc[result.periods["note"].fillna("") != ""].itertuples():
+        console.print(f"{row.period}: n/a, {row.note}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+    console.print(f"wrote {result.path}")
+    if result.run_id is not None:
+        console.print(f"MLflow run {result.run_id} at {result.tracking_uri}")
+    return result

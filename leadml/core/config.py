@@ -24,7 +24,7 @@ from leadml.core.data_config import SimulatorConfig as SimulatorConfig
 from leadml.core.data_config import Strict as _Strict
 from leadml.core.data_config import TableConfig as TableConfig
 from leadml.core.errors import ConfigError
-from leadml.core.yaml_files import load_yaml
+from leadml.core.yaml_files import read_yaml_file
 
 
 class ProfileConfig(_Strict):
@@ -253,6 +253,8 @@ class MLflowConfig(_Strict):
     promote_metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
     # the challenger must beat the champion by more than this on promote_metric (0: any gain)
     promote_margin: float = Field(0.0, ge=0, lt=1)
+    # interval: promote only when the 95 % paired interval of the gain lies above the margin; point: the gain alone
+    promote_rule: Literal["interval", "point"] = "interval"
 
 
 class LeakageConfig(_Strict):
@@ -263,6 +265,14 @@ class LeakageConfig(_Strict):
     allow: list[str] = Field(default_factory=list)
     # a column is accused only when the training rows hold at least this many of each class
     min_class_support: int = Field(30, ge=1)
+
+
+class EvaluationConfig(_Strict):
+    """How a model is judged beyond its overall metrics: segments and their minimum support."""
+
+    segments: list[str] = Field(default_factory=lambda: ["source", "country"])
+    # a segment level with fewer conversions is shown greyed, with a note, and no verdict is drawn on it
+    min_conversions: int = Field(30, ge=1)
 
 
 class HistoryConfig(_Strict):
@@ -298,6 +308,7 @@ class PipelineConfig(_Strict):
     mlflow: MLflowConfig = MLflowConfig()
     leakage: LeakageConfig = LeakageConfig()
     history: HistoryConfig = HistoryConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     source_path: Path | None = Field(None, exclude=True)
 
     @property
@@ -426,7 +437,7 @@ def load_pipeline(path: str | os.PathLike) -> PipelineConfig:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: pipeline file not found")
-    raw = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    raw = read_yaml_file(path, "pipeline file")  # a file over the size limit is refused unread
     if raw is None:
         raise ConfigError(f"{path}: the pipeline file is empty")
     return parse_pipeline(raw, source=str(path), base=path.resolve().parent)

@@ -105,7 +105,12 @@ class SimulatorConfig(Strict):
 
 
 class DataConfig(Strict):
-    """Where the data comes from: the simulator, three tables (leads/events/outcomes) or a flat table."""
+    """Where the data comes from: the simulator, three tables (leads/events/outcomes) or a flat table.
+
+    ``source`` may be left out: it is ``tables`` when ``leads`` is given, ``flat`` with ``flat``,
+    ``public`` with ``public``, and the simulator only when no data is named at all. Tables named
+    beside ``source: simulator`` are an error, never silently replaced by simulated data.
+    """
 
     source: Literal["simulator", "tables", "flat", "public"] = "simulator"
     simulator: SimulatorConfig = SimulatorConfig()
@@ -123,6 +128,22 @@ class DataConfig(Strict):
     on_orphans: Literal["error", "drop"] = "error"
     on_early_outcomes: Literal["error", "drop"] = "drop"
     columns: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_from_what_is_named(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        named = [key for key in ("leads", "events", "outcomes", "flat", "public") if raw.get(key) is not None]
+        if "source" not in raw:
+            source = "flat" if "flat" in named else "public" if "public" in named else "tables" if named else None
+            return {**raw, "source": source} if source else raw
+        if raw["source"] == "simulator" and named:
+            raise ValueError(
+                f"source 'simulator' makes its own data, but data.{named[0]} is given; "
+                "leave out data.source (or write source: tables) to read your files"
+            )
+        return raw
 
     @field_validator("leads", "events", "outcomes", mode="before")
     @classmethod

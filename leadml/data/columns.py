@@ -73,7 +73,7 @@ def check_required(
     if missing:
         mapped = columns or {}
         names = ", ".join(f"{c!r} (mapped from {mapped[c]!r})" if mapped.get(c, c) != c else repr(c) for c in missing)
-        have = ", ".join(map(str, list(frame.columns)[:12]))
+        have = ", ".join(str(c) if str(c).isprintable() else repr(str(c)) for c in list(frame.columns)[:12])
         where = (
             f"data.{table}.columns (or data.columns for every table)"
             if table in ("leads", "events", "outcomes")

@@ -37,6 +37,9 @@ from leadml.data.timestamps import parse_timestamps
 LEADS_REQUIRED = ("lead_id", "created_at")
 EVENTS_REQUIRED = ("lead_id", "timestamp", "event_type")
 OUTCOMES_REQUIRED = ("lead_id", "outcome", "closed_at")
+# when a lead reached a funnel stage, where the export has it (mapped like any column: data.outcomes.columns)
+STAGE_COLUMNS = ("mql_at", "pql_at", "sql_at", "opportunity_at")
+STILL_OPEN = -1  # the outcome of an open deal kept for its stage times (not won, not lost)
 LABEL_COLUMN = "converted"
 
 OrphanPolicy = Literal["error", "drop"]
@@ -180,7 +183,9 @@ def validate_outcomes(
     out (their ``closed_at`` may be empty) and counted in a warning, so their leads stay open. With
     ``leads`` given, outcomes of unknown leads raise, and outcomes closed before their lead was
     created raise (``on_early_outcomes="error"``, the default) or are dropped with a warning that
-    counts them (``"drop"``).
+    counts them (``"drop"``). Stage times (``sql_at``, ... :data:`STAGE_COLUMNS`) are parsed where
+    present; an open deal that has one is kept for it, with outcome :data:`STILL_OPEN` (-1) and no
+    ``closed_at``: a lead already SQL is no prospect for an SQL target, closed or not.
 
     Example:
         >>> deals = pd.DataFrame({"lead_id": ["a", "b", "c"], "outcome": ["closedwon", "open", "closedlost"],
@@ -205,24 +210,32 @@ def validate_outcomes(
     outcomes["closed_at"] = parse_timestamps(
         outcomes, "closed_at", src, timestamp_format=timestamp_format, rows=decided
     )
+    staged = np.zeros(len(outcomes), dtype=bool)
+    for column in (c for c in STAGE_COLUMNS if c in outcomes.columns):
+        given = outcomes[column].notna().to_numpy() & (outcomes[column].astype(str).str.strip() != "").to_numpy()
+        outcomes[column] = parse_timestamps(outcomes, column, src, timestamp_format=timestamp_format, rows=given)
+        staged |= given
     if is_open.any():
-        _warn_open_deals(outcomes.loc[is_open, "outcome"], src)
+        _warn_open_deals(outcomes.loc[is_open, "outcome"], src, kept=int((is_open & staged).sum()))
     outcome = np.zeros(len(outcomes), dtype="int8")
     outcome[decided] = label.to_numpy()
+    outcome[~decided] = STILL_OPEN
     outcomes["outcome"] = outcome
+    outcomes.loc[~decided, "closed_at"] = pd.NaT
     keep = decided
     if leads is not None:
         keep = decided & ~_check_outcome_leads(outcomes, decided, _lead_created(leads), src, on_early_outcomes)
-    return outcomes.loc[keep].reset_index(drop=True)
+    return outcomes.loc[keep | (~decided & staged)].reset_index(drop=True)
 
 
-def _warn_open_deals(values: pd.Series, src: str) -> None:
-    """Count the open deals left out of the outcomes, by value."""
+def _warn_open_deals(values: pd.Series, src: str, kept: int = 0) -> None:
+    """Count the open deals left out of the outcomes, by value (``kept``: those kept for their stage times)."""
     seen = values.astype(str).str.strip().value_counts(sort=True)
     shown = ", ".join(f"{value} ({count} row{'s' if count > 1 else ''})" for value, count in seen.iloc[:6].items())
+    stages = f"; {kept} of them are kept for their stage times (sql_at, ...)" if kept else ""
     _warn(
         f"{src}: column 'outcome' has {len(values)} open deals ({shown}{', ...' if len(seen) > 6 else ''}); "
-        "they are not outcomes yet and are left out, so their leads stay open (censored, not lost)",
+        f"they are not outcomes yet and are left out, so their leads stay open (censored, not lost){stages}",
         "open_deals",
         len(values),
     )

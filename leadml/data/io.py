@@ -81,7 +81,7 @@ def read_table(
         try:
             return pd.read_parquet(path, columns=list(columns) if columns else None)
         except Exception as exc:  # pyarrow errors: keep the cause, name the file
-            raise LeadDataError(f"{path}: cannot be read as parquet: {exc}") from exc
+            raise LeadDataError(f"{path}: cannot be read as parquet: {_one_line(exc)}") from exc
     return _read_csv(path, columns, separator, encoding, text_columns, read_options)
 
 
@@ -89,8 +89,11 @@ def read_output(
     path: str | os.PathLike, columns: Sequence[str] | None = None, *, text_columns: Iterable[str] = ()
 ) -> pd.DataFrame:
     """Read a table leadml wrote (scores, features): :func:`read_table`, then the CSV formula guard
-    of :func:`guard_formulas` taken off, so a lead id ``-L1`` written as ``'-L1`` reads back as ``-L1``."""
-    frame = read_table(path, columns, text_columns=text_columns)
+    of :func:`guard_formulas` taken off, so a lead id ``-L1`` written as ``'-L1`` reads back as ``-L1``.
+
+    In CSV only an empty cell is missing (leadml writes missing values so): a lead id ``NA`` or
+    ``null`` reads back as written, where pandas' defaults for input files would make it missing."""
+    frame = read_table(path, columns, text_columns=text_columns, keep_default_na=False, na_values=[""])
     return unguard_formulas(frame) if table_format(path) == "csv" else frame
 
 
@@ -122,7 +125,12 @@ def _read_csv(
     except pd.errors.EmptyDataError as exc:
         raise LeadDataError(f"{path}: the table is empty (no header, no rows)") from exc
     except Exception as exc:  # parser errors: keep the cause, name the file
-        raise LeadDataError(f"{path}: cannot be read as csv (separator {separator!r}): {exc}") from exc
+        raise LeadDataError(f"{path}: cannot be read as csv (separator {separator!r}): {_one_line(exc)}") from exc
+
+
+def _one_line(exc: Exception) -> str:
+    """A library's error text on one line (pandas ends its parser errors with a newline)."""
+    return " ".join(str(exc).split())
 
 
 def _separator_option(path: Path, separator: str | None, read_options: dict) -> str | None:
@@ -376,13 +384,17 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``frame`` as CSV or Parquet (by extension) atomically; return the final path.
 
     The extension is checked before anything is created, so a wrong one writes nothing. In CSV, text
-    cells that a spreadsheet would run as formulas are guarded (:func:`guard_formulas`).
+    cells that a spreadsheet would run as formulas are guarded (:func:`guard_formulas`), and a table
+    with a carriage return in a text cell ends its lines with CRLF: Python's CSV writer quotes only
+    the characters of its line end, and an unquoted one would split the row when read back.
     """
     target = Path(path)
     fmt = table_format(target)
     with atomic_output(target) as tmp:
         if fmt == "csv":
-            guard_formulas(frame).to_csv(tmp, index=False)
+            guarded = guard_formulas(frame)
+            ends = {"lineterminator": "\r\n"} if _holds_carriage_return(guarded) else {}
+            guarded.to_csv(tmp, index=False, **ends)
         else:
             frame.to_parquet(tmp, index=False)
     return target
@@ -400,6 +412,15 @@ def _text_columns(frame: pd.DataFrame) -> Iterator[tuple[str, pd.Series]]:
             "mixed-integer",
         ):
             yield name, frame[name]
+
+
+def _holds_carriage_return(frame: pd.DataFrame) -> bool:
+    """Whether a text cell of ``frame`` holds a carriage return."""
+    for _, column in _text_columns(frame):
+        values = pd.Series(column.cat.categories) if isinstance(column.dtype, pd.CategoricalDtype) else column
+        if values.str.contains("\r", regex=False, na=False).astype(bool).any():
+            return True
+    return False
 
 
 def _formula_cells(values: pd.Series, pattern: str, numbers: bool) -> pd.Series:

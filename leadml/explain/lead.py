@@ -7,8 +7,9 @@ model the job would use (the pipeline's champion unless ``model_uri`` says other
 (log-odds) and its effect in probability points, and for a lead below the MQL threshold the
 smallest behaviour change that would cross it, checked against the model
 (:mod:`leadml.explain.counterfactual`). With ``model_uri="rules"`` the pipeline's points rules
-score the lead and the explanation is their exact breakdown. :func:`format_explanation` renders
-it for the terminal.
+score the lead and the explanation is their exact breakdown. A registered rules model (a cold
+start or a rules win) is explained by the breakdown of the rules it carries, with the probability,
+score and tier the batch job gives. :func:`format_explanation` renders it for the terminal.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class LeadExplanation:
     contributions: Contributions | None = field(default=None, repr=False)
     features: pd.DataFrame | None = field(default=None, repr=False)
     feature_info: Sequence[FeatureInfo] = field(default=(), repr=False)
+    points: float | None = None  # a rules model's input: the lead's rules points
 
 
 # -- the lead and its as_of ---------------------------------------------------------------------
@@ -170,6 +172,8 @@ def _explain_model(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp,
     scoring = loaded.scoring
     check_builder(scoring)
     snapshot = open_lead_snapshots(one, stamp)
+    if getattr(scoring, "needs_points", False):
+        return _explain_rules_model(loaded, one, snapshot, lead_id, stamp)
     built = scoring.builder.transform(snapshot, one.leads, one.events)
     features = pd.concat([snapshot, built], axis=1)
     info = list(scoring.builder.feature_info_)
@@ -205,17 +209,29 @@ def _model_reasons(table: pd.DataFrame) -> pd.DataFrame:
     return reasons
 
 
-def _explain_rules(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp) -> LeadExplanation:
-    from leadml.rules.ruleset import RuleSet
+def _explain_rules_model(loaded, one: PipelineData, snapshot: pd.DataFrame, lead_id: str,
+                         stamp: pd.Timestamp) -> LeadExplanation:  # fmt: skip
+    """A rules model's explanation: its probability, score and tier, and the rules that fired."""
+    from leadml.modeling.policy import apply_policy
 
-    ruleset = RuleSet.load(config.rules)
-    scores = ruleset.score(one.leads, one.events, stamp)
-    fired = json.loads(scores["breakdown"].iloc[0] or "[]")
-    points = float(scores["points"].iloc[0])
-    tier = str(scores["tier"].iloc[0])
-    mql_tier = next((t for t in ruleset.tiers if t.name.lower() == "mql"), ruleset.tiers[0])
+    scoring = loaded.scoring
+    scores = scoring.rules_scores(snapshot, one.leads, one.events)
+    p = scoring.probability(snapshot, points=scores["points"])
+    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    version = f" version {loaded.version}" if loaded.version else ""
+    return LeadExplanation(
+        lead_id=lead_id, as_of=stamp, model=f"{loaded.name}{version} (the rules {scoring.ruleset().name}, scored as a model)",
+        probability=float(p[0]), score=float(policy["score"].iloc[0]), tier=str(policy["tier"].iloc[0]),
+        is_mql=bool(policy["is_mql"].iloc[0]), threshold=float(scoring.threshold),
+        reasons=_fired_rules(scores["breakdown"].iloc[0]), points=float(scores["points"].iloc[0]),
+    )  # fmt: skip
+
+
+def _fired_rules(breakdown: str) -> pd.DataFrame:
+    """The rules that fired (a breakdown's JSON) as reasons, adding points first, largest first."""
+    fired = json.loads(breakdown or "[]")
     ordered = sorted(fired, key=lambda r: (r["points"] < 0, -abs(r["points"])))
-    reasons = pd.DataFrame({
+    return pd.DataFrame({
         "sentence": [r["rule"] for r in ordered],
         "direction": ["raises" if r["points"] > 0 else "lowers" for r in ordered],
         "feature": [r["rule"] for r in ordered],
@@ -224,6 +240,17 @@ def _explain_rules(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp)
         "points": [float(r["points"]) for r in ordered],
         "decisive": [False] * len(ordered),
     })  # fmt: skip
+
+
+def _explain_rules(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp) -> LeadExplanation:
+    from leadml.rules.ruleset import RuleSet
+
+    ruleset = RuleSet.load(config.rules)
+    scores = ruleset.score(one.leads, one.events, stamp, warn=False)  # one lead's events: types are missing
+    points = float(scores["points"].iloc[0])
+    tier = str(scores["tier"].iloc[0])
+    mql_tier = next((t for t in ruleset.tiers if t.name.lower() == "mql"), ruleset.tiers[0])
+    reasons = _fired_rules(scores["breakdown"].iloc[0])
     return LeadExplanation(
         lead_id=lead_id, as_of=stamp, model=f"rules {ruleset.name}", probability=None, score=points, tier=tier,
         is_mql=tier == mql_tier.name, threshold=mql_tier.min_points, reasons=reasons,
@@ -240,6 +267,14 @@ def format_explanation(explanation: LeadExplanation, *, top: int = 5) -> str:
     """
     e = explanation
     head = f"Lead {e.lead_id} at {e.as_of:%Y-%m-%d %H:%M} UTC, scored by {e.model}"
+    if e.points is not None and e.probability is not None and e.threshold is not None:  # a rules model
+        verdict = "MQL" if e.is_mql else "Not an MQL"
+        lines = [head, f"{verdict}: {100 * e.probability:.0f} % (threshold {100 * e.threshold:.0f} %); score "
+                       f"{format_number(e.score)} of 100, tier {e.tier}"]  # fmt: skip
+        lines.append("Rules that fired:" if len(e.reasons) else "No rule fired.")
+        lines += [f"  {p:+6g}  {rule}" for rule, p in zip(e.reasons["feature"], e.reasons["points"])]
+        lines.append(f"  {'=':>6}  {format_number(e.points)} points")
+        return "\n".join(lines)
     if e.contributions is None:  # the rules baseline
         verdict = "" if e.tier.lower() == "mql" else (", an MQL" if e.is_mql else ", not an MQL")
         threshold = f" (MQL from {format_number(e.threshold)} points)" if e.threshold is not None else ""

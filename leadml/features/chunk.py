@@ -20,19 +20,21 @@ skew. :func:`spec_differences` says in words how two feature specs differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from leadml.core.config import FeatureConfig, ProfileConfig
+from leadml.core.config import FeatureConfig, PQLConfig, ProfileConfig
 from leadml.core.errors import ModelError
 from leadml.data.sources import PipelineData
 from leadml.features.behaviour.parquet import arrow_features
 from leadml.features.build import FeatureBuilder
 from leadml.features.profile import add_derived_fields
 from leadml.features.scoring_set import open_lead_snapshots
+from leadml.features.snapshots import pql_times
 
 
 def lead_fields(builder: FeatureBuilder) -> list[str]:
@@ -122,6 +124,75 @@ def behaviour_options(builder: FeatureBuilder) -> dict:
     )  # fmt: skip
 
 
+@dataclass
+class ColumnProblems:
+    """Leads columns a model reads that a scoring table lacks, or holds in another type (counted over chunks).
+
+    Both would otherwise turn into "missing" features without a word: a lacking column for every
+    lead, a number written as text (``"1,200"``, ``"50-200"``) for each such row.
+    """
+
+    missing: list[str] = field(default_factory=list)
+    mistyped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, builder: FeatureBuilder, leads: pd.DataFrame) -> None:
+        """Look at one chunk of leads (validated, column names mapped)."""
+        profile = builder.profile or ProfileConfig()
+        encoder = builder.encoder_
+        derived = {"job_level": profile.job_title_column, "email_domain_kind": profile.email_column}
+        for column in encoder.columns_:
+            source = derived.get(column)
+            lacking = column not in leads.columns and not (source and source in leads.columns)
+            if lacking and column not in self.missing:
+                self.missing.append(column)
+        tokens = {token.strip().lower() for token in profile.missing_tokens}
+        for column in (c for c in encoder.numeric_ if c in leads.columns):
+            raw = leads[column]
+            if _is_numeric_dtype(raw):
+                continue
+            text = raw.astype(str).str.strip()
+            given = raw.notna().to_numpy() & ~text.str.lower().isin(tokens).to_numpy()
+            bad = given & pd.to_numeric(raw, errors="coerce").isna().to_numpy()
+            if bad.any():
+                self.mistyped[column] = self.mistyped.get(column, 0) + int(bad.sum())
+                seen = self.examples.setdefault(column, [])
+                seen.extend(v for v in pd.unique(text[bad])[: 3 - len(seen)] if v not in seen)
+
+    def messages(self, source: str) -> list[tuple[str, str, int]]:
+        """(message, kind, count) of each problem found, for :class:`~leadml.data.contract.LeadDataWarning`."""
+        out = []
+        if self.missing:
+            names = ", ".join(map(repr, self.missing))
+            out.append((f"{source}: the model reads column(s) {names}, which the leads table lacks: every lead "
+                        "is scored with them missing (map your names in data.leads.columns)",
+                        "missing_scoring_columns", len(self.missing)))  # fmt: skip
+        for column, count in self.mistyped.items():
+            shown = ", ".join(map(repr, self.examples.get(column, [])))
+            out.append((f"{source}: column {column!r} is a number to the model, but {count:,} leads have text "
+                        f"there (e.g. {shown}); they are scored with it missing", "mistyped_scoring_values", count))  # fmt: skip
+        return out
+
+
+def _is_numeric_dtype(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def chunk_pql_times(events: pa.Table | None, pql: PQLConfig | None, as_of: pd.Timestamp) -> pd.Series:
+    """When the chunk's leads became PQLs (:func:`~leadml.features.snapshots.pql_times`), from events before as_of."""
+    settings = pql or PQLConfig()
+    if events is None or not events.num_rows:
+        return pql_times(None, settings.event_types, settings.min_events)
+    types = pc.cast(events.column("event_type"), pa.string())
+    before = pc.less(events.column("timestamp"), pa.scalar(as_of.value, pa.timestamp("ns", tz="UTC")))
+    mask = pc.and_(pc.is_in(types, value_set=pa.array(list(settings.event_types), pa.string())), before)
+    wanted = events.filter(mask)
+    product = pd.DataFrame({"lead_id": pc.cast(wanted.column("lead_id"), pa.string()).to_numpy(zero_copy_only=False),
+                            "timestamp": pd.to_datetime(wanted.column("timestamp").to_numpy(), utc=True),
+                            "event_type": pc.cast(wanted.column("event_type"), pa.string()).to_numpy(zero_copy_only=False)})  # fmt: skip
+    return pql_times(product, settings.event_types, settings.min_events)
+
+
 def chunk_features(
     builder: FeatureBuilder,
     leads: pd.DataFrame,
@@ -129,13 +200,19 @@ def chunk_features(
     outcomes: pd.DataFrame | None,
     as_of: pd.Timestamp,
     source: str = "<events>",
+    *,
+    target: str = "won",
+    pql: PQLConfig | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Snapshots (``lead_id``, ``as_of``) of the open leads of a chunk and their features.
+    """Snapshots (``lead_id``, ``as_of``) of the prospects of a chunk and their features.
 
     ``leads`` are validated leads (any order), ``events`` their events as Arrow (``lead_id``
-    plain or dictionary text), ``outcomes`` their closings (only ``closed_at`` is read).
+    plain or dictionary text), ``outcomes`` their closings and stage times before as_of. A lead
+    past ``target`` is no prospect (for ``pql``, its product events in ``events`` say when it became
+    one); the snapshots' ``attrs["left_out"]`` counts those left out.
     """
-    snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of)
+    pql_at = chunk_pql_times(events, pql, as_of) if target == "pql" else None
+    snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of, target=target, pql=pql_at)
     positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
     rows = leads.iloc[positions].reset_index(drop=True)
     profile = profile_features(builder, rows)

@@ -77,37 +77,47 @@ def as_of_days_after_creation(leads: pd.DataFrame, days: int) -> pd.DataFrame:
     return pd.DataFrame({"lead_id": leads["lead_id"].to_numpy(), "as_of": leads["created_at"] + days * DAY})
 
 
+def snapshot_phase(lead_ids: pd.Series | np.ndarray, every: int) -> np.ndarray:
+    """Each lead's first snapshot age in hours, from 1 to ``24 * every``: a stable hash of its id.
+
+    Leads snapshotted at 14, 28, 42 days only would leave a model blind to a lead a few hours or days
+    old (the newest leads, the ones sales wants first); with the first snapshot at a phase of its
+    own, the training ages cover every hour from the first on, the same for the same ids on every run
+    (``pandas.util.hash_pandas_object`` has a fixed key).
+    """
+    hashed = pd.util.hash_pandas_object(pd.Series(np.asarray(lead_ids, dtype=object)).astype(str), index=False)
+    return 1 + (hashed.to_numpy() % np.uint64(24 * every)).astype(np.int64)
+
+
 def as_of_every_days(
     leads: pd.DataFrame, every: int, until: pd.Timestamp | pd.Series, max_per_lead: int | None = None
 ) -> pd.DataFrame:
-    """Candidate snapshots every ``every`` days after creation, up to ``until`` (one instant, or one per lead).
+    """Candidate snapshots every ``every`` days of each lead's life, up to ``until`` (one instant, or one per lead).
 
-    A lead whose life holds more than ``max_per_lead`` steps gets ``max_per_lead`` of them, evenly
-    spread from its first step to its last (so its oldest ages stay covered); which steps is a pure
-    function of the step count, so the same data gives the same snapshots.
-
-    Example:
-        >>> leads = pd.DataFrame({"lead_id": ["a"], "created_at": pd.to_datetime(["2026-01-01"], utc=True)})
-        >>> until = pd.Timestamp("2026-04-11", tz="UTC")  # 100 days: steps 10, 20, ... 100
-        >>> as_of_every_days(leads, 10, until, max_per_lead=4)["as_of"].dt.strftime("%m-%d").tolist()
-        ['01-11', '02-10', '03-12', '04-11']
+    The first snapshot of a lead comes :func:`snapshot_phase` hours (1 to ``24 * every``) after
+    its creation, the next ones every ``every`` days. A lead whose life holds more than
+    ``max_per_lead`` steps gets ``max_per_lead`` of them, evenly spread from its first step to its
+    last (so its oldest ages stay covered); which steps is a pure function of the step count, so the
+    same data gives the same snapshots.
     """
     created = leads["created_at"].reset_index(drop=True)
     ends = until.reset_index(drop=True) if isinstance(until, pd.Series) else until
     span_days = ((ends - created) / DAY).to_numpy(dtype=float)
-    span_days = np.where(np.isnan(span_days), 0.0, span_days)
-    n_steps = np.maximum(np.floor(span_days / every).astype(np.int64), 0)
+    span_days = np.where(np.isnan(span_days), -1.0, span_days)
+    phase = snapshot_phase(leads["lead_id"], every) / 24.0  # in days
+    n_steps = np.where(span_days >= phase, np.floor((span_days - phase) / every).astype(np.int64) + 1, 0)
     n_taken = n_steps if max_per_lead is None else np.minimum(n_steps, max_per_lead)
     lead_pos = np.repeat(np.arange(len(leads)), n_taken)
     starts = np.cumsum(n_taken) - n_taken
     rank = np.arange(len(lead_pos)) - np.repeat(starts, n_taken)  # 0 .. n_taken - 1 within each lead
     steps_of_lead, taken_of_lead = np.repeat(n_steps, n_taken), np.repeat(n_taken, n_taken)
     spread = taken_of_lead < steps_of_lead
-    # evenly spread: first step 1, last step n_steps; exact integers (no float rounding)
+    # evenly spread: first step 0, last step n_steps - 1; exact integers (no float rounding)
     span = np.where(taken_of_lead > 1, taken_of_lead - 1, 1)
-    even = 1 + (rank * (steps_of_lead - 1) + (span // 2)) // span
-    step = np.where(spread, even, rank + 1)
-    as_of = created.iloc[lead_pos].reset_index(drop=True) + pd.to_timedelta(step * every, unit="D")
+    even = (rank * (steps_of_lead - 1) + (span // 2)) // span
+    step = np.where(spread, even, rank)
+    hours = np.repeat(snapshot_phase(leads["lead_id"], every), n_taken) + step * every * 24
+    as_of = created.iloc[lead_pos].reset_index(drop=True) + pd.to_timedelta(hours, unit="h")
     return pd.DataFrame({"lead_id": leads["lead_id"].to_numpy()[lead_pos], "as_of": as_of.dt.as_unit("ns")})
 
 

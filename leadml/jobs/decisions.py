@@ -5,7 +5,9 @@ Beside its probability and tier, every scored lead gets ``fit_score`` and ``enga
 ``mql.grid``), ``next_action`` (the action of its tier) and ``due_at`` (as_of + the tier's
 ``within_hours``). The action and deadline of a tier are read from the pipeline being scored, so a
 change in the sales process needs no retraining; a tier the pipeline does not name keeps the
-action stored with the model.
+action stored with the model. ``out_of_range`` names the first feature of a lead (its age first)
+whose value lies outside what the model saw in training, and is empty when there is none: such a
+score is an extrapolation, to be read with care.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from leadml.core.config import PipelineConfig, TierConfig
 
 __all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
 
-DECISION_COLUMNS = ("fit_score", "engagement_score", "grid_tier", "next_action", "due_at")
+DECISION_COLUMNS = ("fit_score", "engagement_score", "grid_tier", "next_action", "due_at", "out_of_range")
+AGE_FEATURE = "lead__age_days"  # looked at first: a lead older than any training snapshot says the most
 
 
 def tier_actions(
@@ -56,14 +59,20 @@ def decision_columns(
     *,
     subscores: bool = True,
     matrix: np.ndarray | None = None,
+    rules: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order;
-    ``matrix``: the booster's input for ``features`` when the caller has built it already)."""
+    ``matrix``: the booster's input for ``features`` when the caller has built it already; ``rules``:
+    a rules model's rules scores of the leads, whose tagged points give its sub-scores)."""
+    from leadml.modeling.drift_reference import model_reference, out_of_range
     from leadml.modeling.subscores import subscores as model_subscores
 
     n = len(features)
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    sub = model_subscores(scoring, features, config.mql.grid, matrix=matrix) if subscores and n else None
+    if rules is not None:
+        sub = _rules_subscores(rules, config) if subscores and n else None
+    else:
+        sub = model_subscores(scoring, features, config.mql.grid, matrix=matrix) if subscores and n else None
     for name in ("fit_score", "engagement_score"):
         out[name] = (
             pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
@@ -72,4 +81,16 @@ def decision_columns(
     actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
     out["next_action"] = actions["next_action"].to_numpy(dtype=object)
     out["due_at"] = actions["due_at"].to_numpy()
+    flagged = out_of_range(model_reference(scoring), features.reset_index(drop=True), first=(AGE_FEATURE,))
+    out["out_of_range"] = flagged.where(flagged != "", None).to_numpy(dtype=object)
     return out
+
+
+def _rules_subscores(rules: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+    """The sub-scores of rules scores (tagged points in percent of their most) and their grid tier."""
+    from leadml.rules.grid import grid_tiers
+
+    sub = pd.DataFrame({name: rules[name].to_numpy() for name in ("fit_score", "engagement_score")})
+    fit, engagement = (sub[name].astype("Float64").to_numpy(dtype=float, na_value=np.nan) for name in sub.columns)
+    sub["grid_tier"] = grid_tiers(fit, engagement, config.mql.grid)
+    return sub

@@ -184,7 +184,9 @@ def monitor_scores(
         raise ModelError(f"{loaded.uri} carries no drift reference (trained before leadml recorded one); retrain it")
     check_builder(loaded.scoring)
     counter = DriftCounter(reference)
-    source = feature_source(config, loaded.scoring.builder, pd.Timestamp(stamps[0]), chunk_leads=chunk_leads)
+    rules = loaded.scoring.ruleset() if getattr(loaded.scoring, "needs_points", False) else None  # a rules model
+    source = feature_source(config, loaded.scoring.builder, pd.Timestamp(stamps[0]), chunk_leads=chunk_leads,
+                            rules=rules)  # fmt: skip
     for chunk in source.chunks:
         counter.add(chunk.features)
     counter.add(probability=frame["probability"].to_numpy(dtype=float))

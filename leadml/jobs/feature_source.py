@@ -2,29 +2,42 @@
 
 Three-table data streams from sorted Parquet files (:mod:`leadml.jobs.inputs`); a flat table is
 read whole. Each chunk comes with its snapshots (``lead_id``, ``as_of``) and the leads it read.
+
+For a rules model (``rules`` given), each chunk also carries the rule set's scores of its snapshots
+(:attr:`FeatureChunk.rules`: points, the rules that fired, sub-scores by tag), computed on the
+chunk's own leads and events exactly as training computed them (only events before as_of count),
+and its features gain the model's input, the points in column ``rules__points``. The leads and
+events are read with the columns the rules test besides those the features need.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from leadml.core.config import PipelineConfig
+from leadml.core.config import FeatureConfig, PipelineConfig
 from leadml.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from leadml.rules.ruleset import RuleSet
 
 __all__ = ["FeatureChunk", "FeatureSource", "feature_source"]
 
 
 @dataclass(frozen=True)
 class FeatureChunk:
-    """The open leads of one chunk: ``snapshots`` (``lead_id``, ``as_of``) and their ``features``."""
+    """The open leads of one chunk: ``snapshots`` (``lead_id``, ``as_of``) and their ``features``;
+    ``rules``, for a rules model, the rule set's scores of the snapshots (indexed like ``features``)."""
 
     snapshots: pd.DataFrame
     features: pd.DataFrame
     leads_read: int
     orphans: int = 0
+    rules: pd.DataFrame | None = None
+    past_target: int = 0  # open leads of the chunk already at the target stage (or later): not scored
 
 
 @dataclass(frozen=True)
@@ -38,13 +51,15 @@ class FeatureSource:
 
 
 def feature_source(
-    config: PipelineConfig, builder, as_of: pd.Timestamp, *, chunk_leads: int = 100_000, check: bool = True
-) -> FeatureSource:
+    config: PipelineConfig, builder, as_of: pd.Timestamp, *, chunk_leads: int = 100_000, check: bool = True,
+    rules: RuleSet | None = None,
+) -> FeatureSource:  # fmt: skip
     """The features of the open leads at ``as_of`` under ``builder``, chunk by chunk.
 
     Three-table data streams from sorted Parquet files (see :mod:`leadml.jobs.inputs`); a flat table
     is read whole and every row is scored. With ``check``, the first chunk is also computed by
-    ``FeatureBuilder.transform`` and must agree (:func:`~leadml.features.chunk.check_chunk`).
+    ``FeatureBuilder.transform`` and must agree (:func:`~leadml.features.chunk.check_chunk`). With
+    ``rules`` (the rule set of a rules model), every chunk carries its rules scores and points.
     """
     if not (isinstance(chunk_leads, int) and chunk_leads > 0):
         raise ConfigError(f"chunk_leads must be a positive integer, got {chunk_leads!r}")
@@ -56,35 +71,100 @@ def feature_source(
 
         flat = load_pipeline_data(config.data).flat
         assert flat is not None  # a flat pipeline's data is its flat table
-        return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads), len(flat))
-    from leadml.core.config import FeatureConfig
+        return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads, rules), len(flat))
     from leadml.features.chunk import lead_fields
     from leadml.jobs.inputs import open_inputs
 
-    inputs = open_inputs(config.data, as_of, lead_fields=lead_fields(builder),
-                         features=builder.features or FeatureConfig(), chunk_leads=chunk_leads)  # fmt: skip
-    chunks = _table_chunks(inputs, builder, as_of, check)
+    fields, features = lead_fields(builder), builder.features or FeatureConfig()
+    if rules is not None:
+        fields, features = [*fields, *rules.fields], _reading_rules(config, features, rules)
+    inputs = open_inputs(config.data, as_of, lead_fields=fields, features=features, chunk_leads=chunk_leads)
+    chunks = _table_chunks(inputs, builder, as_of, check, rules, config)
     return FeatureSource(chunks, inputs.total_leads, inputs.streamed, inputs.notes)
 
 
-def _table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool) -> Iterator[FeatureChunk]:
-    from leadml.features.chunk import check_chunk, chunk_features
+def _reading_rules(config: PipelineConfig, features: FeatureConfig, rules: RuleSet) -> FeatureConfig:
+    """The feature settings as :func:`~leadml.jobs.inputs.open_inputs` reads them, with the event
+    attributes the rules test (``where``) added to those read: they choose columns only, the
+    features are the builder's own. Attributes the events file lacks are left for the rules' own
+    error, which names the rule."""
+    wanted = {attribute for rule in rules.rules if rule.is_event for attribute, _ in rule.where}
+    table = config.data.table("events")
+    path = table.path if table is not None else None
+    if path is not None and path.suffix.lower() in (".parquet", ".pq") and path.is_file():
+        import pyarrow.parquet as pq
 
+        wanted &= set(pq.ParquetFile(path).schema_arrow.names)
+    if not wanted:
+        return features
+    counts = {**features.attribute_counts, "<rules>": {attribute: [] for attribute in sorted(wanted)}}
+    return features.model_copy(update={"attribute_counts": counts})
+
+
+def _chunk_rules(rules: RuleSet, snapshots: pd.DataFrame, leads: pd.DataFrame, events) -> pd.DataFrame:
+    """The rule set's scores of a chunk's snapshots (the chunk's events are Arrow; the rules read pandas)."""
+    keep = ["lead_id", "timestamp", "event_type",
+            *dict.fromkeys(a for r in rules.rules if r.is_event for a, _ in r.where)]  # fmt: skip
+    frame = None
+    if events is not None:
+        frame = events.select([c for c in keep if c in events.column_names]).to_pandas()
+    return rules.score_snapshots(snapshots, leads, frame, subscores=True)
+
+
+def _with_rules(features: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The features with the rules model's input (``rules__points``) and the scores indexed like them."""
+    from leadml.rules.ruleset import POINTS_COLUMN
+
+    scores.index = features.index
+    features[POINTS_COLUMN] = scores["points"].to_numpy(dtype=float)
+    return features, scores
+
+
+def _table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool, rules: RuleSet | None,
+                  config: PipelineConfig) -> Iterator[FeatureChunk]:  # fmt: skip
+    from leadml.features.chunk import ColumnProblems, check_chunk, chunk_features
+    from leadml.features.snapshots import LEFT_OUT
+
+    problems = ColumnProblems()
     for chunk in inputs.chunks():
+        problems.add(builder, chunk.leads)
         snapshots, features = chunk_features(builder, chunk.leads, chunk.events, chunk.outcomes, as_of,
-                                             inputs.events_source)  # fmt: skip
+                                             inputs.events_source, target=config.snapshots.target,
+                                             pql=config.stages.pql)  # fmt: skip
+        past_target = int(snapshots.attrs.get(LEFT_OUT, {}).get("past_target", 0))
         if check:
             check_chunk(builder, snapshots, features, chunk.leads, chunk.events)
             check = False
-        done = FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans)
-        del chunk, snapshots, features  # the next chunk is built without this one in memory
+        scores = None
+        if rules is not None:
+            features, scores = _with_rules(features, _chunk_rules(rules, snapshots, chunk.leads, chunk.events))
+        done = FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans, scores, past_target)
+        del chunk, snapshots, features, scores  # the next chunk is built without this one in memory
         yield done
         del done
+    _warn_column_problems(problems, config)
 
 
-def _flat_chunks(flat: pd.DataFrame, builder, as_of: pd.Timestamp, chunk_leads: int) -> Iterator[FeatureChunk]:
+def _warn_column_problems(problems, config: PipelineConfig) -> None:
+    """One warning per leads column the model reads that the scoring table lacks or mistypes."""
+    import warnings
+
+    from leadml.data.contract import LeadDataWarning
+
+    table = config.data.leads
+    source = str(table.path) if table is not None and getattr(table, "path", None) else "leads"
+    for message, kind, count in problems.messages(source):
+        warnings.warn(LeadDataWarning(message, kind, count), stacklevel=2)
+
+
+def _flat_chunks(
+    flat: pd.DataFrame, builder, as_of: pd.Timestamp, chunk_leads: int, rules: RuleSet | None = None
+) -> Iterator[FeatureChunk]:
     for first in range(0, len(flat), chunk_leads):
         rows = flat.iloc[first : first + chunk_leads]
         snapshots = pd.DataFrame({"lead_id": rows["lead_id"].astype(str).to_numpy(),
                                   "as_of": pd.DatetimeIndex([as_of]).repeat(len(rows))})  # fmt: skip
-        yield FeatureChunk(snapshots, builder.transform_flat(rows).reset_index(drop=True), len(rows))
+        features, scores = builder.transform_flat(rows).reset_index(drop=True), None
+        if rules is not None:
+            features, scores = _with_rules(features, rules.score_flat(rows, subscores=True))
+        yield FeatureChunk(snapshots, features, len(rows), rules=scores)

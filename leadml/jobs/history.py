@@ -42,6 +42,7 @@ HISTORY_COLUMNS = (
     "grid_tier",
     "next_action",
     "due_at",
+    "out_of_range",
     "reason_1",
 )
 PARTITION = "as_of_date"

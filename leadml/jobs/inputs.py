@@ -10,6 +10,10 @@ holds one chunk of leads and about one chunk of events, whatever the number of l
 Files that are not ordered that way (or CSV, or the simulator) are read whole, validated by the
 data contract, sorted, and then served in the same chunks: the job works, but its memory grows
 with the data; :attr:`Inputs.notes` says which table was read whole.
+
+Events read from Parquet get the data contract's event-type check either way: a missing or blank
+``event_type`` raises the very :class:`LeadDataError` the whole-table read raises (file, column,
+count, first rows), and types are stripped of surrounding spaces as the contract strips them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from leadml.core.config import DataConfig, FeatureConfig
 from leadml.core.data_config import TableName
 from leadml.core.errors import LeadDataError
 from leadml.data import contract
-from leadml.data.columns import parse_lead_ids
+from leadml.data.columns import example_rows, is_blank, parse_lead_ids
 from leadml.data.merge import Chunk, merge_chunks, read_ahead
 from leadml.data.timestamps import parse_timestamps
 from leadml.features.behaviour.features import parse_step
@@ -38,6 +42,67 @@ from leadml.features.behaviour.parquet import KEYS
 from leadml.features.behaviour.parquet import event_columns as parquet_event_columns
 
 log = logging.getLogger("leadml.jobs.score")
+
+
+# -- event types -------------------------------------------------------------------------------
+def _blank_types(values: pa.Array) -> np.ndarray:
+    """Per event, whether its type is missing or empty once stripped (the contract's :func:`is_blank`)."""
+    kind = values.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        values = pc.dictionary_encode(values)
+    elif not pa.types.is_dictionary(kind):  # numbers: only missing values (a later check refuses them)
+        return np.asarray(pc.is_null(values, nan_is_null=True), dtype=bool)
+    blank = np.append(is_blank(values.dictionary.to_pandas()), True)  # the last: a null index
+    if not values.indices.null_count and not blank[:-1].any():
+        return np.zeros(len(values), dtype=bool)
+    return blank[np.asarray(pc.fill_null(values.indices, -1))]
+
+
+def _stripped_types(values: pa.Array) -> pa.Array:
+    """Event types without surrounding spaces, as the contract reads them (only dictionaries change)."""
+    if not pa.types.is_dictionary(values.type) or not pa.types.is_string(values.type.value_type):
+        return values
+    words = values.dictionary.to_pylist()
+    stripped = [word.strip() if word is not None else None for word in words]
+    if stripped == words:
+        return values
+    return pa.DictionaryArray.from_arrays(values.indices, pa.array(stripped, pa.string()))
+
+
+def _checked_types(events: pa.Table, path: Path) -> pa.Table:
+    """``events`` with the contract's event types: a missing or blank one raises (:func:`_blank_types_error`)."""
+    column = events.column("event_type")
+    if any(_blank_types(chunk).any() for chunk in column.chunks):
+        raise _blank_types_error(path)
+    chunks = [_stripped_types(chunk) for chunk in column.chunks]
+    if all(new is old for new, old in zip(chunks, column.chunks)):
+        return events
+    position = events.schema.get_field_index("event_type")
+    return events.set_column(position, "event_type", pa.chunked_array(chunks, chunks[0].type))
+
+
+def _blank_types_error(path: Path) -> LeadDataError:
+    """The contract's error on events without a type, counted over the whole file.
+
+    The message is the one :func:`~leadml.data.contract.validate_events` gives on the same file
+    (rows are 1-based rows of the file); it is an error path, so the column is read again.
+    """
+    file = pq.ParquetFile(path)
+    count, first = 0, 1
+    shown: list[str] = []
+    for batch in file.iter_batches(batch_size=1 << 16, columns=["lead_id", "event_type"]):
+        blank = _blank_types(batch.column("event_type"))
+        count += int(blank.sum())
+        for position in np.flatnonzero(blank)[: 3 - len(shown)]:
+            row = batch.slice(int(position), 1).to_pandas()
+            if row["lead_id"].notna().all():  # ids read as the contract reads them: 7 and 7.0 are '7'
+                row["lead_id"] = parse_lead_ids(row, str(path))
+            shown.append(f"row {first + position} " + example_rows(row, [True], "event_type").removeprefix("row 1 "))
+        first += batch.num_rows
+    return LeadDataError(
+        f"{path}: column 'event_type' has {count} missing or empty values "
+        f"(first rows: {'; '.join(shown)}); every event needs a type"
+    )
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -95,7 +160,8 @@ class ParquetEvents:
         """Every not yet taken event whose ``lead_id <= last``."""
         parts = [self.buffer] if self.buffer is not None else []
         while self.next < len(self.groups) and self.bounds[self.next][0] <= last:
-            parts.append(self.file.read_row_group(self.groups[self.next], columns=self.columns))
+            group = self.file.read_row_group(self.groups[self.next], columns=self.columns)
+            parts.append(_checked_types(group, self.path))
             self.next += 1
         if not parts:
             return self.file.schema_arrow.empty_table().select(self.columns)
@@ -183,28 +249,41 @@ def _frame_lead_chunks(leads: pd.DataFrame, chunk_leads: int, source: str) -> It
 
 # -- outcomes ----------------------------------------------------------------------------------
 class Closings:
-    """When leads closed (only closings before ``as_of`` matter: those leads are not scored)."""
+    """When leads stopped being prospects: closed, or reached a stage (``sql_at``, ...) before ``as_of``.
+
+    Only what happened before ``as_of`` is kept: those leads are not scored (closed ones at all,
+    those past the target stage as prospects).
+    """
 
     def __init__(self, outcomes: pd.DataFrame | None, as_of: pd.Timestamp):
+        self.frame: pd.DataFrame | None = None
         if outcomes is None or not len(outcomes):
-            self.closed_at = None
             return
-        early = (outcomes["closed_at"] < as_of).to_numpy()
-        self.closed_at = pd.Series(
-            outcomes.loc[early, "closed_at"].array, index=pd.Index(outcomes.loc[early, "lead_id"].astype(str))
-        )
+        stages = [c for c in contract.STAGE_COLUMNS if c in outcomes.columns]
+        frame = pd.DataFrame({"lead_id": outcomes["lead_id"].astype(str).to_numpy(),
+                              "closed_at": pd.to_datetime(outcomes["closed_at"], utc=True).dt.as_unit("ns").array})  # fmt: skip
+        for column in stages:
+            frame[column] = pd.to_datetime(outcomes[column], utc=True).dt.as_unit("ns").array
+        early = np.zeros(len(frame), dtype=bool)
+        for column in ["closed_at", *stages]:
+            before = (frame[column] < as_of).to_numpy()
+            early |= before
+            frame.loc[~before, column] = pd.NaT  # what happens at or after as_of is the future
+        self.frame = frame.loc[early].set_index("lead_id")
 
     def of(self, lead_ids: pd.Series) -> pd.DataFrame | None:
-        """Outcome rows (``lead_id``, ``outcome``, ``closed_at``) of these leads that closed before as_of."""
-        if self.closed_at is None:
+        """Outcome rows (``lead_id``, ``outcome``, ``closed_at``, stage times) of these leads that closed
+        or reached a stage before as_of."""
+        if self.frame is None:
             return None
-        found = self.closed_at.index.get_indexer(lead_ids.to_numpy())
+        found = self.frame.index.get_indexer(lead_ids.to_numpy())
         hit = found >= 0
-        closed = self.closed_at.iloc[found[hit]].reset_index(drop=True)
+        rows = self.frame.iloc[found[hit]].reset_index(drop=True)
         # outcome 1: snapshots.stage_times fails on outcomes that are all lost (an all-NaT column);
-        # the value does not matter, these leads are dropped as closed before as_of
-        return pd.DataFrame({"lead_id": lead_ids.to_numpy()[hit], "outcome": np.ones(int(hit.sum()), np.int8),
-                             "closed_at": closed})  # fmt: skip
+        # the value does not matter, these leads are dropped as closed (or past a stage) before as_of
+        rows.insert(0, "outcome", np.ones(int(hit.sum()), np.int8))
+        rows.insert(0, "lead_id", lead_ids.to_numpy()[hit])
+        return rows
 
 
 def _parquet_closings(path: Path, as_of: pd.Timestamp) -> Closings:
@@ -215,9 +294,12 @@ def _parquet_closings(path: Path, as_of: pd.Timestamp) -> Closings:
             f"{path}: missing required column(s) {', '.join(map(repr, missing))} in the outcomes table "
             f"(columns present: {', '.join(file.schema_arrow.names[:12])})"
         )
-    outcomes = file.read(columns=["lead_id", "closed_at"]).to_pandas()
+    stages = [c for c in contract.STAGE_COLUMNS if c in file.schema_arrow.names]
+    outcomes = file.read(columns=["lead_id", "closed_at", *stages]).to_pandas()
     outcomes["lead_id"] = parse_lead_ids(outcomes, str(path))
     outcomes["closed_at"] = parse_timestamps(outcomes, "closed_at", str(path))
+    for column in stages:  # a lead that never reached the stage has no time: only the others must parse
+        outcomes[column] = parse_timestamps(outcomes, column, str(path), rows=outcomes[column].notna().to_numpy())
     return Closings(outcomes, as_of)
 
 
@@ -305,7 +387,7 @@ def open_inputs(
                 notes.append(f"{events_path}: row groups are not ordered by lead_id; the events are read whole "
                              "(write them sorted by lead_id to stream them)")  # fmt: skip
                 table = pq.read_table(events_path, columns=event_columns[0], read_dictionary=event_columns[1])
-                events = TableEvents(_sort_events(table))
+                events = TableEvents(_sort_events(_checked_types(table, events_path)))
         closings = _parquet_closings(outcomes_path, as_of) if outcomes_path is not None else Closings(None, as_of)
         return Inputs(total, True, lead_chunks, events, closings, str(events_path), data.on_orphans, tuple(notes))
     from leadml.data.sources import load_pipeline_data

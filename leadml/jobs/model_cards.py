@@ -22,13 +22,23 @@ CARD_ARTIFACT = "reports/model_card.html"
 _PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
+def pipeline_rules(config: PipelineConfig):
+    """The pipeline's rule set (None without a rules file): what a card names when the rules are the model."""
+    if config.rules is None:
+        return None
+    from leadml.rules.ruleset import RuleSet
+
+    return RuleSet.load(config.rules)
+
+
 def log_model_card(mlflow, config: PipelineConfig, trainset, result) -> None:
     """Draw the model card of ``result`` and log it into the active run (``reports/model_card.html``)."""
     from leadml.explain.report import write_model_card
 
     with tempfile.TemporaryDirectory(prefix="leadml-card-") as folder:
         card = write_model_card(result, trainset, Path(folder) / Path(CARD_ARTIFACT).name, tiers=config.mql.tiers,
-                                title=f"Model card: {config.name}")  # fmt: skip
+                                title=f"Model card: {config.name}", rules=pipeline_rules(config),
+                                evaluation=config.evaluation)  # fmt: skip
         mlflow.log_artifact(str(card), str(Path(CARD_ARTIFACT).parent))
 
 

@@ -1,7 +1,8 @@
 """The reasons step of the scoring job: which leads get reasons, and their reason columns.
 
 Reasons (SHAP, :mod:`leadml.explain`) cost about a hundred predictions per lead, so by default only
-the MQLs and the top 20 % by probability get them; the other rows keep empty reason columns.
+the MQLs and the top 20 % by probability get them; the other rows keep empty reason columns. A
+rules model has no SHAP: the same leads get the rules that fired as reasons (:meth:`ExplainReasons.of_rules`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["REASON_COLUMNS", "ReasonsStep", "default_reasons", "reasons_step"]
+__all__ = ["REASON_COLUMNS", "ExplainReasons", "ReasonsStep", "default_reasons", "reasons_step"]
 
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3", "counter_reason_1", "counter_reason_2", "reasons")
 ReasonsStep = Callable[[object, pd.DataFrame, np.ndarray], pd.DataFrame]
@@ -35,9 +36,9 @@ def default_reasons(which: str = "default") -> ReasonsStep | None:
     ``which`` picks the leads explained (SHAP costs ~100x a prediction): ``default`` (the MQLs and
     the top 20 %), ``all``, ``mql``, ``top:N`` or ``top:N%``; the other rows get empty reasons.
     """
-    try:
-        from leadml.explain.sentences import reason_table, rows_to_explain
-        from leadml.modeling.contributions import explain_margin
+    try:  # what the step needs, checked once here
+        from leadml.explain.sentences import reason_table, rows_to_explain  # noqa: F401
+        from leadml.modeling.contributions import explain_margin  # noqa: F401
     except ImportError:
         return None
     try:  # an unknown selection fails before any work
@@ -46,8 +47,33 @@ def default_reasons(which: str = "default") -> ReasonsStep | None:
         from leadml.core.errors import ConfigError
 
         raise ConfigError(f"--reasons: {exc}") from None
+    return ExplainReasons(which)
 
-    def step(scoring, features: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
+
+class ExplainReasons:
+    """The reasons step of :mod:`leadml.explain` for the leads ``which`` picks (see :func:`default_reasons`)."""
+
+    def __init__(self, which: str = "default"):
+        self.which = which
+
+    def of_rules(self, scores: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
+        """A rules model's reason columns: the rules that fired (``RuleSet.score*`` output ``scores``)."""
+        from leadml.explain.sentences import rows_to_explain, rules_reason_table
+
+        rows = rows_to_explain(probability, threshold, self.which)
+        out = pd.DataFrame(index=scores.index, columns=list(REASON_COLUMNS), dtype=object)
+        if len(rows):
+            table = rules_reason_table(scores.iloc[rows])
+            for name in REASON_COLUMNS:
+                out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()
+        return out
+
+    def __call__(self, scoring, features: pd.DataFrame, probability: np.ndarray) -> pd.DataFrame:
+        """The SHAP reason columns of a model's selected leads (empty for the others)."""
+        from leadml.explain.sentences import reason_table, rows_to_explain
+        from leadml.modeling.contributions import explain_margin
+
+        which = self.which
         info = scoring.builder.feature_info_
         rows = rows_to_explain(probability, scoring.threshold, which)
         if len(rows) == len(features):
@@ -64,5 +90,3 @@ def default_reasons(which: str = "default") -> ReasonsStep | None:
                 if name in table.columns:
                     out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()
         return out
-
-    return step

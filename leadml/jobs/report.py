@@ -111,7 +111,9 @@ def model_card(
 
         training = run_training(config, log=False, progress=say)
     from leadml.explain.report import write_model_card
+    from leadml.jobs.model_cards import pipeline_rules
 
     write_model_card(training.result, training.trainset, path, tiers=config.mql.tiers,
-                     title=title or f"Model card: {config.name}")  # fmt: skip
+                     title=title or f"Model card: {config.name}", rules=pipeline_rules(config),
+                     evaluation=config.evaluation)  # fmt: skip
     return card

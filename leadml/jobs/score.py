@@ -18,6 +18,11 @@ the drift file, the score history). The Spark engine is :mod:`leadml.jobs.spark`
 Reasons (SHAP, :mod:`leadml.explain`) are a step of their own, skipped with ``reasons=False``:
 the fast path. Drift against the training snapshots is measured on the way when the model
 carries a reference (:mod:`leadml.jobs.drift`) and written beside the scores.
+
+A rules model (a cold start or a rules win, ``LeadScoringModel.needs_points``) is served the same
+way: every chunk also carries the rules' scores of its leads (:mod:`leadml.jobs.feature_source`),
+whose points are the model's input; its reasons are the rules that fired and its sub-scores the
+rules' fit and engagement points (in percent of their most), as one note of the summary says.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ SCORES_SCHEMA = pa.schema([
     ("model_version", pa.string()), ("probability", pa.float64()), ("score", pa.int16()), ("tier", pa.string()),
     ("is_mql", pa.bool_()), ("fit_score", pa.int16()), ("engagement_score", pa.int16()),
     ("grid_tier", pa.string()), ("next_action", pa.string()), ("due_at", pa.timestamp("ns", tz="UTC")),
+    ("out_of_range", pa.string()),
     *((name, pa.string()) for name in REASON_COLUMNS),
 ])  # fmt: skip
 
@@ -89,11 +95,13 @@ def scores_table(
     scorer: Scorer | None = None,
     config: PipelineConfig | None = None,
     subscores: bool = True,
+    rules: pd.DataFrame | None = None,
 ) -> pa.Table:
     """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features.
 
     With ``config``, the decision columns (sub-scores, grid tier, next action, due_at) are filled
-    (:mod:`leadml.jobs.decisions`); without, they are empty.
+    (:mod:`leadml.jobs.decisions`); without, they are empty. ``rules``: a rules model's rules scores
+    of the snapshots (:attr:`FeatureChunk.rules`), which give its sub-scores and reasons.
     """
     from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
     from leadml.jobs.output import timestamps
@@ -116,19 +124,31 @@ def scores_table(
     }  # fmt: skip
     if config is not None and n:
         as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
-        decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix)
+        decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
+                                     rules=rules)  # fmt: skip
         for name in DECISION_COLUMNS:
             columns[name] = pa.Array.from_pandas(decisions[name], type=SCORES_SCHEMA.field(name).type)
     else:
         for name in DECISION_COLUMNS:
             columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
-    explained = reasons(scoring, features, p) if reasons is not None and n else None
+    explained = _reasons(reasons, scoring, features, p, rules) if reasons is not None and n else None
     for name in REASON_COLUMNS:
         if explained is not None and name in explained.columns:
             columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string(), from_pandas=True)
         else:
             columns[name] = pa.nulls(n, pa.string())
     return pa.table(columns, schema=SCORES_SCHEMA)
+
+
+def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, rules: pd.DataFrame | None):
+    """The reason columns: the step's, or for a rules model the rules that fired (when the step can say;
+    a rules model without its rules scores gets none: it has no SHAP to explain it)."""
+    of_rules = getattr(step, "of_rules", None)
+    if rules is not None and of_rules is not None:
+        return of_rules(rules, p, scoring.threshold)
+    if rules is None and of_rules is not None and getattr(scoring, "needs_points", False):
+        return None
+    return step(scoring, features, p)
 
 
 # -- the job's options -------------------------------------------------------------------------
@@ -269,7 +289,10 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
         summary.notes.append("reasons are not available in this installation; the reason columns are empty")
     summary.notes.extend(_config_notes(config, builder))
     summary.notes.extend(_subscore_notes(loaded.scoring, options.subscores))
-    source = feature_source(config, builder, stamp, chunk_leads=options.chunk_leads)
+    rules = loaded.scoring.ruleset() if getattr(loaded.scoring, "needs_points", False) else None
+    if rules is not None:
+        summary.notes.append(_rules_note(rules, options, step))
+    source = feature_source(config, builder, stamp, chunk_leads=options.chunk_leads, rules=rules)
     summary.streamed = source.streamed
     summary.notes.extend(source.notes)
     reference = model_reference(loaded.scoring)
@@ -281,7 +304,7 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
 def score_chunk(job: ScoringJob, chunk: FeatureChunk, writer: ScoresWriter) -> None:
     """Score one chunk of open leads, write its rows, and count it (tiers, MQLs, quality, drift)."""
     table = scores_table(job.loaded, chunk.snapshots, chunk.features, job.reasons, job.scorer, job.config,
-                         job.options.subscores)  # fmt: skip
+                         job.options.subscores, chunk.rules)  # fmt: skip
     writer.write(table)
     summary = job.summary
     summary.chunks += 1
@@ -291,6 +314,10 @@ def score_chunk(job: ScoringJob, chunk: FeatureChunk, writer: ScoresWriter) -> N
     values, counts = np.unique(table.column("tier").to_numpy(zero_copy_only=False).astype(str), return_counts=True)
     for tier, count in zip(values, counts):
         summary.tiers[str(tier)] = summary.tiers.get(str(tier), 0) + int(count)
+    outside = table.column("out_of_range").drop_null().to_numpy(zero_copy_only=False).astype(str)
+    for name, count in zip(*np.unique(outside, return_counts=True)):
+        summary.out_of_range[str(name)] = summary.out_of_range.get(str(name), 0) + int(count)
+    summary.past_target += chunk.past_target
     if job.drift is not None:
         job.drift.add(chunk.features, table.column("probability").to_numpy())
     job.quality.add(chunk.features)
@@ -304,6 +331,11 @@ def finish_scoring(job: ScoringJob, rows: int) -> ScoreSummary:
     summary.tiers = dict(sorted(summary.tiers.items()))
     summary.unseen = {column: n for column, n in job.quality.other.items() if n}
     summary.notes.extend(job.quality.notes())
+    if summary.out_of_range_note():
+        summary.notes.append(summary.out_of_range_note() or "")
+    if summary.past_target:
+        summary.notes.append(f"{summary.past_target:,} open leads already reached {job.config.snapshots.target} "
+                             "(or a later stage) and were not scored as prospects")  # fmt: skip
     summary.seconds = time.perf_counter() - job.started
     if job.drift is not None:
         from leadml.jobs.drift import drift_path, report_drift
@@ -358,7 +390,22 @@ def no_open_leads(config: PipelineConfig, as_of: pd.Timestamp) -> Exception:
     )
 
 
+def _rules_note(rules, options: ScoreOptions, step: ReasonsStep | None) -> str:
+    """The one note of a rules model: what scores the leads, and what the SHAP-based columns hold instead."""
+    parts = [f"the model is the rules '{rules.name}' scored as a model (a cold start or a win of the rules): "
+             "each lead's rules points are its input"]  # fmt: skip
+    if options.subscores:
+        parts.append("fit_score and engagement_score are the rules' fit and engagement points in percent of "
+                     "their most (empty for a tag without a most)")  # fmt: skip
+    if step is not None:
+        parts.append("the reasons are the rules that fired" if hasattr(step, "of_rules")
+                     else "the reasons come from the given reasons function")  # fmt: skip
+    return "; ".join(parts)
+
+
 def _subscore_notes(scoring, subscores: bool) -> list[str]:
+    if getattr(scoring, "needs_points", False):
+        return []  # a rules model's sub-scores come from its rules (the rules note says so)
     if subscores and getattr(scoring, "subscores", None) is None:
         return [
             "the model carries no sub-score scale (trained before sub-scores, or the rules baseline): "

@@ -269,7 +269,23 @@ DECISION_TYPES = {
     "grid_tier": "string",
     "next_action": "string",
     "due_at": "timestamp",
+    "out_of_range": "string",
 }  # the pandas engine's decision columns
+
+
+def refuse_rules_model(loaded) -> None:
+    """Refuse a rules model (a cold start or a rules win): its input, the rules points, is computed by
+    the pandas engine only.
+
+    Raises:
+        ModelError: the model is the rules baseline.
+    """
+    if getattr(loaded.scoring, "needs_points", False):
+        from leadml.core.errors import ModelError
+
+        version = f" version {loaded.version}" if loaded.version else ""
+        raise ModelError(f"{loaded.name}{version} is the rules scored as a model (a cold start or a rules win), "
+                         "which the Spark engine does not serve; score it with --engine pandas")  # fmt: skip
 
 
 def _model_uri(loaded, folder: Path) -> str:
@@ -344,6 +360,7 @@ def score_spark(
     stamp = to_utc(as_of)
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
+    refuse_rules_model(loaded)
     scoring, builder = loaded.scoring, loaded.scoring.builder
     summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, streamed=True)
     spark = spark_session(spark_master)

@@ -87,23 +87,46 @@ def make_reference(features: pd.DataFrame, probability: np.ndarray, *, bins: int
     return {"version": REFERENCE_VERSION, "rows": int(len(features)), "snapshots": rows, "columns": columns}
 
 
-def training_reference(trainset, scoring, *, split: str = "train", max_rows: int = 200_000, seed: int = 0) -> dict:
-    """The reference of a training run: the features and probabilities of its ``train`` snapshots.
+def training_reference(trainset, scoring, *, split: str = "test", max_rows: int = 200_000, seed: int = 0) -> dict:
+    """The reference of a training run: the shares of its ``test`` snapshots, the ranges of its fitted ones.
+
+    The shares come from the test snapshots: the latest labelled ones, the population the reported
+    metrics hold for, and the nearest in time to the first scoring run (the train snapshots are
+    older, and a young CRM's leads were all young then). The ranges (what ``out_of_range`` checks)
+    come from the snapshots the model was fitted and calibrated on (``train`` and ``validation``).
+    A run without test snapshots takes the train ones. A flat table's run has no time; the same applies.
 
     :meth:`~leadml.modeling.scoring_model.LeadScoringModel.from_training` makes it when the model is
     packed and keeps it with the model (``scoring.drift_reference``); the registry logs it as
     ``monitor/reference.json``.
     """
     frame = trainset.frame
-    rows = np.flatnonzero((frame["split"] == split).to_numpy())
-    if not len(rows):
-        rows = np.arange(len(frame))
+    split_of = frame["split"].to_numpy()
+    if not (split_of == split).any():
+        split = "train"
+    reference = make_reference(
+        *_rows_of(trainset, scoring, split_of == split, max_rows, seed), rows=f"{split} snapshots"
+    )
+    fitted = np.isin(split_of, ["train", "validation"])
+    if fitted.any():
+        features, _ = _rows_of(trainset, scoring, fitted, max_rows, seed, probability=False)
+        for name, spec in reference["columns"].items():
+            if spec.get("kind") == "numeric" and name in features.columns:
+                values = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+                known = values[~np.isnan(values)]
+                spec["range"] = [float(known.min()), float(known.max())] if len(known) else None
+    return reference
+
+
+def _rows_of(trainset, scoring, mask: np.ndarray, max_rows: int, seed: int, *, probability: bool = True):
+    """The features (and, if asked, probabilities) of some rows of a training set, sampled down to ``max_rows``."""
+    rows = np.flatnonzero(mask) if mask.any() else np.arange(len(trainset.frame))
     if len(rows) > max_rows:
         rows = np.sort(np.random.default_rng(seed).choice(rows, max_rows, replace=False))
-    mask = np.zeros(len(frame), dtype=bool)
-    mask[rows] = True
-    features = scoring.features_for(trainset, mask)[scoring.feature_names]
-    return make_reference(features, scoring.probability(features), rows=f"{split} snapshots")
+    chosen = np.zeros(len(trainset.frame), dtype=bool)
+    chosen[rows] = True
+    features = scoring.features_for(trainset, chosen)[scoring.feature_names]
+    return features, scoring.probability(features) if probability else None
 
 
 def out_of_range(reference: dict | None, features: pd.DataFrame, first: Sequence[str] = ()) -> pd.Series:

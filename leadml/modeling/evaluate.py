@@ -1,8 +1,8 @@
 """Honest evaluation: every model and the rules baseline on the same test rows, with bootstrap intervals.
 
 Metrics: ROC-AUC, PR-AUC (average precision), log loss, Brier score, ECE (equal-mass bins), lift and
-share of all conversions captured in the top 5 / 10 / 20 %, and precision, recall and MQL share at
-each model's MQL threshold. Intervals are 95 % percentile bootstrap intervals; the difference of a
+share of all conversions captured in the top 5 / 10 / 20 %, and precision, recall, MQL share and F1
+at each model's MQL threshold. Intervals are 95 % percentile bootstrap intervals; the difference of a
 model against the baseline is a *paired* bootstrap (the same resampled rows for both), so the
 interval of the difference is much tighter than the two intervals side by side suggest. ECE is the
 exception to plain percentiles: resampling adds noise to every bin, and an absolute gap only grows
@@ -14,6 +14,12 @@ Every metric is computed for a whole block of resamples at once: a resample is a
 Rows with tied scores form one threshold (as scikit-learn does); the top k % counts k * n rows and
 shares a tie group that straddles the cut in proportion (as if ties were broken at random).
 With ``groups`` (e.g. lead ids when a lead has several snapshots) whole groups are resampled.
+
+At the MQL threshold, :func:`mql_confusion` gives the 2x2 table (MQL or not, converted or not) of
+every candidate on validation (where the threshold was set) and on test. :func:`segment_metrics`
+judges one segment column (source, country, industry, ...): ROC-AUC and MQL rate per level with
+bootstrap intervals, levels with too few conversions left unjudged, and the ratio of the lowest MQL
+rate to the highest (the disparate-impact figure, flagged under the four-fifths rule).
 """
 
 from __future__ import annotations
@@ -26,11 +32,13 @@ import pandas as pd
 
 from leadml.core.errors import LeadDataError
 from leadml.modeling.calibrate import bin_ids
+from leadml.modeling.policy import Threshold
 
 TOP_SHARES = (0.05, 0.10, 0.20)
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
 BIAS_SHIFTED = frozenset({"ece"})
 _CELLS = 4_000_000  # resamples x rows held at once: about 32 MB per float array
+FOUR_FIFTHS = 0.8  # a lowest / highest MQL rate below this is flagged (the four-fifths rule of disparate impact)
 
 
 def metric_names(top_shares: Sequence[float] = TOP_SHARES, with_threshold: bool = True) -> list[str]:
@@ -40,8 +48,23 @@ def metric_names(top_shares: Sequence[float] = TOP_SHARES, with_threshold: bool 
         pct = f"{share * 100:g}"
         names += [f"lift_top{pct}", f"capture_top{pct}"]
     if with_threshold:
-        names += ["precision_at_mql", "recall_at_mql", "mql_share"]
+        names += ["precision_at_mql", "recall_at_mql", "mql_share", "f1"]
     return names
+
+
+def _tie_groups(y: np.ndarray, p: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted rows and conversions per group of tied scores, highest score first (shape ``(B, groups)``)."""
+    order = np.argsort(-p, kind="stable")
+    ps, ys, Ws = p[order], y[order], W[:, order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ps) != 0) + 1]
+    return np.add.reduceat(Ws, starts, axis=1), np.add.reduceat(Ws * ys, starts, axis=1)
+
+
+def _roc_auc(G_pos: np.ndarray, G_neg: np.ndarray) -> np.ndarray:
+    """ROC-AUC from tie groups: each conversion beats the non-conversions below it and half of those tied."""
+    neg = G_neg.sum(axis=1)
+    neg_below = neg[:, None] - np.cumsum(G_neg, axis=1)
+    return (G_pos * (neg_below + 0.5 * G_neg)).sum(axis=1) / (G_pos.sum(axis=1) * neg)
 
 
 def weighted_metrics(
@@ -61,18 +84,12 @@ def weighted_metrics(
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     W = np.atleast_2d(np.asarray(weights, dtype=float))
-    order = np.argsort(-p, kind="stable")
-    ps, ys, Ws = p[order], y[order], W[:, order]
-    starts = np.r_[0, np.flatnonzero(np.diff(ps) != 0) + 1]
-    G_all = np.add.reduceat(Ws, starts, axis=1)
-    G_pos = np.add.reduceat(Ws * ys, starts, axis=1)
+    G_all, G_pos = _tie_groups(y, p, W)
     G_neg = G_all - G_pos
     total, pos = G_all.sum(axis=1), G_pos.sum(axis=1)
-    neg = total - pos
     out: dict[str, np.ndarray] = {}
     with np.errstate(invalid="ignore", divide="ignore"):
-        neg_below = neg[:, None] - np.cumsum(G_neg, axis=1)
-        out["roc_auc"] = (G_pos * (neg_below + 0.5 * G_neg)).sum(axis=1) / (pos * neg)
+        out["roc_auc"] = _roc_auc(G_pos, G_neg)
         tp, fp = np.cumsum(G_pos, axis=1), np.cumsum(G_neg, axis=1)
         precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1e-300), 0.0)
         out["pr_auc"] = (G_pos * precision).sum(axis=1) / pos
@@ -98,6 +115,7 @@ def weighted_metrics(
             out["precision_at_mql"] = np.where(chosen > 0, hits / np.maximum(chosen, 1e-300), np.nan)
             out["recall_at_mql"] = hits / pos
             out["mql_share"] = chosen / total
+            out["f1"] = 2 * hits / (chosen + pos)  # 2 TP / (MQLs + conversions)
     return out
 
 
@@ -119,6 +137,17 @@ def bootstrap_weights(n: int, n_boot: int, seed: int, groups=None, chunk: int | 
         counts = np.bincount((draws + np.arange(b)[:, None] * n_units).ravel(), minlength=b * n_units)
         yield counts.reshape(b, n_units)[:, codes].astype(float)
         done += b
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of the finite bootstrap values (NaN when there are none)."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 @dataclass
@@ -218,14 +247,11 @@ def evaluate_predictions(
             for metric in names:
                 draws[name][metric].append(result.get(metric, np.full(len(W), np.nan)))
     stacked = {name: {m: np.concatenate(v) if v else np.empty(0) for m, v in d.items()} for name, d in draws.items()}
-    tail = (1 - level) / 2 * 100
 
     def interval(values: np.ndarray, metric: str, estimate: float) -> tuple[float, float]:
+        low, high = percentile_interval(values, level)
         finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            return float("nan"), float("nan")
-        low, high = np.percentile(finite, [tail, 100 - tail])
-        if metric in BIAS_SHIFTED and np.isfinite(estimate):
+        if metric in BIAS_SHIFTED and np.isfinite(estimate) and finite.size:
             shift = finite.mean() - estimate
             low, high = low - shift, high - shift
         return float(low), float(high)
@@ -275,3 +301,216 @@ def evaluate_predictions(
             "grouped": groups is not None,
         },
     )
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """The 2x2 table of an MQL threshold: ``tp`` MQL and converted, ``fp`` MQL and not converted,
+    ``fn`` not MQL yet converted (a conversion sales never heard of), ``tn`` neither."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def rows(self) -> int:
+        return self.tp + self.fp + self.fn + self.tn
+
+    @property
+    def mqls(self) -> int:
+        return self.tp + self.fp
+
+    @property
+    def conversions(self) -> int:
+        return self.tp + self.fn
+
+    @property
+    def precision(self) -> float:
+        """Converted among the MQLs (NaN without MQLs)."""
+        return self.tp / self.mqls if self.mqls else float("nan")
+
+    @property
+    def recall(self) -> float:
+        """MQLs among the conversions (NaN without conversions)."""
+        return self.tp / self.conversions if self.conversions else float("nan")
+
+    @property
+    def f1(self) -> float:
+        """``2 TP / (MQLs + conversions)``, the harmonic mean of precision and recall (NaN when both are empty)."""
+        return 2 * self.tp / (self.mqls + self.conversions) if self.mqls + self.conversions else float("nan")
+
+    def as_dict(self) -> dict[str, float]:
+        """Counts and rates, as one row of :func:`mql_confusion`."""
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn, "rows": self.rows, "mqls": self.mqls,
+                "conversions": self.conversions, "precision": self.precision, "recall": self.recall, "f1": self.f1}  # fmt: skip
+
+
+def confusion_at(y, p, threshold: float) -> Confusion:
+    """The confusion counts of ``p >= threshold`` against the labels ``y`` (0/1).
+
+    Example:
+        >>> confusion_at([1, 0, 1, 0], [0.9, 0.8, 0.3, 0.1], 0.5)
+        Confusion(tp=1, fp=1, fn=1, tn=1)
+    """
+    y = np.asarray(y, dtype=float) == 1
+    flag = np.asarray(p, dtype=float) >= threshold
+    return Confusion(tp=int((flag & y).sum()), fp=int((flag & ~y).sum()), fn=int((~flag & y).sum()),
+                     tn=int((~flag & ~y).sum()))  # fmt: skip
+
+
+def confusion_of_threshold(found: Threshold, rows: int, conversions: int) -> Confusion:
+    """The confusion counts a :class:`~leadml.modeling.policy.Threshold` found on ``rows`` labelled
+    snapshots with ``conversions`` among them: ``tp = precision * MQLs``, the rest by difference.
+
+    The training result keeps no validation probabilities, only what the policy measured there.
+
+    Raises:
+        ValueError: the counts do not fit the threshold's (it was found on other rows).
+    """
+    tp = round(found.precision * found.mql_count) if found.mql_count and found.precision is not None else 0
+    counts = Confusion(
+        tp=tp, fp=found.mql_count - tp, fn=conversions - tp, tn=rows - found.mql_count - (conversions - tp)
+    )
+    if min(counts.fp, counts.fn, counts.tn) < 0:
+        raise ValueError(
+            f"a threshold with {found.mql_count} MQLs ({tp} converted) cannot come from {rows} snapshots with "
+            f"{conversions} conversions"
+        )
+    return counts
+
+
+def mql_confusion(
+    thresholds: Mapping[str, Threshold], predictions: pd.DataFrame, counts: pd.DataFrame, label: str = "converted"
+) -> pd.DataFrame:
+    """Every candidate's confusion counts, precision, recall and F1 at its MQL threshold, on validation
+    (from what the policy measured there, with the rows and conversions of ``counts``) and on test
+    (``predictions``: a label column and one probability column per candidate).
+
+    Returns one row per (split, model): ``split``, ``model``, ``threshold``, ``tp``, ``fp``, ``fn``,
+    ``tn``, ``rows``, ``mqls``, ``conversions``, ``precision``, ``recall``, ``f1``.
+    """
+    rows = []
+    split = counts.set_index("split") if len(counts) else pd.DataFrame()
+    if "validation" in split.index and split.loc["validation", "labelled"] > 0:
+        labelled, positives = int(split.loc["validation", "labelled"]), int(split.loc["validation", "positives"])
+        for name, found in thresholds.items():
+            matrix = confusion_of_threshold(found, labelled, positives)
+            rows.append({"split": "validation", "model": name, "threshold": found.threshold, **matrix.as_dict()})
+    if len(predictions):
+        y = predictions[label].to_numpy(dtype=float)
+        for name, found in thresholds.items():
+            if name in predictions:
+                matrix = confusion_at(y, predictions[name].to_numpy(), found.threshold)
+                rows.append({"split": "test", "model": name, "threshold": found.threshold, **matrix.as_dict()})
+    columns = ["split", "model", "threshold", "tp", "fp", "fn", "tn", "rows", "mqls", "conversions", "precision",
+               "recall", "f1"]  # fmt: skip
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass
+class SegmentMetrics:
+    """One segment column judged level by level (:func:`segment_metrics`).
+
+    ``table``: one row per level, most rows first: ``level``, ``rows``, ``conversions``,
+    ``conversion_rate``, ``roc_auc`` (``_low``, ``_high``), ``verdict``, ``mql_rate`` (``_low``,
+    ``_high``), ``precision_at_mql``, ``recall_at_mql``, ``mean_probability``, ``judged``, ``note``.
+    ``impact_ratio``: the lowest MQL rate over the highest among the judged levels, ``lowest`` and
+    ``highest`` their levels (NaN and None with fewer than two judged levels or no MQL among them).
+    """
+
+    table: pd.DataFrame
+    impact_ratio: float
+    lowest: str | None
+    highest: str | None
+    min_conversions: int
+
+    @property
+    def flagged(self) -> bool:
+        """The ratio is below the four-fifths rule (0.8)."""
+        return bool(np.isfinite(self.impact_ratio) and self.impact_ratio < FOUR_FIFTHS)
+
+
+def _auc_verdict(value: float, low: float, high: float, overall: float | None) -> str:
+    """How a level ranks its leads, from its ROC-AUC interval against chance and the overall ROC-AUC."""
+    if not np.isfinite(value):
+        return ""
+    if low <= 0.5:
+        return "no better than chance"
+    if overall is None or not np.isfinite(overall):
+        return "better than chance"
+    if high < overall:
+        return "below the overall ROC-AUC"
+    if low > overall:
+        return "above the overall ROC-AUC"
+    return "in line with the overall ROC-AUC"
+
+
+def segment_metrics(
+    y,
+    p,
+    levels,
+    *,
+    threshold: float | None,
+    min_conversions: int = 30,
+    overall_auc: float | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups=None,
+    level: float = 0.95,
+) -> SegmentMetrics:
+    """ROC-AUC and MQL rate per level of a segment, with seeded bootstrap intervals (within each level,
+    ``groups`` resampled whole), and the disparate-impact ratio of the MQL rates.
+
+    A level with fewer than ``min_conversions`` conversions is measured but not judged: no ROC-AUC
+    verdict, a note instead, and it stays out of the ratio (a level of five snapshots and no MQL
+    would flag any model). Missing levels are named ``missing``.
+
+    Example:
+        >>> seg = segment_metrics([1, 0, 1, 0, 0, 0], [.9, .2, .8, .3, .1, .6], ["a", "a", "a", "b", "b", "b"],
+        ...                       threshold=0.5, min_conversions=1, n_boot=20)
+        >>> seg.table["mql_rate"].tolist(), seg.lowest  # "b" has no conversion: not judged
+        ([0.6666666666666666, 0.3333333333333333], None)
+    """
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    named = pd.Series(levels, dtype=object)
+    values = named.where(named.notna(), "missing").astype(str).to_numpy()
+    codes = None if groups is None else np.asarray(groups)
+    rows = []
+    for value in pd.unique(values):
+        mask = values == value
+        yy, pp = y[mask], p[mask]
+        point = weighted_metrics(yy, pp, np.ones((1, len(yy))), threshold=threshold, top_shares=())
+        draws: dict[str, list[np.ndarray]] = {"roc_auc": [], "mql_share": []}
+        flag = (pp >= threshold).astype(float) if threshold is not None else None
+        for W in bootstrap_weights(len(yy), n_boot, seed, None if codes is None else codes[mask]):
+            G_all, G_pos = _tie_groups(yy, pp, W)  # only the two figures: a fraction of weighted_metrics' cost
+            with np.errstate(invalid="ignore", divide="ignore"):
+                draws["roc_auc"].append(_roc_auc(G_pos, G_all - G_pos))
+            draws["mql_share"].append(W @ flag / W.sum(axis=1) if flag is not None else np.full(len(W), np.nan))
+        interval = {m: percentile_interval(np.concatenate(d) if d else np.empty(0), level) for m, d in draws.items()}
+        auc = float(point["roc_auc"][0])
+        judged = int(yy.sum()) >= min_conversions
+        rows.append({
+            "level": value, "rows": int(mask.sum()), "conversions": int(yy.sum()), "conversion_rate": float(yy.mean()),
+            "roc_auc": auc, "roc_auc_low": interval["roc_auc"][0], "roc_auc_high": interval["roc_auc"][1],
+            "verdict": _auc_verdict(auc, *interval["roc_auc"], overall_auc) if judged else "",
+            "mql_rate": float(point["mql_share"][0]) if "mql_share" in point else np.nan,
+            "mql_rate_low": interval["mql_share"][0], "mql_rate_high": interval["mql_share"][1],
+            "precision_at_mql": float(point["precision_at_mql"][0]) if "precision_at_mql" in point else np.nan,
+            "recall_at_mql": float(point["recall_at_mql"][0]) if "recall_at_mql" in point else np.nan,
+            "mean_probability": float(pp.mean()), "judged": judged,
+            "note": "" if judged else f"too few conversions to judge (fewer than {min_conversions})",
+        })  # fmt: skip
+    columns = ["level", "rows", "conversions", "conversion_rate", "roc_auc", "roc_auc_low", "roc_auc_high", "verdict",
+               "mql_rate", "mql_rate_low", "mql_rate_high", "precision_at_mql", "recall_at_mql", "mean_probability",
+               "judged", "note"]  # fmt: skip
+    table = pd.DataFrame(rows, columns=columns).sort_values("rows", ascending=False, kind="stable")
+    table = table.reset_index(drop=True)
+    compared = table[table["judged"].astype(bool) & np.isfinite(table["mql_rate"].astype(float))]
+    ratio, lowest, highest = float("nan"), None, None
+    if len(compared) >= 2 and compared["mql_rate"].max() > 0:
+        low_row, high_row = compared.loc[compared["mql_rate"].idxmin()], compared.loc[compared["mql_rate"].idxmax()]
+        ratio = float(low_row["mql_rate"] / high_row["mql_rate"])
+        lowest, highest = str(low_row["level"]), str(high_row["level"])
+    return SegmentMetrics(table, ratio, lowest, highest, min_conversions)

@@ -243,17 +243,23 @@ def find_leakage(
     ).findings
 
 
+POINT_IN_TIME_SOURCES = ("created_at",)  # features made from these are known at as_of by construction
+
+
 def check_leakage(trainset, config) -> list[LeakageFinding]:
     """Raise :class:`LeakageError` naming suspected features not allowed by ``config.leakage.allow``.
 
     Returns the allowed findings (for logging) when nothing blocks training. Columns it could not
     judge for lack of support (``config.leakage.min_class_support``) are not accused; a warning
-    says how many.
+    says how many. The lead's age at the snapshot (from ``created_at`` and ``as_of``, both known
+    at as_of) is not judged: it cannot leak, and with snapshots over the whole life of a lead the
+    oldest ages rightly say "this lead will not convert now".
     """
     rows = trainset.part("train", "validation")
     sources = {info.name: info.source for info in trainset.feature_info}
+    judged = [name for name in trainset.feature_names if sources.get(name) not in POINT_IN_TIME_SOURCES]
     report = judge_leakage(
-        rows[trainset.feature_names],
+        rows[judged],
         rows["converted"],
         max_auc=config.leakage.max_auc,
         max_certain_share=config.leakage.max_certain_share,

@@ -108,9 +108,11 @@ def resolve_model_uri(uri: str, where: str) -> ResolvedModel:
     from mlflow.exceptions import MlflowException
 
     from leadml.modeling.registry import check_reachable
+    from leadml.modeling.tracking_store import open_store, orphan_reason
 
     if uri.startswith(("models:/", "runs:/")):
         check_reachable(where)  # MLflow's client would retry a dead server for minutes before it fails
+        open_store(where)  # created once under a lock; stale runs closed, orphan versions tagged
     if not uri.startswith("models:/"):
         if not uri.startswith("runs:/") and "://" not in uri and not Path(uri).exists():
             raise ModelError(f"{uri}: no such model folder (give models:/NAME@ALIAS, runs:/RUN_ID/model or a folder)")
@@ -136,6 +138,11 @@ def resolve_model_uri(uri: str, where: str) -> ResolvedModel:
                          f"{spec.partition('/')[2]!r} ({_message(exc)})") from exc  # fmt: skip
     except Exception as exc:  # an unreadable database, a refused connection: say where
         raise ModelError(f"cannot reach the MLflow registry at {where}: {_message(exc)}") from exc
+    orphan = orphan_reason(client, found)
+    if orphan is not None:  # a killed training's version, or one whose files are gone: never served
+        raise ModelError(f"MLflow at {where}: {found.name} version {found.version} ({uri}) is an orphan and is not "
+                         f"served ({orphan}); promote a complete version with `leadml promote --version N` "
+                         "or train a new one")  # fmt: skip
     return ResolvedModel(found.name, str(found.version), f"models:/{found.name}/{found.version}", found.run_id)
 
 

@@ -19,8 +19,9 @@ The threshold is a calibrated probability, found on the validation snapshots in 
 - ``probability``: a fixed probability.
 
 A threshold that makes no MQL of the snapshots it was found on sends nobody to sales: a fixed
-probability above all of them, or a capacity smaller than one lead over their span (or than the
-snapshots tied at the highest probability). :attr:`Threshold.advice` then says why and what to
+probability above all of them, or a capacity smaller than one lead over their span. (When more
+snapshots tie at the highest probability than a capacity holds, as a calibration step can make
+them, the tied group is taken and the note says by how much it exceeds the capacity.) :attr:`Threshold.advice` then says why and what to
 change; training refuses such a threshold for the model it keeps (``ModelError``).
 
 A lead is an MQL when ``probability >= threshold``. Tiers come from ``MQLConfig.tiers``: the first
@@ -207,7 +208,15 @@ def _policy_threshold(
             if timed
             else f"{mql.capacity_per_week} a week, the batch taken as {span:g} week(s) of leads"
         )
-        return top_k_threshold(p, k), f"capacity: at most {k} of {n} snapshots ({how})"
+        threshold = top_k_threshold(p, k)
+        if threshold == NOBODY and k > 0 and n and np.max(p) > np.min(p):  # all equal: nothing told apart
+            # more snapshots tie at the top probability than the capacity holds (an isotonic step):
+            # send the tied group rather than nobody, and say by how much it exceeds the capacity
+            top = float(np.max(p))
+            tied = int(np.sum(p >= top))
+            return top, (f"capacity: {tied} of {n} snapshots share the highest probability {top:.4g}, more than "
+                         f"the {k} allowed ({how}); all of them are MQL (capacity exceeded by {tied - k})")  # fmt: skip
+        return threshold, f"capacity: at most {k} of {n} snapshots ({how})"
     if mql.policy == "precision":
         if y is None:
             raise ValueError("the precision policy needs labels")

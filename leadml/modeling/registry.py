@@ -11,9 +11,17 @@ card (``reports/model_card.html``, what ``leadml report`` shows for this version
 model as a pyfunc (:class:`LeadScoringModel`) that takes the feature frame and returns
 ``probability``, ``score``, ``tier`` and ``is_mql``. The new version gets alias ``challenger``; it
 takes ``champion`` when there is none yet, or when it beats the champion on ``mlflow.promote_metric``
-(by more than ``mlflow.promote_margin``) with both scored on the *current* test snapshots (the
-champion's own feature set is rebuilt for them when it differs); the reason and the run give the
-paired bootstrap interval of the gain. A cold start or a win of the rules registers nothing.
+with both scored on the *current* test snapshots (the champion's own feature set is rebuilt for them
+when it differs): by default the whole 95 % paired bootstrap interval of the gain must lie above
+``mlflow.promote_margin`` (``mlflow.promote_rule: point``: the gain itself;
+:func:`~leadml.modeling.promotion.promotion_verdict`); the reason and the run give the interval.
+
+A cold start or a win of the rules registers the rules baseline as a model like any other (its
+input is the rules points, ``rules__points``; it carries the pipeline's rule set), with version
+tags saying why (``leadml.chosen_model``, ``leadml.cold_start``, ``leadml.reason``). It takes
+``champion`` the same way: when there is none yet, or when it beats the champion on the same test
+snapshots; a test part without both classes compares nothing, and the champion stays. Only a
+training with no model at all (no rules given) registers nothing.
 
 MLflow pyfunc models are Python pickles: load them only from a registry you trust.
 """
@@ -37,9 +45,10 @@ from mlflow.pyfunc import PythonModel  # imported by name: mypy reads mlflow.pyf
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import ModelError, RegistryUnreachable
 from leadml.features.build import TrainSet
-from leadml.modeling.promotion import ChampionComparison, compare_with_champion
+from leadml.modeling.promotion import ChampionComparison, compare_with_champion, promotion_verdict
 from leadml.modeling.run_plots import log_plots as _log_plots
 from leadml.modeling.scoring_model import LeadScoringModel
+from leadml.modeling.tracking_store import create_experiment, open_store, orphan_reason, run_tags
 from leadml.modeling.train import RULES, TrainingResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
@@ -80,6 +89,7 @@ def _client(config: PipelineConfig):
 
     uri = tracking_uri(config)
     check_reachable(uri)
+    open_store(uri)  # created once under a lock; stale runs closed, orphan versions tagged
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -109,7 +119,7 @@ def _experiment_id(client, config: PipelineConfig) -> str:
     location = None
     if uri.startswith("sqlite:///"):
         location = str((Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri())
-    return client.create_experiment(config.mlflow.experiment, artifact_location=location)
+    return create_experiment(client, config.mlflow.experiment, location)  # another process may make it first
 
 
 def data_fingerprint(trainset: TrainSet) -> str:
@@ -124,7 +134,11 @@ def data_fingerprint(trainset: TrainSet) -> str:
 
 
 class LeadmlPyfunc(PythonModel):
-    """The MLflow face of a :class:`LeadScoringModel`: ``predict`` returns its ``score``."""
+    """The MLflow face of a :class:`LeadScoringModel`: ``predict`` returns its ``score``.
+
+    Its input is the feature frame; for a rules model (``scoring.needs_points``) one column,
+    ``rules__points``, the points of its rule set (``scoring.rules_scores``).
+    """
 
     def __init__(self, scoring: LeadScoringModel):
         self.scoring = scoring
@@ -153,9 +167,14 @@ def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
     return ModelSignature(inputs=Schema(columns), outputs=outputs)
 
 
-def scoring_model(result: TrainingResult, trainset: TrainSet, tiers) -> LeadScoringModel:
-    """The chosen model of a training result, packed for scoring (:meth:`LeadScoringModel.from_training`)."""
-    return LeadScoringModel.from_training(result, trainset, tiers)
+def scoring_model(result: TrainingResult, trainset: TrainSet, tiers, rules=None) -> LeadScoringModel:
+    """The chosen model of a training result, packed for scoring (:meth:`LeadScoringModel.from_training`).
+
+    ``rules`` (a RuleSet, a rules file or its mapping) is the rule set a chosen rules baseline scores with.
+    """
+    from leadml.rules.ruleset import RuleSet
+
+    return LeadScoringModel.from_training(result, trainset, tiers, rules=RuleSet.coerce(rules))
 
 
 def _requirements() -> list[str]:
@@ -207,6 +226,24 @@ def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: Trai
         for key, value in row.items():
             if key not in ("model", "calibration") and isinstance(value, (int, float)) and np.isfinite(value):
                 mlflow.log_metric(f"validation.{row['model']}.{key}", float(value))
+    from leadml.modeling.calibrate import calibration_errors, reliability_tables
+    from leadml.modeling.evaluate import mql_confusion
+
+    confusion = mql_confusion(result.thresholds, result.predictions, result.counts)
+    for row in confusion.to_dict("records"):  # test F1 and its interval come with the metrics above
+        kept = ("tp", "fp", "fn", "tn", *(("f1",) if row["split"] == "validation" or result.evaluation is None else ()))
+        mlflow.log_metrics({f"{row['split']}.{row['model']}.{k}": float(row[k]) for k in kept if np.isfinite(row[k])})
+    if len(confusion):
+        mlflow.log_table(confusion, "evaluation/confusion.json")
+    if result.evaluation is not None:  # ECE (equal-mass) is above; equal-width and the worst bin of each
+        y_test = result.predictions["converted"].to_numpy(dtype=float)
+        for name in result.models:
+            for binning, table in reliability_tables(y_test, result.predictions[name].to_numpy()).items():
+                errors, key = calibration_errors(table), binning.replace("-", "_")
+                found = {f"max_bin_error_{key}": errors["max_error"]}
+                if binning == "equal-width":
+                    found[f"ece_{key}"] = errors["ece"]
+                mlflow.log_metrics({f"test.{name}.{k}": v for k, v in found.items() if np.isfinite(v)})
     mlflow.log_table(result.counts, "evaluation/counts.json")
     mlflow.log_table(trainset.builder.metadata().astype(str), "features/metadata.json")
     mlflow.log_text(result.reason + "".join(f"\n{note}" for note in result.notes), "reason.txt")
@@ -223,8 +260,39 @@ def _test_probability(scoring: LeadScoringModel, trainset: TrainSet) -> np.ndarr
     return scoring.probability(scoring.features_for(trainset, _test_rows(trainset)))
 
 
-def _champion(config: PipelineConfig, trainset: TrainSet, client) -> tuple[str, np.ndarray] | None:
-    """The current champion's version and its probabilities of this training set's test snapshots."""
+def _rules_to_pack(config: PipelineConfig, result: TrainingResult):
+    """The pipeline's rule set when the rules baseline was chosen (None otherwise, or without a rules file)."""
+    if result.chosen != RULES or config.rules is None:
+        return None
+    from leadml.rules.ruleset import RuleSet
+
+    return RuleSet.load(config.rules)
+
+
+def _example(scoring: LeadScoringModel, trainset: TrainSet) -> pd.DataFrame:
+    """Five rows of the model's input (test snapshots first), categoricals as text as the signature says."""
+    rows = _test_rows(trainset)
+    if not rows.any():
+        rows = np.ones(len(trainset.frame), dtype=bool)
+    first = np.zeros(len(rows), dtype=bool)
+    first[np.flatnonzero(rows)[:5]] = True
+    example = scoring.features_for(trainset, first)[scoring.feature_names]
+    return example.astype({name: object for name in scoring.categories})
+
+
+def _tag_version(client, name: str, version: str, result: TrainingResult) -> None:
+    """Say on the registered version what it is and why it was chosen (a cold start, the rules' win, ...)."""
+    tags = {"leadml.chosen_model": str(result.chosen), "leadml.cold_start": str(result.cold_start),
+            "leadml.reason": result.reason[:4000]}  # fmt: skip
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+
+
+def _champion(
+    config: PipelineConfig, trainset: TrainSet, client, *, score: bool = True
+) -> tuple[str, np.ndarray | None] | None:
+    """The current champion's version and its probabilities of this training set's test snapshots
+    (None without ``score``: a test part that cannot compare two models is not scored)."""
     from mlflow.exceptions import MlflowException
 
     name = config.mlflow.registered_model
@@ -232,6 +300,10 @@ def _champion(config: PipelineConfig, trainset: TrainSet, client) -> tuple[str, 
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
+    if orphan_reason(client, current) is not None:
+        return None  # a champion with no model behind it cannot serve: nothing to beat (tracking_store)
+    if not score:
+        return str(current.version), None
     with _mlflow_at(tracking_uri(config)):
         loaded = mlflow.pyfunc.load_model(f"models:/{name}/{current.version}")
     return str(current.version), _test_probability(loaded.unwrap_python_model().scoring, trainset)
@@ -250,7 +322,7 @@ def log_training(
 
     Parameters:
         promote: ``auto`` (take ``champion`` when there is none or when better on the same test
-            snapshots by ``mlflow.promote_metric``) or ``never``.
+            snapshots by ``mlflow.promote_metric``, under ``mlflow.promote_rule``) or ``never``.
         artifacts: called with the ``mlflow`` module inside the run, after the model is logged, to
             log more files (:func:`leadml.jobs.train.run_training` logs the model card).
 
@@ -266,22 +338,24 @@ def log_training(
     try:
         client = _client(config)
         experiment_id = _experiment_id(client, config)
-        with _mlflow_at(uri), mlflow.start_run(experiment_id=experiment_id, run_name=run_name or config.name) as run:
+        with (
+            _mlflow_at(uri),
+            mlflow.start_run(experiment_id=experiment_id, run_name=run_name or config.name, tags=run_tags()) as run,
+        ):  # run_tags: the pid and host that run it, so that a run its killed process left is closed (tracking_store)
             run_id = run.info.run_id
             mlflow.set_tags({"leadml.pipeline": config.name, "leadml.chosen": str(result.chosen),
                              "leadml.cold_start": str(result.cold_start)})  # fmt: skip
             _log_result(mlflow, config, trainset, result)
-            if result.cold_start or result.chosen in (None, RULES):
+            rules = _rules_to_pack(config, result)
+            if result.chosen is None or (result.chosen == RULES and rules is None):
                 mlflow.set_tag("leadml.registered", "false")
-                return RunOutcome(run_id, experiment_id, uri, None, None, False,
-                                  f"no model registered: {result.reason}")  # fmt: skip
-            scoring = scoring_model(result, trainset, config.mql.tiers)
+                why = result.reason if result.chosen is None else (
+                    f"{result.reason}; the pipeline names no rules file to pack the rules baseline with")  # fmt: skip
+                return RunOutcome(run_id, experiment_id, uri, None, None, False, f"no model registered: {why}")
+            scoring = scoring_model(result, trainset, config.mql.tiers, rules)
             assert scoring.drift_reference is not None  # from_training always computes it
             mlflow.log_dict(scoring.drift_reference, "monitor/reference.json")
-            example = trainset.frame.loc[_test_rows(trainset), result.feature_names].head(5)
-            if example.empty:
-                example = trainset.frame[result.feature_names].head(5)
-            example = example.astype({name: object for name in scoring.categories})  # text, as the signature says
+            example = _example(scoring, trainset)
             with warnings.catch_warnings():  # hints about type hints and integer columns: not ours to act on
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
                 info = mlflow.pyfunc.log_model(
@@ -296,14 +370,18 @@ def log_training(
             if artifacts is not None:  # what the job adds to the run, e.g. the model card for `leadml report`
                 artifacts(mlflow)
             metric, margin = config.mlflow.promote_metric, config.mlflow.promote_margin
+            kind = " (the rules, scored as a model)" if scoring.needs_points else ""
             new_value = result.evaluation.value(result.chosen, metric) if result.evaluation else float("nan")
-            champion = _champion(config, trainset, client)
+            test = trainset.frame.loc[_test_rows(trainset)]
+            y_test = test["converted"].to_numpy(dtype=float)
+            comparable = 0 < y_test.sum() < len(y_test)  # both classes: a metric to compare on
+            champion = _champion(config, trainset, client, score=comparable)
             champion_version = champion_value = comparison = None
             if champion is not None:
                 champion_version = champion[0]
-                test = trainset.frame.loc[_test_rows(trainset)]
+            if champion is not None and champion[1] is not None:
                 comparison = compare_with_champion(
-                    test["converted"].to_numpy(dtype=float), _test_probability(scoring, trainset), champion[1],
+                    y_test, _test_probability(scoring, trainset), champion[1],
                     metric=metric, groups=test["lead_id"].to_numpy(), seed=config.models.seed)  # fmt: skip
                 new_value, champion_value = comparison.challenger, comparison.champion
                 mlflow.log_metrics({f"champion.{metric}": champion_value,
@@ -312,18 +390,21 @@ def log_training(
                                     f"champion.{metric}.share_better": comparison.share_better})  # fmt: skip
             if promote == "never":
                 promoted, reason = False, "promotion is off (--promote never)"
+            elif champion is None:
+                promoted, reason = True, f"version {version}{kind} is the first champion of '{name}'"
             elif comparison is None:
-                promoted, reason = True, f"version {version} is the first champion of '{name}'"
+                promoted, reason = False, (
+                    f"version {version}{kind} is not compared with champion version {champion_version}: the "
+                    "test snapshots lack one of the classes; the champion stays")  # fmt: skip
             else:
-                promoted = bool(np.isfinite(comparison.gain) and comparison.gain > margin)
+                promoted, why = promotion_verdict(comparison, margin=margin, rule=config.mlflow.promote_rule)
                 verdict = "beats" if promoted else "does not beat"
                 by = f" by more than {margin:g}" if margin else ""
-                reason = (
-                    f"version {version} {verdict} champion version {champion_version} on {metric}{by} over "
-                    f"the same {comparison.n_rows:,} test snapshots ({comparison.text()})"
-                )
+                reason = (f"version {version}{kind} {verdict} champion version {champion_version} on {metric}{by}; "
+                          f"{why} ({comparison.values_text()})")  # fmt: skip
             mlflow.set_tags({"leadml.registered": "true", "leadml.version": version, "leadml.promoted": str(promoted),
                              "leadml.promotion": reason})  # fmt: skip
+        _tag_version(client, name, version, result)
         client.set_registered_model_alias(name, CHALLENGER, version)
         if promoted:
             client.set_registered_model_alias(name, CHAMPION, version)
@@ -337,18 +418,23 @@ def promote_version(config: PipelineConfig, version: int | str) -> str | None:
     """Give a registered version the ``champion`` alias (``leadml promote``); returns the previous champion.
 
     Raises:
-        ModelError: the registered model or the version does not exist.
+        ModelError: the registered model or the version does not exist, or the version is an orphan
+            (its training did not finish, or its model files are missing).
     """
     from mlflow.exceptions import MlflowException
 
     client = _client(config)
     name = config.mlflow.registered_model
     try:
-        client.get_model_version(name, str(version))
+        found = client.get_model_version(name, str(version))
     except MlflowException as exc:
         raise ModelError(
             f"MLflow at {tracking_uri(config)}: registered model '{name}' has no version {version}"
         ) from exc
+    orphan = orphan_reason(client, found)
+    if orphan is not None:
+        raise ModelError(f"MLflow at {tracking_uri(config)}: {name} version {version} is an orphan and cannot be "
+                         f"champion ({orphan}); promote a complete version, or train a new one")  # fmt: skip
     try:
         previous = str(client.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:

@@ -11,6 +11,12 @@ matrix (categoricals as the booster's own category codes) instead of a frame: th
 LightGBM's pandas path would build, without its frame copies. A large batch is then scored by
 :mod:`leadml.modeling.lightgbm.compiled` (the same bits as ``Booster.predict``, several times
 faster), a small one by ``Booster.predict``.
+
+A cold start or a win of the rules packs the rules baseline as a model too: its one input is the
+rules points of each lead (column ``rules__points``), the calibrated baseline maps them to a
+probability, and the model carries its rule set (``rules``, the rules file's content) so that
+:meth:`LeadScoringModel.rules_scores` computes the points of new snapshots exactly as training did
+(only events before each as_of count). :attr:`LeadScoringModel.needs_points` tells the two kinds apart.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import pandas as pd
 from leadml.core.errors import ModelError
 from leadml.modeling.lightgbm.compiled import booster_probability
 from leadml.modeling.policy import apply_policy
+from leadml.rules.ruleset import POINTS_COLUMN
 
 if TYPE_CHECKING:
     from leadml.features.build import TrainSet
+    from leadml.rules.ruleset import RuleSet
 
 MISSING, OTHER = "missing", "other"
 
@@ -73,6 +81,26 @@ def _tier_text(tiers: pd.Series) -> pd.Series:
     return pd.Series(tiers.cat.categories.astype(str).take(codes).array, index=tiers.index)
 
 
+def mql_points(ruleset: RuleSet) -> float | None:
+    """The points from which the rules call a lead an MQL: the ``min`` of the tier named MQL (any
+    case), else of the best tier; None when that tier is the catch-all (every lead qualifies)."""
+    tier = next((t for t in ruleset.tiers if t.name.lower() == "mql"), ruleset.tiers[0])
+    return tier.min_points
+
+
+def rules_threshold(model, ruleset: RuleSet) -> float:
+    """The MQL threshold of a rules model without labelled validation snapshots to set it by policy:
+    the probability its calibrated map gives the rules' own MQL points (:func:`mql_points`).
+
+    The map is non-decreasing, so every lead the rules call an MQL reaches it; a lead a little
+    below the MQL points reaches it too where the map is flat there. 0.0 when every lead qualifies.
+    """
+    points = mql_points(ruleset)
+    if points is None:
+        return 0.0
+    return float(model.predict_proba(pd.DataFrame({POINTS_COLUMN: [float(points)]}))[0, 1])
+
+
 class LeadScoringModel:
     """The pyfunc behind a registered leadml model: feature frame in, scores out.
 
@@ -80,7 +108,14 @@ class LeadScoringModel:
     so the features of new snapshots can be built), the MQL threshold and the tiers. Categorical
     features may arrive as pandas ``Categorical`` or as strings; unknown levels become ``other``
     and missing values ``missing``, as at training.
+
+    A rules model (``rules`` holds its rule set, :attr:`needs_points` is True) takes one column,
+    ``rules__points``: the points of its rule set, from :meth:`rules_scores` or given to
+    :meth:`probability` as ``points``. The builder still says which leads are open and builds
+    the features the job counts for drift and data quality.
     """
+
+    rules: dict | None = None  # models packed before rules models were served have no rule set
 
     def __init__(
         self,
@@ -94,6 +129,7 @@ class LeadScoringModel:
         *,
         subscores=None,
         drift_reference: dict | None = None,
+        rules: Mapping | None = None,
     ):
         self.model = model
         self.feature_names = list(feature_names)
@@ -105,6 +141,44 @@ class LeadScoringModel:
         self.spec_hash = builder.spec_hash() if builder is not None else None
         self.subscores = subscores  # a SubscoreScale (leadml.modeling.subscores): fit/engagement 0-100
         self.drift_reference = drift_reference  # the training distribution (leadml.modeling.drift_reference)
+        self.rules = dict(rules) if rules is not None else None  # RuleSet.to_dict() of a rules model
+
+    @property
+    def needs_points(self) -> bool:
+        """True for a rules model: it scores the rules points of each lead, not the features."""
+        return self.rules is not None
+
+    def ruleset(self) -> RuleSet:
+        """The rule set a rules model scores with (re-made from the rules file content it carries).
+
+        Raises:
+            ModelError: the model is not a rules model.
+        """
+        from leadml.rules.ruleset import RuleSet
+
+        if self.rules is None:
+            raise ModelError(f"model {self.name or 'leadml'} is not a rules model: it carries no rule set")
+        return RuleSet.from_dict(self.rules, source=f"<rules of model {self.name or 'leadml'}>")
+
+    def rules_scores(
+        self, snapshots: pd.DataFrame | None, leads: pd.DataFrame | None, events: pd.DataFrame | None,
+        *, flat: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """The rule set's scores of some snapshots, in their order: ``points``, ``tier``, ``breakdown``
+        (the rules that fired), ``fit_score``, ``engagement_score`` and ``grid_tier`` (by rule tag).
+
+        ``snapshots`` (``lead_id``, ``as_of``) are scored on ``leads`` and ``events``, each seeing
+        only the events before its as_of, as at training; with ``flat``, its rows are scored instead.
+        """
+        ruleset = self.ruleset()
+        if flat is not None:
+            return ruleset.score_flat(flat, subscores=True)
+        assert snapshots is not None, "give the snapshots (lead_id, as_of) or a flat table"
+        return ruleset.score_snapshots(snapshots[["lead_id", "as_of"]], leads, events, subscores=True)
+
+    def with_points(self, features: pd.DataFrame, points) -> pd.DataFrame:
+        """The input of a rules model: ``points`` as column ``rules__points``, indexed like ``features``."""
+        return pd.DataFrame({POINTS_COLUMN: np.asarray(points, dtype=float)}, index=features.index)
 
     def __getstate__(self) -> dict:
         from leadml.core.pickling import stable_pickle
@@ -113,11 +187,31 @@ class LeadScoringModel:
         return dict(self.__dict__)
 
     @classmethod
-    def from_training(cls, result, trainset: TrainSet, tiers: Sequence) -> LeadScoringModel:
+    def from_training(
+        cls, result, trainset: TrainSet, tiers: Sequence, *, rules: RuleSet | None = None
+    ) -> LeadScoringModel:
         """The chosen model of a training result, packed with its features, threshold, tiers, sub-score
-        scale and drift reference (the training distribution each scoring batch is compared with)."""
+        scale and drift reference (the training distribution each scoring batch is compared with).
+
+        When the rules baseline was chosen (a cold start or a rules win), ``rules`` is the rule set
+        that gave the training points; the model carries it and takes the points as its input. Its
+        threshold is the chosen one, or without labelled validation snapshots :func:`rules_threshold`.
+
+        Raises:
+            ModelError: the rules baseline was chosen and ``rules`` is None.
+        """
         from leadml.modeling.drift_reference import training_reference
         from leadml.modeling.subscores import training_subscore_scale
+        from leadml.modeling.train import RULES
+
+        if result.chosen == RULES:
+            if rules is None:
+                raise ModelError("the chosen model is the rules baseline: give the rule set that scored the "
+                                 "training snapshots (rules=...) to pack it")  # fmt: skip
+            threshold = result.threshold if result.threshold is not None else rules_threshold(result.model, rules)
+            packed = dict(model=result.model, feature_names=[POINTS_COLUMN], categories={}, threshold=threshold,
+                          tiers=tiers, builder=trainset.builder, name=RULES, rules=rules.to_dict())  # fmt: skip
+            return cls(**packed, drift_reference=training_reference(trainset, cls(**packed)))
 
         frame = trainset.frame
         categories = {
@@ -133,6 +227,12 @@ class LeadScoringModel:
 
     def _check_columns(self, features: pd.DataFrame) -> None:
         missing = [c for c in self.feature_names if c not in features.columns]
+        if missing and self.needs_points:
+            raise ModelError(
+                f"model {self.name or 'leadml'} is the rules baseline: it scores the rules points of each lead "
+                f"(column '{POINTS_COLUMN}'), which the frame lacks; compute them with "
+                "LeadScoringModel.rules_scores, or score the leads with `leadml score`"
+            )
         if missing:
             raise ModelError(f"feature frame lacks {len(missing)} columns the model needs (first: {missing[:5]})")
 
@@ -199,8 +299,15 @@ class LeadScoringModel:
         plan = self._booster_plan()
         return None if plan is None or not len(features) else self.matrix(features, plan)
 
-    def probability(self, features: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated probability of conversion per row (``matrix``: :meth:`booster_matrix` of ``features``)."""
+    def probability(self, features: pd.DataFrame, matrix: np.ndarray | None = None, *, points=None) -> np.ndarray:
+        """Calibrated probability of conversion per row (``matrix``: :meth:`booster_matrix` of ``features``).
+
+        A rules model reads column ``rules__points`` of ``features``, or ``points`` (one per row) when given.
+        """
+        if points is not None:
+            if not self.needs_points:
+                raise ModelError(f"model {self.name or 'leadml'} scores features, not rules points")
+            features = self.with_points(features, points)
         self._check_columns(features)
         if not len(features):
             return np.zeros(0)
@@ -220,8 +327,17 @@ class LeadScoringModel:
         return scores
 
     def features_for(self, trainset: TrainSet, rows: np.ndarray) -> pd.DataFrame:
-        """This model's features of some snapshots of a training set (rebuilt if the feature set differs)."""
+        """This model's features of some snapshots of a training set (rebuilt if the feature set differs);
+        for a rules model, the snapshots with their points under its rule set (column ``rules__points``)."""
         frame = trainset.frame.loc[rows]
+        if self.needs_points:
+            data = trainset.data
+            if data.flat is not None:
+                flat = data.flat.set_index("lead_id").loc[frame["lead_id"]].reset_index()
+                scores = self.rules_scores(None, None, None, flat=flat)
+            else:
+                scores = self.rules_scores(frame, data.leads, data.events)
+            return frame.assign(**{POINTS_COLUMN: scores["points"].to_numpy(dtype=float)})
         if self.builder is None or self.spec_hash == trainset.builder.spec_hash():
             return frame
         flat = trainset.data.flat

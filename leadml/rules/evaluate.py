@@ -30,20 +30,37 @@ Flat tables (one row per lead, behaviour already aggregated) have no times: an `
 reads the numeric column named like the event (``event[value]`` for a ``where`` with one
 attribute value, the feature naming of DESIGN.md) and takes its value as the count ``n``; a
 missing value counts 0. ``within_days`` and decay need event times and raise on a flat table.
+
+Rules that cannot fire on the tables they score are told, once per call, as a
+:class:`RulesWarning`: an event rule whose type no event has (with the types present and a
+"did you mean"), and, stronger, a rule set none of whose rules can fire (no event matches any
+event rule's selection, no scored lead passes any field rule), most often a rules file written for
+other data.
 """
 
 from __future__ import annotations
 
+import difflib
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from leadml.core.errors import ConfigError, LeadDataError
+from leadml.data.contract import LeadDataWarning
 from leadml.features.timeline.engine import EventTimeline, window_ns
 from leadml.rules.output import to_cents
 from leadml.rules.schema import Rule
 from leadml.rules.timeline import SelectedEvents
+
+
+class RulesWarning(LeadDataWarning):
+    """Rules that cannot fire on the data they score; the scores are made all the same.
+
+    Kinds: ``absent_event_type`` (an event rule counts a type no event has; ``count`` 1) and
+    ``rules_cannot_fire`` (no rule of the set can fire; ``count`` the rules).
+    """
 
 
 def _label(rule: Rule, index: int) -> str:
@@ -191,14 +208,18 @@ def evaluate_snapshots(
     events: pd.DataFrame | None,
     source: str,
     rows: np.ndarray | None = None,
+    *,
+    warn: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points (cents, int64) and fired (bool), each of shape (snapshots, rules), in snapshot order.
 
     ``rows`` gives each snapshot's row in ``leads`` when the caller knows it (None: looked up).
+    With ``warn``, rules that cannot fire on these tables are told (:func:`warn_unreachable`).
     """
     n = len(snapshots)
     cents = np.zeros((n, len(rules)), dtype=np.int64)
     fired = np.zeros((n, len(rules)), dtype=bool)
+    reach = np.zeros(len(rules), dtype=bool)  # per rule: some scored lead passes it, or some event matches it
     field_rules = [i for i, r in enumerate(rules) if not r.is_event]
     event_rules = [i for i, r in enumerate(rules) if r.is_event]
     if field_rules:
@@ -208,6 +229,7 @@ def evaluate_snapshots(
         for i in field_rules:
             hit = field_fired(rules[i], i, _field_column(leads, rules[i], i, source, "leads"), source)[rows]
             fired[:, i] = hit
+            reach[i] = hit.any()
             cents[:, i] = np.where(hit, to_cents(np.array([rules[i].points]))[0], 0)
     if event_rules:
         if events is None:
@@ -220,15 +242,87 @@ def evaluate_snapshots(
             groups.setdefault((rules[i].event, rules[i].where), []).append(i)
         for members in groups.values():
             first = rules[members[0]]
-            selected = SelectedEvents(timeline, timeline.event_mask(first.event, first.where_dict))
+            mask = timeline.event_mask(first.event, first.where_dict)
+            reach[members] = mask.any()
+            selected = SelectedEvents(timeline, mask)
             for i in members:
                 hit, points = event_points(rules[i], selected)
                 cents[:, i] = to_cents(points)
                 if rules[i].half_life_days is not None:  # decayed to 0.00: no longer worth listing
                     hit &= cents[:, i] != 0
                 fired[:, i] = hit
-            del selected  # one selection's prefix counts at a time
+            del selected, mask  # one selection's prefix counts at a time
+    if warn:
+        warn_unreachable(rules, reach if n else None, events, source)
     return cents, fired
+
+
+def event_types_present(events: pd.DataFrame) -> list[str]:
+    """The event types the events table holds, sorted (unused categories left out)."""
+    kinds = events["event_type"]
+    if isinstance(kinds.dtype, pd.CategoricalDtype):
+        codes = kinds.cat.codes.to_numpy()
+        used = np.bincount(codes[codes >= 0], minlength=len(kinds.cat.categories)) > 0
+        return sorted(map(str, kinds.cat.categories[used]))
+    return sorted(map(str, pd.unique(kinds.dropna())))
+
+
+def _listed(present: Sequence[str], most: int = 12) -> str:
+    shown = ", ".join(present[:most]) or "none"
+    return shown + (f", ... ({len(present)} in all)" if len(present) > most else "")
+
+
+def _close_to(event: str, present: Sequence[str]) -> str | None:
+    """The present type closest to ``event`` (case aside, as difflib sees it), or None."""
+    lowered = {kind.lower(): kind for kind in present}
+    found = difflib.get_close_matches(event.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[found[0]] if found else None
+
+
+def _unreachable_reason(rule: Rule, index: int, present: Sequence[str]) -> str:
+    """Why one rule cannot fire, in words."""
+    label = _label(rule, index)
+    if not rule.is_event:
+        return f"{label} tests field {rule.field!r}, which no scored lead passes"
+    if rule.event not in present:
+        close = _close_to(str(rule.event), present)
+        suggestion = f" (did you mean {close!r}?)" if close else ""
+        return f"{label} counts event type {rule.event!r}, which no event has{suggestion}"
+    tests = " and ".join(f"{attr}={values[0]!r}" if len(values) == 1 else f"{attr} in {list(values)!r}"
+                         for attr, values in rule.where)  # fmt: skip
+    return f"{label} matches no event of the scored leads (type {rule.event!r}{' where ' + tests if tests else ''})"
+
+
+def warn_unreachable(rules: Sequence[Rule], reach: np.ndarray | None, events: pd.DataFrame | None, source: str) -> None:
+    """Warn about rules that cannot fire: one :class:`RulesWarning` per event rule whose type no event
+    has, or, when no rule at all can fire, one stronger warning that lists why for each rule.
+
+    ``reach`` says per rule whether some scored lead passes it (field rules) or some event matches
+    its selection (event rules); None when nothing was scored (only the event types are checked).
+    Called once per scoring call, whatever the number of snapshots.
+    """
+    event_rules = [i for i, rule in enumerate(rules) if rule.is_event]
+    present = event_types_present(events) if event_rules and events is not None else []
+    if reach is not None and len(rules) and not reach.any():
+        reasons = [_unreachable_reason(rule, i, present) for i, rule in enumerate(rules)]
+        shown = "; ".join(reasons[:8]) + (f"; ... ({len(reasons) - 8} more)" if len(reasons) > 8 else "")
+        types = f"; event types present: {_listed(present)}" if event_rules else ""
+        head = (
+            f"none of the {len(rules)} rules in {source} can" if len(rules) > 1 else f"the one rule in {source} cannot"
+        )
+        message = f"{head} fire on this data: {shown}{types}"
+        warnings.warn(RulesWarning(message, "rules_cannot_fire", len(rules)), stacklevel=5)
+        return
+    known = set(present)
+    for i in event_rules:
+        event = str(rules[i].event)
+        if event not in known:
+            close = _close_to(event, present)
+            message = (
+                f"{source}: {_label(rules[i], i)} counts event type {event!r}, which no event has, so it "
+                f"never fires{f'; did you mean {close!r}?' if close else ''} (event types present: {_listed(present)})"
+            )
+            warnings.warn(RulesWarning(message, "absent_event_type", 1), stacklevel=5)
 
 
 def flat_column_name(rule: Rule) -> str:

@@ -39,7 +39,7 @@ import pandas as pd
 
 from leadml.core.errors import LeadDataError
 from leadml.features.snapshots import to_utc
-from leadml.rules.evaluate import evaluate_flat, evaluate_snapshots
+from leadml.rules.evaluate import RulesWarning, evaluate_flat, evaluate_snapshots
 from leadml.rules.output import scores_frame
 from leadml.rules.schema import (
     DEFAULT_TIERS,
@@ -52,7 +52,7 @@ from leadml.rules.schema import (
 
 POINTS_COLUMN = "rules__points"
 
-__all__ = ["POINTS_COLUMN", "Rule", "RuleSet", "Tier"]
+__all__ = ["POINTS_COLUMN", "Rule", "RuleSet", "RulesWarning", "Tier"]
 
 
 @dataclass(frozen=True)
@@ -152,6 +152,7 @@ class RuleSet:
         as_of: object,
         *,
         subscores: bool = False,
+        warn: bool = True,
     ) -> pd.DataFrame:
         """Score the leads of ``leads`` that exist at one ``as_of`` (a date means 00:00 UTC).
 
@@ -160,6 +161,11 @@ class RuleSet:
         snapshots and the scoring job, so that the rules never score a lead that did not exist yet.
         Leads without a ``created_at`` column are all scored. ``events`` may be None when the
         rules test profile fields only.
+
+        With ``warn`` (the default), rules that cannot fire on these tables are told once, as a
+        :class:`RulesWarning`: an event rule whose type no event has, or a rule set none of whose
+        rules can fire. Pass ``warn=False`` when the tables are a slice of the data (one lead and
+        its events), where a type absent from the slice says nothing about the rules.
 
         Returns:
             One row per lead created by ``as_of``, in the leads' order: ``lead_id``, ``as_of``,
@@ -186,7 +192,7 @@ class RuleSet:
         if not pd.Index(keys["lead_id"]).is_unique:
             dup = keys.loc[keys["lead_id"].duplicated(), "lead_id"].head(3).tolist()
             raise LeadDataError(f"<leads table>: column 'lead_id' has duplicated ids (e.g. {dup})")
-        return self._score(keys, leads, events, subscores, rows=np.arange(len(leads)))
+        return self._score(keys, leads, events, subscores, warn, rows=np.arange(len(leads)))
 
     def score_snapshots(
         self,
@@ -195,20 +201,22 @@ class RuleSet:
         events: pd.DataFrame | None,
         *,
         subscores: bool = False,
+        warn: bool = True,
     ) -> pd.DataFrame:
         """Score (lead_id, as_of) snapshots: one output row per snapshot, in the snapshots' order.
 
         A lead may have several snapshots; each sees only its own as_of's past. ``leads`` may be
         None when no rule tests a profile field, ``events`` None when no rule tests events.
+        ``warn`` as in :meth:`score`: one call warns once, whatever the number of snapshots.
         """
         _require(snapshots, ("lead_id", "as_of"), "snapshots")
         keys = pd.DataFrame({"lead_id": _text_ids(snapshots["lead_id"]), "as_of": _utc(snapshots["as_of"])})
         if leads is not None:
             _require(leads, ("lead_id",), "leads")
-        return self._score(keys, leads, events, subscores)
+        return self._score(keys, leads, events, subscores, warn)
 
-    def _score(self, keys, leads, events, subscores: bool, rows: np.ndarray | None = None) -> pd.DataFrame:
-        cents, fired = evaluate_snapshots(self.rules, keys, leads, events, self.source, rows=rows)
+    def _score(self, keys, leads, events, subscores: bool, warn: bool, rows: np.ndarray | None = None) -> pd.DataFrame:
+        cents, fired = evaluate_snapshots(self.rules, keys, leads, events, self.source, rows=rows, warn=warn)
         return self._scaled(scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores)))
 
     def score_flat(self, flat: pd.DataFrame, *, subscores: bool = False) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from leadml.core.errors import ConfigError
-from leadml.core.yaml_files import load_yaml
+from leadml.core.yaml_files import read_yaml_file
 
 Tag = Literal["fit", "engagement"]
 
@@ -353,10 +353,5 @@ def parse_rules(raw: Any, source: str = "<rules>") -> RulesConfig:
 
 
 def read_rules_yaml(path: str) -> Any:
-    """Read a YAML file, turning a missing file or a syntax error into :class:`ConfigError`."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: rules file not found") from exc
-    return load_yaml(text, str(path))
+    """Read a rules file: a missing, oversized (over 1 MB, refused unread) or invalid one is a :class:`ConfigError`."""
+    return read_yaml_file(path, "rules file")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.core.config import MQLConfig
+from leadml.core.config import EvaluationConfig, MQLConfig
 from leadml.core.errors import LeadDataError
 from leadml.explain.counterfactual import counterfactuals
 from leadml.explain.report import write_funnel_report, write_model_card, write_sales_report
@@ -96,11 +96,24 @@ def test_model_card_has_every_section_and_embeds_its_charts(trained, trainset, t
     path = write_model_card(trained, trainset, tmp_path / "reports" / "model_card.html")
     text = path.read_text()
     assert_self_contained(text)
-    for section in ('id="data"', 'id="metrics"', 'id="calibration"', 'id="importance"', 'id="tiers"', 'id="segments"'):
+    for section in ('id="data"', 'id="metrics"', 'id="confusion"', 'id="calibration"', 'id="importance"', 'id="tiers"',
+                    'id="segments"'):  # fmt: skip
         assert section in text
     assert text.count('src="data:image/png;base64,') == 5  # calibration, gains, SHAP bar, beeswarm, tiers
-    for segment in ("<h3>source</h3>", "<h3>country</h3>"):
+    for segment in ("<h3>source</h3>", "<h3>country</h3>"):  # evaluation.segments by default
         assert segment in text
+    assert "<h3>Validation (" in text and "<h3>Test (" in text and "(95 % bootstrap interval)" in text
+    assert "(precision)" in text and "(recall)" in text
+    assert "equal-mass bins</h3>" in text and "equal-width bins</h3>" in text
+    # the small simulation has fewer than 30 conversions in every source: all greyed, unjudged, no ratio
+    source = text[text.index("<h3>source</h3>") : text.index("<h3>country</h3>")]
+    levels = source.count("<tr")
+    assert levels > 2 and source.count('<tr class="thin">') == levels - 1  # every row but the header
+    assert source.count("too few conversions to judge (fewer than 30)") == levels - 1
+    assert "No ratio of MQL rates: fewer than two levels with at least 30 conversions" in source
+    low = write_model_card(trained, trainset, tmp_path / "low.html", evaluation=EvaluationConfig(min_conversions=1))
+    judged = low.read_text()
+    assert "Ratio of MQL rates (disparate impact), over the levels with at least 1 conversion:" in judged
     for model in ("rules", "logistic", "lightgbm"):
         assert f"<td>{model}</td>" in text
     assert "job_level" in text and f"Chosen model: <b>{trained.chosen}</b>" in text

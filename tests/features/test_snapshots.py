@@ -9,7 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leadml.core.errors import LeadDataError
-from leadml.features.snapshots import build_snapshots, lead_weights, pql_times, stratified_split, time_split, to_utc
+from leadml.features.snapshots import (
+    build_snapshots,
+    lead_weights,
+    pql_times,
+    snapshot_phase,
+    stratified_split,
+    time_split,
+    to_utc,
+)
 
 T = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
 
@@ -56,8 +64,10 @@ def test_every_days_stops_when_the_lead_closes():
         _leads(), _outcomes(), policy="every_days", every_days=10, horizon_days=30, data_end=T("2026-04-01")
     )
     a = snapshots.loc[snapshots["lead_id"] == "a"]
-    # a: created 01-01, closed (won) 02-10: snapshots on 01-11, 01-21, 01-31, 02-10 (closing instant is the future)
-    assert a["as_of"].tolist() == [T("2026-01-11"), T("2026-01-21"), T("2026-01-31"), T("2026-02-10")]
+    # a: created 01-01, first snapshot at its phase (145 hours), then every 10 days until it closed on 02-10
+    assert snapshot_phase(["a"], 10).tolist() == [145]
+    assert a["as_of"].tolist() == [T("2026-01-07 01:00"), T("2026-01-17 01:00"), T("2026-01-27 01:00"),
+                                   T("2026-02-06 01:00")]  # fmt: skip
     assert a["converted"].tolist() == [0.0, 1.0, 1.0, 1.0]
     assert snapshots.loc[snapshots["lead_id"] == "b"].empty  # closed on day 5
     assert (snapshots["as_of"] <= T("2026-04-01")).all()
@@ -160,12 +170,14 @@ def test_every_days_spreads_a_long_life_over_max_per_lead_snapshots():
     snapshots = build_snapshots(
         leads, None, policy="every_days", every_days=10, max_per_lead=5, horizon_days=10, data_end=T("2026-01-01")
     )
+    assert snapshot_phase(["old", "young"], 10).tolist() == [8, 231]
     old = snapshots.loc[snapshots["lead_id"] == "old", "as_of"]
-    # 365 days of life = 36 steps of 10 days; five of them, evenly spread from step 1 to step 36
-    steps = ((old - T("2025-01-01")) / pd.Timedelta(days=10)).astype(int).tolist()
-    assert steps == [1, 10, 19, 27, 36]
+    # 365 days of life, first step at hour 8: 37 steps (hour 8, then every 240 hours); five, evenly spread
+    hours = ((old - T("2025-01-01")) / pd.Timedelta(hours=1)).astype(int).tolist()
+    assert hours == [8, 8 + 9 * 240, 8 + 18 * 240, 8 + 27 * 240, 8 + 36 * 240]
     young = snapshots.loc[snapshots["lead_id"] == "young", "as_of"]
-    assert young.tolist() == [T("2025-12-11"), T("2025-12-21"), T("2025-12-31")]  # 3 steps: all taken
+    # 31 days of life from hour 231: 3 steps, all taken
+    assert young.tolist() == [T("2025-12-10 15:00"), T("2025-12-20 15:00"), T("2025-12-30 15:00")]
 
 
 @settings(max_examples=40, deadline=None)
@@ -179,9 +191,12 @@ def test_every_days_snapshots_stay_in_the_open_life_and_under_the_cap(life, ever
                                 data_end=T("2027-01-01"))  # fmt: skip
     per_lead = snapshots.groupby("lead_id").size()
     assert (per_lead <= cap).all()
+    phases = snapshot_phase(leads["lead_id"], every)  # hours
+    assert ((phases >= 1) & (phases <= 24 * every)).all()
     for i, days in enumerate(life):  # every step of a short life is taken; never after closing
         mine = snapshots.loc[snapshots["lead_id"] == f"l{i}", "as_of"]
-        assert len(mine) == min(days // every, cap)
+        steps = (24 * days - phases[i]) // (24 * every) + 1 if 24 * days >= phases[i] else 0
+        assert len(mine) == min(steps, cap)
         assert (mine <= closed[i]).all() and (mine > created[i]).all()
         assert mine.is_unique
 
@@ -214,11 +229,11 @@ def test_snapshots_past_the_target_stage_are_not_training_rows():
     snapshots = build_snapshots(_leads(), _stage_outcomes(), every_days=10, horizon_days=20,
                                 data_end=T("2026-12-31"), stage="sql")  # fmt: skip
     a = snapshots.loc[snapshots["lead_id"] == "a"]
-    # a: created 01-01, SQL on 01-25: snapshots 01-11 and 01-21 only (both within 20 days of 01-25)
-    assert a["as_of"].tolist() == [T("2026-01-11"), T("2026-01-21")]
+    # a: created 01-01 (phase 145 h), SQL on 01-25: snapshots 01-07 and 01-17 only (both within 20 days of 01-25)
+    assert a["as_of"].tolist() == [T("2026-01-07 01:00"), T("2026-01-17 01:00")]
     assert a["converted"].tolist() == [1.0, 1.0]
     b = snapshots.loc[snapshots["lead_id"] == "b"]
-    # b: created 01-10, SQL 03-01: steps 01-20 ... 02-19 (5); the label turns 1 within 20 days of 03-01
+    # b: created 01-10 (phase 176 h), SQL 03-01: steps 01-17 ... 02-26 (5); the label turns 1 within 20 days of 03-01
     assert b["converted"].tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
 
 

@@ -14,12 +14,15 @@ from leadml.modeling.calibrate import (
     EPS,
     CalibratedModel,
     bin_ids,
+    calibration_errors,
     choose_method,
     cross_fitted,
     expected_calibration_error,
     fit_calibrator,
     log_loss,
     reliability_table,
+    reliability_tables,
+    wilson_interval,
 )
 
 
@@ -77,6 +80,42 @@ def test_ece_on_equal_width_bins_by_hand():
     assert bin_ids(np.array([0.0, 0.5, 1.0]), 2, "uniform").tolist() == [0, 1, 1]
 
 
+def test_equal_width_bins_of_skewed_scores_reach_the_top_by_hand():
+    # most scores low, two at the top: what equal-mass bins average away
+    p = [0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.15, 0.18, 0.25, 0.31, 0.55, 0.97, 0.99]
+    y = [0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 1, 1, 0]
+    table = reliability_table(y, p, n_bins=10, strategy="uniform")
+    assert table["bin"].tolist() == list(range(10))  # every range listed, the empty ones too
+    assert table["count"].tolist() == [5, 3, 1, 1, 0, 1, 0, 0, 0, 2]
+    top = table.iloc[9]
+    assert (top["lower"], top["upper"]) == (0.97, 0.99)
+    assert top["mean_predicted"] == pytest.approx(0.98) and top["observed_rate"] == 0.5
+    assert top["error"] == pytest.approx(0.48)
+    empty = table.iloc[4]
+    assert np.isnan(empty[["mean_predicted", "observed_rate", "observed_low", "observed_high", "error"]]
+                    .to_numpy(dtype=float)).all()  # fmt: skip
+    assert table.loc[0, "mean_predicted"] == pytest.approx(0.038)
+    assert table.loc[1, "observed_rate"] == pytest.approx(1 / 3)
+    # gaps x counts: 5 x .038 + 3 x |.15 - 1/3| + .25 + .69 + .45 + 2 x .48 = 3.09 over 13 rows
+    errors = calibration_errors(table)
+    assert errors["ece"] == pytest.approx(3.09 / 13)
+    assert (errors["max_error"], errors["bin"], errors["count"]) == (pytest.approx(0.69), 3, 1)  # 0.31, converted
+    assert expected_calibration_error(y, p, strategy="uniform") == pytest.approx(3.09 / 13)
+    # equal-mass (4 bins of 13 ranks: 4, 3, 3, 3 rows): the top bin mixes 0.55 with 0.97 and 0.99
+    mass = reliability_tables(y, p, n_bins=4)["equal-mass"]
+    assert mass["count"].tolist() == [4, 3, 3, 3]
+    assert mass["mean_predicted"].iloc[-1] == pytest.approx((0.55 + 0.97 + 0.99) / 3)
+
+
+def test_wilson_interval_by_hand():
+    low, high = wilson_interval(2, 10)  # the textbook case: 2 of 10, 95 %
+    assert (float(low), float(high)) == (pytest.approx(0.0567, abs=1e-4), pytest.approx(0.5098, abs=1e-4))
+    low, high = wilson_interval(np.array([0, 5, 0]), np.array([5, 5, 0]))
+    assert low[0] == 0.0 and high[0] == pytest.approx(0.4345, abs=1e-4)  # no conversion of 5: up to 43 %
+    assert high[1] == 1.0 and low[1] == pytest.approx(0.5655, abs=1e-4)
+    assert np.isnan(low[2]) and np.isnan(high[2])
+
+
 def test_equal_mass_bins_split_ties_by_row_order():
     ids = bin_ids(np.array([0.2, 0.2, 0.2, 0.2, 0.1, 0.9]), n_bins=3)
     assert ids.tolist() == [0, 1, 1, 2, 0, 2]
@@ -91,6 +130,10 @@ def test_reliability_table_accounts_for_every_row(rows, n_bins):
     table = reliability_table(y, p, n_bins=n_bins)
     assert table["count"].sum() == len(p)
     assert (table["observed_rate"] * table["count"]).sum() == pytest.approx(y.sum())
+    inside = (table["observed_low"] <= table["observed_rate"]) & (table["observed_rate"] <= table["observed_high"])
+    assert inside.all()  # the Wilson interval holds the observed rate
+    width = reliability_table(y, p, n_bins=n_bins, strategy="uniform")
+    assert len(width) == n_bins and width["count"].sum() == len(p)
     ece = expected_calibration_error(y, p, n_bins=n_bins)
     assert 0.0 <= ece <= 1.0
     if n_bins == 1:

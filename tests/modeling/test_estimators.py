@@ -18,6 +18,8 @@ from sklearn.utils.estimator_checks import (
 from leadml.core.config import LightGBMConfig, LogisticConfig, ModelsConfig
 from leadml.core.errors import LeadDataError
 from leadml.modeling.estimators import LightGBMModel, LogisticModel, fit_model, lightgbm_names, make_models
+from leadml.modeling.logistic import TailLog
+from leadml.modeling.model_inputs import column_skewness, signed_log1p
 from leadml.rules.baseline import PointsBaseline
 
 LEVEL_EFFECT = {"staff": 0.0, "manager": 0.4, "director": 0.9, "vp": 1.2, "student": -1.5}
@@ -111,8 +113,11 @@ def test_same_data_config_and_seed_give_identical_predictions(data):
     runs = [LightGBMModel(seed=5).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va])) for _ in range(2)]
     assert runs[0].booster_.model_to_string() == runs[1].booster_.model_to_string()
     assert np.array_equal(runs[0].predict_proba(frame), runs[1].predict_proba(frame))
-    logistic = [LogisticModel(seed=5).fit(frame.iloc[tr], y[tr]) for _ in range(2)]
-    assert np.array_equal(logistic[0].predict_proba(frame), logistic[1].predict_proba(frame))
+    weights = np.random.default_rng(0).uniform(0.5, 2.0, tr.stop)
+    for w in (None, weights):  # the coefficients themselves, bit for bit, unweighted and weighted
+        logistic = [LogisticModel(seed=5).fit(frame.iloc[tr], y[tr], sample_weight=w) for _ in range(2)]
+        assert np.array_equal(logistic[0].pipeline_[-1].coef_, logistic[1].pipeline_[-1].coef_)
+        assert np.array_equal(logistic[0].predict_proba(frame), logistic[1].predict_proba(frame))
     other_seed = LightGBMModel(seed=6).fit(frame.iloc[tr], y[tr], eval_set=(frame.iloc[va], y[va]))
     assert not np.array_equal(runs[0].predict_proba(frame), other_seed.predict_proba(frame))
 
@@ -161,6 +166,29 @@ def test_levels_unseen_in_training_are_scored():
     for model in models:
         p = model.predict_proba(vp)[:, 1]
         assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
+
+
+def test_the_logistic_model_logs_a_long_tail_and_keeps_a_linear_column_linear():
+    """Time on site (no long tail, a linear effect) keeps its shape; visits (a long tail, a log effect) is logged."""
+    rng = np.random.default_rng(7)
+    seconds = rng.uniform(0, 2000, 6000) * (rng.random(6000) < 0.75)  # a quarter never came back
+    visits = np.floor(rng.pareto(1.5, 6000) * 3)
+    logit = -2.0 + 0.0015 * seconds + 0.6 * np.log1p(visits)
+    y = (rng.random(6000) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame({"seconds_on_site": seconds, "visits": visits})
+    model = LogisticModel().fit(X[:4000], y[:4000])
+    tail = model.pipeline_["preprocess"].named_transformers_["numeric"]["log"]
+    assert tail.logged_.tolist() == [False, True]
+    assert list(tail.get_feature_names_out()) == ["seconds_on_site", "visits"]
+    bayes = roc_auc_score(y[4000:], logit[4000:])
+    assert _auc(model, X[4000:], y[4000:]) > bayes - 0.005
+    # the log on the linear column too (as every numeric column had it before) bends its signal away
+    logged = X.assign(seconds_on_site=signed_log1p(X["seconds_on_site"]))
+    assert _auc(LogisticModel().fit(logged[:4000], y[:4000]), logged[4000:], y[4000:]) < bayes - 0.02
+    # the tail test weighs rows: rows twice at half weight choose as the rows once
+    twice, _, weights = duplicated(X, y)
+    assert TailLog().fit(twice, sample_weight=weights).logged_.tolist() == [False, True]
+    np.testing.assert_allclose(column_skewness(twice.to_numpy(), weights), column_skewness(X.to_numpy()), rtol=1e-12)
 
 
 def test_all_missing_and_constant_numeric_columns_do_not_break_logistic():
@@ -241,8 +269,9 @@ def test_rows_twice_at_half_weight_fit_the_model_of_the_rows_once(data):
     once = LogisticModel().fit(X, y[tr]).predict_proba(test)[:, 1]
     halved = LogisticModel().fit(X2, y2, sample_weight=weights).predict_proba(test)[:, 1]
     counted_twice = LogisticModel().fit(X2, y2).predict_proba(test)[:, 1]
-    # the loss and the scaling are the same; only the imputed median and the rare-level pooling count rows
-    assert np.abs(halved - once).max() < 1e-3
+    # the loss, the tail test and the scaling are the same; only the imputed median and the rare-level
+    # pooling count rows (the median of days since, a column kept linear, moves by 0.1 day here)
+    assert np.abs(halved - once).max() < 2e-3
     assert np.abs(counted_twice - once).max() > 0.01
     points = pd.DataFrame({"rules__points": X["page_view__count_30d"].to_numpy() * 10})
     points2 = pd.DataFrame({"rules__points": X2["page_view__count_30d"].to_numpy() * 10})

@@ -9,9 +9,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from leadml.core.config import MQLConfig
 from leadml.core.errors import LeadDataError
 from leadml.modeling.calibrate import expected_calibration_error
-from leadml.modeling.evaluate import bootstrap_weights, evaluate_predictions, metric_names, weighted_metrics
+from leadml.modeling.evaluate import (
+    Confusion,
+    bootstrap_weights,
+    confusion_at,
+    confusion_of_threshold,
+    evaluate_predictions,
+    metric_names,
+    mql_confusion,
+    segment_metrics,
+    weighted_metrics,
+)
+from leadml.modeling.policy import find_threshold
 
 
 def plain(y, p, threshold=None):
@@ -40,6 +52,7 @@ def test_lift_capture_and_threshold_metrics_by_hand():
     assert m["precision_at_mql"] == pytest.approx(0.6)
     assert m["recall_at_mql"] == pytest.approx(1.0)
     assert m["mql_share"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx(0.75)  # 2 TP / (MQLs + conversions) = 6 / (5 + 3)
     # AUC: of 3 x 7 pairs, the converted 0.8 ties one unconverted 0.8 and the 0.6 ranks below two
     assert m["roc_auc"] == pytest.approx((7 + 6.5 + 5) / 21)
 
@@ -152,3 +165,94 @@ def test_bad_labels_and_lengths_are_clear_errors():
         evaluate_predictions(np.array([0, 1, np.nan]), {"m": np.full(3, 0.1)})
     with pytest.raises(LeadDataError, match="model 'm' has 2 predictions for 3 rows"):
         evaluate_predictions(np.array([0, 1, 1]), {"m": np.array([0.1, 0.2])})
+
+
+# -- at the MQL threshold ------------------------------------------------------------------------
+P10 = np.array([0.9, 0.8, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+Y10 = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0])
+
+
+def test_confusion_counts_and_f1_by_hand():
+    # p >= 0.7: rows 0.9 (converted), 0.8 (converted), 0.8, 0.7 -> TP 2, FP 2; the 0.6 converted is missed
+    # (FN 1); the other five are TN. Precision 2/4, recall 2/3, F1 = 2 TP / (MQLs + conversions) = 4 / 7
+    matrix = confusion_at(Y10, P10, 0.7)
+    assert matrix == Confusion(tp=2, fp=2, fn=1, tn=5)
+    assert (matrix.rows, matrix.mqls, matrix.conversions) == (10, 4, 3)
+    assert matrix.precision == pytest.approx(0.5) and matrix.recall == pytest.approx(2 / 3)
+    assert matrix.f1 == pytest.approx(4 / 7) == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert np.isnan(confusion_at([0, 0], [0.1, 0.2], 0.5).f1)  # no MQL and no conversion: F1 undefined
+
+
+def test_the_validation_confusion_comes_from_what_the_policy_measured():
+    found = find_threshold(P10, MQLConfig(policy="probability", probability=0.7), y=Y10)
+    assert confusion_of_threshold(found, rows=10, conversions=3) == Confusion(tp=2, fp=2, fn=1, tn=5)
+    with pytest.raises(ValueError, match="cannot come from 3 snapshots with 1 conversions"):
+        confusion_of_threshold(found, rows=3, conversions=1)
+    predictions = pd.DataFrame({"converted": Y10[::-1], "m": P10[::-1], "lead_id": range(10)})
+    counts = pd.DataFrame({"split": ["train", "validation"], "labelled": [50, 10], "positives": [9, 3]})
+    frame = mql_confusion({"m": found}, predictions, counts)
+    assert frame["split"].tolist() == ["validation", "test"]
+    assert frame[["tp", "fp", "fn", "tn"]].to_numpy().tolist() == [[2, 2, 1, 5], [2, 2, 1, 5]]
+    assert frame["f1"].tolist() == pytest.approx([4 / 7, 4 / 7]) and (frame["threshold"] == 0.7).all()
+
+
+def test_f1_on_test_has_a_bootstrap_interval():
+    y, truth, _ = sample(2000, seed=5)
+    evaluation = evaluate_predictions(y, {"m": truth}, thresholds=0.2, baseline=None, n_boot=300, seed=1)
+    row = evaluation.metrics.set_index("metric").loc["f1"]
+    assert row["value"] == pytest.approx(confusion_at(y, truth, 0.2).f1)
+    assert row["low"] < row["value"] < row["high"] and row["high"] - row["low"] < 0.15
+
+
+# -- segments ------------------------------------------------------------------------------------
+def segment_frame() -> pd.DataFrame:
+    """Three sources, by hand: A and B have enough conversions to be judged, C has five (greyed)."""
+    a = pd.DataFrame({"source": "A", "converted": [1] * 40 + [0] * 60, "p": [0.8] * 40 + [0.6] * 10 + [0.2] * 50})
+    b = pd.DataFrame({"source": "B", "converted": [1] * 25 + [0] * 5 + [1] * 10 + [0] * 60,
+                      "p": [0.7] * 30 + [0.3] * 10 + [0.1] * 60})  # fmt: skip
+    c = pd.DataFrame({"source": "C", "converted": [1] * 5 + [0] * 15, "p": [0.4] * 5 + [0.1] * 15})
+    frame = pd.concat([c, a, b], ignore_index=True)
+    frame["lead_id"] = np.arange(len(frame))
+    return frame
+
+
+def test_segment_levels_intervals_greyed_level_and_disparate_impact_by_hand():
+    frame = segment_frame()
+    judged = segment_metrics(frame["converted"], frame["p"], frame["source"], threshold=0.5, min_conversions=30,
+                             overall_auc=0.9, n_boot=400, seed=3, groups=frame["lead_id"])  # fmt: skip
+    table = judged.table.set_index("level")
+    assert table.index.tolist() == ["A", "B", "C"]  # most rows first
+    assert table["rows"].tolist() == [100, 100, 20] and table["conversions"].tolist() == [40, 35, 5]
+    # A: every conversion (0.8) above every non-conversion (0.6, 0.2); 50 of 100 at or above 0.5
+    assert table.loc["A", "roc_auc"] == 1.0 and table.loc["A", "mql_rate"] == 0.5
+    assert table.loc["A", "precision_at_mql"] == pytest.approx(0.8) and table.loc["A", "recall_at_mql"] == 1.0
+    # B: 25 conversions at 0.7 above 60 and tied with 5; 10 at 0.3 above 60: (25 x 62.5 + 10 x 60) / (35 x 65)
+    assert table.loc["B", "roc_auc"] == pytest.approx(2162.5 / 2275) and table.loc["B", "mql_rate"] == 0.3
+    for level in ("A", "B"):
+        low, high = table.loc[level, ["mql_rate_low", "mql_rate_high"]]
+        assert low <= table.loc[level, "mql_rate"] <= high and high - low > 0.05
+    assert table.loc["B", "roc_auc_low"] < table.loc["B", "roc_auc"] <= table.loc["B", "roc_auc_high"]
+    assert table.loc["A", "verdict"] == "above the overall ROC-AUC"  # [1, 1] against 0.9
+    assert table["judged"].tolist() == [True, True, False]
+    assert table.loc["C", "note"] == "too few conversions to judge (fewer than 30)" and table.loc["C", "verdict"] == ""
+    assert table.loc["C", "mql_rate"] == 0.0  # measured, shown greyed, but not in the ratio (else 0 / 0.5)
+    # disparate impact: lowest judged MQL rate / highest = 0.3 / 0.5 = 0.6, under the four-fifths rule
+    assert judged.impact_ratio == pytest.approx(0.6) and (judged.lowest, judged.highest) == ("B", "A")
+    assert judged.flagged
+    again = segment_metrics(frame["converted"], frame["p"], frame["source"], threshold=0.5, min_conversions=30,
+                            overall_auc=0.9, n_boot=400, seed=3, groups=frame["lead_id"])  # fmt: skip
+    pd.testing.assert_frame_equal(again.table, judged.table)  # seeded
+
+
+def test_a_ratio_at_four_fifths_is_not_flagged_and_missing_levels_are_named():
+    frame = segment_frame()
+    frame.loc[frame["source"] == "B", "p"] = np.r_[np.full(40, 0.7), np.full(60, 0.1)]  # B: 40 % MQL
+    frame.loc[frame.index[:3], "source"] = None
+    judged = segment_metrics(frame["converted"], frame["p"], frame["source"], threshold=0.5, min_conversions=30,
+                             n_boot=50)  # fmt: skip
+    assert judged.impact_ratio == pytest.approx(0.8) and not judged.flagged  # 0.4 / 0.5: the rule's own bound
+    assert "missing" in judged.table["level"].tolist()
+    alone = segment_metrics(
+        frame["converted"], frame["p"], frame["source"], threshold=0.5, min_conversions=39, n_boot=20
+    )
+    assert np.isnan(alone.impact_ratio) and alone.lowest is None and not alone.flagged  # only A is judged

@@ -148,15 +148,14 @@ def test_a_capacity_below_one_lead_over_the_span_makes_no_mql_and_says_what_to_d
     assert advised.mql_count == 1 and advised.advice == ""
 
 
-def test_a_capacity_below_the_snapshots_tied_at_the_top_makes_no_mql():
-    # one week, 2 a week, but 3 snapshots share the top probability: none can go without the others
+def test_a_capacity_below_the_snapshots_tied_at_the_top_takes_the_tied_group_and_says_so():
+    # one week, 2 a week, but 3 snapshots share the top probability (a calibration step): all 3 go
     p = np.array([0.5, 0.1, 0.5, 0.2, 0.5, 0.05, 0.3])
     found = find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=2), as_of=days(7))
-    assert found.threshold == NOBODY and found.mql_count == 0
-    assert found.advice == (
-        "mql.policy capacity allows 2 MQLs (2 a week over 1.00 weeks, rounded down) and 3 snapshots share the "
-        "highest probability 0.5, so no threshold is reachable; raise mql.capacity_per_week to at least 3, or "
-        "use mql.policy: f1"
+    assert found.threshold == 0.5 and found.mql_count == 3 and found.advice == ""
+    assert found.note == (
+        "capacity: 3 of 7 snapshots share the highest probability 0.5, more than the 2 allowed "
+        "(2 a week over 1.00 weeks); all of them are MQL (capacity exceeded by 1)"
     )
     assert find_threshold(p, MQLConfig(policy="capacity", capacity_per_week=3), as_of=days(7)).mql_count == 3
     same = find_threshold(np.full(7, 0.2), MQLConfig(policy="capacity", capacity_per_week=2), as_of=days(7))

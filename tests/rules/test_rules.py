@@ -673,3 +673,93 @@ def test_selected_events_agree_with_the_timeline(monkeypatch, chunk, repeat):
     single_count, single_age = selected.kth_latest_age_ns(1)
     np.testing.assert_allclose(single_age[single_count > 0] / 86_400e9, last[single_count > 0])
     assert (age[count >= 2] >= 0).all() and (age[count < 2] == 0).all()
+
+
+# -- rules that cannot fire on the data ------------------------------------------------------------
+WARNED = {
+    "rules": [
+        {"name": "Webinar", "event": "webinar_atend", "points": 20},
+        {"name": "Pricing", "event": "page_view", "where": {"page": "pricing"}, "points": 10},
+        {"name": "VP", "field": "job_level", "equals": "vp", "points": 30},
+    ]
+}
+
+
+def warned_data(job_level=("vp", "student")) -> tuple[pd.DataFrame, pd.DataFrame]:
+    leads = make_leads(["a", "b"], job_level=list(job_level))
+    events = make_events(
+        [("a", 3, "page_view", {"page": "home"}), ("a", 2, "webinar_attend", {"page": "x"}),
+         ("b", 1, "Form_Submit", {"page": "y"})]
+    )  # fmt: skip
+    return leads, events
+
+
+def rules_warnings(score) -> list:
+    """The RulesWarnings one scoring call gives (every one, however often the same text comes)."""
+    from leadml.rules.ruleset import RulesWarning
+
+    with pytest.warns() as caught:
+        score()
+    return [w.message for w in caught if isinstance(w.message, RulesWarning)]
+
+
+def test_an_event_rule_on_a_type_absent_from_the_events_is_told_once_with_a_suggestion():
+    from leadml.data.contract import LeadDataWarning
+
+    leads, events = warned_data()
+    ruleset = RuleSet.from_dict(WARNED, source="r.yaml")
+    found = rules_warnings(lambda: ruleset.score(leads, events, AS_OF))
+    assert [str(w) for w in found] == [
+        "r.yaml: rule #1 'Webinar' counts event type 'webinar_atend', which no event has, so it never fires; "
+        "did you mean 'webinar_attend'? (event types present: Form_Submit, page_view, webinar_attend)"
+    ]
+    assert isinstance(found[0], LeadDataWarning) and (found[0].kind, found[0].count) == ("absent_event_type", 1)
+    snapshots = pd.DataFrame({"lead_id": ["a", "b"] * 50, "as_of": [days_before(k) for k in range(100)]})
+    per_snapshots = rules_warnings(lambda: ruleset.score_snapshots(snapshots, leads, events))  # 100 rows: one warning
+    assert [str(w) for w in per_snapshots] == [str(found[0])]
+
+
+def test_a_type_without_a_close_match_gets_no_suggestion():
+    leads, events = warned_data()
+    ruleset = RuleSet.from_dict({"rules": [{"name": "Chat", "event": "chat_message", "points": 5},
+                                           {"name": "VP", "field": "job_level", "equals": "vp", "points": 30}]})  # fmt: skip
+    assert [str(w) for w in rules_warnings(lambda: ruleset.score(leads, events, AS_OF))] == [
+        "<rules>: rule #1 'Chat' counts event type 'chat_message', which no event has, so it never fires "
+        "(event types present: Form_Submit, page_view, webinar_attend)"
+    ]
+
+
+def test_a_rules_file_none_of_whose_rules_can_fire_gets_one_stronger_warning():
+    leads, events = warned_data(job_level=("cto", None))
+    ruleset = RuleSet.from_dict(WARNED, source="r.yaml")
+    found = rules_warnings(lambda: ruleset.score(leads, events, AS_OF))
+    assert [str(w) for w in found] == [
+        "none of the 3 rules in r.yaml can fire on this data: rule #1 'Webinar' counts event type 'webinar_atend', "
+        "which no event has (did you mean 'webinar_attend'?); rule #2 'Pricing' matches no event of the scored "
+        "leads (type 'page_view' where page='pricing'); rule #3 'VP' tests field 'job_level', which no scored lead "
+        "passes; event types present: Form_Submit, page_view, webinar_attend"
+    ]
+    assert (found[0].kind, found[0].count) == ("rules_cannot_fire", 3)
+    one = RuleSet.from_dict({"rules": [{"name": "VP", "field": "job_level", "equals": "vp", "points": 30}]})
+    assert [str(w) for w in rules_warnings(lambda: one.score(leads, None, AS_OF))] == [
+        "the one rule in <rules> cannot fire on this data: rule #1 'VP' tests field 'job_level', which no scored "
+        "lead passes"
+    ]
+
+
+def test_no_warning_when_every_type_is_present_or_when_asked_not_to():
+    import warnings
+
+    from leadml.rules.ruleset import RulesWarning
+
+    leads, events = warned_data()
+    present = RuleSet.from_dict({"rules": [{"name": "Webinar", "event": "webinar_attend", "points": 20},
+                                           {"name": "Form", "event": "Form_Submit", "min_count": 5, "points": 9}]})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RulesWarning)
+        scores = present.score(leads, events, AS_OF)
+        RuleSet.from_dict(WARNED).score(leads, events, AS_OF, warn=False)
+        vp = RuleSet.from_dict({"rules": [{"name": "VP", "field": "job_level", "equals": "cto", "points": 30}]})
+        nobody = vp.score(leads.iloc[:0], None, AS_OF)  # no lead scored: nothing could fire, nothing to tell
+    assert scores["points"].tolist() == [20.0, 0.0]  # the Form rule cannot reach 5 events: fine, no warning
+    assert nobody.empty

@@ -41,19 +41,48 @@ def data_uri(figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def calibration_plot(reliability: Mapping[str, pd.DataFrame]) -> str:
-    """Mean predicted probability against the observed conversion rate, per bin and model."""
-    figure = new_figure(5.2, 4.4)
-    ax = figure.add_subplot()
-    top = 0.05
-    for i, (name, table) in enumerate(reliability.items()):
-        ax.plot(table["mean_predicted"], table["observed_rate"], marker="o", ms=4,
-                color=PALETTE[i % len(PALETTE)], label=name)  # fmt: skip
-        top = max(top, float(table["mean_predicted"].max()), float(table["observed_rate"].max()))
-    ax.plot([0, top], [0, top], ls="--", color="#999", lw=1, label="perfectly calibrated")
-    ax.set(xlabel="mean predicted probability", ylabel="observed conversion rate",
-           title="Calibration on the test snapshots (equal-mass bins)")  # fmt: skip
+def _reliability_panel(ax, tables: Mapping[str, pd.DataFrame], title: str, few: int, top: float | None) -> None:
+    """One binning's reliability curves: bins with ``few`` rows or more as dots with their Wilson
+    interval, smaller bins lighter and labelled with their count; the diagonal up to ``top``."""
+    highest = 0.05
+    for i, (name, table) in enumerate(tables.items()):
+        colour = PALETTE[i % len(PALETTE)]
+        filled = table[table["count"] > 0]
+        x, y = filled["mean_predicted"].to_numpy(), filled["observed_rate"].to_numpy()
+        ax.plot(x, y, color=colour, lw=1, alpha=0.8, label=name)
+        solid = filled["count"].to_numpy() >= few
+        if "observed_low" in filled:
+            below = np.clip(y - filled["observed_low"].to_numpy(), 0, None)
+            above = np.clip(filled["observed_high"].to_numpy() - y, 0, None)
+            ax.errorbar(x[solid], y[solid], yerr=[below[solid], above[solid]], fmt="o", ms=4, color=colour,
+                        lw=0.8, capsize=2)  # fmt: skip
+        else:
+            ax.plot(x[solid], y[solid], "o", ms=4, color=colour)
+        ax.plot(x[~solid], y[~solid], "o", ms=4, color=colour, alpha=0.3)
+        for xi, yi, n in zip(x[~solid], y[~solid], filled["count"].to_numpy()[~solid]):
+            ax.annotate(f"n={int(n)}", (xi, yi), textcoords="offset points", xytext=(4, 3), fontsize=7, color="#888")
+        highest = max(highest, float(np.nanmax(x, initial=0)), float(np.nanmax(y, initial=0)))
+    end = top if top is not None else highest
+    ax.plot([0, end], [0, end], ls="--", color="#999", lw=1, label="perfectly calibrated")
+    ax.set(xlabel="mean predicted probability", ylabel="observed conversion rate", title=title)
     ax.legend(fontsize=8)
+
+
+def calibration_plot(
+    reliability: Mapping[str, pd.DataFrame], uniform: Mapping[str, pd.DataFrame] | None = None, *, few: int = 30
+) -> str:
+    """Mean predicted probability against the observed conversion rate, per bin and model.
+
+    ``reliability`` holds the equal-mass tables (left); ``uniform`` the equal-width tables over
+    [0, 1] (right), which show the high range the equal-mass bins average away. Bins of fewer than
+    ``few`` snapshots are drawn lighter with their count: their rate is noise.
+    """
+    figure = new_figure(10.4 if uniform else 5.2, 4.4)
+    panels = figure.subplots(1, 2) if uniform else [figure.add_subplot()]
+    _reliability_panel(panels[0], reliability, "Equal-mass bins (test snapshots)", few, None)
+    if uniform:
+        _reliability_panel(panels[1], uniform, "Equal-width bins over [0, 1] (test snapshots)", few, 1.0)
+        panels[1].set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.08))
     return data_uri(figure)
 
 
@@ -219,3 +248,110 @@ def waterfall_svg(
                  f'<text x="{left}" y="{y + row + 14}" fill="#555">probability {probability:.1%}; red raises, blue lowers</text>')  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
+
+
+class _BandScale:
+    """Where a period and a metric value land on the band chart (periods in slots, values on [bottom, top])."""
+
+    def __init__(self, n: int, values: np.ndarray, longest: int):
+        shown = values[np.isfinite(values)]
+        shown = shown if shown.size else np.array([0.5, 1.0])  # nothing measured: the whole useful range
+        self.bottom = float(np.floor(shown.min() * 20) / 20)
+        self.top = max(min(float(np.ceil(shown.max() * 20) / 20), 1.0), self.bottom + 0.05)
+        self.n, self.slot = n, max(36, min(90, 640 // max(n, 1)))
+        self.left, self.plot_top, self.plot_height = 52, 34, 200
+        self.rotate = longest * 6.5 > self.slot
+        self.width = max(self.left + self.slot * n + 20, 520)
+        self.base = self.plot_top + self.plot_height
+        self.height = self.base + (64 if self.rotate else 40)
+
+    def x(self, i: int) -> float:
+        return self.left + self.slot * (i + 0.5)
+
+    def y(self, value: float) -> float:
+        return self.plot_top + (self.top - value) / (self.top - self.bottom) * self.plot_height
+
+    def grid(self, axis: str) -> list[str]:
+        """The value lines and their ticks, the line of a random ranking (0.5) when in range, the axis name."""
+        right, step = self.width - 20, 0.05 if self.top - self.bottom <= 0.3 else 0.1
+        parts = [f'<line x1="{self.left}" x2="{right}" y1="{self.y(t):.1f}" y2="{self.y(t):.1f}" stroke="#e3e6eb"/>'
+                 f'<text x="{self.left - 6}" y="{self.y(t) + 4:.1f}" text-anchor="end">{t:.2f}</text>'
+                 for t in np.arange(self.bottom, self.top + 1e-9, step)]  # fmt: skip
+        if self.bottom <= 0.5 <= self.top:
+            parts.append(f'<line x1="{self.left}" x2="{right}" y1="{self.y(0.5):.1f}" y2="{self.y(0.5):.1f}" '
+                         f'stroke="#999" stroke-dasharray="2 3"/><text x="{right - 2}" y="{self.y(0.5) - 3:.1f}" '
+                         'text-anchor="end" fill="#777">random</text>')  # fmt: skip
+        middle = self.plot_top + self.plot_height / 2
+        parts.append(f'<text x="12" y="{middle:.1f}" transform="rotate(-90 12 {middle:.1f})" '
+                     f'text-anchor="middle">{html.escape(axis)}</text>')  # fmt: skip
+        return parts
+
+
+def _reference_marks(scale: _BandScale, reference: np.ndarray) -> list[str]:
+    """Per period, the reference interval as a box and its value as a dashed line."""
+    parts = []
+    half = scale.slot * 0.45
+    for i, (value, low, high) in enumerate(reference.T):
+        if np.isfinite(low) and np.isfinite(high):
+            parts.append(f'<rect x="{scale.x(i) - half:.1f}" y="{scale.y(high):.1f}" width="{2 * half:.1f}" '
+                         f'height="{max(scale.y(low) - scale.y(high), 1):.1f}" fill="#f3b27a" fill-opacity="0.35"/>')  # fmt: skip
+        if np.isfinite(value):
+            parts.append(f'<line x1="{scale.x(i) - half:.1f}" x2="{scale.x(i) + half:.1f}" y1="{scale.y(value):.1f}" '
+                         f'y2="{scale.y(value):.1f}" stroke="#c0611a" stroke-dasharray="4 3"/>')  # fmt: skip
+    return parts
+
+
+def _band_marks(scale: _BandScale, points: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """The band and line through consecutive measured periods, each point with its interval, the labels."""
+    value, low, high = points
+    known = np.isfinite(points).all(axis=0)
+    parts = []
+    stretches = np.split(np.arange(scale.n), np.flatnonzero(np.diff(known.astype(int)) != 0) + 1) if scale.n else []
+    for run in (r for r in stretches if len(r) > 1 and known[r[0]]):
+        edge = [f"{scale.x(i):.1f},{scale.y(high[i]):.1f}" for i in run]
+        edge += [f"{scale.x(i):.1f},{scale.y(low[i]):.1f}" for i in run[::-1]]
+        line = " ".join(f"{scale.x(i):.1f},{scale.y(value[i]):.1f}" for i in run)
+        parts.append(f'<polygon points="{" ".join(edge)}" fill="{PALETTE[0]}" fill-opacity="0.18"/>'
+                     f'<polyline points="{line}" fill="none" stroke="{PALETTE[0]}" stroke-width="2"/>')  # fmt: skip
+    for i in range(scale.n):
+        x, label = scale.x(i), html.escape(str(labels[i]))
+        turn = f'transform="rotate(-40 {x:.1f} {scale.base + 16})" text-anchor="end"' if scale.rotate else (
+            'text-anchor="middle"')  # fmt: skip
+        parts.append(f'<text x="{x:.1f}" y="{scale.base + 16}" {turn}>{label}</text>')
+        if not known[i]:
+            parts.append(f'<text x="{x:.1f}" y="{scale.base - 6}" text-anchor="middle" fill="#999">n/a</text>')
+            continue
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{scale.y(low[i]):.1f}" y2="{scale.y(high[i]):.1f}" '
+                     f'stroke="{PALETTE[0]}"/><circle cx="{x:.1f}" cy="{scale.y(value[i]):.1f}" r="3.5" '
+                     f'fill="{PALETTE[0]}"><title>{label}: {value[i]:.3f} [{low[i]:.3f}, {high[i]:.3f}]</title></circle>')  # fmt: skip
+    return parts
+
+
+def interval_band_svg(
+    labels: Sequence[str],
+    value: Sequence[float],
+    low: Sequence[float],
+    high: Sequence[float],
+    *,
+    reference: tuple[Sequence[float], Sequence[float], Sequence[float]] | None = None,
+    names: tuple[str, str] = ("realised (95 % interval)", "training estimate (95 % interval)"),
+    axis: str = "ROC-AUC",
+) -> str:
+    """A metric per period as inline SVG: its points joined by a line in a shaded interval band, and
+    per period the ``reference`` (value, low, high; e.g. the training estimate) as an orange box with
+    a dashed line. A period without a value (NaN) says "n/a" on the axis; no matplotlib, a few kB."""
+    points = np.asarray([value, low, high], dtype=float).reshape(3, len(labels))
+    ref = np.asarray(reference, dtype=float).reshape(3, len(labels)) if reference is not None else None
+    values = points if ref is None else np.concatenate([points, ref])
+    scale = _BandScale(len(labels), values, max((len(str(label)) for label in labels), default=0))
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{scale.width}" height="{scale.height}" '
+             f'font-family="sans-serif" font-size="11" role="img" aria-label="{html.escape(axis)} per period">']  # fmt: skip
+    parts += scale.grid(axis)
+    parts += _reference_marks(scale, ref) if ref is not None else []
+    parts += _band_marks(scale, points, labels)
+    parts.append(f'<rect x="{scale.left}" y="6" width="12" height="10" fill="{PALETTE[0]}" fill-opacity="0.35"/>'
+                 f'<text x="{scale.left + 16}" y="15">{html.escape(names[0])}</text>')  # fmt: skip
+    if ref is not None:
+        parts.append(f'<rect x="{scale.left + 230}" y="6" width="12" height="10" fill="#f3b27a" fill-opacity="0.6"/>'
+                     f'<text x="{scale.left + 246}" y="15">{html.escape(names[1])}</text>')  # fmt: skip
+    return "".join(parts) + "</svg>"

@@ -48,7 +48,8 @@ def write_sales_report(
         history_settings: a :class:`~leadml.core.config.HistoryConfig` (windows and list sizes).
 
     With ``next_action`` / ``due_at`` / ``fit_score`` / ``engagement_score`` / ``grid_tier`` in the
-    scores, each lead shows its hand-off line ("Call within 24 h: ...") and its grid tier.
+    scores, each lead shows its hand-off line ("Call within 24 h: ...") and its grid tier; a lead
+    with ``out_of_range`` is marked as unlike the training leads (its score is an extrapolation).
     """
     from leadml.explain.report.plots import waterfall_svg
     from leadml.explain.report.sales_history import hand_off_line, history_context
@@ -94,6 +95,7 @@ def write_sales_report(
         lead["hand_off"] = hand_off_line(row, lead["reasons"])
         lead["grid"] = _text(row.get("grid_tier"))
         lead["fit"], lead["engagement"] = _text(row.get("fit_score")), _text(row.get("engagement_score"))
+        lead["out_of_range"] = _text(row.get("out_of_range"))
         lead["past"] = past["per_lead"].get(lead["lead_id"], {"sparkline": None, "week_change": None, "runs": 0})
     n_mql = int(scores["is_mql"].fillna(False).astype(bool).sum()) if "is_mql" in scores.columns else 0
     return render_page("sales_report.html", path, title=title, leads=leads, n_leads=len(leads), n_mql=n_mql,
@@ -102,7 +104,7 @@ def write_sales_report(
                        has_tier="tier" in scores.columns, has_as_of="as_of" in scores.columns,
                        has_grid="grid_tier" in scores.columns and scores["grid_tier"].notna().any(),
                        has_action="next_action" in scores.columns and scores["next_action"].notna().any(),
-                       past=past)  # fmt: skip
+                       n_out_of_range=sum(1 for lead in leads if lead["out_of_range"]), past=past)  # fmt: skip
 
 
 def _text(value) -> str:
