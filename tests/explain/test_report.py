@@ -92,6 +92,19 @@ def test_sales_report_of_rules_scores_and_errors(tmp_path, rules_scores):
     assert not (tmp_path / "bad.html").exists()
 
 
+def test_sales_report_marks_the_leads_unlike_training(tmp_path):
+    scores = pd.DataFrame({"lead_id": ["a", "b", "c"], "probability": [0.9, 0.5, 0.1],
+                           "out_of_range": ["lead__age_days", None, "page_view__count_30d"]})  # fmt: skip
+    text = write_sales_report(scores, tmp_path / "sales.html").read_text()
+    rows = re.findall(r'<tr class="lead[^"]*" tabindex="0" data-lead="([^"]+)">(.*?)</tr>', text, re.S)
+    marked = {lead for lead, row in rows if "outside training" in row}
+    assert [lead for lead, _ in rows] == ["a", "b", "c"] and marked == {"a", "c"}
+    assert "2 marked &#9888; are unlike every lead the model learned from" in text
+    assert "lead__age_days outside the range training saw" in text
+    plain = write_sales_report(scores.drop(columns="out_of_range"), tmp_path / "plain.html").read_text()
+    assert "outside training" not in plain and "unlike every lead" not in plain
+
+
 def test_model_card_has_every_section_and_embeds_its_charts(trained, trainset, tmp_path):
     path = write_model_card(trained, trainset, tmp_path / "reports" / "model_card.html")
     text = path.read_text()
