@@ -102,15 +102,33 @@ class StagesConfig(_Strict):
 
 
 class FeatureConfig(_Strict):
-    """Implicit (behaviour) features: windows, event types, attribute counts, decay, scenarios."""
+    """Implicit (behaviour) features: windows, event types, attribute counts, event values, decay, scenarios.
+
+    ``event_values`` names the numeric column of an event type (``{purchase: amount}``): each gets
+    its sum, mean and max per window and the days since its last valued event.
+    """
 
     windows: list[int] = Field(default_factory=lambda: [7, 30, 90])
     event_types: list[str] | None = None
     attribute_counts: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    event_values: dict[str, list[str]] = Field(default_factory=dict)
     decay_half_lives: list[float] = Field(default_factory=lambda: [30.0])
     scenarios: dict[str, list[str]] = Field(default_factory=dict)
     velocity: bool = True
     flat_behaviour: list[str] = Field(default_factory=list)
+
+    @field_validator("event_values", mode="before")
+    @classmethod
+    def _value_columns(cls, value):
+        """``{purchase: amount}`` is ``{purchase: [amount]}``; the key columns hold no values."""
+        if not isinstance(value, Mapping):
+            return value
+        columns = {event_type: [c] if isinstance(c, str) else c for event_type, c in value.items()}
+        for event_type, names in columns.items():
+            reserved = [c for c in names or [] if c in ("lead_id", "timestamp", "event_type")]
+            if reserved:
+                raise ValueError(f"{event_type}: {reserved[0]!r} is a key column of the events, not a value")
+        return columns
 
 
 class SplitConfig(_Strict):

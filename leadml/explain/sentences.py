@@ -134,6 +134,8 @@ def _worded(info: FeatureInfo, words: Wording, value_text: str | None, raises: b
             return f"No {words.noun} {words.window}"
         if family == "active_days":
             return f"No active day {words.window}"
+        if family == "value":  # no valued event in the window: the sum is 0, the mean and max missing
+            return f"No {words.noun} {words.window}"
         steps = f"{words.steps} steps" if words.steps is not None else "steps"
         return f"Went through none of the {steps} of the '{words.scenario}' path"
     if family == "scenario" and words.steps is not None and value >= words.steps:

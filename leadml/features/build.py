@@ -151,6 +151,7 @@ class FeatureBuilder(BaseEstimator):
             decay_half_lives=tuple(features.decay_half_lives),
             scenarios=features.scenarios or None,
             velocity=features.velocity,
+            event_values=features.event_values or None,
         )
 
     def transform(

@@ -120,7 +120,7 @@ def behaviour_options(builder: FeatureBuilder) -> dict:
     return dict(
         windows=tuple(features.windows), attribute_counts=features.attribute_counts or None,
         decay_half_lives=tuple(features.decay_half_lives), scenarios=features.scenarios or None,
-        velocity=features.velocity,
+        velocity=features.velocity, event_values=features.event_values or None,
     )  # fmt: skip
 
 

@@ -38,6 +38,7 @@ from leadml.data.columns import example_rows, is_blank, parse_lead_ids
 from leadml.data.merge import Chunk, merge_chunks, read_ahead
 from leadml.data.timestamps import parse_timestamps
 from leadml.features.behaviour.features import parse_step
+from leadml.features.behaviour.matrix import value_columns
 from leadml.features.behaviour.parquet import KEYS
 from leadml.features.behaviour.parquet import event_columns as parquet_event_columns
 
@@ -379,7 +380,9 @@ def open_inputs(
             lead_chunks = _frame_lead_chunks(leads, chunk_leads, str(leads_path))
         events: ParquetEvents | TableEvents | None = None
         if events_path is not None:
-            event_columns = parquet_event_columns(events_path, features.attribute_counts, features.scenarios)
+            event_columns = parquet_event_columns(
+                events_path, features.attribute_counts, features.scenarios, features.event_values
+            )
             events_file = pq.ParquetFile(events_path)
             if _ordered(_row_group_bounds(events_file, "lead_id"), strict=False):
                 events = ParquetEvents(events_path, *event_columns)
@@ -419,8 +422,10 @@ def frame_inputs(
 
 
 def frame_event_columns(columns: Sequence[str], features: FeatureConfig) -> list[str]:
-    """The events columns the features read: the keys, counted attributes, all of them for ``type[value]`` steps."""
+    """The events columns the features read: the keys, counted attributes, value columns, all of them for
+    ``type[value]`` steps."""
     wanted = {column for by_column in features.attribute_counts.values() for column in by_column}
+    wanted |= value_columns(features.event_values)
     steps = [parse_step(step, name) for name, path in features.scenarios.items() for step in path]
     if any(value is not None for _, value in steps):
         wanted |= set(columns)

@@ -53,6 +53,7 @@ def hand_made():
     ]
     events = pd.DataFrame(rows, columns=["lead_id", "timestamp", "event_type", "page", "asset", "campaign"])
     events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
+    events["seconds"] = np.arange(len(events), dtype=float) * 10  # time on the page (read by OTHER_OPTIONS)
     events["event_type"] = events["event_type"].astype("category")
     snapshots = pd.DataFrame(
         {
@@ -262,6 +263,7 @@ OTHER_OPTIONS = {
     "windows": (1, 7.5), "event_types": ["page_view", "demo_request"], "decay_half_lives": (2, 30),
     "velocity": False, "lead_age": False, "scenarios": None,
     "attribute_counts": {"page_view": {"page": ["pricing", "careers", "blog"]}, "download": {"asset": "case_study"}},
+    "event_values": {"page_view": "seconds"},
 }  # fmt: skip
 
 
@@ -284,6 +286,12 @@ def _family_names(features: FeatureMatrix) -> dict:
             for d in features.windows:
                 family = ("attribute_count", event_type, column, d)
                 names[family] = [f"{event_type}[{v}]__count_{labels[d]}d" for v in values]
+    for event_type, columns in features.event_values.items():
+        for column in columns:
+            for stat in ("sum", "mean", "max"):
+                family = ("value", event_type, column, stat)
+                names[family] = [f"{event_type}.{column}__{stat}_{labels[d]}d" for d in features.windows]
+            names[("value_days_since", event_type, column)] = [f"{event_type}.{column}__days_since_last"]
     names["events_count"] = [f"events__count_{labels[d]}d" for d in features.windows]
     names["active_days"] = [f"events__active_days_{labels[d]}d" for d in features.windows]
     names.update({("decayed", h): [f"events__decayed_{window_label(h)}d"] for h in features.half_lives})
@@ -374,6 +382,7 @@ def _events(event_rows) -> pd.DataFrame:
             "timestamp": pd.Series([START + hours * HOUR for _, hours, _ in event_rows], dtype="datetime64[ns, UTC]"),
             "event_type": [kind for _, _, kind in event_rows],
             "page": ["pricing" if hours % 3 == 0 else "blog" for _, hours, _ in event_rows],
+            "amount": [float(hours % 7) if hours % 5 else None for _, hours, _ in event_rows],
         }
     )
 
@@ -387,6 +396,7 @@ def _features(snapshots, events):
         attribute_counts={"view": {"page": ["pricing"]}},
         decay_half_lives=(2, 30),
         scenarios={"path": ["open", "view[pricing]", "click"]},
+        event_values={"view": "amount"},
     )[0]
 
 
@@ -410,6 +420,7 @@ def test_events_at_or_after_as_of_change_nothing(event_rows, snap_rows, later_ro
     late = (changed["timestamp"] >= changed["lead_id"].map(last_as_of).fillna(START)).to_numpy()
     changed.loc[late, "event_type"] = data.draw(st.sampled_from(["click", "other"]))
     changed.loc[late, "page"] = "pricing"
+    changed.loc[late, "amount"] = 1000.0
     after = _features(snapshots, pd.concat([changed, future], ignore_index=True))
     pd.testing.assert_frame_equal(before, after)
 

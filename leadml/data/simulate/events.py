@@ -121,22 +121,33 @@ class Latent:
 
 @dataclass
 class Events:
-    """Events of one chunk: local lead index, days since creation, kind code."""
+    """Events of one chunk: local lead index, days since creation, kind code and the minutes of
+    product use (a day of product use has them; NaN for every other event; None: all NaN)."""
 
     lead: np.ndarray
     t: np.ndarray
     kind: np.ndarray
+    minutes: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.lead)
 
+    def values(self) -> np.ndarray:
+        """The minutes of each event (NaN: not a day of product use)."""
+        return np.full(len(self), np.nan) if self.minutes is None else self.minutes
+
     def take(self, index: np.ndarray) -> Events:
-        return Events(self.lead[index], self.t[index], self.kind[index])
+        minutes = None if self.minutes is None else self.minutes[index]
+        return Events(self.lead[index], self.t[index], self.kind[index], minutes)
 
     @staticmethod
     def concat(parts: list[Events]) -> Events:
         fields = ("lead", "t", "kind")
-        return Events(*(np.concatenate([getattr(part, f) for part in parts]) for f in fields))
+        minutes = None
+        if any(part.minutes is not None for part in parts):
+            minutes = np.concatenate([part.values() for part in parts])
+        lead, t, kind = (np.concatenate([getattr(part, f) for part in parts]) for f in fields)
+        return Events(lead, t, kind, minutes)
 
 
 def make_latent(profiles: Profiles, rng: np.random.Generator) -> Latent:
@@ -279,8 +290,17 @@ def _derived(events: Events, latent: Latent, rng: np.random.Generator) -> Events
     _, distinct = np.unique(events.lead[trial].astype(np.int64) * 32 + offset, return_index=True)
     trial, offset = trial[distinct], offset[distinct]
     usage = Events(events.lead[trial], events.t[trial] + offset + rng.uniform(0.02, 0.98, len(trial)),
-                   np.full(len(trial), K["product_active_day"], np.int16))  # fmt: skip
+                   np.full(len(trial), K["product_active_day"], np.int16),
+                   usage_minutes(latent.buyer[events.lead[trial]], rng.spawn(1)[0]))  # fmt: skip
     return Events.concat([events, clicks, attends, usage])
+
+
+def usage_minutes(buyer: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Whole minutes of product use on each active day: buyers go deeper (median 8 to 48 minutes).
+
+    Drawn from a child of the chunk's generator, so the other draws of the chunk stay as they were.
+    """
+    return np.maximum(np.round(rng.lognormal(np.log(8.0 + 45.0 * buyer), 0.6)), 1.0)
 
 
 def make_events(latent: Latent, horizon: np.ndarray, rng: np.random.Generator) -> Events:

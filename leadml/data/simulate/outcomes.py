@@ -29,12 +29,17 @@ _INDUSTRY_EFFECT = np.array([0.45, 0.2, 0.0, 0.0, 0.0, -0.55, 0.0, 0.0, 0.0, 0.0
 _SOURCE_EFFECT = np.array([0.0, 0.0, -0.35, 0.35, 0.0, 0.25, 0.25, 0.0])
 
 
-def _window(events: Events, n: int, decision_days: float, kinds: list[str] | None = None) -> np.ndarray:
-    """Recency-weighted count per lead of events (of ``kinds``) in ``[0, decision_days)``."""
+def _window(
+    events: Events, n: int, decision_days: float, kinds: list[str] | None = None, minutes: bool = False
+) -> np.ndarray:
+    """Recency-weighted count per lead of events (of ``kinds``) in ``[0, decision_days)``, or of
+    their minutes of product use."""
     mask = events.t < decision_days
     if kinds is not None:
         mask &= np.isin(events.kind, [K[k] for k in kinds])
     weight = np.where(events.t[mask] >= decision_days - RECENT_DAYS, 1.0, EARLY_WEIGHT)
+    if minutes:
+        weight = weight * np.nan_to_num(events.values()[mask])
     return np.bincount(events.lead[mask], weights=weight, minlength=n)
 
 
@@ -60,7 +65,10 @@ def driver_contributions(
         "decision_maker": np.where(boss, 0.7, np.where(level == MANAGER, 0.25, 0.0)),
         "pricing_visits": np.log1p(pricing) * np.where(boss, 2.0, np.where(student, 0.1, 0.65)),
         "demo_request": 1.4 * -np.expm1(-1.5 * seen("demo_request")),
-        "trial_activity": (0.55 * (seen("trial_signup") > 0) + 0.45 * np.log1p(seen("product_active_day"))),
+        "trial_activity": (
+            0.55 * (seen("trial_signup") > 0)
+            + 0.6 * np.log1p(_window(events, n, decision_days, ["product_active_day"], True) / 30)
+        ),
         "careers_visits": np.where(seen("page_view[careers]") > 0, -1.8, 0.0),
         "unsubscribe": np.where(seen("unsubscribe") > 0, -1.1, 0.0),
         "engagement": 0.53 * np.log1p(_window(events, n, decision_days)) * np.where(free, 0.5, 1.0),

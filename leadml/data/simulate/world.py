@@ -102,8 +102,11 @@ TRUE_DRIVERS: dict[str, tuple[str, ...]] = {
     ),  # fmt: skip
     "pricing_visits": _carriers("page_view[pricing]"),
     "email_domain": ("email_domain_kind", "email_domain"),
+    "trial_activity": _carriers("trial_signup")
+    + _carriers("product_active_day")
+    + tuple(f"product_active_day.minutes__{stat}_{w}d" for stat in ("sum", "mean", "max") for w in (7, 30, 90))
+    + ("product_active_day.minutes__days_since_last",),
     "company_size": ("company_size",),
-    "trial_activity": _carriers("trial_signup") + _carriers("product_active_day"),
     "source": ("source",),
     "industry": ("industry",),
     "budget": ("budget",),
@@ -252,6 +255,7 @@ def _events_frame(lead_id, created: np.ndarray, events: Events, end_ns: int) -> 
         "event_type": _categorical(KIND_TYPE[kind], EVENT_TYPES),
         **{column: _categorical(KIND_ATTRIBUTE[column][kind], values)
            for column, values in ATTRIBUTES.items()},
+        "minutes": events.values()[kept],
     })  # fmt: skip
 
 

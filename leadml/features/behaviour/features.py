@@ -19,6 +19,7 @@ from leadml.features.behaviour.matrix import (  # noqa: F401  (parse_step, scena
     DTYPE,
     VELOCITY_DAYS,
     AttributeCounts,
+    EventValues,
     FeatureMatrix,
     Scenarios,
     parse_step,
@@ -39,6 +40,7 @@ def behaviour_features(
     decay_half_lives: Sequence[float] = (30,),
     scenarios: Scenarios | None = None,
     velocity: bool = True,
+    event_values: EventValues | None = None,
 ) -> tuple[pd.DataFrame, list[FeatureInfo]]:
     """Behaviour features of every snapshot, using only events strictly before its as_of.
 
@@ -56,6 +58,9 @@ def behaviour_features(
         scenarios: ordered paths, ``{"content_path": ["email_open", "page_view[blog]"]}``; a step
             ``type[value]`` matches events of that type with any attribute equal to value.
         velocity: add ``events__velocity_7d`` (last 7 days minus the 7 days before).
+        event_values: numeric columns of event types, ``{"purchase": "amount"}``: adds
+            ``purchase.amount__sum_<W>d`` (and ``__mean_``, ``__max_``) for every window and
+            ``purchase.amount__days_since_last`` (events without a value are left out of all four).
 
     Returns:
         The features (float32, index of ``snapshots``) and one :class:`FeatureInfo` per column.
@@ -95,6 +100,7 @@ def behaviour_features(
         decay_half_lives=decay_half_lives,
         scenarios=scenarios,
         velocity=velocity,
+        event_values=event_values,
     )
 
 

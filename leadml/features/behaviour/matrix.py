@@ -24,9 +24,10 @@ from leadml.core.errors import ConfigError, LeadDataError
 from leadml.features.behaviour import text
 from leadml.features.metadata import FeatureInfo
 from leadml.features.timeline.engine import DAY_NS, EventTimeline, window_ns
-from leadml.features.timeline.kernel import NONE, standard_blocks
+from leadml.features.timeline.kernel import NONE, standard_blocks, value_stats
 
 AttributeCounts = Mapping[str, Mapping[str, Sequence[str] | str]]
+EventValues = Mapping[str, Sequence[str] | str]  # event type -> its numeric column(s)
 Scenarios = Mapping[str, Sequence[str]]
 _STEP = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*([^\[\]]*?)\s*\])?\s*$")
 VELOCITY_DAYS = 7
@@ -115,6 +116,7 @@ class FeatureMatrix:
         decay_half_lives: Sequence[float] = (30,),
         scenarios: Scenarios | None = None,
         velocity: bool = True,
+        event_values: EventValues | None = None,
     ):
         self.timeline = timeline
         self.windows = positive(windows, "features.windows")
@@ -127,6 +129,10 @@ class FeatureMatrix:
                 for column, values in by_column.items()
             }
             for event_type, by_column in (attribute_counts or {}).items()
+        }
+        self.event_values = {
+            event_type: list(dict.fromkeys(map(str, [columns] if isinstance(columns, str) else columns)))
+            for event_type, columns in (event_values or {}).items()
         }
         self.created_at = created_at
         self.velocity = velocity
@@ -148,6 +154,13 @@ class FeatureMatrix:
                         [text.attribute_count_info(event_type, column, value, days) for value in values]
                     for days in windows
                 })  # fmt: skip
+        for event_type, columns in self.event_values.items():
+            for column in columns:
+                layout.interleave({
+                    ("value", event_type, column, stat): [text.value_info(event_type, column, stat, days) for days in windows]
+                    for stat in text.VALUE_STATS
+                })  # fmt: skip
+                layout.add(("value_days_since", event_type, column), [text.value_days_since_info(event_type, column)])
         layout.add("events_count", [text.events_count_info(days) for days in windows])
         layout.add("active_days", [text.active_days_info(days) for days in windows])
         for half_life in self.half_lives:
@@ -231,6 +244,21 @@ class FeatureMatrix:
                 counts, _ = timeline.count_by(codes, len(values), windows)
                 for days in windows:
                     put(("attribute_count", event_type, column, days), counts[days].T)
+        for event_type, columns in self.event_values.items():
+            if event_type in types:
+                of_type = type_lookup[type_codes] == types.index(event_type)
+            else:
+                of_type = timeline.event_mask(event_type)
+            for column in columns:
+                numbers = np.where(of_type, event_values(timeline, column, event_type, of_type), np.nan)
+                stats = value_stats(timeline, numbers, [window_ns(days) for days in windows])
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    means = np.where(stats.counts > 0, stats.sums / stats.counts, np.nan)
+                put(("value", event_type, column, "sum"), stats.sums)
+                put(("value", event_type, column, "mean"), means)
+                put(("value", event_type, column, "max"), stats.maxima)
+                age = stats.last_age
+                put(("value_days_since", event_type, column), np.where(age != NONE, age / DAY_NS, np.nan))
         if decay:
             for half_life in self.half_lives:
                 put(("decayed", half_life), timeline.decayed_sum(None, half_life))
@@ -308,3 +336,56 @@ def _attribute_codes(timeline: EventTimeline, column: str, values: list[str], ev
         f"<events table>: no column {column!r} for the attribute count {event_type}[{values[0]}] "
         f"(columns present: {', '.join(timeline.column_names)}); add it or fix features.attribute_counts"
     )
+
+
+def value_columns(event_values: EventValues | None) -> set[str]:
+    """The event columns that ``features.event_values`` reads."""
+    return {
+        c for columns in (event_values or {}).values() for c in ([columns] if isinstance(columns, str) else columns)
+    }
+
+
+def event_values(timeline: EventTimeline, column: str, event_type: str, of_type: np.ndarray) -> np.ndarray:
+    """The numbers of an event column (float64, sorted events; NaN where missing), read for the
+    events of ``event_type`` (``of_type``): text that is not a number there is an error that shows it."""
+    if column not in timeline.column_names:
+        if timeline.n_events == 0:
+            return np.zeros(0)
+        raise LeadDataError(
+            f"<events table>: no column {column!r} for the event values of {event_type!r} "
+            f"(columns present: {', '.join(timeline.column_names)}); add it or fix features.event_values"
+        )
+    raw = timeline.column(column)
+    if isinstance(raw, pd.Categorical):
+        text = pd.Series(raw.categories.astype(str)).str.strip()
+        numbers = pd.to_numeric(text, errors="coerce").to_numpy(float)
+        blank = np.append(text.eq("").to_numpy(), True)[raw.codes]  # empty text and code -1 are missing
+        looked_up = np.append(numbers, np.nan)[raw.codes]
+        bad = of_type & ~blank & np.isnan(looked_up)
+        bad_text = np.asarray(raw.categories.astype(str))[raw.codes[bad]] if bad.any() else []
+        values = looked_up
+    elif raw.dtype.kind in "iufb":
+        values = raw.astype(np.float64)
+        bad, bad_text = np.zeros(len(values), dtype=bool), []
+    else:
+        series = pd.Series(raw, copy=False)
+        series = series.where(series.astype(str).str.strip().ne("") | series.isna())
+        parsed = pd.to_numeric(series, errors="coerce")
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = of_type & series.notna().to_numpy() & np.isnan(values)
+        bad_text = series[bad].astype(str).to_numpy()
+    infinite = of_type & np.isinf(values)
+    if bad.any() or infinite.any():
+        texts = np.empty(len(values), dtype=object)
+        texts[bad] = bad_text
+        texts[infinite] = values[infinite].astype(str)
+        wrong = np.flatnonzero(bad | infinite)
+        shown = ", ".join(
+            f"{texts[i]!r} at {pd.Timestamp(timeline.times[i], tz='UTC'):%Y-%m-%d %H:%M}" for i in wrong[:3]
+        )
+        raise LeadDataError(
+            f"<events table>: column {column!r} of the {event_type!r} events holds {len(wrong)} value(s) that "
+            f"are not finite numbers (e.g. {shown}); features.event_values reads numbers "
+            "(write them without thousands separators or units)"
+        )
+    return values

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from leadml.core.errors import LeadDataError
 from leadml.data.io import atomic_output, table_format, write_table
 from leadml.features.behaviour.features import AttributeCounts, Scenarios, parse_step, timeline_features
-from leadml.features.behaviour.matrix import FeatureMatrix
+from leadml.features.behaviour.matrix import EventValues, FeatureMatrix, value_columns
 from leadml.features.metadata import FeatureInfo
 from leadml.features.timeline.codes import categorical, code_leads
 from leadml.features.timeline.engine import EventTimeline
@@ -117,6 +117,7 @@ def behaviour_features_from_parquet(
     decay_half_lives: Sequence[float] = (30,),
     scenarios: Scenarios | None = None,
     velocity: bool = True,
+    event_values: EventValues | None = None,
 ) -> list[FeatureInfo]:
     """Read snapshots and events from Parquet, write ``lead_id``, ``as_of`` and the behaviour features.
 
@@ -126,7 +127,7 @@ def behaviour_features_from_parquet(
     """
     with system_memory_pool():
         snapshots = read_snapshots(snapshots_path, as_of, leads_path)
-        events = read_events(events_path, attribute_counts, scenarios)
+        events = read_events(events_path, attribute_counts, scenarios, event_values)
         timeline, present = events_timeline(events, snapshots, str(events_path))
         del events  # the timeline holds its own arrays
         features = FeatureMatrix(
@@ -134,7 +135,7 @@ def behaviour_features_from_parquet(
             event_types=list(event_types) if event_types is not None else present,
             created_at=_created_at(snapshots),
             windows=windows, attribute_counts=attribute_counts, decay_half_lives=decay_half_lives,
-            scenarios=scenarios, velocity=velocity,
+            scenarios=scenarios, velocity=velocity, event_values=event_values,
         )  # fmt: skip
         if table_format(out_path) == "csv":
             write_features(snapshots, features.fill_all().frame(), out_path)
@@ -235,9 +236,10 @@ def read_events(
     path: str | os.PathLike,
     attribute_counts: AttributeCounts | None = None,
     scenarios: Scenarios | None = None,
+    event_values: EventValues | None = None,
 ) -> pa.Table:
     """The events columns the features need, strings dictionary-encoded (no Python strings)."""
-    columns, strings = event_columns(path, attribute_counts, scenarios)
+    columns, strings = event_columns(path, attribute_counts, scenarios, event_values)
     return pq.read_table(path, columns=columns, read_dictionary=strings)
 
 
@@ -245,6 +247,7 @@ def event_columns(
     path: str | os.PathLike,
     attribute_counts: AttributeCounts | None = None,
     scenarios: Scenarios | None = None,
+    event_values: EventValues | None = None,
 ) -> tuple[list[str], list[str]]:
     """The columns to read from an events file, and those of them holding strings."""
     path = Path(path)
@@ -262,6 +265,13 @@ def event_columns(
             f"{path}: no column {absent[0]!r} for features.attribute_counts "
             f"(columns present: {', '.join(schema.names)})"
         )
+    valued = value_columns(event_values)
+    absent = sorted(c for c in valued if c not in schema.names)
+    if absent:
+        raise LeadDataError(
+            f"{path}: no column {absent[0]!r} for features.event_values (columns present: {', '.join(schema.names)})"
+        )
+    wanted |= valued
     steps = [parse_step(step, name) for name, path_ in (scenarios or {}).items() for step in path_]
     if any(value is not None for _, value in steps):
         wanted |= {name for name in schema.names if name not in KEYS}  # type[value] looks at every attribute

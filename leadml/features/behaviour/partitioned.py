@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from leadml.core.errors import LeadDataError
 from leadml.data.io import atomic_output
-from leadml.features.behaviour.features import AttributeCounts, Scenarios
+from leadml.features.behaviour.features import AttributeCounts, EventValues, Scenarios
 from leadml.features.behaviour.parquet import (
     _is_text,
     arrow_features,
@@ -69,6 +69,7 @@ def behaviour_features_partitioned(
     decay_half_lives: Sequence[float] = (30,),
     scenarios: Scenarios | None = None,
     velocity: bool = True,
+    event_values: EventValues | None = None,
 ) -> list[FeatureInfo]:
     """The features of :func:`behaviour_features_from_parquet`, computed partition by partition.
 
@@ -82,14 +83,14 @@ def behaviour_features_partitioned(
     files = event_files(events_path)
     options = dict(
         windows=windows, attribute_counts=attribute_counts, decay_half_lives=decay_half_lives,
-        scenarios=scenarios, velocity=velocity,
+        scenarios=scenarios, velocity=velocity, event_values=event_values,
     )  # fmt: skip
     folder = Path(work_dir) if work_dir is not None else Path(out_path).resolve().parent
     folder.mkdir(parents=True, exist_ok=True)
     with system_memory_pool(), tempfile.TemporaryDirectory(prefix=".leadml-spill-", dir=folder) as spill:
         snapshots = read_snapshots(snapshots_path, as_of, leads_path)
         snapshot_part = _snapshot_partitions(snapshots.column("lead_id"), n_partitions)
-        parts, present = route_events(files, Path(spill), n_partitions, attribute_counts, scenarios)
+        parts, present = route_events(files, Path(spill), n_partitions, attribute_counts, scenarios, event_values)
         types = list(event_types) if event_types is not None else present
         infos: list[FeatureInfo] = []
         with atomic_output(out_path) as tmp:
@@ -122,6 +123,7 @@ def route_events(
     n_partitions: int,
     attribute_counts: AttributeCounts | None = None,
     scenarios: Scenarios | None = None,
+    event_values: EventValues | None = None,
 ) -> tuple[list[Path], list[str]]:
     """Stream the events into one spill file per partition; return the files and the event types seen."""
     paths = [spill / f"part-{k:04d}.parquet" for k in range(n_partitions)]
@@ -130,7 +132,7 @@ def route_events(
     hashed: dict[tuple, np.ndarray] = {}
     try:
         for file in files:
-            columns, strings = event_columns(file, attribute_counts, scenarios)
+            columns, strings = event_columns(file, attribute_counts, scenarios, event_values)
             reader = pq.ParquetFile(file, read_dictionary=strings)
             for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
                 seen |= _types_used(batch.column("event_type"))
@@ -159,7 +161,7 @@ def route_events(
     schema = pq.read_schema(files[0])
     for k, path in enumerate(paths):
         if k not in writers:  # a partition without events still needs a readable (empty) file
-            columns, _ = event_columns(files[0], attribute_counts, scenarios)
+            columns, _ = event_columns(files[0], attribute_counts, scenarios, event_values)
             pq.write_table(schema.empty_table().select(columns), path)
     return paths, sorted(seen)
 

@@ -55,6 +55,8 @@ EVENT_PHRASES: dict[str, tuple[str, str, str]] = {
     "review_comment": ("Wrote a review or comment {value} times", "review or comment", "Wrote a review or comment"),
     "ad_click": ("Clicked an ad {value} times", "ad click", "Clicked an ad"),
     "social_click": ("Clicked a social media post {value} times", "social media click", "Clicked a social media post"),
+    "purchase": ("Made a purchase {value} times", "purchase", "Made a purchase"),
+    "order": ("Placed an order {value} times", "order", "Placed an order"),
 }
 
 # event types that count against a lead: their recent occurrence lowers it, a long gap raises it
@@ -85,6 +87,20 @@ ATTRIBUTE_NOUNS: dict[tuple[str, str], str] = {
     ("webinar_attend", "topic"): "{v} webinar attended",
     ("ad_click", "campaign"): "ad click of the {v} campaign",
 }
+
+
+# (event type, value column) -> (the quantity in words, one valued event): the sentences of
+# ``features.event_values``; any other pair reads "Amount of purchases", "purchase with an amount"
+VALUE_PHRASES: dict[tuple[str, str], tuple[str, str]] = {
+    ("product_active_day", "minutes"): ("Minutes in the product", "day of product use"),
+    ("product_usage", "minutes"): ("Minutes in the product", "product session"),
+    ("purchase", "amount"): ("Amount spent on purchases", "purchase"),
+    ("order", "amount"): ("Amount of orders", "order"),
+    ("page_view", "seconds"): ("Seconds on the site's pages", "page view"),
+    ("page_view", "duration"): ("Time on the site's pages", "page view"),
+}
+VALUE_STATS = ("sum", "mean", "max")
+VALUE_WORDS = {"sum": "in total", "mean": "on average per {noun}", "max": "at most in one {noun}"}
 
 
 def window_label(days: float) -> str:
@@ -176,6 +192,45 @@ def attribute_count_info(event_type: str, column: str, value: str, days: float) 
     )
 
 
+def _article(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _value_words(event_type: str, column: str) -> tuple[str, str]:
+    """(the quantity, one valued event) of an event type's value column, for sentences."""
+    if (event_type, column) in VALUE_PHRASES:
+        return VALUE_PHRASES[(event_type, column)]
+    noun = _noun(event_type)
+    quantity = _plain(column)
+    return f"{quantity[:1].upper()}{quantity[1:]} of {noun}s", f"{noun} with {_article(_plain(column))}"
+
+
+def value_info(event_type: str, column: str, stat: str, days: float) -> FeatureInfo:
+    """``purchase.amount__sum_30d``: the sum (mean, max) of a numeric event column in a window."""
+    quantity, one = _value_words(event_type, column)
+    said = VALUE_WORDS[stat].replace("{noun}", one)
+    return FeatureInfo(
+        name=f"{event_type}.{column}__{stat}_{window_label(days)}d",
+        group=GROUP,
+        source=event_type,
+        window_days=int(days) if float(days).is_integer() else None,
+        template=f"{_braces(quantity)} {_in_window(days)}: {{value}} {_braces(said)}",
+        attribute=(column, stat),
+    )
+
+
+def value_days_since_info(event_type: str, column: str) -> FeatureInfo:
+    """``purchase.amount__days_since_last``: days since the last event of the type with a value."""
+    _, one = _value_words(event_type, column)
+    return FeatureInfo(
+        name=f"{event_type}.{column}__days_since_last",
+        group=GROUP,
+        source=event_type,
+        template=f"Last {_braces(one)} {{value}} days ago",
+        attribute=(column, "days_since_last"),
+    )
+
+
 def events_count_info(days: float) -> FeatureInfo:
     return FeatureInfo(
         name=f"events__count_{window_label(days)}d",
@@ -234,7 +289,10 @@ def lead_age_info() -> FeatureInfo:
 
 
 # -- reading a name back into its words --------------------------------------------------------
-Family = Literal["count", "days_since", "active_days", "decayed", "velocity", "scenario", "lead_age"]
+Family = Literal["count", "days_since", "active_days", "decayed", "velocity", "scenario", "lead_age", "value"]
+VALUE_NAME = re.compile(
+    r"^(?P<event>.+)\.(?P<column>[^.]+)__(?:(?P<stat>sum|mean|max)_(?P<days>[0-9.]+)d|days_since_last)$"
+)
 COUNT_NAME = re.compile(r"^(?P<event>[^\[\]]+?)(?:\[(?P<value>.*)\])?__count_(?P<days>[0-9.]+)d$")
 DAYS_SINCE_NAME = re.compile(r"^(?P<event>.+)__days_since_last$")
 WINDOW_NAME = re.compile(r"^events__(?P<family>active_days|decayed)_(?P<days>[0-9.]+)d$")
@@ -248,7 +306,7 @@ class Wording:
 
     Attributes:
         family: what the column measures (``count``, ``days_since``, ``active_days``, ``decayed``,
-            ``velocity``, ``scenario``, ``lead_age``).
+            ``velocity``, ``scenario``, ``lead_age``, ``value``: a sum, mean or max of event values).
         noun: one such event, for "No demo request in the last 30 days" and "No demo request for 5 days".
         did_once: the lead doing it once, for "Requested a demo 2 days ago".
         never: for a recency without any such event: "Never requested a demo".
@@ -296,6 +354,8 @@ def wording(info: FeatureInfo) -> Wording | None:
     if info.group != "behaviour":
         return None
     name = info.name
+    if (match := VALUE_NAME.match(name)) and info.attribute is not None:
+        return _value_wording(info, match)
     if match := COUNT_NAME.match(name):
         event_type = match.group("event")
         if info.source != event_type:
@@ -328,3 +388,16 @@ def wording(info: FeatureInfo) -> Wording | None:
     if name == "lead__age_days" and info.source == "created_at":
         return Wording("lead_age")
     return None
+
+
+def _value_wording(info: FeatureInfo, match: re.Match) -> Wording | None:
+    """The words of an event value feature (``purchase.amount__sum_30d``), checked against its info."""
+    event_type, column = match.group("event"), match.group("column")
+    if info.source != event_type or info.attribute is None or info.attribute[0] != column:
+        return None
+    _, one = _value_words(event_type, column)
+    if match.group("stat") is None:
+        known = (event_type, column) in VALUE_PHRASES and event_type in EVENT_PHRASES
+        did_once = _did_once(event_type) if known else f"Had {_article(one)}"
+        return Wording("days_since", noun=one, did_once=did_once, never=_never(did_once))
+    return Wording("value", noun=one, window=_in_window(float(match.group("days"))))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from leadml.features.timeline.arrays import BLOCK_EVENTS, expand, running_sums
+from leadml.features.timeline.arrays import BLOCK_EVENTS, expand, lower_bound, running_sums
 
 DAY_NS = 86_400 * 10**9
 BLOCK_CELLS = 1 << 17  # (type, bucket, snapshot) cells per block: small enough for the CPU cache
@@ -169,6 +169,55 @@ def count_by(
             latest = latest.reshape(n, slots)[:, :n_codes]
             times[rows] = np.where(latest >= 0, timeline.times[np.maximum(latest, 0)], _NO_TIME)
     return counts, times
+
+
+@dataclass
+class ValueStats:
+    """Per window (rows, in the order asked) and snapshot (columns): the sum, count and max of the
+    valued events in the window; ``last_age`` is each snapshot's age in ns of its last valued
+    event before as_of (:data:`NONE`: none)."""
+
+    sums: np.ndarray
+    counts: np.ndarray
+    maxima: np.ndarray
+    last_age: np.ndarray
+
+
+def value_stats(timeline, values: np.ndarray, widths: Sequence[int]) -> ValueStats:
+    """Sums, counts and maxima of ``values`` (float64 per sorted event; NaN: the event has no value
+    or is of another type) in each window of ``widths`` ns, and the age of the last valued event.
+
+    Only the valued events are touched: they keep their (lead, time) order, so each snapshot's
+    events in a window are one run ``[start, stop)`` of them; runs are listed block by block
+    (:func:`~leadml.features.timeline.arrays.expand`) and reduced in order, so a sum adds the same
+    values in the same order whatever the chunking of the leads.
+    """
+    n = timeline.n_snapshots
+    valued = np.flatnonzero(~np.isnan(values))
+    before = np.zeros(timeline.n_events + 1, dtype=np.int64)
+    np.cumsum(~np.isnan(values), out=before[1:])
+    lo, hi = before[timeline.lead_start], before[timeline.stop]
+    times, numbers = timeline.times[valued], values[valued]
+    stats = ValueStats(
+        sums=np.zeros((len(widths), n)),
+        counts=np.zeros((len(widths), n), dtype=np.int64),
+        maxima=np.full((len(widths), n), np.nan),
+        last_age=np.full(n, NONE, dtype=np.int64),
+    )
+    found = hi > lo
+    stats.last_age[found] = timeline.as_of[found] - times[hi[found] - 1]
+    for k, width in enumerate(widths):
+        start = lower_bound(times, lo, hi, timeline.as_of - width)
+        for _, _, owner, event in expand(start, hi, BLOCK_EVENTS):
+            if not len(event):
+                continue
+            runs = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            who = owner[runs]
+            picked = numbers[event]
+            stats.sums[k, who] = np.add.reduceat(picked, runs)
+            stats.counts[k, who] = np.diff(np.append(runs, len(event)))
+            stats.maxima[k, who] = np.maximum.reduceat(picked, runs)
+    return stats
 
 
 def new_day_flags(times: np.ndarray) -> np.ndarray:
