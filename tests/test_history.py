@@ -77,13 +77,15 @@ def test_warming_up_lists_the_biggest_rises_of_the_week_and_leaves_out_new_leads
     assert warming_up(history, "2026-06-08", days=7)["lead_id"].tolist() == ["L1", "L2", "L3"]  # +5, +5, +1
 
 
-def test_stuck_mqls_are_mqls_for_the_whole_window_whose_score_did_not_move(history):
+def test_stuck_mqls_are_mqls_for_more_than_the_days_whose_score_did_not_rise(history):
     stuck = stuck_mqls(history, days=14, points=2)
     assert stuck["lead_id"].tolist() == ["L3"]  # L4 left the MQLs, L5 is new, L1 just arrived
     assert stuck["mql_since"].tolist() == [pd.Timestamp("2026-06-01", tz="UTC")]
     assert stuck["days_waiting"].tolist() == [15.0]
-    assert stuck[["low", "high"]].values.tolist() == [[69, 71]]
-    assert stuck_mqls(history, days=14, points=1).empty  # L3 moved by 2
+    assert stuck[["low", "high", "rise"]].values.tolist() == [[69, 71, 1]]  # 70 on 06-01, at most 71 since
+    assert stuck["measure"].tolist() == ["score"]  # no engagement sub-score in this history
+    assert stuck_mqls(history, days=14, points=0).empty  # L3 rose by 1
+    assert stuck_mqls(history, days=15, points=2).empty  # waiting 15 days is not more than 15
 
 
 def test_a_lead_s_history_has_its_changes_and_the_events_between_runs(history):

@@ -48,7 +48,10 @@ def test_every_run_is_in_the_history_once_and_re_running_a_day_replaces_it(weekl
     assert per_run.iloc[-1] == len(last)
     assert not history.duplicated(["lead_id", "as_of"]).any()
     assert {"fit_score", "engagement_score", "grid_tier", "next_action", "due_at"} <= set(history.columns)
-    assert (last["due_at"][last["tier"] == "MQL"] == RUNS[-1] + pd.Timedelta(hours=24)).all()
+    mql = last[last["tier"] == "MQL"]  # the deadline runs from the start of each MQL spell, not from every run
+    assert (mql["due_at"] == mql["mql_since"] + pd.Timedelta(hours=24)).all() and (mql["mql_since"] <= RUNS[-1]).all()
+    assert not mql.loc[mql["mql_since"] == RUNS[-1], "overdue"].any()  # new this run: 24 h to go
+    assert mql.loc[mql["mql_since"] < RUNS[-1], "overdue"].mean() > 0.5  # since a run before: past, unless accepted
     assert last["grid_tier"].str.fullmatch(r"[ABC][123]").all()
 
 

@@ -36,6 +36,7 @@ def test_the_commands_block_lists_every_command():
         "funnel",
         "demo",
         "history",
+        "sla",
         "explain",
     } <= commands
 

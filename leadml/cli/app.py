@@ -262,10 +262,24 @@ def history(
     ),
     as_of: str | None = typer.Option(None, "--as-of", help="Look back from this instant (default: the last run)."),
 ) -> None:
-    """A lead's score over time, or the leads warming up and the MQLs stuck."""
+    """A lead's score over time, or the leads warming up, the MQLs stuck and the hand-off per run."""
     from leadml.cli.commands import run_history
 
     run_history(pipeline, lead, store, as_of, console)
+
+
+@app.command()
+def sla(
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its score history and its outcomes)."),
+    store: Path | None = typer.Option(
+        None, "--store", help="History folder (default: history.path, else ./score_history)."
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="Runs up to this instant (default: all)."),
+) -> None:
+    """The hand-off to sales per week: new MQLs, accepted, rejected, overdue, SLA breaches."""
+    from leadml.cli.commands import run_sla
+
+    run_sla(pipeline, store, as_of, console)
 
 
 @app.command()
@@ -293,23 +307,32 @@ def report(
         "--model",
         help="Whose model card: models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN/model (default: the champion).",
     ),
+    waterfalls: int = typer.Option(
+        200, "--waterfalls", min=0, help="The MQLs and at least this many top leads get a waterfall chart (0: none)."
+    ),
 ) -> None:
     """Write the model card (and, with --scores, the sales report) as self-contained HTML."""
     from leadml.cli.commands import run_report
 
-    run_report(pipeline, scores, out, max_leads, console, model_uri=model)
+    run_report(pipeline, scores, out, max_leads, console, model_uri=model, waterfalls=waterfalls)
 
 
 @app.command()
 def funnel(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its leads and outcomes)."),
     out: Path = typer.Option(..., "--out", help="HTML file to write."),
-    stuck_days: float = typer.Option(30, "--stuck-days", help="An MQL older than this without SQL is stuck."),
+    stuck_days: float | None = typer.Option(
+        None, "--stuck-days", help="Stuck: an MQL longer than this, not accepted, not engaging (default from the YAML)."
+    ),
+    as_of: str | None = typer.Option(None, "--as-of", help="The funnel as known then (default: the data's end)."),
+    store: Path | None = typer.Option(
+        None, "--store", help="History folder for the stuck MQLs (default: history.path, else ./score_history)."
+    ),
 ) -> None:
     """Lead -> MQL -> SQL -> won: counts, rates by source and month, time in stage, stuck MQLs."""
     from leadml.cli.commands import run_funnel
 
-    run_funnel(pipeline, out, stuck_days, console)
+    run_funnel(pipeline, out, stuck_days, console, as_of=as_of, store=store)
 
 
 @app.command()

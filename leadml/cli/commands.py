@@ -381,6 +381,7 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
     """Print one lead's history, or the warming-up and stuck lists of the last run."""
     from leadml.core.config import load_pipeline
     from leadml.explain.trends import lead_history, stuck_mqls, warming_up
+    from leadml.jobs.handoff import current_handoff, load_acceptance, run_counts
     from leadml.jobs.history import history_path, load_history
 
     config = load_pipeline(pipeline)
@@ -412,23 +413,69 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
         console.print(table)
         return rows
     history = load_history(store, until=as_of)
+    known = load_acceptance(config, as_of if as_of is not None else history["as_of"].max())
+    accepted = known["sql_at"] if known is not None else None
     rising = warming_up(history, as_of, days=settings.warming_days, top=settings.top)
-    stuck = stuck_mqls(history, as_of, days=settings.stuck_days, points=settings.stuck_points)
+    stuck = stuck_mqls(history, as_of, days=settings.stuck_days, points=settings.stuck_points, accepted=accepted)
     table = Table(title=f"warming up: biggest score rises over {settings.warming_days} days")
     for column in ("lead", "score", "before", "change", "tier"):
         table.add_column(column)
     for row in rising.itertuples(index=False):
         table.add_row(str(row.lead_id), str(row.score), str(row.score_before), _signed(row.change), str(row.tier))
     console.print(table)
-    table = Table(
-        title=f"stuck: MQLs whose score moved <= {settings.stuck_points} points in {settings.stuck_days} days"
-    )
-    for column in ("lead", "MQL since", "days waiting", "score"):
+    table = Table(title=f"stuck: MQLs for more than {settings.stuck_days} days, not accepted by sales, "
+                        f"engagement up <= {settings.stuck_points} points")  # fmt: skip
+    for column in ("lead", "MQL since", "days waiting", "score", "rise"):
         table.add_column(column)
     for row in stuck.head(settings.top).itertuples(index=False):
-        table.add_row(str(row.lead_id), f"{row.mql_since:%Y-%m-%d}", f"{row.days_waiting:g}", str(row.score))
+        table.add_row(str(row.lead_id), f"{row.mql_since:%Y-%m-%d}", f"{row.days_waiting:g}", str(row.score),
+                      _signed(row.rise))  # fmt: skip
     console.print(table)
+    waiting = current_handoff(history, as_of, known)
+    table = Table(title=f"the MQLs of the last run: {len(waiting):,}, {int(waiting['overdue'].sum()):,} overdue")
+    for column in ("lead", "tier", "MQL since", "due", "overdue"):
+        table.add_column(column)
+    for row in waiting.head(settings.top).itertuples(index=False):
+        table.add_row(str(row.lead_id), str(row.tier), _when(row.mql_since), _when(row.due_at),
+                      "yes" if row.overdue else "")  # fmt: skip
+    console.print(table)
+    console.print(_counts_table("hand-off per run", run_counts(history, known), "as_of"))
     return rising, stuck
+
+
+def _when(stamp) -> str:
+    return "" if stamp is None or pd.isna(stamp) else f"{pd.Timestamp(stamp):%Y-%m-%d %H:%M}"
+
+
+def _counts_table(title: str, counts: pd.DataFrame, first: str) -> Table:
+    """Per-run or per-week hand-off counts; the columns the outcomes do not give stay empty."""
+    table = Table(title=title)
+    shown = [first, *(c for c in ("runs", "new", "open", "accepted", "rejected", "overdue", "breaches",
+                                 "median_hours") if c in counts.columns)]  # fmt: skip
+    for column in shown:
+        table.add_column(column.replace("_", " "), justify="left" if column == first else "right")
+    for row in counts.itertuples(index=False):
+        cells = [f"{getattr(row, first):%Y-%m-%d}"]
+        for column in shown[1:]:
+            value = getattr(row, column)
+            cells.append("" if value is None or pd.isna(value) else
+                         f"{value:.1f}" if column == "median_hours" else f"{int(value):,}")  # fmt: skip
+        table.add_row(*cells)
+    return table
+
+
+def run_sla(pipeline: Path, store: Path | None, as_of: str | None, console: Console):
+    """`leadml sla`: the hand-off per week from the score history (breaches counted once per MQL spell)."""
+    from leadml.core.config import load_pipeline
+    from leadml.jobs.handoff import sla_report
+
+    config = load_pipeline(pipeline)
+    report = sla_report(config, store, as_of)
+    console.print(_counts_table(f"{config.name}: hand-off to sales per week ({report.store})", report.weeks, "week"))
+    if not report.outcomes_known:
+        console.print("note: the outcomes carry no sql_at or lost deals: accepted and rejected are unknown")
+    console.print(f"MQLs waiting now: {len(report.current):,}, overdue {int(report.current['overdue'].sum()):,}")
+    return report
 
 
 def _lead_events(config, lead: str) -> pd.DataFrame | None:
@@ -464,49 +511,59 @@ def run_monitor(pipeline: Path, scores: Path, model: str | None, console: Consol
 
 
 def run_report(pipeline: Path, scores_path: Path | None, out: Path, max_leads: int, console: Console,
-               model_uri: str | None = None) -> dict[str, Path]:  # fmt: skip
+               model_uri: str | None = None, waterfalls: int = 200) -> dict[str, Path]:  # fmt: skip
     """The model card is the one logged with the model's training run (the champion by default): it
     describes the version that serves, whatever the data has become since. A model trained before
     cards were logged gets one from a training run without logging (same data, config and seed give
-    the same model; the command says so)."""
+    the same model; the command says so). The sales report of ``scores_path`` shows the leads'
+    display columns, their trend from the score history, and waterfall charts of the top leads."""
     from leadml.core.config import load_pipeline
-    from leadml.data.io import read_output
-    from leadml.explain.report import write_sales_report
     from leadml.jobs.report import model_card
+    from leadml.jobs.sales_report import read_scores, sales_report
 
     config = load_pipeline(pipeline)
-    scores = read_output(scores_path) if scores_path is not None else None
-    if scores is not None and ("lead_id" not in scores.columns or not {"probability", "score"} & set(scores.columns)):
-        from leadml.core.errors import LeadDataError
-
-        raise LeadDataError(  # before any work: a bad scores file must not cost a training run
-            f"{scores_path}: a scores file needs 'lead_id' and 'probability' (or 'score') columns, as "
-            f"`leadml score` writes them (columns present: {', '.join(map(str, scores.columns))})"
-        )
+    # read and checked before any work: a bad scores file must not cost a training run
+    scores = read_scores(scores_path) if scores_path is not None else None
     with spinner(console, "the model card") as status:
         card = model_card(config, model_uri, Path(out) / "model_card.html", progress=status.update)
     console.print(card.message)
     written = {"model_card": card.path}
     if scores is not None:
-        written["sales"] = write_sales_report(
-            scores, Path(out) / "sales.html", max_leads=max_leads, title=f"Leads to call: {config.name}"
-        )
+        with spinner(console, "the sales report") as status:
+            # the charts are drawn by the model that wrote the scores (their model_name and version)
+            sales = sales_report(config, scores, Path(out) / "sales.html", max_leads=max_leads,
+                                 waterfalls=waterfalls, progress=status.update)  # fmt: skip
+        for note in sales.notes:
+            console.print(f"note: {note}")
+        written["sales"] = sales.path
     for name, path in written.items():
         console.print(f"wrote {name:<10} {path}")
     return written
 
 
-def run_funnel(pipeline: Path, out: Path, stuck_days: float, console: Console) -> dict:
+def run_funnel(pipeline: Path, out: Path, stuck_days: float | None, console: Console, *, as_of: str | None = None,
+               store: Path | None = None) -> dict:  # fmt: skip
+    """The funnel as known at ``as_of`` (default: the data's end); its stuck MQLs come from the score
+    history when there is one (:func:`leadml.jobs.handoff.history_stuck`)."""
     from leadml.core.config import load_pipeline
     from leadml.core.errors import ConfigError
     from leadml.data.sources import load_pipeline_data
     from leadml.explain.report.funnel import write_funnel_report
+    from leadml.features.snapshots import to_utc
+    from leadml.jobs.handoff import history_stuck
 
     config = load_pipeline(pipeline)
     if config.is_flat:
         raise ConfigError(f"{config.name}: the funnel needs leads and outcomes with stage times, not a flat table")
+    when = to_utc(as_of) if as_of is not None else None  # a bad date fails before the data is read
     data = load_pipeline_data(config.data)
-    tables = write_funnel_report(data.leads, data.outcomes, out, stuck_days=stuck_days, as_of=data.data_end)
+    when = when if when is not None else data.data_end
+    days = config.history.stuck_days if stuck_days is None else stuck_days
+    days = int(days) if float(days).is_integer() else days  # "5 days" on the page, not "5.0 days"
+    stuck = history_stuck(config, when, data.outcomes, store=store, days=days)
+    tables = write_funnel_report(data.leads, data.outcomes, out, stuck_days=days, as_of=when, stuck=stuck)
+    if stuck is None:
+        console.print("note: no score history: the stuck MQLs are read from the outcomes alone")
     stages = tables["stages"]
     console.print(stages.to_string(index=False) if hasattr(stages, "to_string") else stages)
     console.print(f"wrote {out}")

@@ -83,7 +83,6 @@ def run_demo_story(
     written["mlflow"] = folder / "mlruns.db"
     console.rule("6. score today's open leads with the champion, with reasons")
     from leadml.data.io import read_table
-    from leadml.explain.report import write_sales_report
     from leadml.jobs.score import ScoreOptions, score_batch
 
     outcome = run.outcome
@@ -112,17 +111,15 @@ def run_demo_story(
     written["model_card"] = card.path
     console.print(card.message)
     if "scores" in written:
-        from leadml.jobs.history import load_history
+        from leadml.jobs.sales_report import sales_report
 
-        history = load_history(written["history"]) if "history" in written else None
-        written["sales"] = write_sales_report(
-            read_table(written["scores"]),
-            reports / "sales.html",
-            max_leads=5000,
-            title="Leads to call: leadml demo",
-            history=history,
-            history_settings=config.history,
-        )
+        # the champion's waterfall charts of the top leads, the trend from the score history
+        with spinner(console, "the sales report") as status:
+            sales = sales_report(config, written["scores"], reports / "sales.html", max_leads=5000,
+                                 title="Leads to call: leadml demo", progress=status.update)  # fmt: skip
+        written["sales"] = sales.path
+        for note in sales.notes:
+            console.print(f"note: {note}")
     console.rule("done: where everything is")
     for name, path in written.items():
         console.print(f"{name:<13} {path}")

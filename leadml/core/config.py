@@ -297,8 +297,10 @@ class HistoryConfig(_Strict):
     """The score history: every scoring run's scores kept by as_of, and what the sales report lists.
 
     ``path`` defaults to a ``score_history`` folder beside the scores file. A lead is *warming up*
-    when its score rose the most over ``warming_days``; an MQL is *stuck* when its score moved by at
-    most ``stuck_points`` over the last ``stuck_days``.
+    when its score rose the most over ``warming_days``. An MQL is *stuck* (one meaning for the
+    history, the funnel and the sales report) when it has been an MQL for more than ``stuck_days``
+    without sales accepting it (no ``sql_at`` by then) and without new engagement (its engagement
+    sub-score, else its score, rose by at most ``stuck_points`` over those days).
     """
 
     enabled: bool = True
@@ -307,6 +309,28 @@ class HistoryConfig(_Strict):
     stuck_days: int = Field(14, ge=1)
     stuck_points: int = Field(2, ge=0, le=100)
     top: int = Field(20, ge=1)
+
+
+class ReportConfig(_Strict):
+    """What the sales report shows a manager beside each lead.
+
+    ``display_columns`` are carried from the leads table (``[name, company, owner]``); ``crm_url``
+    links each lead to its CRM record (``"https://crm.example.com/leads/{lead_id}"``).
+    ``display_score`` is the 0-100 number shown: ``points`` puts the MQL threshold at 50 (linear in the
+    probability below and above it, so 100 is certainty), ``percentile`` is the lead's rank among the
+    leads of the run; the calibrated probability is always shown beside it.
+    """
+
+    display_columns: list[str] = Field(default_factory=list)
+    crm_url: str | None = None
+    display_score: Literal["points", "percentile"] = "points"
+
+    @field_validator("crm_url")
+    @classmethod
+    def _has_lead_id(cls, value: str | None) -> str | None:
+        if value is not None and "{lead_id}" not in value:
+            raise ValueError(f"crm_url needs the placeholder {{lead_id}}, got {value!r}")
+        return value
 
 
 class PipelineConfig(_Strict):
@@ -327,6 +351,7 @@ class PipelineConfig(_Strict):
     leakage: LeakageConfig = LeakageConfig()
     history: HistoryConfig = HistoryConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    report: ReportConfig = ReportConfig()
     source_path: Path | None = Field(None, exclude=True)
 
     @property

@@ -3,7 +3,9 @@
 - :func:`lead_history`: one lead's scores over time, the change since the previous run and since a
   week before, and the events between runs that moved it;
 - :func:`warming_up`: the leads whose score rose the most over the last ``days``;
-- :func:`stuck_mqls`: the MQLs whose score has not moved (by more than ``points``) for ``days``.
+- :func:`mql_spells`: each run's row with its MQL spell and ``mql_since`` (when the spell began);
+- :func:`stuck_mqls`: the MQLs waiting more than ``days`` without sales acceptance and without new
+  engagement (the one meaning of *stuck*, shared by ``leadml history``, the funnel and the sales report).
 
 Pure functions of the history frame: no file is read here.
 """
@@ -16,7 +18,7 @@ import pandas as pd
 from leadml.core.errors import LeadDataError
 from leadml.features.snapshots import to_utc
 
-__all__ = ["lead_history", "stuck_mqls", "warming_up"]
+__all__ = ["lead_history", "mql_spells", "stuck_mqls", "warming_up"]
 
 DAY = pd.Timedelta(days=1)
 
@@ -51,43 +53,91 @@ def warming_up(history: pd.DataFrame, as_of: object = None, *, days: int = 7, to
     return rising[[c for c in columns if c in rising.columns]].head(top).reset_index()
 
 
-def stuck_mqls(history: pd.DataFrame, as_of: object = None, *, days: int = 14, points: int = 2) -> pd.DataFrame:
-    """MQLs in the last run whose score moved by at most ``points`` over the last ``days``.
+STUCK_COLUMNS = ["lead_id", "mql_since", "days_waiting", "score", "low", "high", "rise", "measure"]
 
-    The lead must have been an MQL in every run of the window and in a run at or before its start
-    (so it has been waiting at least ``days``). Longest-waiting first.
+
+def stuck_mqls(
+    history: pd.DataFrame,
+    as_of: object = None,
+    *,
+    days: float = 14,
+    points: float = 2,
+    accepted: pd.Series | None = None,
+) -> pd.DataFrame:
+    """The MQLs of the last run that are stuck: waiting for sales with nothing new happening.
+
+    An MQL is stuck when its current spell (:func:`mql_spells`) began more than ``days`` before
+    ``as_of`` (default: the last run), sales has not accepted it (``accepted``: lead_id -> ``sql_at``;
+    a lead with ``sql_at <= as_of`` is not stuck) and it shows no new engagement: its
+    ``engagement_score`` (else its ``score``) rose by at most ``points`` over those ``days``, measured
+    from its last run at or before ``as_of - days`` to the highest value since. Longest-waiting first.
+
+    Returns:
+        ``lead_id``, ``mql_since``, ``days_waiting``, ``score`` (now), ``low`` / ``high`` (of the score
+        over the days), ``rise`` and ``measure`` (the column it was measured on), and ``due_at`` /
+        ``overdue`` when the history carries them.
     """
     now_at = _latest(history, as_of)
-    last_run = history.loc[history["as_of"] <= now_at, "as_of"].max()
+    rows = mql_spells(history[history["as_of"] <= now_at])
     start = now_at - pd.Timedelta(days=days)
-    window = history[(history["as_of"] > start) & (history["as_of"] <= now_at)]
-    before = _at(history, start)
-    current = window[window["as_of"] == last_run].set_index("lead_id")
-    candidates = current.index[current["is_mql"].astype(bool)]
-    candidates = candidates[candidates.isin(before.index[before["is_mql"].astype(bool)])]
-    rows = pd.concat([window[window["lead_id"].isin(candidates)],
-                      before.loc[candidates].reset_index()], ignore_index=True)  # fmt: skip
-    if rows.empty:
-        return pd.DataFrame(columns=["lead_id", "mql_since", "score", "low", "high", "days_waiting"])
-    per_lead = rows.groupby("lead_id").agg(low=("score", "min"), high=("score", "max"),
-                                            all_mql=("is_mql", "all"))  # fmt: skip
-    first_mql = _mql_since(history[history["lead_id"].isin(candidates) & (history["as_of"] <= now_at)])
-    out = per_lead[per_lead["all_mql"] & (per_lead["high"] - per_lead["low"] <= points)].copy()
-    out["score"] = current.loc[out.index, "score"]
-    out["mql_since"] = first_mql.reindex(out.index)
+    current = rows[(rows["as_of"] == rows["as_of"].max()) & (rows["spell"] > 0) & (rows["mql_since"] < start)]
+    if accepted is not None and len(current):
+        sql_at = pd.to_datetime(accepted, utc=True).reindex(current["lead_id"].to_numpy())
+        current = current[~(sql_at <= now_at).to_numpy()]
+    extra = [c for c in ("due_at", "overdue") if c in rows.columns]
+    if current.empty:
+        return pd.DataFrame(columns=STUCK_COLUMNS + extra)
+    current = current.set_index("lead_id")
+    lead_rows = rows[rows["lead_id"].isin(current.index)]
+    base = lead_rows[lead_rows["as_of"] <= start].groupby("lead_id").tail(1).set_index("lead_id")
+    since_base = lead_rows[lead_rows["as_of"] >= lead_rows["lead_id"].map(base["as_of"])]
+    out = pd.DataFrame(index=current.index)
+    rises = {}
+    for column in ("engagement_score", "score"):
+        if column in rows.columns:
+            values = pd.to_numeric(since_base[column], errors="coerce").astype(float)
+            top = values.groupby(since_base["lead_id"]).max()
+            rises[column] = top.reindex(out.index) - pd.to_numeric(base[column], errors="coerce").astype(float)
+    score = pd.to_numeric(since_base["score"], errors="coerce").astype(float).groupby(since_base["lead_id"])
+    engaged = rises.get("engagement_score", pd.Series(np.nan, index=out.index)).notna()
+    out["rise"] = rises.get("engagement_score", rises["score"]).where(engaged, rises["score"])
+    out["measure"] = np.where(engaged, "engagement_score", "score")
+    out["score"] = current["score"]
+    out["low"], out["high"] = score.min().reindex(out.index), score.max().reindex(out.index)
+    out["mql_since"] = current["mql_since"]
     out["days_waiting"] = ((now_at - out["mql_since"]) / DAY).round(1)
-    out = out.sort_values(["mql_since"], kind="stable").reset_index()
-    return out[["lead_id", "mql_since", "score", "low", "high", "days_waiting"]]
+    for column in extra:
+        out[column] = current[column]
+    out = out[out["rise"] <= points].sort_values("mql_since", kind="stable").reset_index()
+    return out[STUCK_COLUMNS + extra]
 
 
-def _mql_since(history: pd.DataFrame) -> pd.Series:
-    """Per lead, the as_of from which it has been an MQL in every run since (its current MQL spell)."""
-    frame = history.sort_values(["lead_id", "as_of"], kind="stable")
-    not_mql = ~frame["is_mql"].astype(bool)
-    spell = not_mql.groupby(frame["lead_id"]).cumsum()
-    last_spell = spell.groupby(frame["lead_id"]).transform("max")
-    current = frame[(spell == last_spell) & frame["is_mql"].astype(bool)]
-    return current.groupby("lead_id")["as_of"].min()
+def mql_spells(history: pd.DataFrame) -> pd.DataFrame:
+    """The history's rows (by lead_id, as_of) with ``spell`` and ``mql_since`` of each MQL row.
+
+    A spell is a run of a lead's consecutive MQL rows: ``spell`` counts them per lead (1, 2, ...;
+    0 on rows that are not MQL) and ``mql_since`` is when the spell began: the ``mql_since`` its
+    first row recorded when the history carries one (a spell older than the stored runs), else
+    that row's as_of. Rows that are not MQL get NaT.
+
+    Example:
+        >>> runs = pd.DataFrame({"lead_id": ["a"] * 4, "is_mql": [True, True, False, True],
+        ...                      "as_of": pd.date_range("2026-06-01", periods=4, tz="UTC")})
+        >>> spells = mql_spells(runs)
+        >>> spells["spell"].tolist(), spells["mql_since"].dt.day.fillna(0).astype(int).tolist()
+        ([1, 1, 0, 2], [1, 1, 0, 4])
+    """
+    frame = history.sort_values(["lead_id", "as_of"], kind="stable").reset_index(drop=True)
+    lead = frame["lead_id"]
+    mql = frame["is_mql"].fillna(False).astype(bool)
+    starts = mql & ~(mql.shift(1, fill_value=False).astype(bool) & lead.eq(lead.shift(1)))
+    spell = starts.astype(int).groupby(lead).cumsum()
+    began = frame["as_of"].where(starts)
+    if "mql_since" in frame.columns:
+        began = pd.to_datetime(frame["mql_since"], utc=True).where(starts).fillna(began)
+    frame["spell"] = spell.where(mql, 0)
+    frame["mql_since"] = began.groupby([lead, spell]).transform("first").where(mql)
+    return frame
 
 
 def lead_history(history: pd.DataFrame, lead_id: str, events: pd.DataFrame | None = None) -> pd.DataFrame:

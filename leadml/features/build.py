@@ -29,6 +29,7 @@ from leadml.features.snapshots import (
     build_snapshots,
     lead_weights,
     pql_times,
+    replay_snapshots,
     stratified_split,
     time_split,
 )
@@ -280,6 +281,29 @@ def make_snapshots(config: PipelineConfig, data: PipelineData) -> pd.DataFrame:
         snapshots["weight"] = 1.0
     snapshots.attrs[LEFT_OUT] = left_out
     return snapshots
+
+
+def nightly_replay(config: PipelineConfig, trainset: TrainSet, *, max_rows: int = 1_000_000) -> pd.DataFrame | None:
+    """The validation period's nightly scoring runs rebuilt: every open lead every night, with its features.
+
+    ``lead_id``, ``as_of``, ``created_at`` and the fitted feature columns; ``attrs["fraction"]`` is the
+    share of leads kept under ``max_rows`` (see :func:`~leadml.features.snapshots.replay_snapshots`).
+    None for flat data or a training set without labelled validation snapshots. The capacity policy
+    counts the MQL spells these nights would start.
+    """
+    data = trainset.data
+    frame = trainset.frame
+    valid = frame.loc[(frame["split"] == "validation").to_numpy() & frame[LABEL_COLUMN].notna().to_numpy()]
+    if data.flat is not None or not len(valid):
+        return None
+    nights = replay_snapshots(
+        data.leads, data.outcomes, valid["as_of"].min(), valid["as_of"].max(), stage=config.snapshots.target,
+        pql=target_pql_times(config, data.events), max_rows=max_rows,
+    )  # fmt: skip
+    features = trainset.builder.transform(nights[["lead_id", "as_of"]], data.leads, data.events)
+    replay = pd.concat([nights, features], axis=1)
+    replay.attrs["fraction"] = nights.attrs["fraction"]
+    return replay
 
 
 def build_trainset(config: PipelineConfig, data: PipelineData | None = None) -> TrainSet:

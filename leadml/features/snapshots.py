@@ -272,6 +272,49 @@ def open_life_end(
     return pd.Series(pd.to_datetime(end, utc=True).as_unit("ns"))
 
 
+def replay_snapshots(
+    leads: pd.DataFrame,
+    outcomes: pd.DataFrame | None,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    stage: str = "won",
+    pql: pd.Series | None = None,
+    max_rows: int = 1_000_000,
+) -> pd.DataFrame:
+    """The open leads as a nightly scoring job met them: one snapshot per lead and day in ``[start, end]``.
+
+    A lead is in a night's run when it was created before that midnight and was still a prospect
+    (not closed, not at or past ``stage``). When the nights hold more than ``max_rows`` snapshots, a
+    stable share of the leads (by a hash of the id) is kept; ``attrs["fraction"]`` says which share,
+    so counts of leads scale back by ``1 / fraction``. Columns: ``lead_id``, ``as_of``, ``created_at``.
+    """
+    start, end = to_utc(start).floor("D"), to_utc(end).floor("D")
+    nights = pd.date_range(start, end, freq="D").as_unit("ns")
+    ids = leads["lead_id"].reset_index(drop=True)
+    created = pd.to_datetime(leads["created_at"], utc=True).dt.as_unit("ns").reset_index(drop=True)
+    life_end = open_life_end(leads, outcomes, end + DAY, stage, pql)
+    first = np.searchsorted(nights.asi8, created.array.asi8, side="right")  # the first night after creation
+    last = np.searchsorted(nights.asi8, life_end.array.asi8, side="left")  # nights before the life ends
+    nights_of_lead = np.maximum(last - first, 0)
+    fraction = 1.0
+    if nights_of_lead.sum() > max_rows:
+        fraction = max_rows / float(nights_of_lead.sum())
+        hashed = pd.util.hash_pandas_object(ids.astype(str), index=False).to_numpy()
+        kept = (hashed % np.uint64(1_000_000)).astype(np.int64) < int(fraction * 1_000_000)
+        nights_of_lead = np.where(kept, nights_of_lead, 0)
+    lead_pos = np.repeat(np.arange(len(ids)), nights_of_lead)
+    offset = np.arange(len(lead_pos)) - np.repeat(np.cumsum(nights_of_lead) - nights_of_lead, nights_of_lead)
+    night = np.repeat(first, nights_of_lead) + offset
+    replay = pd.DataFrame({
+        "lead_id": ids.to_numpy()[lead_pos],
+        "as_of": pd.to_datetime(nights.asi8[night], utc=True).as_unit("ns"),
+        "created_at": created.to_numpy()[lead_pos],
+    })  # fmt: skip
+    replay.attrs["fraction"] = fraction
+    return replay
+
+
 def build_snapshots(
     leads: pd.DataFrame,
     outcomes: pd.DataFrame | None = None,

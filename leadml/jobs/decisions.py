@@ -3,7 +3,8 @@
 Beside its probability and tier, every scored lead gets ``fit_score`` and ``engagement_score``
 (0-100, :mod:`leadml.modeling.subscores`), ``grid_tier`` (``A1`` .. ``C3``, bands from
 ``mql.grid``), ``next_action`` (the action of its tier) and ``due_at`` (as_of + the tier's
-``within_hours``). The action and deadline of a tier are read from the pipeline being scored, so a
+``within_hours``; for an MQL, the start of its MQL spell + those hours, with ``mql_since`` and
+``overdue``: :mod:`leadml.jobs.handoff`). The action and deadline of a tier are read from the pipeline being scored, so a
 change in the sales process needs no retraining; a tier the pipeline does not name keeps the
 action stored with the model. ``out_of_range`` names the first feature of a lead (its age first)
 whose value lies outside what the model saw in training, and is empty when there is none: such a
@@ -18,10 +19,13 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.config import PipelineConfig, TierConfig
+from leadml.jobs.handoff import handoff_state
 
 __all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
 
-DECISION_COLUMNS = ("fit_score", "engagement_score", "grid_tier", "next_action", "due_at", "out_of_range")
+DECISION_COLUMNS = (
+    "fit_score", "engagement_score", "grid_tier", "next_action", "due_at", "mql_since", "overdue", "out_of_range",
+)  # fmt: skip
 AGE_FEATURE = "lead__age_days"  # looked at first: a lead older than any training snapshot says the most
 
 
@@ -60,10 +64,19 @@ def decision_columns(
     subscores: bool = True,
     matrix: np.ndarray | None = None,
     rules: pd.DataFrame | None = None,
+    lead_ids: Sequence[str] | None = None,
+    is_mql: Sequence[bool] | np.ndarray | None = None,
+    spells: pd.Series | None = None,
+    accepted: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order;
     ``matrix``: the booster's input for ``features`` when the caller has built it already; ``rules``:
-    a rules model's rules scores of the leads, whose tagged points give its sub-scores)."""
+    a rules model's rules scores of the leads, whose tagged points give its sub-scores).
+
+    With ``lead_ids`` and ``is_mql``, an MQL's deadline runs from the start of its MQL spell
+    (``spells``: lead_id -> ``mql_since`` of the earlier runs; none: every spell starts now) and
+    ``overdue`` counts sales' acceptance (``accepted``: lead_id -> ``sql_at``); without them
+    ``mql_since`` and ``overdue`` are empty."""
     from leadml.modeling.drift_reference import model_reference, out_of_range
     from leadml.modeling.subscores import subscores as model_subscores
 
@@ -81,6 +94,10 @@ def decision_columns(
     actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
     out["next_action"] = actions["next_action"].to_numpy(dtype=object)
     out["due_at"] = actions["due_at"].to_numpy()
+    out["mql_since"], out["overdue"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]"), None
+    if lead_ids is not None and is_mql is not None:
+        state = handoff_state(lead_ids, is_mql, out["due_at"], as_of, spells=spells, accepted=accepted)
+        out["due_at"], out["mql_since"], out["overdue"] = state["due_at"], state["mql_since"], state["overdue"]
     flagged = out_of_range(model_reference(scoring), features.reset_index(drop=True), first=(AGE_FEATURE,))
     out["out_of_range"] = flagged.where(flagged != "", None).to_numpy(dtype=object)
     return out

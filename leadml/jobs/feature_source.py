@@ -38,6 +38,7 @@ class FeatureChunk:
     orphans: int = 0
     rules: pd.DataFrame | None = None
     past_target: int = 0  # open leads of the chunk already at the target stage (or later): not scored
+    accepted: pd.Series | None = None  # lead_id -> sql_at of the chunk's leads sales accepted before as_of
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,20 @@ def _table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool, rules: Rule
         scores = None
         if rules is not None:
             features, scores = _with_rules(features, _chunk_rules(rules, snapshots, chunk.leads, chunk.events))
-        done = FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans, scores, past_target)
+        done = FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans, scores, past_target,
+                            _accepted(chunk.outcomes))  # fmt: skip
         del chunk, snapshots, features, scores  # the next chunk is built without this one in memory
         yield done
         del done
     _warn_column_problems(problems, config)
+
+
+def _accepted(outcomes: pd.DataFrame | None) -> pd.Series | None:
+    """``lead_id -> sql_at`` of the chunk's leads that reached SQL before as_of (None: none did)."""
+    if outcomes is None or "sql_at" not in outcomes.columns or not outcomes["sql_at"].notna().any():
+        return None
+    reached = outcomes[outcomes["sql_at"].notna()].drop_duplicates("lead_id", keep="last")
+    return pd.Series(reached["sql_at"].to_numpy(), index=reached["lead_id"].astype(str).to_numpy())
 
 
 def _warn_column_problems(problems, config: PipelineConfig) -> None:

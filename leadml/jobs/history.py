@@ -42,6 +42,8 @@ HISTORY_COLUMNS = (
     "grid_tier",
     "next_action",
     "due_at",
+    "mql_since",
+    "overdue",
     "out_of_range",
     "reason_1",
 )
@@ -107,9 +109,16 @@ def record_scores(scores: pd.DataFrame | pa.Table | str | os.PathLike, store: st
 
 
 def load_history(
-    store: str | os.PathLike, *, lead_ids: Sequence[str] | None = None, since: object = None, until: object = None
+    store: str | os.PathLike,
+    *,
+    lead_ids: Sequence[str] | None = None,
+    since: object = None,
+    until: object = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The history (optionally some leads, as_of in ``[since, until]``), ordered by lead_id, as_of.
+
+    ``columns``: only these (those a day lacks are missing there); ``lead_id`` and ``as_of`` always.
 
     A day whose file cannot be read (truncated, not Parquet) is left out with a
     :class:`~leadml.data.contract.LeadDataWarning` naming the file and the day; the other days load.
@@ -125,7 +134,9 @@ def load_history(
     tables, damaged = [], []
     for file in files:
         try:
-            tables.append(ds.dataset(str(file), format="parquet").to_table(filter=condition))
+            day = ds.dataset(str(file), format="parquet")
+            wanted = None if columns is None else [c for c in day.schema.names if c in {"lead_id", "as_of", *columns}]
+            tables.append(day.to_table(columns=wanted, filter=condition))
         except (pa.ArrowException, OSError) as exc:
             damaged.append(file)
             _warn_damaged(file, exc)

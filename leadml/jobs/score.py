@@ -82,7 +82,7 @@ SCORES_SCHEMA = pa.schema([
     ("model_version", pa.string()), ("probability", pa.float64()), ("score", pa.int16()), ("tier", pa.string()),
     ("is_mql", pa.bool_()), ("fit_score", pa.int16()), ("engagement_score", pa.int16()),
     ("grid_tier", pa.string()), ("next_action", pa.string()), ("due_at", pa.timestamp("ns", tz="UTC")),
-    ("out_of_range", pa.string()),
+    ("mql_since", pa.timestamp("ns", tz="UTC")), ("overdue", pa.bool_()), ("out_of_range", pa.string()),
     *((name, pa.string()) for name in REASON_COLUMNS),
 ])  # fmt: skip
 
@@ -96,12 +96,16 @@ def scores_table(
     config: PipelineConfig | None = None,
     subscores: bool = True,
     rules: pd.DataFrame | None = None,
+    spells: pd.Series | None = None,
+    accepted: pd.Series | None = None,
 ) -> pa.Table:
     """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features.
 
-    With ``config``, the decision columns (sub-scores, grid tier, next action, due_at) are filled
-    (:mod:`leadml.jobs.decisions`); without, they are empty. ``rules``: a rules model's rules scores
-    of the snapshots (:attr:`FeatureChunk.rules`), which give its sub-scores and reasons.
+    With ``config``, the decision columns (sub-scores, grid tier, next action, due_at, mql_since,
+    overdue) are filled (:mod:`leadml.jobs.decisions`); without, they are empty. ``rules``: a rules
+    model's rules scores of the snapshots (:attr:`FeatureChunk.rules`), which give its sub-scores and
+    reasons. ``spells`` (lead_id -> mql_since of the earlier runs) and ``accepted`` (lead_id ->
+    sql_at) fix each MQL's deadline to the start of its spell (:mod:`leadml.jobs.handoff`).
     """
     from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
     from leadml.jobs.output import timestamps
@@ -125,7 +129,8 @@ def scores_table(
     if config is not None and n:
         as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
         decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
-                                     rules=rules)  # fmt: skip
+                                     rules=rules, lead_ids=snapshots["lead_id"], is_mql=policy["is_mql"].to_numpy(),
+                                     spells=spells, accepted=accepted)  # fmt: skip
         for name in DECISION_COLUMNS:
             columns[name] = pa.Array.from_pandas(decisions[name], type=SCORES_SCHEMA.field(name).type)
     else:
@@ -257,6 +262,7 @@ class ScoringJob:
     quality: QualityCounter
     drift: DriftCounter | None
     started: float
+    spells: pd.Series | None = None  # lead_id -> mql_since of the MQL spells the earlier runs left open
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -270,9 +276,12 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
 
     Everything that can fail on the arguments fails here, before a file is opened; the notes about
     the model and the pipeline (feature settings, sub-scores, how the data is read) start the summary.
+    The MQL spells still open in the score history are read, so each MQL keeps its deadline.
     """
     from leadml.data.io import check_output_path, table_format
     from leadml.jobs.drift import DriftCounter
+    from leadml.jobs.handoff import previous_spells_in
+    from leadml.jobs.history import history_path
     from leadml.jobs.quality import QualityCounter
     from leadml.modeling.drift_reference import model_reference
 
@@ -297,14 +306,15 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
     summary.notes.extend(source.notes)
     reference = model_reference(loaded.scoring)
     drift = DriftCounter(reference) if options.drift and reference is not None else None
+    spells = previous_spells_in(history_path(config, out), stamp)
     return ScoringJob(config, options, loaded, step, source, summary, Scorer(loaded.scoring),
-                      QualityCounter(reference), drift, started)  # fmt: skip
+                      QualityCounter(reference), drift, started, spells)  # fmt: skip
 
 
 def score_chunk(job: ScoringJob, chunk: FeatureChunk, writer: ScoresWriter) -> None:
     """Score one chunk of open leads, write its rows, and count it (tiers, MQLs, quality, drift)."""
     table = scores_table(job.loaded, chunk.snapshots, chunk.features, job.reasons, job.scorer, job.config,
-                         job.options.subscores, chunk.rules)  # fmt: skip
+                         job.options.subscores, chunk.rules, job.spells, chunk.accepted)  # fmt: skip
     writer.write(table)
     summary = job.summary
     summary.chunks += 1

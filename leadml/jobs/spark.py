@@ -269,6 +269,8 @@ DECISION_TYPES = {
     "grid_tier": "string",
     "next_action": "string",
     "due_at": "timestamp",
+    "mql_since": "timestamp",
+    "overdue": "boolean",
     "out_of_range": "string",
 }  # the pandas engine's decision columns
 
@@ -317,7 +319,8 @@ def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subs
             features = pd.DataFrame({name: pd.Categorical(batch[name], categories=scoring.categories[name])
                                      if name in categorical else batch[name] for name in feature_names})  # fmt: skip
             decisions = decision_columns(scoring, config, features, batch["tier"].to_numpy(dtype=object), as_of,
-                                         subscores=subscores) if len(batch) else pd.DataFrame()  # fmt: skip
+                                         subscores=subscores, lead_ids=batch["lead_id"],
+                                         is_mql=batch["is_mql"].to_numpy(dtype=bool)) if len(batch) else pd.DataFrame()  # fmt: skip
             for name in DECISION_COLUMNS:
                 batch[name] = decisions[name].to_numpy() if name in decisions.columns else None
             explained = (

@@ -45,6 +45,29 @@ def rules_points(config: PipelineConfig, trainset: TrainSet) -> pd.Series | None
     return pd.Series(points.to_numpy(dtype=float), index=trainset.frame.index, name="rules__points")
 
 
+def capacity_replay(
+    config: PipelineConfig, trainset: TrainSet, say: Callable[[str], None]
+) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """For ``mql.policy: capacity``: the validation period's nightly runs and the rules' points of each.
+
+    The capacity is in new MQLs a week, which only nightly runs show (a lead's score moves between
+    two training snapshots); see :func:`leadml.features.build.nightly_replay`. (None, None) otherwise.
+    """
+    if config.mql.policy != "capacity":
+        return None, None
+    from leadml.features.build import nightly_replay
+
+    say("replaying the nightly scoring runs of the validation period (capacity in new MQLs a week)")
+    replay = nightly_replay(config, trainset)
+    if replay is None or config.rules is None or not len(replay):
+        return replay, None
+    from leadml.rules.ruleset import RuleSet
+
+    data = trainset.data
+    scored = RuleSet.load(config.rules).score_snapshots(replay[["lead_id", "as_of"]], data.leads, data.events)
+    return replay, pd.Series(scored["points"].to_numpy(dtype=float), index=replay.index)
+
+
 def run_training(
     config: PipelineConfig,
     *,
@@ -72,7 +95,9 @@ def run_training(
     check_leakage(trainset, config)
     say("scoring the rules baseline on every snapshot")
     points = rules_points(config, trainset)
-    result = train_models(config, trainset, points, n_boot=n_boot, progress=say)
+    replay, replay_points = capacity_replay(config, trainset, say)
+    result = train_models(config, trainset, points, n_boot=n_boot, progress=say,
+                          replay=replay, replay_points=replay_points)  # fmt: skip
     outcome = None
     if log:
         say("logging the run to MLflow")

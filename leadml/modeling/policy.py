@@ -7,10 +7,15 @@ The threshold is a calibrated probability, found on the validation snapshots in 
   (``p >= t``) have the best F1 against the labels, ``F1 = 2 TP / (MQLs + conversions)``: the
   balance of precision and recall. On a tie the higher threshold wins (the same F1 with fewer
   MQLs). Without any conversion F1 is 0 everywhere, so the highest probability is kept.
-- ``capacity``: sales can take ``capacity_per_week`` leads a week. The snapshots span
-  ``weeks = (last as_of - first as_of + 1 day) / 7 days``; the threshold is the lowest probability
-  ``t`` such that the number of snapshots with ``p >= t`` is at most ``capacity_per_week * weeks``
-  (so the expected number of MQLs per week is as close to capacity as ties allow, never above).
+- ``capacity``: sales can take ``capacity_per_week`` *new* MQLs a week. With the nightly runs
+  replayed over the validation period (:class:`NightlyScores`: every open lead scored every night,
+  as ``leadml score`` does), the threshold is the lowest probability ``t`` such that it and every
+  higher one start at most ``capacity_per_week * weeks`` MQL spells there: a lead starts a spell on
+  a night its probability reaches ``t`` after a night below it, or on its first night when it is
+  new (created inside the period). A lead already above ``t`` when the period began was handed
+  over before and starts nothing. Without the replay, the snapshots span
+  ``weeks = (last as_of - first as_of + 1 day) / 7 days`` and the threshold is the lowest ``t`` with at
+  most ``capacity_per_week * weeks`` snapshots at or above it (the 0.1 rule: snapshots, not leads).
   Flat data has no time: the batch is taken to be ``batch_weeks`` weeks of leads (default one), so
   the top ``capacity_per_week * batch_weeks`` rows of the batch are MQL; the resulting share of the
   batch is reported, and new leads are judged by the probability threshold, not by the share.
@@ -59,6 +64,8 @@ class Threshold:
         share: ``mql_count`` over all snapshots.
         weeks: the span of the data in weeks (None when the data had no time).
         per_week: ``mql_count / weeks`` (None without time).
+        new_per_week: MQL spells started a week in the replayed nightly runs (``capacity`` with a
+            replay; else None).
         precision: the precision at the threshold when labels were given (None without MQLs).
         recall: the share of the conversions at or above the threshold (None without labels or conversions).
         f1: the F1 at the threshold when labels were given (None when there are neither MQLs nor conversions).
@@ -77,6 +84,7 @@ class Threshold:
     f1: float | None = None
     note: str = ""
     advice: str = ""
+    new_per_week: float | None = None
 
 
 def span_weeks(as_of: pd.Series) -> float:
@@ -103,6 +111,61 @@ def top_k_threshold(p: np.ndarray, k: int) -> float:
     at_or_above = np.cumsum(counts[::-1])[::-1]  # snapshots with p >= each value
     ok = np.flatnonzero(at_or_above <= k)
     return float(values[ok[0]]) if len(ok) else NOBODY
+
+
+@dataclass(frozen=True)
+class NightlyScores:
+    """Probabilities of the open leads, night by night, over a period (the replayed scoring runs).
+
+    ``p``, ``lead_id``, ``as_of`` and ``created_at`` are aligned; ``fraction`` is the share of the
+    leads replayed (counts of spells scale by ``1 / fraction``).
+    """
+
+    p: np.ndarray
+    lead_id: np.ndarray
+    as_of: pd.Series
+    created_at: pd.Series
+    fraction: float = 1.0
+
+    @property
+    def weeks(self) -> float:
+        return span_weeks(self.as_of)
+
+    def spells(self, thresholds: np.ndarray) -> np.ndarray:
+        """MQL spells started over the period at each threshold, scaled to all leads.
+
+        A spell starts on a night the lead reaches the threshold after a night below it, or on the
+        first night of a lead created inside the period; each night pair counts for the thresholds
+        in ``(p before, p after]``.
+        """
+        order = np.lexsort((self.as_of.to_numpy(), self.lead_id))
+        lead, p = self.lead_id[order], np.asarray(self.p, dtype=float)[order]
+        created = self.created_at.to_numpy()[order]
+        first = np.ones(len(lead), dtype=bool)
+        first[1:] = lead[1:] != lead[:-1]
+        born = first & (created >= self.as_of.min() - pd.Timedelta(days=1))
+        after, before = p[~first], np.roll(p, 1)[~first]
+        t = np.asarray(thresholds, dtype=float)
+
+        def at_least(values: np.ndarray) -> np.ndarray:
+            return len(values) - np.searchsorted(np.sort(values), t, side="left")
+
+        crossing = at_least(after) - at_least(np.minimum(before, after))
+        return (at_least(p[born]) + crossing) / self.fraction
+
+
+def spell_threshold(nightly: NightlyScores, k: float) -> float:
+    """The lowest threshold such that it and every higher one start at most ``k`` spells (:data:`NOBODY`: none).
+
+    Lowering a threshold can start fewer spells (a lead above it all along starts none), so the
+    scan goes down from the top and stops before the first threshold over ``k``.
+    """
+    if k <= 0 or len(nightly.p) == 0:
+        return NOBODY
+    candidates = np.unique(np.asarray(nightly.p, dtype=float))
+    over = np.flatnonzero(nightly.spells(candidates) > k)
+    first_ok = over[-1] + 1 if len(over) else 0
+    return float(candidates[first_ok]) if first_ok < len(candidates) else NOBODY
 
 
 def _from_the_top(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -189,7 +252,7 @@ def _no_mql_advice(p: np.ndarray, mql: MQLConfig, threshold: float, span: float 
 
 
 def _policy_threshold(
-    p: np.ndarray, mql: MQLConfig, y: np.ndarray | None, span: float, timed: bool
+    p: np.ndarray, mql: MQLConfig, y: np.ndarray | None, span: float, timed: bool, nightly: NightlyScores | None = None
 ) -> tuple[float, str]:
     """The threshold of ``mql.policy`` on ``p`` and a sentence on how it was found."""
     n = len(p)
@@ -200,6 +263,14 @@ def _policy_threshold(
         if np.asarray(y, dtype=float).sum() == 0:
             return threshold, "f1: no conversion among the labels (F1 is 0 everywhere); the highest probability kept"
         return threshold, f"f1: the best F1 ({best:.3f}) of {len(np.unique(p))} distinct probabilities"
+    if mql.policy == "capacity" and nightly is not None and len(nightly.p):
+        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
+        weeks = nightly.weeks
+        threshold = spell_threshold(nightly, mql.capacity_per_week * weeks)
+        if threshold != NOBODY:
+            started = float(nightly.spells(np.array([threshold]))[0]) / weeks
+            return threshold, (f"capacity: {started:.1f} new MQLs a week (at most {mql.capacity_per_week}) in "
+                               f"nightly runs replayed over {weeks:.1f} weeks of the validation period")  # fmt: skip
     if mql.policy == "capacity":
         assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
         k = int(np.floor(mql.capacity_per_week * span + 1e-9))
@@ -238,6 +309,7 @@ def find_threshold(
     as_of: pd.Series | None = None,
     y: np.ndarray | None = None,
     batch_weeks: float = 1.0,
+    nightly: NightlyScores | None = None,
 ) -> Threshold:
     """The MQL threshold of a policy, found on calibrated probabilities (the validation snapshots).
 
@@ -246,6 +318,8 @@ def find_threshold(
         mql: the policy (``f1`` / ``capacity`` / ``precision`` / ``probability``) and its value.
         as_of: the snapshots' as_of, for ``capacity``; None or all NaT for flat data (``batch_weeks``).
         y: labels, needed for ``f1`` and ``precision`` (and used to report precision, recall and F1).
+        nightly: the replayed nightly runs of the same model over the period, for ``capacity`` in
+            new MQLs a week (without it, ``capacity`` caps snapshots).
 
     Returns:
         The :class:`Threshold`; when no snapshot reaches it, ``mql_count`` is 0 and ``advice`` says
@@ -266,7 +340,7 @@ def find_threshold(
     has_time = as_of is not None and bool(pd.Series(as_of).notna().any())
     weeks = span_weeks(as_of) if has_time else None
     span = weeks if weeks is not None else batch_weeks
-    threshold, note = _policy_threshold(p, mql, y, span, timed=weeks is not None)
+    threshold, note = _policy_threshold(p, mql, y, span, timed=weeks is not None, nightly=nightly)
     chosen = p >= threshold
     count = int(chosen.sum())
     precision = recall = f1 = None
@@ -276,9 +350,13 @@ def find_threshold(
         precision = hits / count if count else None
         recall = hits / positives if positives else None
         f1 = 2 * hits / (count + positives) if count + positives else None
+    new_per_week = None
+    if nightly is not None and len(nightly.p) and mql.policy == "capacity" and threshold != NOBODY:
+        new_per_week = float(nightly.spells(np.array([threshold]))[0]) / nightly.weeks
     return Threshold(
         threshold=threshold,
         policy=mql.policy,
+        new_per_week=new_per_week,
         mql_count=count,
         share=count / n if n else float("nan"),
         weeks=weeks,

@@ -43,7 +43,7 @@ from leadml.features.build import TrainSet
 from leadml.modeling.calibrate import CalibratedModel, log_loss, reliability_table
 from leadml.modeling.estimators import fit_model, make_models
 from leadml.modeling.evaluate import Evaluation, evaluate_predictions
-from leadml.modeling.policy import Threshold, find_threshold, span_weeks
+from leadml.modeling.policy import NightlyScores, Threshold, find_threshold, span_weeks
 from leadml.rules.ruleset import POINTS_COLUMN
 
 RULES = "rules"
@@ -159,6 +159,7 @@ def mql_summary(thresholds: dict[str, Threshold], predictions: pd.DataFrame) -> 
         rows.append({
             "model": name, "policy": found.policy, "threshold": found.threshold,
             "validation_mqls": found.mql_count, "validation_per_week": found.per_week,
+            "replayed_new_per_week": found.new_per_week,
             "test_mqls": chosen, "test_per_week": chosen / weeks if weeks else None,
             "test_share": chosen / len(predictions) if len(predictions) else None,
         })  # fmt: skip
@@ -288,8 +289,14 @@ def _thresholds(
     frame: pd.DataFrame,
     chosen: str | None,
     notes: list[str],
+    replay: pd.DataFrame | None = None,
+    replay_points: pd.Series | None = None,
 ) -> dict[str, Threshold]:
     """Each candidate's MQL threshold on validation (unweighted).
+
+    With ``replay`` (the validation period's nightly runs, :func:`~leadml.features.build.nightly_replay`)
+    the capacity policy counts the MQL spells each candidate would start there; the rules candidate
+    needs ``replay_points`` for it (else it keeps the snapshot rule).
 
     One that makes no MQL is refused for the chosen model and a note for the others. When validation
     lacks a class (a cold start before the first conversion) no threshold can be judged on it: a note.
@@ -300,8 +307,10 @@ def _thresholds(
     y_valid = parts.y["validation"]
     thresholds: dict[str, Threshold] = {}
     for name, model in calibrated.items():
+        features = list(parts.X["validation"].columns)
+        nightly = _nightly(name, model, features, replay, replay_points) if config.mql.policy == "capacity" else None
         found = find_threshold(model.predict_proba(parts.inputs(name, "validation"))[:, 1], config.mql,
-                               as_of=valid["as_of"], y=y_valid)  # fmt: skip
+                               as_of=valid["as_of"], y=y_valid, nightly=nightly)  # fmt: skip
         thresholds[name] = found
         if found.mql_count:
             continue
@@ -312,6 +321,24 @@ def _thresholds(
     return thresholds
 
 
+def _nightly(
+    name: str, model: CalibratedModel, features: list[str], replay: pd.DataFrame | None, points: pd.Series | None
+) -> NightlyScores | None:
+    """A candidate's probabilities over the replayed nights (None without a replay or the rules' points)."""
+    if replay is None or not len(replay):
+        return None
+    if name == RULES:
+        if points is None:
+            return None
+        inputs = pd.DataFrame({POINTS_COLUMN: points.to_numpy(dtype=float)}, index=replay.index)
+    else:
+        inputs = replay[features]
+    return NightlyScores(
+        p=model.predict_proba(inputs)[:, 1], lead_id=replay["lead_id"].astype(str).to_numpy(),
+        as_of=replay["as_of"], created_at=replay["created_at"], fraction=float(replay.attrs.get("fraction", 1.0)),
+    )  # fmt: skip
+
+
 def train_models(
     config: PipelineConfig,
     trainset: TrainSet,
@@ -319,6 +346,8 @@ def train_models(
     *,
     n_boot: int = 1000,
     progress: Progress | None = None,
+    replay: pd.DataFrame | None = None,
+    replay_points: pd.Series | None = None,
 ) -> TrainingResult:
     """Fit, calibrate and choose on the training and validation parts; evaluate everything on test.
 
@@ -329,6 +358,8 @@ def train_models(
             (from ``RuleSet.score_snapshots``); None leaves the rules out.
         n_boot: bootstrap resamples for the test intervals.
         progress: called with a short message before each long step.
+        replay, replay_points: the validation period's nightly runs (features, and the rules' points
+            of each), for the capacity policy in new MQLs a week (see :func:`_thresholds`).
 
     Returns:
         A :class:`TrainingResult`; on cold start it holds only the rules baseline and says why.
@@ -351,7 +382,7 @@ def train_models(
     else:
         chosen, reason = choose(validation, config.models.select_metric)
 
-    thresholds = _thresholds(config, calibrated, parts, frame, chosen, notes)
+    thresholds = _thresholds(config, calibrated, parts, frame, chosen, notes, replay, replay_points)
     predictions = frame.loc[parts.X["test"].index, ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
     for name, model in calibrated.items():
         predictions[name] = model.predict_proba(parts.inputs(name, "test"))[:, 1] if len(predictions) else []

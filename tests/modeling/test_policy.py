@@ -12,6 +12,7 @@ from leadml.core.config import MQLConfig, TierConfig
 from leadml.core.errors import ConfigError
 from leadml.modeling.policy import (
     NOBODY,
+    NightlyScores,
     apply_policy,
     assign_tiers,
     f1_threshold,
@@ -208,3 +209,48 @@ def test_top_k_threshold_never_exceeds_k_and_is_the_lowest_such(values, k):
     lower = p[p < t]
     if len(lower):
         assert (p >= lower.max()).sum() > k
+
+
+# -- capacity in new MQLs a week, from the replayed nightly runs ----------------------------------------
+
+
+def _nights(rows: list[tuple[str, str, float]], created: dict[str, str]) -> NightlyScores:
+    frame = pd.DataFrame(rows, columns=["lead_id", "as_of", "p"])
+    as_of = pd.to_datetime(frame["as_of"], utc=True)
+    return NightlyScores(
+        p=frame["p"].to_numpy(), lead_id=frame["lead_id"].to_numpy(), as_of=as_of,
+        created_at=pd.to_datetime(frame["lead_id"].map(created), utc=True, format="ISO8601"),
+    )  # fmt: skip
+
+
+# a: above 0.5 all along since before the period (handed over before: no spell); b: crosses 0.5 on
+# night 3, drops on night 4, crosses again on night 6 (two spells); c: new on night 2 at 0.6 (a spell);
+# d: new, never above 0.3
+NIGHTS = _nights(
+    [("a", f"2026-03-0{d}", 0.8) for d in range(1, 8)]
+    + [("b", f"2026-03-0{d}", p) for d, p in zip(range(1, 8), [0.2, 0.3, 0.55, 0.4, 0.45, 0.7, 0.7], strict=True)]
+    + [("c", f"2026-03-0{d}", 0.6) for d in range(2, 8)]
+    + [("d", f"2026-03-0{d}", 0.1) for d in range(5, 8)],
+    {"a": "2026-01-01", "b": "2026-02-01", "c": "2026-03-01 12:00", "d": "2026-03-04 08:00"},
+)
+
+
+def test_spells_started_by_hand():
+    # 0.5: b twice, c once; a was above all along -> 3.  0.65: b once (0.45 -> 0.7) -> 1.  0.05: c and d new -> 2
+    # 0.85: nobody.  0.4: b (0.3 -> 0.55) and c -> 2 (b's 0.4 -> 0.45 stays above)
+    assert NIGHTS.spells(np.array([0.05, 0.4, 0.5, 0.65, 0.85])).tolist() == [2, 2, 3, 1, 0]
+    assert NIGHTS.weeks == 1.0
+
+
+def test_capacity_from_nightly_runs_counts_spells_not_snapshots():
+    config = MQLConfig(policy="capacity", capacity_per_week=2)
+    # the validation snapshots are irrelevant to the threshold here, only to its counts
+    found = find_threshold(np.array([0.1, 0.9]), config, as_of=days(7), nightly=NIGHTS)
+    # scanning down: 0.8 (0), 0.7 (1), 0.6 (c: 1, b: 1 -> 2), 0.55 (b twice, c -> 3): stop at 0.6
+    assert found.threshold == 0.6
+    assert found.new_per_week == 2.0
+    assert found.note == ("capacity: 2.0 new MQLs a week (at most 2) in nightly runs replayed over "
+                          "1.0 weeks of the validation period")  # fmt: skip
+    halved = NightlyScores(NIGHTS.p, NIGHTS.lead_id, NIGHTS.as_of, NIGHTS.created_at, fraction=0.5)
+    assert halved.spells(np.array([0.5])).tolist() == [6.0]  # a half sample counts double
+    assert find_threshold(np.array([0.1, 0.9]), config, as_of=days(7)).note.startswith("capacity: at most 2 of 2")

@@ -6,8 +6,10 @@ stage when the outcomes table has that stage's timestamp (``mql_at``, ``sql_at``
 every stage, even when the CRM skipped a timestamp), or when its highest ``stage`` says so and it
 closed by ``as_of``. It is won when ``outcome`` is won (1 / "won") and ``closed_at <= as_of``.
 Everything after ``as_of`` is treated as not yet known, so the funnel can be drawn for any past
-day. A lead is **stuck as MQL** when it reached MQL more than ``stuck_days`` days before
-``as_of``, reached no later stage and is not closed.
+day. A lead is **stuck as MQL** in the one sense of :func:`leadml.explain.trends.stuck_mqls` (an MQL
+for more than ``stuck_days`` without sales acceptance and without new engagement) when the caller
+passes that table from the score history; without a history the page falls back on the outcomes:
+reached MQL more than ``stuck_days`` days before ``as_of``, reached no later stage, not closed.
 """
 
 from __future__ import annotations
@@ -153,11 +155,14 @@ def write_funnel_report(
     stuck_days: float = 30,
     as_of=None,
     title: str = "Lead funnel",
+    stuck: pd.DataFrame | None = None,
 ) -> dict:
     """Write the funnel report (self-contained HTML): stages, by source, by month, time in stage, stuck MQLs.
 
-    Returns the tables shown, by name (``stages``, ``by_source``, ``by_month``, ``time_in_stage``,
-    ``stuck``), so a caller can print or test them.
+    ``stuck``: the stuck MQLs of the score history (:func:`leadml.explain.trends.stuck_mqls`);
+    without it they are read from the outcomes alone. Returns the tables shown, by name
+    (``stages``, ``by_source``, ``by_month``, ``time_in_stage``, ``stuck``), so a caller can print
+    or test them.
     """
     from leadml.explain.report.html import html_table, render_page
     from leadml.explain.report.plots import funnel_chart
@@ -168,7 +173,7 @@ def write_funnel_report(
         "by_source": funnel_by(stages, "source") if "source" in stages else None,
         "by_month": funnel_by(stages, "month"),
         "time_in_stage": time_in_stage(stages),
-        "stuck": stuck_mqls(stages, stuck_days=stuck_days),
+        "stuck": stuck_mqls(stages, stuck_days=stuck_days) if stuck is None else stuck,
     }
     has_stages = any(c in stages for c in STAGE_TIMES.values()) or "stage" in stages
     render_page(
@@ -176,6 +181,6 @@ def write_funnel_report(
         has_stages=has_stages, chart=funnel_chart(tables["stages"]) if len(stages) else None,
         tables={name: html_table(table, percent=True, digits=1) if table is not None else None
                 for name, table in tables.items()},
-        n_leads=len(stages), n_stuck=len(tables["stuck"]),
+        n_leads=len(stages), n_stuck=len(tables["stuck"]), stuck_from_history=stuck is not None,
     )  # fmt: skip
     return tables

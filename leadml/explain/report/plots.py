@@ -206,8 +206,11 @@ def waterfall_svg(
     *,
     top: int = 8,
     labels: Sequence[str] | None = None,
+    colours: tuple[str, str, str] = (RAISE_COLOUR, LOWER_COLOUR, "red raises, blue lowers"),
 ) -> str:
-    """A lead's waterfall as inline SVG: base value, the ``top`` largest contributions, the rest, the margin."""
+    """A lead's waterfall as inline SVG: base value, the ``top`` largest contributions, the rest, the margin.
+
+    ``colours``: of what raises, of what lowers, and the caption that says so."""
     values = np.asarray(values, dtype=float)
     order = np.argsort(-np.abs(values), kind="stable")[:top]
     rest = float(values.sum() - values[order].sum())
@@ -235,7 +238,7 @@ def waterfall_svg(
         y += row
         end = start + value
         a, b = sorted((x(start), x(end)))
-        colour = RAISE_COLOUR if value >= 0 else LOWER_COLOUR
+        colour = colours[0] if value >= 0 else colours[1]
         text = html.escape(label if len(label) <= 38 else label[:37] + "…")
         parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end">{text}</text>'
                      f'<rect x="{a:.1f}" y="{y + 2}" width="{max(b - a, 1):.1f}" height="{row - 6}" fill="{colour}"/>'
@@ -245,7 +248,7 @@ def waterfall_svg(
     parts.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-weight="bold">this lead (log-odds)</text>'
                  f'<line x1="{x(margin):.1f}" x2="{x(margin):.1f}" y1="{y}" y2="{y + row - 4}" stroke="#000" '
                  f'stroke-width="2"/><text x="{left + width + 4}" y="{y + 13}" font-weight="bold">{margin:+.2f}</text>'
-                 f'<text x="{left}" y="{y + row + 14}" fill="#555">probability {probability:.1%}; red raises, blue lowers</text>')  # fmt: skip
+                 f'<text x="{left}" y="{y + row + 14}" fill="#555">probability {probability:.1%}; {html.escape(colours[2])}</text>')  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
 

@@ -16,13 +16,16 @@ import pandas as pd
 
 from leadml.core.config import HistoryConfig
 
-__all__ = ["hand_off_line", "history_context", "sparkline_svg"]
+__all__ = ["hand_off_line", "history_context", "history_display", "sparkline_svg", "week_changes"]
 
 
 def _deadline(as_of, due_at) -> str:
     if due_at is None or pd.isna(due_at) or as_of is None or pd.isna(as_of):
         return ""
     hours = (pd.Timestamp(due_at) - pd.Timestamp(as_of)) / pd.Timedelta(hours=1)
+    if hours < 0:  # a fixed deadline (the MQL spell's) that has passed
+        late = f"{-hours:g} h" if -hours <= 72 else f"{-hours / 24:g} days"
+        return f" now (overdue by {late})"
     if hours <= 72:
         return f" within {hours:g} h"
     return f" within {hours / 24:g} days"
@@ -60,15 +63,41 @@ def sparkline_svg(as_of: Sequence, scores: Sequence[float], *, width: int = 220,
             f'<circle cx="{xs[-1]:.1f}" cy="{ys[-1]:.1f}" r="3" fill="#2f6db5"/></svg>')  # fmt: skip
 
 
+def history_display(history: pd.DataFrame, how: str, threshold: float | None) -> pd.Series:
+    """The display score (:func:`~leadml.explain.report.display.display_scores`) of every history row,
+    on today's scale (the same ``threshold``); a percentile ranks the leads of the row's own run."""
+    from leadml.explain.report.display import display_scores
+
+    shown = pd.Series(0, index=history.index, dtype=int)
+    for _, run in history.groupby("as_of", sort=False):
+        shown[run.index] = display_scores(run["probability"].to_numpy(dtype=float), how, threshold)
+    return shown
+
+
+def week_changes(history: pd.DataFrame, shown: pd.Series, as_of: object, *, days: int = 7) -> pd.Series:
+    """Each lead's display score ``shown`` at its latest run at least ``days`` before ``as_of``, by
+    ``lead_id``: the report subtracts it from today's for the trend column."""
+    if as_of is None or pd.isna(as_of):
+        return pd.Series(dtype=int)
+    stamps = pd.to_datetime(history["as_of"], utc=True)
+    earlier = (stamps <= pd.Timestamp(as_of) - pd.Timedelta(days=days)).to_numpy()
+    if not earlier.any():
+        return pd.Series(dtype=int)
+    last = history[earlier].assign(shown=shown[earlier]).sort_values("as_of", kind="stable").groupby("lead_id").tail(1)
+    return pd.Series(last["shown"].to_numpy(), index=last["lead_id"].astype(str).to_numpy())
+
+
 def history_context(
     history: pd.DataFrame | None,
     lead_ids: Sequence[str],
     settings: HistoryConfig | None = None,
     as_of: object = None,
     charts: int = 200,
+    shown: pd.Series | None = None,
 ) -> dict:
     """The report's history parts: ``warming`` and ``stuck`` rows, and per lead (the first
-    ``charts`` of ``lead_ids``) a ``sparkline`` and its ``week_change``."""
+    ``charts`` of ``lead_ids``) a ``sparkline`` and its ``week_change``; ``shown``: the rows' display
+    scores (:func:`history_display`) to draw instead of their ``score``."""
     from leadml.explain.trends import stuck_mqls, warming_up
 
     settings = settings or HistoryConfig()
@@ -79,7 +108,8 @@ def history_context(
     wanted = set(map(str, list(lead_ids)[:charts]))
     per_lead = {}
     week = pd.Timedelta(days=7)
-    for lead_id, rows in history[history["lead_id"].isin(wanted)].groupby("lead_id", sort=False):
+    drawn = history if shown is None else history.assign(score=shown)
+    for lead_id, rows in drawn[drawn["lead_id"].isin(wanted)].groupby("lead_id", sort=False):
         stamps = rows["as_of"]
         before = rows[stamps <= stamps.iloc[-1] - week]
         change = int(rows["score"].iloc[-1]) - int(before["score"].iloc[-1]) if len(before) else None
