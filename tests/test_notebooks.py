@@ -120,3 +120,14 @@ def test_notebook_runs(path, kernel_env):
         assert "version 2" in shown and "champion" in shown
     # the copy in tmp_path was run; the committed notebook is untouched (still without outputs)
     assert not any(c.get("outputs") for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
+def test_the_dev_install_opens_and_converts_notebooks():
+    """The README's two ways to open a notebook work after `pip install -e ".[dev]"` (jupyter beside python)."""
+    import subprocess
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    for command in (["lab", "--version"], ["nbconvert", "--version"]):
+        done = subprocess.run([str(jupyter), *command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (command, done.stderr[-500:])
+        assert done.stdout.strip()[:1].isdigit(), done.stdout

@@ -172,7 +172,8 @@ def test_true_drivers_are_ordered_by_their_spread_and_named_as_features():
     assert "noise" not in TRUE_DRIVERS
     counts = r"[a-z_]+(\[[a-z_]+\])?__count_(7|30|90)d"
     other = r"[a-z_]+__days_since_last|events__(active_days_\d+d|decayed_\d+d|velocity_7d)"
-    pattern = re.compile(rf"{counts}|{other}|[a-z_]+")
+    values = r"[a-z_]+\.[a-z_]+__((sum|mean|max)_(7|30|90)d|days_since_last)"  # features.event_values
+    pattern = re.compile(rf"{counts}|{other}|{values}|[a-z_]+")
     for features in TRUE_DRIVERS.values():
         assert features and all(pattern.fullmatch(f) for f in features)
 
