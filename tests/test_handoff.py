@@ -226,3 +226,14 @@ def test_the_funnel_as_of_a_day_lists_the_stuck_mqls_of_the_history(nightly, tmp
     assert "(score history)" in page and f"for more than 5 days ({len(expected)})" in page
     assert all(lead_id in page for lead_id in expected["lead_id"])
     assert main(["funnel", str(path), "--out", str(out), "--as-of", "not a day"]) == 1
+
+
+def test_the_weekly_table_shows_the_planned_capacity_beside_the_new_mqls(nightly):
+    from leadml.jobs.handoff import sla_report
+
+    config, folder = nightly
+    planned = config.with_overrides({"mql.policy": "capacity", "mql.capacity_per_week": 30})
+    weeks = sla_report(planned, folder / "history").weeks
+    assert list(weeks.columns[:4]) == ["week", "runs", "new", "planned"]
+    assert (weeks["planned"] == 30).all()
+    assert "planned" not in sla_report(config, folder / "history").weeks.columns  # the f1 policy plans no count

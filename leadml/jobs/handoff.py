@@ -312,7 +312,11 @@ def sla_report(config: PipelineConfig, store: str | os.PathLike | None = None, a
     if history.empty:
         raise LeadDataError(f"{folder}: no scoring run at or before {to_utc(as_of):%Y-%m-%d %H:%M} UTC")
     accepted = load_acceptance(config, as_of if as_of is not None else history["as_of"].max())
-    return SlaReport(folder, sla_weeks(history, accepted), run_counts(history, accepted),
+    weeks = sla_weeks(history, accepted)
+    if config.mql.policy == "capacity" and config.mql.capacity_per_week is not None:
+        # the plan beside what happened: the capacity is in new MQLs a week (the first run's MQLs all count as new)
+        weeks.insert(int(weeks.columns.get_loc("new")) + 1, "planned", config.mql.capacity_per_week)
+    return SlaReport(folder, weeks, run_counts(history, accepted),
                      current_handoff(history, accepted=accepted), accepted is not None)  # fmt: skip
 
 
