@@ -57,6 +57,7 @@ _LAZY = {
     "LightGBMModel": "leadml.modeling.estimators",
     "LeadScoringModel": "leadml.modeling.scoring_model",
     "load_model": "leadml.modeling.loading",
+    "build_lead_rows": "leadml.modeling.lead_rows",
     # explain
     "explain_lead": "leadml.explain.lead",
     "write_model_card": "leadml.explain.report",

@@ -10,9 +10,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session")
+def _wheel_cache(tmp_path_factory) -> Path:
+    """leadml's wheel that logged models carry, built once per session (leadml.modeling.model_env)."""
+    return tmp_path_factory.mktemp("leadml-wheels")
+
+
 @pytest.fixture(autouse=True)
-def _mlflow_in_tmp(tmp_path, monkeypatch):
-    """No test writes MLflow runs outside its temp folder."""
+def _mlflow_in_tmp(tmp_path, monkeypatch, _wheel_cache):
+    """No test writes MLflow runs (or leadml's wheel for them) outside its temp folder."""
+    monkeypatch.setenv("LEADML_WHEEL_CACHE", str(_wheel_cache))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
     monkeypatch.setenv("MLFLOW_ARTIFACTS_DESTINATION", str(tmp_path / "artifacts"))
     monkeypatch.chdir(tmp_path)

@@ -148,9 +148,10 @@ def test_rules_score_writes_points_tier_and_breakdown(sim_dir, tmp_path):
     ]
     row = scores.sort_values("points").iloc[-1]
     assert sum(item["points"] for item in json.loads(row["breakdown"])) == pytest.approx(row["points"])
-    # seed points has engagement rules only (at most 20 + 10 + 25 + 15 = 70 points) and no fit rule
+    # seed points has engagement rules only (at most 20 + 10 + 25 + 15 + 30 for the content path = 100
+    # points) and no fit rule
     assert (scores["engagement_points"] == scores["points"]).all() and (scores["fit_points"] == 0).all()
-    expected = (scores["engagement_points"] / 70 * 100).round().astype(int)
+    expected = (scores["engagement_points"] / 100 * 100).round().astype(int)
     assert (scores["engagement_score"].astype(int) - expected).abs().max() <= 1
     assert scores["fit_score"].isna().all() and scores["grid_tier"].isna().all()  # no fit rules: no fit scale
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ from leadml.features.scoring_set import features_at
 from leadml.jobs.feature_files import read_feature_spec, write_features
 from leadml.jobs.score import REASON_COLUMNS, score_batch
 from tests.test_batch import AS_OF, pipeline, trained  # noqa: F401  (a module fixture)
+from tests.test_spark_sources import write_crm_export
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -134,18 +137,85 @@ def test_features_without_a_model_match_leadml_features(spark, tables, tmp_path)
             np.testing.assert_array_equal(got[column].to_numpy(float), expected[column].to_numpy(float), err_msg=column)
 
 
-def test_reasons_on_spark_are_those_of_the_pandas_engine(spark, trained, tables, tmp_path):  # noqa: F811
+def _frame(path) -> pd.DataFrame:
+    """A scores file or folder with its timestamps in one unit (Spark writes microseconds)."""
+    scores = pd.read_parquet(path)
+    for column in ("as_of", "due_at", "mql_since"):
+        scores[column] = scores[column].dt.as_unit("ns")
+    return scores
+
+
+def test_both_engines_explain_the_same_leads_of_the_simulator(spark, trained, tmp_path):  # noqa: F811
+    """The simulator's 3,000 leads (no Parquet tables): the default reasons (the MQLs and the top 20 %
+    of the run) go to the same leads, whether pandas scores in one chunk or five and Spark in 3 buckets."""
     _, _, scoring = trained
-    config = tables_config(tables)
-    score_batch(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, progress=False)
-    score_batch(config, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, engine="spark")
-    expected = pd.read_parquet(tmp_path / "pandas.parquet")
-    got = pd.read_parquet(tmp_path / "spark.parquet")
-    # the default selection (the MQLs and the top 20 %) is made per chunk (pandas) or per partition
-    # (Spark): an MQL is explained by both, and a lead explained by both has the very same reasons
-    expected, got = expected.set_index("lead_id"), got.set_index("lead_id").loc[expected["lead_id"]]
-    both = expected["reasons"].notna().to_numpy() & got["reasons"].notna().to_numpy()
-    assert expected.loc[expected["is_mql"], "reasons"].notna().all() and got.loc[got["is_mql"], "reasons"].notna().all()
-    assert both.sum() >= int(expected["is_mql"].sum()) and both.any()
-    for column in REASON_COLUMNS:
-        assert got.loc[both, column].fillna("").tolist() == expected.loc[both, column].fillna("").tolist(), column
+    config = pipeline({"simulator": {"leads": 3000, "seed": 21}}, mql=ACTIONS)
+    score_batch(config, AS_OF, tmp_path / "one.parquet", model_uri=scoring, progress=False, history=False)
+    score_batch(config, AS_OF, tmp_path / "chunks.parquet", model_uri=scoring, chunk_leads=700, progress=False,
+                history=False)  # fmt: skip
+    summary = score_batch(config, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, engine="spark", history=False)
+    expected, chunked, got = (_frame(tmp_path / name) for name in ("one.parquet", "chunks.parquet", "spark.parquet"))
+    pd.testing.assert_frame_equal(chunked, expected, check_exact=True)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    explained = expected["reasons"].notna()
+    assert expected.loc[expected["is_mql"], "reasons"].notna().all()
+    top = int(np.ceil(0.2 * len(expected)))
+    assert top <= explained.sum() <= top + expected["is_mql"].sum()
+    assert expected.loc[explained, "probability"].min() >= expected.loc[~explained, "probability"].max()
+    assert any("simulator" in note for note in summary.notes)
+    assert not list(tmp_path.glob(".leadml-*"))  # the run folders are gone
+
+
+def test_a_csv_export_scores_alike_on_both_engines(spark, trained, tmp_path):  # noqa: F811
+    """CSV tables with their own columns, separator, encoding, timestamp formats and outcome values."""
+    _, _, scoring = trained
+    config = pipeline(write_crm_export(tmp_path, n_leads=1500, seed=23), mql=ACTIONS)
+    score_batch(config, AS_OF, tmp_path / "pandas.parquet", model_uri=scoring, progress=False, history=False,
+                reasons="top:50")  # fmt: skip
+    score_batch(config, AS_OF, tmp_path / "spark.parquet", model_uri=scoring, engine="spark", history=False,
+                reasons="top:50")  # fmt: skip
+    expected, got = _frame(tmp_path / "pandas.parquet"), _frame(tmp_path / "spark.parquet")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert len(expected) > 100 and expected["reasons"].notna().sum() == 50
+
+
+def test_the_source_is_read_before_spark_starts(trained, tmp_path, monkeypatch):  # noqa: F811
+    from leadml.core.errors import LeadDataError
+    from leadml.jobs import spark as engine
+
+    def no_spark(*args, **kwargs):
+        raise AssertionError("Spark started before the source was checked")
+
+    monkeypatch.setattr(engine, "spark_session", no_spark)
+    _, _, scoring = trained
+    (tmp_path / "leads.csv").write_text("lead_id,created_at\nL1,not a date\n")
+    config = pipeline({"leads": str(tmp_path / "leads.csv")})
+    with pytest.raises(LeadDataError, match="created_at"):
+        engine.score_spark(config, AS_OF, tmp_path / "out" / "spark.parquet", model_uri=scoring)
+    assert not list((tmp_path / "out").glob(".leadml-*"))  # the run's folder is gone after the failure
+
+
+INCUBATOR = "WARNING: Using incubator modules: jdk.incubator.vector"  # the JVM's own line: no setting removes it
+
+
+def test_leadml_score_on_spark_prints_no_warnings(trained, tmp_path):  # noqa: F811
+    """``leadml score --engine spark`` in a fresh process: stderr holds at most the JVM's incubator line."""
+    import mlflow.pyfunc
+
+    from leadml.modeling.registry import LeadmlPyfunc
+
+    _, _, scoring = trained
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=LeadmlPyfunc(scoring))
+    (tmp_path / "pipeline.yaml").write_text(
+        "name: spark_cli\ndata:\n  simulator: {leads: 1500, seed: 21}\nmql:\n  tiers:\n"
+        + "".join(f"    - {tier}\n" for tier in ACTIONS["tiers"]).replace("'", "")
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "leadml", "score", "pipeline.yaml", "--as-of", AS_OF, "--out", "scores.parquet",
+         "--model", str(tmp_path / "model"), "--engine", "spark", "--no-history"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    noisy = [line for line in run.stderr.splitlines() if line.strip() and line.strip() != INCUBATOR]
+    assert noisy == [], "\n".join(noisy[:20])
+    assert "scored" in run.stdout and pd.read_parquet(tmp_path / "scores.parquet")["reasons"].notna().any()

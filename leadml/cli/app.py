@@ -183,11 +183,14 @@ def train(
     promote: str = typer.Option(
         "auto", "--promote", help="auto: take champion when better on the same test rows; never."
     ),
+    trainset: Path | None = typer.Option(
+        None, "--trainset", help="Train on a file from `leadml trainset` (its features are checked against the data)."
+    ),
 ) -> None:
     """Train rules vs logistic vs LightGBM, compare them on the test snapshots, log and register in MLflow."""
     from leadml.cli.commands import run_train
 
-    run_train(pipeline, promote, console)
+    run_train(pipeline, promote, console, trainset=trainset)
 
 
 @app.command()
@@ -203,6 +206,7 @@ def promote(
 
 @app.command()
 def score(
+    ctx: typer.Context,
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its data, and its registered model)."),
     as_of: str = typer.Option(..., "--as-of", help="Scoring instant (a date means 00:00 UTC)."),
     out: Path = typer.Option(..., "--out", help="Scores file (.parquet or .csv; Spark: a Parquet folder)."),
@@ -219,10 +223,21 @@ def score(
         False, "--no-subscores", help="Leave fit/engagement sub-scores and grid tier empty."
     ),
     no_history: bool = typer.Option(False, "--no-history", help="Do not add these scores to the score history."),
+    format: str = typer.Option(
+        "leadml", "--format", help="leadml (the scores file), or hubspot / salesforce: --out is a CSV to import."
+    ),
 ) -> None:
     """Score every open lead at AS_OF with the champion model, in chunks, written atomically."""
     from leadml.cli.commands import run_score
+    from leadml.jobs.output import CRM_FORMATS
 
+    if format not in CRM_FORMATS:
+        raise _click_errors.BadParameter(
+            f"use {_either(CRM_FORMATS)}, not {format!r}", ctx=ctx, param_hint="'--format'"
+        )
+    if format != "leadml" and out.suffix.lower() != ".csv":
+        raise _click_errors.BadParameter(f"a {format} import file is a .csv, not {out.name!r}", ctx=ctx,
+                                         param_hint="'--out'")  # fmt: skip
     run_score(
         pipeline,
         as_of,
@@ -234,6 +249,7 @@ def score(
         console,
         subscores=not no_subscores,
         history=False if no_history else None,
+        format=format,
     )
 
 

@@ -295,10 +295,11 @@ def comparison_table(result, title: str = "test snapshots") -> Table:
     return table
 
 
-def run_train(pipeline: Path, promote: str, console: Console):
+def run_train(pipeline: Path, promote: str, console: Console, *, trainset: Path | None = None):
     from leadml.core.config import load_pipeline
     from leadml.core.errors import ConfigError
     from leadml.jobs.train import run_training
+    from leadml.jobs.trainset_file import load_trainset
 
     if promote not in ("auto", "never"):
         raise ConfigError(f"--promote must be auto or never, got {promote!r}")
@@ -306,7 +307,11 @@ def run_train(pipeline: Path, promote: str, console: Console):
     if has_no_events(config):
         console.print(f"note: {NO_EVENTS_NOTE}")
     with spinner(console, "training") as status:
-        run = run_training(config, promote=promote, progress=lambda message: status.update(message))
+        given = None
+        if trainset is not None:
+            status.update(f"reading {trainset} and refitting its feature set on the pipeline's data")
+            given = load_trainset(config, trainset)
+        run = run_training(config, trainset=given, promote=promote, progress=lambda message: status.update(message))
     result, outcome = run.result, run.outcome
     counts = ", ".join(f"{r.split} {r.rows:,}" for r in result.counts.itertuples())
     console.print(f"snapshots: {counts}")
@@ -351,16 +356,19 @@ def run_score(
     *,
     subscores: bool = True,
     history: bool | None = None,
+    format: str = "leadml",
 ):
     from leadml.core.config import load_pipeline
     from leadml.jobs.engines import check_engine
+    from leadml.jobs.output import crm_scores_path, write_crm_scores
     from leadml.jobs.score import ScoreOptions, score_batch
 
     check_engine(engine, option="--engine")  # before the pipeline is read
     config = load_pipeline(pipeline)
     options = ScoreOptions(reasons=True if reasons == "default" else reasons, subscores=subscores, history=history,
                            progress=None)  # fmt: skip
-    summary = score_batch(config, as_of, out, options, model_uri=model, engine=engine, spark_master=spark_master)
+    scores = out if format == "leadml" else crm_scores_path(out)  # a CRM file is made from the full scores
+    summary = score_batch(config, as_of, scores, options, model_uri=model, engine=engine, spark_master=spark_master)
     tiers = ", ".join(f"{k} {v:,}" for k, v in summary.tiers.items())
     console.print(
         f"scored {summary.rows:,} open leads at {summary.as_of:%Y-%m-%d %H:%M} with {summary.model_name} "
@@ -374,6 +382,9 @@ def run_score(
         console.print(f"note: {note}")
     if has_no_events(config):
         console.print("note: no events table: scoring on profile features only")
+    if format != "leadml":
+        rows = write_crm_scores(summary.out, out, format)
+        console.print(f"{format} import file: {rows:,} rows to {out}")
     return summary
 
 
@@ -450,7 +461,7 @@ def _when(stamp) -> str:
 def _counts_table(title: str, counts: pd.DataFrame, first: str) -> Table:
     """Per-run or per-week hand-off counts; the columns the outcomes do not give stay empty."""
     table = Table(title=title)
-    shown = [first, *(c for c in ("runs", "new", "open", "accepted", "rejected", "overdue", "breaches",
+    shown = [first, *(c for c in ("runs", "new", "planned", "open", "accepted", "rejected", "overdue", "breaches",
                                  "median_hours") if c in counts.columns)]  # fmt: skip
     for column in shown:
         table.add_column(column.replace("_", " "), justify="left" if column == first else "right")
@@ -561,13 +572,33 @@ def run_funnel(pipeline: Path, out: Path, stuck_days: float | None, console: Con
     days = config.history.stuck_days if stuck_days is None else stuck_days
     days = int(days) if float(days).is_integer() else days  # "5 days" on the page, not "5.0 days"
     stuck = history_stuck(config, when, data.outcomes, store=store, days=days)
-    tables = write_funnel_report(data.leads, data.outcomes, out, stuck_days=days, as_of=when, stuck=stuck)
+    paths = scenario_paths(config, data, when)
+    tables = write_funnel_report(data.leads, data.outcomes, out, stuck_days=days, as_of=when, stuck=stuck,
+                                 paths=paths)  # fmt: skip
     if stuck is None:
         console.print("note: no score history: the stuck MQLs are read from the outcomes alone")
     stages = tables["stages"]
     console.print(stages.to_string(index=False) if hasattr(stages, "to_string") else stages)
     console.print(f"wrote {out}")
     return tables
+
+
+def scenario_paths(config, data, when) -> dict:
+    """Per scenario rule of the pipeline's rules file, where the leads drop off its steps at ``when``."""
+    if config.rules is None or data.events is None:
+        return {}
+    from leadml.explain.report.funnel import funnel_stages
+    from leadml.rules.paths import path_report
+    from leadml.rules.ruleset import RuleSet
+
+    scenarios = [rule for rule in RuleSet.load(config.rules).rules if rule.is_scenario]
+    if not scenarios:
+        return {}
+    stages = funnel_stages(data.leads, data.outcomes, as_of=when)
+    target = f"reached_{config.snapshots.target}"  # conversion to the pipeline's target stage (pql: won)
+    won = stages[target if target in stages else "won"].to_numpy(dtype=bool)
+    won = pd.Series(won, index=stages["lead_id"].astype(str).to_numpy())
+    return {rule.name: path_report(rule, data.leads, data.events, when, won) for rule in scenarios}
 
 
 def run_backtest(pipeline: Path, since: str | None, until: str | None, by: str, out: Path, store: Path | None,

@@ -131,8 +131,19 @@ class FeatureConfig(_Strict):
         return columns
 
 
+FLAT_HAS_NO_TIME = (
+    "'time' needs snapshots in time, and flat data (one row per lead) has none; "
+    "write stratified, or leave split.method out"
+)
+
+
 class SplitConfig(_Strict):
-    """How snapshots are split: by time (three-table data) or stratified at random (flat data).
+    """How snapshots are split: by time (the default for three-table data) or stratified at random
+    (the default, and the only way, for flat data).
+
+    ``method: stratified`` on three-table data splits the *leads* at random, stratified by whether
+    they converted, and each lead's snapshots follow it (a lead never straddles two parts); the
+    fractions are then shares of leads, and ``gap_days`` and the purge do not apply.
 
     By time, the default purges: a training (or validation) snapshot is dropped only when its label
     window ``[as_of, as_of + horizon)`` reaches into the next part's period *and* its lead has a
@@ -460,9 +471,12 @@ def parse_pipeline(raw: dict, source: str = "<pipeline>", base: Path | None = No
         raise ConfigError(f"{source}: a pipeline must be a YAML mapping, got {type(raw).__name__}")
     raw = _resolve_paths(dict(raw), base or Path.cwd())
     try:
-        return PipelineConfig(**raw, source_path=Path(source) if base else None)
+        config = PipelineConfig(**raw, source_path=Path(source) if base else None)
     except ValidationError as exc:
         raise ConfigError(_format_error(source, exc, PipelineConfig)) from exc
+    if config.is_flat and config.split.method == "time":
+        raise ConfigError(f"{source}: split.method: {FLAT_HAS_NO_TIME}")
+    return config
 
 
 def load_pipeline(path: str | os.PathLike) -> PipelineConfig:

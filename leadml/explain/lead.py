@@ -25,7 +25,7 @@ import pandas as pd
 from leadml.core.config import PipelineConfig, load_pipeline
 from leadml.core.errors import ConfigError, LeadDataError
 from leadml.data.sources import PipelineData, load_pipeline_data
-from leadml.explain.sentences import LOWERS, RAISES, describe_lead, format_number
+from leadml.explain.sentences import LOWERS, RAISES, describe_lead, format_number, rule_text
 from leadml.features.metadata import FeatureInfo
 from leadml.features.snapshots import data_end_of, to_utc
 from leadml.modeling.contributions import Contributions
@@ -232,7 +232,7 @@ def _fired_rules(breakdown: str) -> pd.DataFrame:
     fired = json.loads(breakdown or "[]")
     ordered = sorted(fired, key=lambda r: (r["points"] < 0, -abs(r["points"])))
     return pd.DataFrame({
-        "sentence": [r["rule"] for r in ordered],
+        "sentence": [rule_text(r) for r in ordered],
         "direction": ["raises" if r["points"] > 0 else "lowers" for r in ordered],
         "feature": [r["rule"] for r in ordered],
         "value": [None] * len(ordered),

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.errors import LeadDataError
-from leadml.features.behaviour.text import Wording, wording
+from leadml.explain.selection import rows_to_explain  # noqa: F401  (still imported from here)
+from leadml.features.behaviour.text import Wording, path_noun, wording
 from leadml.features.metadata import FeatureInfo
 from leadml.modeling.contributions import MISSING_SUFFIX, Contributions
 
@@ -137,9 +138,9 @@ def _worded(info: FeatureInfo, words: Wording, value_text: str | None, raises: b
         if family == "value":  # no valued event in the window: the sum is 0, the mean and max missing
             return f"No {words.noun} {words.window}"
         steps = f"{words.steps} steps" if words.steps is not None else "steps"
-        return f"Went through none of the {steps} of the '{words.scenario}' path"
+        return f"Completed none of the {steps} of the {words.scenario}"
     if family == "scenario" and words.steps is not None and value >= words.steps:
-        return f"Went through all {words.steps} steps of the '{words.scenario}' path, in order"
+        return f"Completed all {words.steps} steps of the {words.scenario}, in order"
     return _fix_grammar(info.template.format(value=value_text, name=info.name, window=info.window_days))
 
 
@@ -211,41 +212,6 @@ def feature_label(name: str) -> str:
 
 
 # -- the reason columns of a model ------------------------------------------------------------
-def rows_to_explain(probability: np.ndarray, threshold: float | None, which: str = "default") -> np.ndarray:
-    """Positions of the leads whose reasons are worth computing (explanations cost ~100x a prediction).
-
-    ``which``: ``all``; ``mql`` (at or above the threshold); ``top:N`` (the N highest) or
-    ``top:N%`` (the highest N percent); ``default`` = the MQLs and the top 20 %.
-
-    Example:
-        >>> rows_to_explain(np.array([0.1, 0.9, 0.5, 0.3, 0.2]), 0.4, "mql").tolist()
-        [1, 2]
-        >>> rows_to_explain(np.array([0.1, 0.9, 0.5, 0.3, 0.2]), 0.95, "top:40%").tolist()
-        [1, 2]
-    """
-    p = np.asarray(probability, dtype=float)
-    n = len(p)
-    mql = p >= threshold if threshold is not None else np.zeros(n, bool)
-    if which == "all":
-        return np.arange(n)
-    if which == "mql":
-        return np.flatnonzero(mql)
-    if which == "default":
-        which, keep = "top:20%", mql
-    elif which.startswith("top:"):
-        keep = np.zeros(n, bool)
-    else:
-        raise ValueError(f"reasons: unknown selection {which!r}; use all, mql, top:N or top:N%")
-    text = which.removeprefix("top:")
-    try:
-        count = int(np.ceil(n * float(text[:-1]) / 100)) if text.endswith("%") else int(text)
-    except ValueError as exc:
-        raise ValueError(f"reasons: {which!r} is not top:N or top:N%") from exc
-    keep = keep.copy()
-    keep[np.argsort(-p, kind="stable")[: max(count, 0)]] = True
-    return np.flatnonzero(keep)
-
-
 def _top(values: np.ndarray, count: int, positive: bool, min_effect: float) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the ``count`` largest (or most negative) columns, strongest first, and whether each
     clears ``min_effect``: ``count`` passes of argmax (argmin), faster than a partition for a few
@@ -449,13 +415,22 @@ def _why(p: np.ndarray, threshold: float) -> np.ndarray:
 
 
 # -- the reason columns of the rules baseline -------------------------------------------------
+def rule_text(entry: dict) -> str:
+    """What a fired rule of a breakdown says: its name, or for a scenario the steps done in order."""
+    if "steps" in entry and "of" in entry:
+        done, of = int(entry["steps"]), int(entry["of"])
+        said = f"all {of}" if done >= of else f"{done} of {of}"
+        return f"Completed {said} steps of the {path_noun(entry['rule'])}, in order"
+    return str(entry["rule"])
+
+
 def _rule_texts(breakdown: str, top_positive: int, top_negative: int) -> list[str]:
     fired = json.loads(breakdown) if breakdown else []
     pos = sorted((r for r in fired if r["points"] > 0), key=lambda r: -r["points"])[:top_positive]
     neg = sorted((r for r in fired if r["points"] < 0), key=lambda r: r["points"])[:top_negative]
-    texts = [f"{r['rule']} (+{format_number(r['points'])} points)" for r in pos]
+    texts = [f"{rule_text(r)} (+{format_number(r['points'])} points)" for r in pos]
     texts += [""] * (top_positive - len(pos))
-    texts += [f"{r['rule']} ({format_number(r['points'])} points)" for r in neg]
+    texts += [f"{rule_text(r)} ({format_number(r['points'])} points)" for r in neg]
     return texts + [""] * (top_negative - len(neg))
 
 

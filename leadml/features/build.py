@@ -18,7 +18,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from leadml.core.config import FeatureConfig, PipelineConfig, ProfileConfig
+from leadml.core.config import FLAT_HAS_NO_TIME, FeatureConfig, PipelineConfig, ProfileConfig
+from leadml.core.errors import ConfigError, LeadDataError
 from leadml.core.pickling import stable_pickle
 from leadml.data.contract import LABEL_COLUMN
 from leadml.data.sources import PipelineData, load_pipeline_data
@@ -248,6 +249,51 @@ def target_pql_times(config: PipelineConfig, events: pd.DataFrame | None) -> pd.
     return pql_times(events, pql.event_types, pql.min_events)
 
 
+def split_method(config: PipelineConfig, data: PipelineData) -> str:
+    """The split a training set gets: ``split.method``, else ``time`` for three-table data, ``stratified`` for flat.
+
+    Raises:
+        ConfigError: ``split.method: time`` on flat data (one row per lead, no time to split on).
+    """
+    method = config.split.method
+    if data.flat is not None:
+        if method == "time":
+            raise ConfigError(f"{config.source_path or config.name}: split.method: {FLAT_HAS_NO_TIME}")
+        return "stratified"
+    return method or "time"
+
+
+def lead_stratified_split(
+    snapshots: pd.DataFrame, *, test_fraction: float = 0.2, validation_fraction: float = 0.2, seed: int = 0
+) -> pd.Series:
+    """A seeded stratified split of the *leads* of some snapshots; each snapshot follows its lead.
+
+    A lead is a positive when any of its labelled snapshots converted; the leads are split by
+    :func:`~leadml.features.snapshots.stratified_split`, so the fractions are shares of leads and no
+    lead's snapshots straddle two parts. Snapshots without a label get ``censored``.
+
+    Raises:
+        LeadDataError: too few leads of a class to stratify (each part needs one of each).
+    """
+    split = pd.Series("censored", index=snapshots.index, dtype=object)
+    labelled = snapshots[LABEL_COLUMN].notna().to_numpy()
+    if not labelled.any():
+        return split
+    per_lead = snapshots.loc[labelled].groupby("lead_id", sort=True)[LABEL_COLUMN].max()
+    try:
+        parts = stratified_split(per_lead, test_fraction=test_fraction, validation_fraction=validation_fraction,
+                                 seed=seed)  # fmt: skip
+    except ValueError as exc:
+        counts = per_lead.value_counts().to_dict()
+        raise LeadDataError(
+            f"split.method stratified: {int(counts.get(1.0, 0))} converted and {int(counts.get(0.0, 0))} other "
+            f"leads are too few to split stratified ({exc}); use more data, or split.method time"
+        ) from exc
+    by_lead = pd.Series(parts.to_numpy(), index=per_lead.index)
+    split[labelled] = by_lead.reindex(snapshots.loc[labelled, "lead_id"]).to_numpy()
+    return split
+
+
 def make_snapshots(config: PipelineConfig, data: PipelineData) -> pd.DataFrame:
     """Snapshots with label, split and weight for three-table data, under the config's policy.
 
@@ -268,13 +314,21 @@ def make_snapshots(config: PipelineConfig, data: PipelineData) -> pd.DataFrame:
         pql=target_pql_times(config, data.events),
     )
     left_out = dict(snapshots.attrs.get(LEFT_OUT, {}))
-    snapshots["split"] = time_split(
-        snapshots,
-        test_fraction=config.split.test_fraction,
-        validation_fraction=config.split.validation_fraction,
-        gap_days=config.split.gap_days,
-        horizon_days=snap.horizon_days,
-    )
+    if split_method(config, data) == "stratified":
+        snapshots["split"] = lead_stratified_split(
+            snapshots,
+            test_fraction=config.split.test_fraction,
+            validation_fraction=config.split.validation_fraction,
+            seed=config.split.seed,
+        )
+    else:
+        snapshots["split"] = time_split(
+            snapshots,
+            test_fraction=config.split.test_fraction,
+            validation_fraction=config.split.validation_fraction,
+            gap_days=config.split.gap_days,
+            horizon_days=snap.horizon_days,
+        )
     if snap.weighting == "lead":
         snapshots["weight"] = lead_weights(snapshots, snapshots["split"])
     else:
@@ -318,6 +372,7 @@ def build_trainset(config: PipelineConfig, data: PipelineData | None = None) -> 
     )
     flat = data.flat
     if flat is not None:  # data.is_flat
+        split_method(config, data)  # stratified: flat data has no time
         split = stratified_split(
             flat[LABEL_COLUMN],
             test_fraction=config.split.test_fraction,

@@ -89,25 +89,29 @@ def _reading_rules(config: PipelineConfig, features: FeatureConfig, rules: RuleS
     attributes the rules test (``where``) added to those read: they choose columns only, the
     features are the builder's own. Attributes the events file lacks are left for the rules' own
     error, which names the rule."""
-    wanted = {attribute for rule in rules.rules if rule.is_event for attribute, _ in rule.where}
+    wanted = set(rules.event_attributes)
     table = config.data.table("events")
     path = table.path if table is not None else None
     if path is not None and path.suffix.lower() in (".parquet", ".pq") and path.is_file():
         import pyarrow.parquet as pq
 
         wanted &= set(pq.ParquetFile(path).schema_arrow.names)
-    if not wanted:
-        return features
-    counts = {**features.attribute_counts, "<rules>": {attribute: [] for attribute in sorted(wanted)}}
-    return features.model_copy(update={"attribute_counts": counts})
+    update: dict = {}
+    if wanted:
+        update["attribute_counts"] = {**features.attribute_counts, "<rules>": {a: [] for a in sorted(wanted)}}
+    if rules.reads_every_attribute:  # a `type[value]` step looks at every column, as a feature scenario does
+        steps = [step.label for rule in rules.rules for step in rule.steps if step.any_value is not None]
+        update["scenarios"] = {**features.scenarios, "<rules>": steps}
+    return features.model_copy(update=update) if update else features
 
 
 def _chunk_rules(rules: RuleSet, snapshots: pd.DataFrame, leads: pd.DataFrame, events) -> pd.DataFrame:
     """The rule set's scores of a chunk's snapshots (the chunk's events are Arrow; the rules read pandas)."""
-    keep = ["lead_id", "timestamp", "event_type",
-            *dict.fromkeys(a for r in rules.rules if r.is_event for a, _ in r.where)]  # fmt: skip
+    keep = ["lead_id", "timestamp", "event_type", *rules.event_attributes]
     frame = None
     if events is not None:
+        if rules.reads_every_attribute:
+            keep = list(events.column_names)
         frame = events.select([c for c in keep if c in events.column_names]).to_pandas()
     return rules.score_snapshots(snapshots, leads, frame, subscores=True)
 

@@ -203,3 +203,90 @@ class ScoresWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+# -- CRM import files ----------------------------------------------------------------------------
+CRM_FORMATS = ("leadml", "hubspot", "salesforce")
+CRM_FIELDS = (  # scores column, HubSpot contact property, Salesforce field (API name)
+    ("lead_id", "Record ID", "Id"),
+    ("score", "leadml_score", "Leadml_Score__c"),
+    ("probability", "leadml_probability", "Leadml_Probability__c"),
+    ("tier", "leadml_tier", "Leadml_Tier__c"),
+    ("is_mql", "leadml_mql", "Leadml_MQL__c"),
+    ("mql_since", "leadml_mql_since", "Leadml_MQL_Since__c"),
+    ("fit_score", "leadml_fit_score", "Leadml_Fit_Score__c"),
+    ("engagement_score", "leadml_engagement_score", "Leadml_Engagement_Score__c"),
+    ("grid_tier", "leadml_grid_tier", "Leadml_Grid_Tier__c"),
+    ("next_action", "leadml_next_action", "Leadml_Next_Action__c"),
+    ("due_at", "leadml_due_at", "Leadml_Due_At__c"),
+    ("overdue", "leadml_overdue", "Leadml_Overdue__c"),
+    ("reason_1", "leadml_reason_1", "Leadml_Reason_1__c"),
+    ("reason_2", "leadml_reason_2", "Leadml_Reason_2__c"),
+    ("reason_3", "leadml_reason_3", "Leadml_Reason_3__c"),
+    ("as_of", "leadml_scored_at", "Leadml_Scored_At__c"),
+    ("model_version", "leadml_model_version", "Leadml_Model_Version__c"),
+)
+_TIMES = ("mql_since", "due_at", "as_of")
+_FLAGS = ("is_mql", "overdue")
+
+
+def crm_scores_path(out: str | os.PathLike) -> Path:
+    """Where the full scores go when ``out`` is a CRM import file: ``hubspot.csv`` -> ``hubspot.scores.parquet``."""
+    path = Path(out)
+    return path.with_name(f"{path.stem}.scores.parquet")
+
+
+def crm_scores(scores, format: str):
+    """The scores as a CRM import takes them: the record id and one text column per property.
+
+    HubSpot (contact import): ``Record ID`` and the properties ``leadml_score``, ``leadml_tier``, ...;
+    Salesforce (Data Import Wizard, Data Loader, Bulk API): ``Id`` and the custom fields
+    ``Leadml_Score__c``, ... Times are ISO 8601 in UTC (``2026-07-01T09:00:00Z``), flags ``true`` /
+    ``false``, the probability with 4 decimals, an empty value an empty cell.
+
+    Example:
+        >>> import pandas as pd
+        >>> scores = pd.DataFrame({"lead_id": ["L1"], "score": [31], "probability": [0.3125], "tier": ["B"],
+        ...     "is_mql": [True], "as_of": pd.to_datetime(["2026-07-01"], utc=True)})
+        >>> crm_scores(scores, "salesforce")[["Id", "Leadml_Score__c", "Leadml_MQL__c", "Leadml_Scored_At__c"]].values
+        array([['L1', '31', 'true', '2026-07-01T00:00:00Z']], dtype=object)
+    """
+    import pandas as pd
+
+    if format not in CRM_FORMATS[1:]:
+        raise ValueError(f"unknown CRM format {format!r}; use {', '.join(CRM_FORMATS[1:])}")
+    column = 1 if format == "hubspot" else 2
+    rows = pd.DataFrame(index=scores.index)
+    for fields in CRM_FIELDS:
+        name, values = fields[0], scores.get(fields[0])
+        if values is None:
+            text = pd.Series(None, index=scores.index, dtype=object)
+        elif name in _TIMES:
+            stamps = pd.to_datetime(values, utc=True)
+            text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%SZ").astype(object).where(stamps.notna(), None)
+        elif name in _FLAGS:
+            text = values.map(lambda flag: None if pd.isna(flag) else ("true" if flag else "false"))
+        elif name == "probability":
+            text = values.map(lambda p: None if pd.isna(p) else f"{p:.4f}")
+        elif name in ("score", "fit_score", "engagement_score"):
+            text = values.map(lambda n: None if pd.isna(n) else str(int(n)))
+        else:
+            text = values.astype(object).where(values.notna(), None).map(lambda v: v if v is None else str(v))
+        rows[fields[column]] = text.to_numpy()
+    return rows
+
+
+def write_crm_scores(scores_path: str | os.PathLike, out: str | os.PathLike, format: str) -> int:
+    """Write the scores file at ``scores_path`` as a CRM import file (CSV, UTF-8) at ``out``; the rows.
+
+    The file appears only when complete (:func:`unnamed_output`); text a spreadsheet would run as a
+    formula is guarded as in every CSV leadml writes, but for the record id, which must match the CRM's.
+    """
+    import pandas as pd
+
+    table = crm_scores(pd.read_parquet(scores_path), format)
+    for name in table.columns[1:]:
+        table[name] = guard_text(pa.array(table[name], pa.string())).to_pylist()
+    with unnamed_output(out) as sink:  # quoted only where needed (Arrow's CSV writer quotes every text cell)
+        table.to_csv(sink, index=False, encoding="utf-8", lineterminator="\n")
+    return len(table)

@@ -27,9 +27,11 @@ rules' fit and engagement points (in percent of their most), as one note of the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,7 +46,15 @@ from leadml.jobs.engines import check_engine
 from leadml.jobs.feature_source import FeatureChunk, FeatureSource, feature_source
 from leadml.jobs.history import keep_history
 from leadml.jobs.progress import Progress, ProgressBar
-from leadml.jobs.reasons import REASON_COLUMNS, ReasonsStep, default_reasons, reasons_step
+from leadml.jobs.reasons import (
+    REASON_COLUMNS,
+    ExplainReasons,
+    ReasonsStep,
+    chunks_with_run_cut,
+    default_reasons,
+    needs_run_cut,
+    reasons_step,
+)
 from leadml.jobs.summary import ScoreSummary
 from leadml.modeling.loading import LoadedModel, Scorer, check_builder, check_spec, load_model, probabilities
 
@@ -136,7 +146,9 @@ def scores_table(
     else:
         for name in DECISION_COLUMNS:
             columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
-    explained = _reasons(reasons, scoring, features, p, rules) if reasons is not None and n else None
+    explained = None
+    if reasons is not None and n:
+        explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"])
     for name in REASON_COLUMNS:
         if explained is not None and name in explained.columns:
             columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string(), from_pandas=True)
@@ -145,15 +157,18 @@ def scores_table(
     return pa.table(columns, schema=SCORES_SCHEMA)
 
 
-def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, rules: pd.DataFrame | None):
+def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, rules: pd.DataFrame | None,
+             lead_ids: pd.Series | None = None):  # fmt: skip
     """The reason columns: the step's, or for a rules model the rules that fired (when the step can say;
-    a rules model without its rules scores gets none: it has no SHAP to explain it)."""
+    a rules model without its rules scores gets none: it has no SHAP to explain it). leadml's own
+    step gets the ``lead_ids`` too, which split ties at the run's top cut."""
+    ids = {"lead_ids": lead_ids} if isinstance(step, ExplainReasons) else {}
     of_rules = getattr(step, "of_rules", None)
     if rules is not None and of_rules is not None:
-        return of_rules(rules, p, scoring.threshold)
+        return of_rules(rules, p, scoring.threshold, **ids)
     if rules is None and of_rules is not None and getattr(scoring, "needs_points", False):
         return None
-    return step(scoring, features, p)
+    return step(scoring, features, p, **ids)
 
 
 # -- the job's options -------------------------------------------------------------------------
@@ -366,10 +381,10 @@ def _score_chunks(job: ScoringJob) -> int:
     out = job.summary.out
     bar = ProgressBar(job.options.progress, job.source.total_leads, f"scoring at {job.summary.as_of:%Y-%m-%d}")
     try:
-        with unnamed_output(out) as sink:
+        with unnamed_output(out) as sink, _run_chunks(job) as chunks:
             writer = ScoresWriter(sink, out, SCORES_SCHEMA, job.metadata)
             try:
-                for chunk in job.source.chunks:
+                for chunk in chunks:
                     score_chunk(job, chunk, writer)
                     bar.advance(chunk.leads_read)
                     del chunk  # before the next chunk is made
@@ -380,6 +395,26 @@ def _score_chunks(job: ScoringJob) -> int:
     finally:
         bar.close()
     return writer.rows
+
+
+@contextlib.contextmanager
+def _run_chunks(job: ScoringJob) -> Iterator[Iterator[FeatureChunk]]:
+    """The job's chunks. When reasons go to the top of the run and the run has several chunks, the
+    run is measured first (:func:`~leadml.jobs.reasons.chunks_with_run_cut`) and the job's reasons
+    step gets the cut: the leads explained do not depend on the chunks (nor on the engine)."""
+    if not needs_run_cut(job.reasons) or job.source.total_leads <= job.options.chunk_leads:
+        yield job.source.chunks  # one chunk is the whole run: its own top is the run's
+        return
+
+    def probability(chunk: FeatureChunk) -> np.ndarray:  # as scores_table computes it
+        scoring = job.loaded.scoring
+        matrix = scoring.booster_matrix(chunk.features) if hasattr(scoring, "booster_matrix") else None
+        return job.scorer(chunk.features, matrix)
+
+    assert isinstance(job.reasons, ExplainReasons)  # needs_run_cut says so
+    with chunks_with_run_cut(job.source.chunks, job.reasons, probability, job.summary.out.parent) as (chunks, step):
+        job.reasons = step
+        yield chunks
 
 
 def no_open_leads(config: PipelineConfig, as_of: pd.Timestamp) -> Exception:

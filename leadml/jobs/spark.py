@@ -4,18 +4,23 @@ For event tables that do not fit one machine. The choice made here: Spark does t
 shuffle and the parallelism, and the features themselves come from the *same* Python code as the
 pandas engine, so the two cannot drift apart:
 
-1. leads and events are read from Parquet; each lead gets a bucket, ``pmod(xxhash64(lead_id), n)``,
-   and its closing time (a left join with the outcomes);
+1. leads and events are read from Parquet (any other source, the simulator or CSV files, is read by
+   leadml's loaders and handed over as Parquet, :mod:`leadml.jobs.spark_sources`, checked before
+   Spark starts); each lead gets a bucket, ``pmod(xxhash64(lead_id), n)``, and its closing time (a
+   left join with the outcomes);
 2. ``groupBy(bucket).cogroup(...).applyInPandas`` hands every bucket's leads and events to
    :func:`~leadml.features.chunk.chunk_features` (the model's fitted FeatureBuilder, the Arrow
    timeline kernel): one row per open lead, categoricals as text, numbers as doubles;
 3. ``mlflow.pyfunc.spark_udf(..., env_manager="local")`` scores the feature columns with the
-   registered model; reasons, when asked for, are added by ``mapInPandas`` with the same model;
+   registered model; reasons, when asked for, are added by ``mapInPandas`` with the same model, to
+   the leads the pandas engine explains: the top of the run is measured first over the scored
+   leads (written once to the run's folder) and cut per partition (:mod:`leadml.explain.selection`);
 4. the rows are sorted by ``lead_id`` and written as a Parquet folder, first under a temporary
    name in the output's folder and then renamed into place.
 
 Local mode (``local[2]``) by default; any master through ``spark_master`` or ``SPARK_MASTER``.
-The workers run this interpreter (``PYSPARK_PYTHON`` is set before the session starts).
+The workers run this interpreter (``PYSPARK_PYTHON`` is set before the session starts). The session
+and its quiet logging are :mod:`leadml.jobs.spark_session`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,64 +39,16 @@ import numpy as np
 import pandas as pd
 
 from leadml.core.errors import ConfigError, LeadDataError
+from leadml.jobs.spark_session import column, spark_session
+from leadml.jobs.spark_sources import SparkTables, check_spark_source, spark_tables
 
 BUCKET_LEADS = 50_000
 CLOSED = "__closed_at"
 BUCKET = "__bucket"
 
 
-def spark_session(master: str | None = None, app_name: str = "leadml", conf: dict[str, str] | None = None):
-    """The Spark session (created once per process): ``master``, else ``SPARK_MASTER``, else ``local[2]``.
-
-    ``conf`` adds Spark settings (``{"spark.local.dir": ...}`` for the scratch files, say).
-
-    Raises:
-        ConfigError: pyspark is not installed (``pip install leadml[spark]``) or Java is missing.
-    """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise ConfigError("the Spark engine needs pyspark: pip install 'leadml[spark]'") from exc
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # workers must import pandas, pyarrow and leadml
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise ConfigError("the Spark engine needs Java (17 or later) on the PATH or in JAVA_HOME")
-    builder = (
-        SparkSession.builder.master(master or os.environ.get("SPARK_MASTER") or "local[2]").appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC").config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.shuffle.partitions", "8")
-        .config("spark.sql.legacy.parquet.nanosAsLong", "true")  # ns timestamps arrive as int64, exact
-        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")  # read back as UTC instants
-    )  # fmt: skip
-    for key, value in (conf or {}).items():
-        builder = builder.config(key, value)
-    return builder.getOrCreate()
-
-
 # -- reading -----------------------------------------------------------------------------------
-def _parquet_tables(config) -> tuple[Path, Path | None, Path | None]:
-    data = config.data
-    tables = [data.table(name) for name in ("leads", "events", "outcomes")]
-    paths = [table.path if table is not None else None for table in tables]
-    if data.source != "tables" or any(p is not None and p.suffix.lower() not in (".parquet", ".pq") for p in paths):
-        raise ConfigError(
-            f"{config.name}: the Spark engine reads Parquet tables (data.source: tables with .parquet "
-            "leads, events and outcomes files); convert the data or use --engine pandas"
-        )
-    reshaping = data.reshaping_keys()
-    if reshaping:
-        raise ConfigError(
-            f"{config.name}: the Spark engine reads the tables as the data contract names them and does not "
-            f"take {', '.join(reshaping)} (renamed columns, timestamp formats or outcome values); write the tables "
-            "with the contract's names, or use --engine pandas"
-        )
-    leads_path, events_path, outcomes_path = paths
-    assert leads_path is not None  # DataConfig's validator requires the leads of source 'tables'
-    return leads_path, events_path, outcomes_path
-
-
-def _inputs(spark, config, builder, n_buckets: int | None):
+def _inputs(spark, tables: SparkTables, builder, n_buckets: int | None):
     """Leads (with bucket and closing time) and events (with bucket) as Spark frames."""
     from pyspark.sql import functions as F
 
@@ -100,14 +56,14 @@ def _inputs(spark, config, builder, n_buckets: int | None):
     from leadml.features.chunk import lead_fields
     from leadml.jobs.inputs import frame_event_columns
 
-    leads_path, events_path, outcomes_path = _parquet_tables(config)
+    leads_path, events_path, outcomes_path = tables.leads, tables.events, tables.outcomes
     leads = spark.read.parquet(str(leads_path))
     missing = [c for c in ("lead_id", "created_at") if c not in leads.columns]
     if missing:
         raise LeadDataError(f"{leads_path}: missing required column(s) {missing} in the leads table "
                             f"(columns present: {leads.columns[:12]})")  # fmt: skip
     wanted = ["lead_id", "created_at", *(c for c in lead_fields(builder) if c in leads.columns)]
-    leads = leads.select(*dict.fromkeys(wanted))
+    leads = leads.select(*[column(c) for c in dict.fromkeys(wanted)])
     leads = leads.withColumn("lead_id", F.col("lead_id").cast("string"))
     if outcomes_path is not None:
         closed = spark.read.parquet(str(outcomes_path))
@@ -121,7 +77,7 @@ def _inputs(spark, config, builder, n_buckets: int | None):
     if events_path is not None:
         events = spark.read.parquet(str(events_path))
         wanted = frame_event_columns(events.columns, builder.features or FeatureConfig())
-        events = events.select(*wanted).withColumn("lead_id", F.col("lead_id").cast("string"))
+        events = events.select(*[column(c) for c in wanted]).withColumn("lead_id", F.col("lead_id").cast("string"))
         events = events.withColumn(BUCKET, bucket)
     return leads.withColumn(BUCKET, bucket), events, buckets
 
@@ -182,9 +138,10 @@ def bucket_features(builder, as_of: pd.Timestamp, event_columns: list[str]):
     return run
 
 
-def feature_frame(spark, config, builder, as_of: pd.Timestamp, *, n_buckets: int | None = None):
-    """A Spark frame of ``lead_id``, ``as_of`` and the builder's features of the open leads at ``as_of``."""
-    leads, events, _ = _inputs(spark, config, builder, n_buckets)
+def feature_frame(spark, tables: SparkTables, builder, as_of: pd.Timestamp, *, n_buckets: int | None = None):
+    """A Spark frame of ``lead_id``, ``as_of`` and the builder's features of the open leads at ``as_of``
+    (``tables``: :func:`~leadml.jobs.spark_sources.spark_tables`)."""
+    leads, events, _ = _inputs(spark, tables, builder, n_buckets)
     if events is None:
         events = spark.createDataFrame([], "lead_id string, timestamp timestamp, event_type string, __bucket long")
     event_columns = [c for c in events.columns if c != BUCKET]
@@ -207,6 +164,16 @@ def folder_output(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(work / "out", target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """The run's temporary folder beside ``out`` (the tables of a staged source, the model, the scored
+    leads); removed at the end, even on failure."""
+    parent = Path(out).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".leadml-spark-", dir=parent) as folder:
+        yield Path(folder)
 
 
 def spark_features(
@@ -239,12 +206,15 @@ def spark_features(
         config = parse_pipeline({"name": "features", "data": data})
     else:
         config = pipeline if not isinstance(pipeline, (str, os.PathLike)) else load_pipeline(pipeline)
-    builder = _builder(config, stamp, model_uri)
-    spark = spark_session(spark_master)
-    frame = feature_frame(spark, config, builder, stamp, n_buckets=n_buckets).orderBy("lead_id")
-    with folder_output(out) as folder:
-        frame.write.parquet(str(folder))
-        (folder / SPEC_FILE).write_text(json.dumps(builder.spec(), sort_keys=True, default=str))
+    check_spark_source(config)  # before the data, the model and Spark
+    with run_folder(out) as scratch:
+        tables = spark_tables(config, scratch / "tables")
+        builder = _builder(config, stamp, model_uri)
+        spark = spark_session(spark_master)
+        frame = feature_frame(spark, tables, builder, stamp, n_buckets=n_buckets).orderBy("lead_id")
+        with folder_output(out) as folder:
+            frame.write.parquet(str(folder))
+            (folder / SPEC_FILE).write_text(json.dumps(builder.spec(), sort_keys=True, default=str))
     return Path(out)
 
 
@@ -304,33 +274,46 @@ def _model_uri(loaded, folder: Path) -> str:
     return str(folder / "model")
 
 
-def _pandas_step(scoring, config, reasons, feature_names: list[str], as_of, subscores: bool):
-    """A ``mapInPandas`` function adding the decision columns and (when on) the reason columns."""
-    from leadml.jobs.reasons import reasons_step
+def _pandas_step(scoring, config, step, feature_names: list[str], as_of, subscores: bool):
+    """A ``mapInPandas`` function adding the decision columns and (with a reasons ``step``) the reason columns."""
+    from leadml.jobs.reasons import ExplainReasons
 
-    step = reasons_step(reasons)
     categorical = set(scoring.categories)
+    ours = isinstance(step, ExplainReasons)  # leadml's step: lead ids split ties at the run's top cut
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
         from leadml.jobs.reasons import REASON_COLUMNS
 
         for batch in batches:
-            features = pd.DataFrame({name: pd.Categorical(batch[name], categories=scoring.categories[name])
-                                     if name in categorical else batch[name] for name in feature_names})  # fmt: skip
+            carried = [batch[_carried(i)] for i in range(len(feature_names))]
+            features = pd.DataFrame({name: pd.Categorical(values, categories=scoring.categories[name])
+                                     if name in categorical else values for name, values in zip(feature_names, carried)})  # fmt: skip
             decisions = decision_columns(scoring, config, features, batch["tier"].to_numpy(dtype=object), as_of,
                                          subscores=subscores, lead_ids=batch["lead_id"],
                                          is_mql=batch["is_mql"].to_numpy(dtype=bool)) if len(batch) else pd.DataFrame()  # fmt: skip
-            for name in DECISION_COLUMNS:
-                batch[name] = decisions[name].to_numpy() if name in decisions.columns else None
-            explained = (
-                step(scoring, features, batch["probability"].to_numpy()) if step and len(batch) else pd.DataFrame()
-            )
+            added = {name: decisions[name].to_numpy() if name in decisions.columns else None
+                     for name in DECISION_COLUMNS}  # fmt: skip
+            explained = pd.DataFrame()
+            if step is not None and len(batch):
+                ids = {"lead_ids": batch["lead_id"]} if ours else {}
+                explained = step(scoring, features, batch["probability"].to_numpy(), **ids)
             for name in REASON_COLUMNS:
-                batch[name] = explained[name].to_numpy() if name in explained.columns else None
-            yield batch.drop(columns=feature_names)
+                added[name] = explained[name].to_numpy() if name in explained.columns else None
+            kept = batch.drop(columns=[_carried(i) for i in range(len(feature_names))])
+            yield pd.concat([kept, pd.DataFrame(added, index=kept.index)], axis=1)  # at once: no fragmented frame
 
-    return run, step is not None
+    return run
+
+
+def _run_cut(scored, step):
+    """``step`` with the top of the run: every scored lead's probability and id, collected (one float
+    and one id a lead; exact, where ``approxQuantile`` is not)."""
+    from leadml.explain.selection import top_cut
+
+    leads = scored.select("lead_id", "probability").toPandas()
+    return step.with_cut(top_cut(leads["probability"].to_numpy(dtype=float), leads["lead_id"].to_numpy(dtype=object),
+                                 step.which))  # fmt: skip
 
 
 def score_spark(
@@ -347,52 +330,113 @@ def score_spark(
 ):
     """``leadml score --engine spark``: :func:`~leadml.jobs.score.score_batch` on Spark, into a Parquet folder.
 
-    The rows and columns are those of the pandas engine (``probability`` equal to the last bit);
-    the output is a folder of Parquet part files sorted by ``lead_id``. Drift is left to
-    ``leadml monitor`` (which reads the folder).
+    The rows and columns are those of the pandas engine (``probability`` equal to the last bit, the
+    same leads explained with the same reasons); the output is a folder of Parquet part files sorted
+    by ``lead_id``. Every source of leads and events works (:mod:`leadml.jobs.spark_sources`); it is
+    checked, and a non-Parquet one read, before Spark starts. Drift is left to ``leadml monitor``
+    (which reads the folder).
     """
-    from pyspark.sql import functions as F
-
     from leadml.features.snapshots import to_utc
-    from leadml.jobs.reasons import REASON_COLUMNS
+    from leadml.jobs.reasons import needs_run_cut, reasons_step
     from leadml.jobs.summary import ScoreSummary
     from leadml.modeling.loading import check_builder, load_model
     from leadml.modeling.registry import _mlflow_at, tracking_uri
 
     started = time.perf_counter()
     stamp = to_utc(as_of)
+    check_spark_source(config)  # before the model, the data and Spark
+    step = reasons_step(reasons)  # an unknown selection too
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     refuse_rules_model(loaded)
     scoring, builder = loaded.scoring, loaded.scoring.builder
     summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, streamed=True)
-    spark = spark_session(spark_master)
-    features = feature_frame(spark, config, builder, stamp, n_buckets=n_buckets)
+    summary.reasons = step is not None
     names = list(scoring.feature_names)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.TemporaryDirectory(prefix=".leadml-model-", dir=Path(out).parent) as folder,
-        _mlflow_at(tracking_uri(config)),
-    ):
-        import mlflow.pyfunc
+    with run_folder(out) as scratch, _mlflow_at(tracking_uri(config)):
+        tables = spark_tables(config, scratch / "tables")
+        if tables.staged:
+            summary.notes.append(f"Spark engine: the data of {tables.staged} was read as --engine pandas reads it "
+                                 "and handed to Spark as Parquet")  # fmt: skip
+        spark = spark_session(spark_master)
+        features = feature_frame(spark, tables, builder, stamp, n_buckets=n_buckets)
+        # the features are built and scored once, into the run's folder; sorting (which samples its
+        # input) and measuring the top of the run read that, not the whole plan again
+        _scored(spark, features, loaded, names, scratch).write.parquet(str(scratch / "scored"))
+        scored = spark.read.parquet(str(scratch / "scored"))
+        if needs_run_cut(step):  # the top of the run: measured over every scored lead, then cut per partition
+            step = _run_cut(scored, step)
+        with folder_output(out) as target:  # mapInPandas keeps each sorted partition's order
+            _with_decisions(scored.orderBy("lead_id"), scoring, config, step, names, stamp, subscores).write.parquet(
+                str(target)
+            )
+    _summarize(spark, summary, out, started)
+    from leadml.jobs.history import keep_history
 
-        result = "probability double, score int, tier string, is_mql boolean"
-        udf = mlflow.pyfunc.spark_udf(spark, _model_uri(loaded, Path(folder)), env_manager="local",
-                                      result_type=result)  # fmt: skip
-        scored = features.withColumn("__scores", udf(F.struct(*[F.col(c) for c in names])))
-        scored = scored.select("lead_id", "as_of", F.lit(loaded.name).alias("model_name"),
-                               F.lit(loaded.version).alias("model_version"), "__scores.probability",
-                               F.col("__scores.score").cast("short").alias("score"), "__scores.tier", "__scores.is_mql",
-                               *names)  # fmt: skip
-        step, summary.reasons = _pandas_step(scoring, config, reasons, names, stamp, subscores)
-        schema = scored.drop(*names).schema
-        for name, kind in DECISION_TYPES.items():
-            schema = schema.add(name, kind)
-        for name in REASON_COLUMNS:
-            schema = schema.add(name, "string")
-        scored = scored.mapInPandas(step, schema)
-        with folder_output(out) as target:
-            scored.orderBy("lead_id").write.parquet(str(target))
+    keep_history(config, summary, history)
+    return summary
+
+
+def _carried(i: int) -> str:
+    """The name the ``i``-th feature has after scoring: ``mapInPandas`` reads columns by name, and
+    PySpark reads a dot in a name as a struct field (``product_active_day.minutes__sum_7d``)."""
+    return f"__feature_{i}"
+
+
+def _scored(spark, features, loaded, names: list[str], scratch: Path):
+    """The features (renamed :func:`_carried`) with the model's columns (``probability``, ``score``, ``tier``,
+    ``is_mql``) from its pyfunc."""
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars for a local copy
+    result = "probability double, score int, tier string, is_mql boolean"
+    with _quiet_env_manager():
+        udf = mlflow.pyfunc.spark_udf(spark, _model_uri(loaded, scratch), env_manager="local", result_type=result)
+    scored = features.withColumn("__scores", udf(F.struct(*[column(c) for c in names])))
+    return scored.select("lead_id", "as_of", F.lit(loaded.name).alias("model_name"),
+                         F.lit(loaded.version).alias("model_version"), "__scores.probability",
+                         F.col("__scores.score").cast("short").alias("score"), "__scores.tier", "__scores.is_mql",
+                         *[column(c).alias(_carried(i)) for i, c in enumerate(names)])  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_env_manager() -> Iterator[None]:
+    """Without MLflow's advice to recreate the training environment: ``env_manager="local"`` is the
+    choice here (the workers run this very interpreter, with leadml)."""
+    import logging
+
+    def advice(record: logging.LogRecord) -> bool:
+        return "env_manager" not in record.getMessage()
+
+    logger = logging.getLogger("mlflow.pyfunc")
+    logger.addFilter(advice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(advice)
+
+
+def _with_decisions(scored, scoring, config, step, names: list[str], stamp, subscores: bool):
+    """The scored leads with the decision and reason columns, without the features."""
+    from pyspark.sql.types import StructType
+
+    from leadml.jobs.reasons import REASON_COLUMNS
+
+    run = _pandas_step(scoring, config, step, names, stamp, subscores)
+    features = {_carried(i) for i in range(len(names))}
+    schema = StructType([field for field in scored.schema.fields if field.name not in features])
+    for name, kind in DECISION_TYPES.items():
+        schema = schema.add(name, kind)
+    for name in REASON_COLUMNS:
+        schema = schema.add(name, "string")
+    return scored.mapInPandas(run, schema)
+
+
+def _summarize(spark, summary, out, started: float) -> None:
+    """Tiers, rows, MQLs and timing of the written scores."""
+    from pyspark.sql import functions as F
+
     written = spark.read.parquet(str(out))
     tiers = {row["tier"]: int(row["count"]) for row in written.groupBy("tier").count().collect()}
     summary.tiers = dict(sorted(tiers.items()))
@@ -400,7 +444,3 @@ def score_spark(
     summary.mql = written.filter(F.col("is_mql")).count()
     summary.seconds = time.perf_counter() - started
     summary.notes.append("Spark engine: drift is measured by `leadml monitor` on the written scores")
-    from leadml.jobs.history import keep_history
-
-    keep_history(config, summary, history)
-    return summary

@@ -72,6 +72,7 @@ def run_training(
     config: PipelineConfig,
     *,
     data: PipelineData | None = None,
+    trainset: TrainSet | None = None,
     promote: str = "auto",
     log: bool = True,
     n_boot: int = 1000,
@@ -80,15 +81,18 @@ def run_training(
     """Build the training set, train rules / logistic / LightGBM, and log the run to MLflow.
 
     Parameters:
+        trainset: a training set made already (:func:`leadml.jobs.trainset_file.load_trainset` reads
+            one from a ``leadml trainset`` file); None builds it from ``data``.
         promote: ``auto`` (the new model takes ``champion`` when it beats it on the same test
             snapshots) or ``never``.
         log: False skips MLflow (for quick experiments).
     """
     say = progress or (lambda message: None)
-    say("loading and validating the data")
-    data = data if data is not None else load_pipeline_data(config.data)
-    say("building snapshots and features")
-    trainset = build_trainset(config, data)
+    if trainset is None:
+        say("loading and validating the data")
+        data = data if data is not None else load_pipeline_data(config.data)
+        say("building snapshots and features")
+        trainset = build_trainset(config, data)
     say("checking for leakage")
     from leadml.modeling.leakage import check_leakage
 
@@ -109,6 +113,7 @@ def log_run(config: PipelineConfig, trainset: TrainSet, result: TrainingResult, 
     """Log a training run to MLflow and register its model (:func:`leadml.modeling.registry.log_training`),
     with the model card of this version beside it (what ``leadml report`` shows for it)."""
     from leadml.jobs.model_cards import log_model_card
+    from leadml.jobs.reasons import default_reasons
     from leadml.modeling.registry import log_training
 
     return log_training(
@@ -117,4 +122,5 @@ def log_run(config: PipelineConfig, trainset: TrainSet, result: TrainingResult, 
         result,
         promote=promote,
         artifacts=lambda mlflow: log_model_card(mlflow, config, trainset, result),
+        reasons=default_reasons,  # the model's leads input explains its leads as `leadml score` does
     )

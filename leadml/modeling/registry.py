@@ -9,8 +9,11 @@ metrics of every model and of the rules (with intervals and paired differences) 
 snapshots, the validation scores the choice was made on, plots, the feature metadata, the model
 card (``reports/model_card.html``, what ``leadml report`` shows for this version), and the chosen
 model as a pyfunc (:class:`LeadScoringModel`) that takes the feature frame and returns
-``probability``, ``score``, ``tier`` and ``is_mql``. The new version gets alias ``challenger``; it
-takes ``champion`` when there is none yet, or when it beats the champion on ``mlflow.promote_metric``
+``probability``, ``score``, ``tier`` and ``is_mql`` (or, with ``params={"input": "leads", "as_of": ...}``,
+lead rows with their events: :mod:`~leadml.modeling.lead_rows`); it carries leadml's wheel and its pinned
+requirements (:mod:`~leadml.modeling.model_env`), so it loads where leadml is not installed. The new
+version gets alias ``challenger``; it takes ``champion`` when there is none yet, or when it beats the
+champion on ``mlflow.promote_metric``
 with both scored on the *current* test snapshots (the champion's own feature set is rebuilt for them
 when it differs): by default the whole 95 % paired bootstrap interval of the gain must lie above
 ``mlflow.promote_margin`` (``mlflow.promote_rule: point``: the gain itself;
@@ -45,6 +48,7 @@ from mlflow.pyfunc import PythonModel  # imported by name: mypy reads mlflow.pyf
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import ModelError, RegistryUnreachable
 from leadml.features.build import TrainSet
+from leadml.modeling.model_env import WHEEL_ARTIFACT, leadml_wheel
 from leadml.modeling.promotion import ChampionComparison, compare_with_champion, promotion_verdict
 from leadml.modeling.run_plots import log_plots as _log_plots
 from leadml.modeling.scoring_model import LeadScoringModel
@@ -133,18 +137,38 @@ def data_fingerprint(trainset: TrainSet) -> str:
     return digest.hexdigest()[:16]
 
 
-class LeadmlPyfunc(PythonModel):
-    """The MLflow face of a :class:`LeadScoringModel`: ``predict`` returns its ``score``.
+FEATURES_INPUT, LEADS_INPUT = "features", "leads"  # the pyfunc's two inputs (params "input")
 
-    Its input is the feature frame; for a rules model (``scoring.needs_points``) one column,
-    ``rules__points``, the points of its rule set (``scoring.rules_scores``).
+
+class LeadmlPyfunc(PythonModel):
+    """The MLflow face of a :class:`LeadScoringModel`, with two inputs picked by ``params["input"]``.
+
+    ``features`` (the default): the feature frame, or for a rules model (``scoring.needs_points``)
+    one column, ``rules__points``, the points of its rule set (``scoring.rules_scores``); returns
+    ``score`` of the frame. ``leads``: lead rows with their events in column ``events`` at
+    ``params["as_of"]``; returns ``lead_id``, scores and reasons (:mod:`~leadml.modeling.lead_rows`).
+    ``reasons`` makes the reasons step of a selection (``params["reasons"]``: ``all``, ``mql``,
+    ``top:N``, ``none``); the training job gives :func:`leadml.jobs.reasons.default_reasons`.
     """
 
-    def __init__(self, scoring: LeadScoringModel):
+    reasons: Callable[[str], Any] | None = None  # models logged before the leads input have none
+
+    def __init__(self, scoring: LeadScoringModel, reasons: Callable[[str], Any] | None = None):
         self.scoring = scoring
+        self.reasons = reasons
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.scoring.score(pd.DataFrame(model_input))
+        mode = (params or {}).get("input") or FEATURES_INPUT
+        if mode == FEATURES_INPUT:
+            return self.scoring.score(pd.DataFrame(model_input))
+        if mode != LEADS_INPUT:
+            raise ModelError(f"params input is {mode!r}; give '{FEATURES_INPUT}' (the feature frame, the default) "
+                             f"or '{LEADS_INPUT}' (lead rows with their events in column 'events', and as_of)")  # fmt: skip
+        from leadml.modeling.lead_rows import score_lead_rows
+
+        which = str((params or {}).get("reasons") or "all")
+        step = self.reasons(which) if self.reasons is not None and which != "none" else None
+        return score_lead_rows(self.scoring, model_input, (params or {}).get("as_of"), step)
 
 
 def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
@@ -157,14 +181,21 @@ def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
     ``leadml features`` writes them and as CSV, Parquet and Spark give them.
     """
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    from leadml.modeling.lead_rows import lead_columns
 
     columns: list[ColSpec | TensorSpec] = [
         ColSpec("string" if name in scoring.categories else "double", name, required=False)
         for name in scoring.feature_names
     ]
+    # the leads input's columns: passed through as they are (absent from a feature frame, they cost nothing)
+    columns += [ColSpec(AnyType(), name, required=False)
+                for name in lead_columns(scoring) if name not in scoring.feature_names]  # fmt: skip
+    params = ParamSchema([ParamSpec("input", "string", FEATURES_INPUT), ParamSpec("as_of", "string", ""),
+                          ParamSpec("reasons", "string", "all")])  # fmt: skip
     outputs = infer_signature(None, scoring.score(example)).outputs
-    return ModelSignature(inputs=Schema(columns), outputs=outputs)
+    return ModelSignature(inputs=Schema(columns), outputs=outputs, params=params)
 
 
 def scoring_model(result: TrainingResult, trainset: TrainSet, tiers, rules=None) -> LeadScoringModel:
@@ -177,10 +208,12 @@ def scoring_model(result: TrainingResult, trainset: TrainSet, tiers, rules=None)
     return LeadScoringModel.from_training(result, trainset, tiers, rules=RuleSet.coerce(rules))
 
 
-def _requirements() -> list[str]:
-    from importlib.metadata import version
+def _requirements(wheel: Path | None) -> list[str]:
+    """The model's requirements: leadml's dependencies pinned as installed, and leadml's ``wheel``
+    by its path in the model folder (:mod:`~leadml.modeling.model_env`)."""
+    from leadml.modeling.model_env import model_requirements
 
-    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "pyarrow")]
+    return model_requirements(wheel)
 
 
 @dataclass(frozen=True)
@@ -200,12 +233,17 @@ class RunOutcome:
     comparison: ChampionComparison | None = None  # the paired comparison, when there was a champion
 
 
-def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: TrainingResult) -> None:
+def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: TrainingResult) -> str:
+    """Log the run's settings (flat params, :mod:`~leadml.modeling.run_record`), metrics and tables; the fingerprint."""
+    from leadml.modeling.run_record import run_params
+
+    fingerprint = data_fingerprint(trainset)
     mlflow.log_dict(config.resolved_dict(), "config.json")
     mlflow.log_params({
-        "chosen_model": result.chosen, "cold_start": result.cold_start, "data_fingerprint": data_fingerprint(trainset),
+        "chosen_model": result.chosen, "cold_start": result.cold_start, "data_fingerprint": fingerprint,
         "select_metric": config.models.select_metric, "seed": config.models.seed,
         "n_features": len(result.feature_names), "mql_threshold": result.threshold,
+        **run_params(config, trainset, result, fingerprint),
     })  # fmt: skip
     for row in result.counts.itertuples():
         mlflow.log_metrics({f"rows.{row.split}": row.rows, f"positives.{row.split}": row.positives})
@@ -248,6 +286,7 @@ def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: Trai
     mlflow.log_table(trainset.builder.metadata().astype(str), "features/metadata.json")
     mlflow.log_text(result.reason + "".join(f"\n{note}" for note in result.notes), "reason.txt")
     _log_plots(mlflow, result)
+    return fingerprint
 
 
 def _test_rows(trainset: TrainSet) -> np.ndarray:
@@ -280,12 +319,17 @@ def _example(scoring: LeadScoringModel, trainset: TrainSet) -> pd.DataFrame:
     return example.astype({name: object for name in scoring.categories})
 
 
-def _tag_version(client, name: str, version: str, result: TrainingResult) -> None:
-    """Say on the registered version what it is and why it was chosen (a cold start, the rules' win, ...)."""
+def _tag_version(client, name: str, version: str, result: TrainingResult,
+                 config: PipelineConfig, trainset: TrainSet, fingerprint: str) -> None:  # fmt: skip
+    """Say on the registered version what it is and why it was chosen (a cold start, the rules' win, ...):
+    tags to filter on, and a description with its test metrics and data (:mod:`~leadml.modeling.run_record`)."""
+    from leadml.modeling.run_record import version_description, version_tags
+
     tags = {"leadml.chosen_model": str(result.chosen), "leadml.cold_start": str(result.cold_start),
-            "leadml.reason": result.reason[:4000]}  # fmt: skip
+            "leadml.reason": result.reason[:4000], **version_tags(config, result, fingerprint)}  # fmt: skip
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+    client.update_model_version(name, version, description=version_description(config, trainset, result))
 
 
 def _champion(
@@ -317,6 +361,7 @@ def log_training(
     promote: str = "auto",
     run_name: str | None = None,
     artifacts: Callable[[Any], None] | None = None,
+    reasons: Callable[[str], Any] | None = None,
 ) -> RunOutcome:
     """Log a training run; register the chosen model (alias ``challenger``) and promote it if it wins.
 
@@ -325,6 +370,8 @@ def log_training(
             snapshots by ``mlflow.promote_metric``, under ``mlflow.promote_rule``) or ``never``.
         artifacts: called with the ``mlflow`` module inside the run, after the model is logged, to
             log more files (:func:`leadml.jobs.train.run_training` logs the model card).
+        reasons: what makes the reasons step the model's leads input explains with (a selection in,
+            a step out: :func:`leadml.jobs.reasons.default_reasons`, which the training job gives).
 
     Raises:
         ModelError: MLflow could not be reached or refused the run (the message names the URI).
@@ -345,7 +392,7 @@ def log_training(
             run_id = run.info.run_id
             mlflow.set_tags({"leadml.pipeline": config.name, "leadml.chosen": str(result.chosen),
                              "leadml.cold_start": str(result.cold_start)})  # fmt: skip
-            _log_result(mlflow, config, trainset, result)
+            fingerprint = _log_result(mlflow, config, trainset, result)
             rules = _rules_to_pack(config, result)
             if result.chosen is None or (result.chosen == RULES and rules is None):
                 mlflow.set_tag("leadml.registered", "false")
@@ -356,15 +403,17 @@ def log_training(
             assert scoring.drift_reference is not None  # from_training always computes it
             mlflow.log_dict(scoring.drift_reference, "monitor/reference.json")
             example = _example(scoring, trainset)
+            wheel = leadml_wheel()  # leadml itself, so the model loads where leadml is not installed
             with warnings.catch_warnings():  # hints about type hints and integer columns: not ours to act on
                 warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
                 info = mlflow.pyfunc.log_model(
                     name="model",
-                    python_model=LeadmlPyfunc(scoring),
+                    python_model=LeadmlPyfunc(scoring, reasons),
+                    artifacts={WHEEL_ARTIFACT: str(wheel)} if wheel is not None else None,
                     signature=_signature(scoring, example),
                     input_example=example,
                     registered_model_name=name,
-                    pip_requirements=_requirements(),
+                    pip_requirements=_requirements(wheel),
                 )
             version = str(info.registered_model_version)
             if artifacts is not None:  # what the job adds to the run, e.g. the model card for `leadml report`
@@ -404,7 +453,7 @@ def log_training(
                           f"{why} ({comparison.values_text()})")  # fmt: skip
             mlflow.set_tags({"leadml.registered": "true", "leadml.version": version, "leadml.promoted": str(promoted),
                              "leadml.promotion": reason})  # fmt: skip
-        _tag_version(client, name, version, result)
+        _tag_version(client, name, version, result, config, trainset, fingerprint)
         client.set_registered_model_alias(name, CHALLENGER, version)
         if promoted:
             client.set_registered_model_alias(name, CHAMPION, version)

@@ -26,6 +26,13 @@ gives half:
 Field rules fire when every given test holds on the lead's profile value; a missing value (or a
 lead without a profile row) never fires, and fields do not decay.
 
+Scenario rules follow an ordered path of steps (``scenario: {steps: [...]}``): the steps the lead
+completed in order before as_of (each strictly after the previous one, at most
+``max_days_between_steps`` after it, all inside ``within_days``; see
+:func:`~leadml.rules.timeline.path_progress`). The rule gives ``points`` when every step is done,
+plus ``points_per_step`` for each step done when set; the breakdown says how many steps of how
+many ("steps", "of").
+
 Flat tables (one row per lead, behaviour already aggregated) have no times: an ``event`` rule
 reads the numeric column named like the event (``event[value]`` for a ``where`` with one
 attribute value, the feature naming of DESIGN.md) and takes its value as the count ``n``; a
@@ -51,14 +58,15 @@ from leadml.core.errors import ConfigError, LeadDataError
 from leadml.data.contract import LeadDataWarning
 from leadml.features.timeline.engine import EventTimeline, window_ns
 from leadml.rules.output import to_cents
-from leadml.rules.schema import Rule
-from leadml.rules.timeline import SelectedEvents
+from leadml.rules.schema import Rule, Step
+from leadml.rules.timeline import SelectedEvents, path_progress
 
 
 class RulesWarning(LeadDataWarning):
     """Rules that cannot fire on the data they score; the scores are made all the same.
 
-    Kinds: ``absent_event_type`` (an event rule counts a type no event has; ``count`` 1) and
+    Kinds: ``absent_event_type`` (an event rule counts a type no event has, or a scenario step is of
+    one; ``count`` 1), ``absent_event_column`` (a scenario step tests a column the events lack) and
     ``rules_cannot_fire`` (no rule of the set can fire; ``count`` the rules).
     """
 
@@ -168,6 +176,56 @@ def event_points(rule: Rule, selected: SelectedEvents) -> tuple[np.ndarray, np.n
     return _finish(rule, count, np.exp2(-age_ns / float(window_ns(half_life))))
 
 
+def step_mask(step: Step, timeline: EventTimeline) -> np.ndarray:
+    """The events matching one scenario step (``type[value]``: the value in any attribute); a step
+    testing a column the events lack matches nothing (:func:`_warn_missing_step_columns` says so)."""
+    if any(attr not in timeline.column_names for attr, _ in step.where):
+        return np.zeros(timeline.n_events, dtype=bool)
+    mask = timeline.event_mask(step.event, {attr: list(values) for attr, values in step.where})
+    if step.any_value is not None:
+        hit = np.zeros(timeline.n_events, dtype=bool)
+        for name in timeline.column_names:
+            if name != "event_type":
+                hit |= timeline.value_mask(name, step.any_value)
+        mask &= hit
+    return mask
+
+
+def scenario_steps(rule: Rule, timeline: EventTimeline) -> tuple[np.ndarray, bool]:
+    """Per snapshot, the steps of a scenario rule done in order; and whether any event matches step 1."""
+    masks = [step_mask(step, timeline) for step in rule.steps]
+    done = path_progress(timeline, masks, rule.max_days_between_steps, rule.within_days)
+    return done, bool(masks[0].any())
+
+
+def scenario_points(rule: Rule, done: np.ndarray) -> np.ndarray:
+    """``points`` for a completed path, plus ``points_per_step`` for each step done."""
+    points = np.where(done >= len(rule.steps), rule.points, 0.0)
+    if rule.points_per_step is not None:
+        points = points + rule.points_per_step * done
+    return points
+
+
+def _warn_missing_step_columns(
+    rules: Sequence[Rule], indices: Sequence[int], events: pd.DataFrame, source: str
+) -> None:
+    """A scenario step testing a column the events lack matches nothing: the path stops before it.
+
+    A path is written for one data shape (a shipped rules file meets many), so this is a
+    :class:`RulesWarning`, where an event rule's missing column is an error.
+    """
+    have = set(events.columns)
+    for i in indices:
+        for k, step in enumerate(rules[i].steps):
+            missing = [attr for attr, _ in step.where if attr not in have]
+            if missing:
+                message = (f"{source}: {_label(rules[i], i)}: step {k + 1} ({step.label}) tests event column "
+                           f"{missing[0]!r}, which the events table lacks, so the path never gets past step {k} "
+                           f"(columns present: {', '.join(map(str, list(events.columns)[:15]))})")  # fmt: skip
+                warnings.warn(RulesWarning(message, "absent_event_column", 1), stacklevel=5)
+                break
+
+
 def _check_event_columns(rules: Sequence[Rule], indices: Sequence[int], events: pd.DataFrame, source: str) -> None:
     """Every column the event rules read (``event_type`` and the ``where`` attributes) must exist."""
     have = set(events.columns)
@@ -210,8 +268,9 @@ def evaluate_snapshots(
     rows: np.ndarray | None = None,
     *,
     warn: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Points (cents, int64) and fired (bool), each of shape (snapshots, rules), in snapshot order.
+) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray]]:
+    """Points (cents, int64) and fired (bool), each of shape (snapshots, rules), in snapshot order,
+    and per scenario rule (by index) the steps each snapshot completed.
 
     ``rows`` gives each snapshot's row in ``leads`` when the caller knows it (None: looked up).
     With ``warn``, rules that cannot fire on these tables are told (:func:`warn_unreachable`).
@@ -220,8 +279,9 @@ def evaluate_snapshots(
     cents = np.zeros((n, len(rules)), dtype=np.int64)
     fired = np.zeros((n, len(rules)), dtype=bool)
     reach = np.zeros(len(rules), dtype=bool)  # per rule: some scored lead passes it, or some event matches it
-    field_rules = [i for i, r in enumerate(rules) if not r.is_event]
+    field_rules = [i for i, r in enumerate(rules) if r.is_field]
     event_rules = [i for i, r in enumerate(rules) if r.is_event]
+    scenario_rules = [i for i, r in enumerate(rules) if r.is_scenario]
     if field_rules:
         if leads is None:
             raise LeadDataError(f"{source}: the rules test profile fields, but no leads table was given")
@@ -231,12 +291,22 @@ def evaluate_snapshots(
             fired[:, i] = hit
             reach[i] = hit.any()
             cents[:, i] = np.where(hit, to_cents(np.array([rules[i].points]))[0], 0)
-    if event_rules:
+    steps: dict[int, np.ndarray] = {}
+    if event_rules or scenario_rules:
         if events is None:
-            names = ", ".join(f"'{rules[i].name}'" for i in event_rules[:3])
+            names = ", ".join(f"'{rules[i].name}'" for i in (event_rules + scenario_rules)[:3])
             raise LeadDataError(f"{source}: rules on events ({names}) need an events table")
         _check_event_columns(rules, event_rules, events, source)
+        if warn:
+            _warn_missing_step_columns(rules, scenario_rules, events, source)
         timeline = EventTimeline.build(events, snapshots)
+        for i in scenario_rules:
+            done, first_step = scenario_steps(rules[i], timeline)
+            reach[i] = first_step
+            points = scenario_points(rules[i], done)
+            cents[:, i] = to_cents(points)
+            fired[:, i] = cents[:, i] != 0
+            steps[i] = done
         groups: dict[tuple, list[int]] = {}
         for i in event_rules:  # rules selecting the same events share one selection
             groups.setdefault((rules[i].event, rules[i].where), []).append(i)
@@ -254,7 +324,7 @@ def evaluate_snapshots(
             del selected, mask  # one selection's prefix counts at a time
     if warn:
         warn_unreachable(rules, reach if n else None, events, source)
-    return cents, fired
+    return cents, fired, steps
 
 
 def event_types_present(events: pd.DataFrame) -> list[str]:
@@ -282,8 +352,10 @@ def _close_to(event: str, present: Sequence[str]) -> str | None:
 def _unreachable_reason(rule: Rule, index: int, present: Sequence[str]) -> str:
     """Why one rule cannot fire, in words."""
     label = _label(rule, index)
-    if not rule.is_event:
+    if rule.is_field:
         return f"{label} tests field {rule.field!r}, which no scored lead passes"
+    if rule.is_scenario:
+        return f"{label}: no event matches its first step ({rule.steps[0].label})"
     if rule.event not in present:
         close = _close_to(str(rule.event), present)
         suggestion = f" (did you mean {close!r}?)" if close else ""
@@ -302,11 +374,11 @@ def warn_unreachable(rules: Sequence[Rule], reach: np.ndarray | None, events: pd
     Called once per scoring call, whatever the number of snapshots.
     """
     event_rules = [i for i, rule in enumerate(rules) if rule.is_event]
-    present = event_types_present(events) if event_rules and events is not None else []
+    present = event_types_present(events) if events is not None and any(not r.is_field for r in rules) else []
     if reach is not None and len(rules) and not reach.any():
         reasons = [_unreachable_reason(rule, i, present) for i, rule in enumerate(rules)]
         shown = "; ".join(reasons[:8]) + (f"; ... ({len(reasons) - 8} more)" if len(reasons) > 8 else "")
-        types = f"; event types present: {_listed(present)}" if event_rules else ""
+        types = f"; event types present: {_listed(present)}" if any(not r.is_field for r in rules) else ""
         head = (
             f"none of the {len(rules)} rules in {source} can" if len(rules) > 1 else f"the one rule in {source} cannot"
         )
@@ -321,6 +393,17 @@ def warn_unreachable(rules: Sequence[Rule], reach: np.ndarray | None, events: pd
             message = (
                 f"{source}: {_label(rules[i], i)} counts event type {event!r}, which no event has, so it "
                 f"never fires{f'; did you mean {close!r}?' if close else ''} (event types present: {_listed(present)})"
+            )
+            warnings.warn(RulesWarning(message, "absent_event_type", 1), stacklevel=5)
+    for i, rule in enumerate(rules):
+        absent = [(k, step) for k, step in enumerate(rule.steps) if step.event not in known]
+        if absent:
+            k, step = absent[0]
+            close = _close_to(step.event, present)
+            message = (
+                f"{source}: {_label(rule, i)}: step {k + 1} ({step.label}) is of event type {step.event!r}, which no "
+                f"event has, so the path never gets past step {k}{f'; did you mean {close!r}?' if close else ''} "
+                f"(event types present: {_listed(present)})"
             )
             warnings.warn(RulesWarning(message, "absent_event_type", 1), stacklevel=5)
 
@@ -339,6 +422,11 @@ def evaluate_flat(rules: Sequence[Rule], flat: pd.DataFrame, source: str) -> tup
     cents = np.zeros((len(flat), len(rules)), dtype=np.int64)
     fired = np.zeros((len(flat), len(rules)), dtype=bool)
     for i, rule in enumerate(rules):
+        if rule.is_scenario:
+            raise ConfigError(
+                f"{source}: {_label(rule, i)}: a scenario needs event times, but a flat table holds counts only; "
+                "drop the scenario rule to score flat tables"
+            )
         if not rule.is_event:
             hit = field_fired(rule, i, _field_column(flat, rule, i, source, "flat"), source)
             fired[:, i] = hit

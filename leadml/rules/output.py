@@ -56,15 +56,25 @@ def _codes_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, codes
 
 
-def _rule_fragments(name: str, cents: np.ndarray, fired: np.ndarray):
-    """An Arrow string array: ``, {"rule": name, "points": p}`` where the rule fired, "" elsewhere."""
+def _rule_fragments(name: str, cents: np.ndarray, fired: np.ndarray, path: tuple[np.ndarray, int] | None = None):
+    """An Arrow string array: ``, {"rule": name, "points": p}`` where the rule fired, "" elsewhere.
+
+    ``path`` (a scenario rule's steps done per row, and its number of steps) adds ``"steps": k, "of": n``.
+    """
     import pyarrow as pa
 
     indices = np.zeros(len(cents), dtype=np.int32)
-    distinct, codes = _codes_of(cents[fired])
-    indices[fired] = codes
     head = ', {"rule": ' + json.dumps(name, ensure_ascii=False) + ', "points": '
-    entries = [head + _number_text(c) + "}" for c in distinct.tolist()] + [""]
+    if path is None:
+        distinct, codes = _codes_of(cents[fired])
+        entries = [head + _number_text(c) + "}" for c in distinct.tolist()] + [""]
+    else:
+        done, of = path
+        pairs = cents[fired].astype(np.int64) * (of + 1) + done[fired].astype(np.int64)  # (points, steps) as one key
+        distinct, codes = _codes_of(pairs)
+        entries = [f'{head}{_number_text(int(key // (of + 1)))}, "steps": {int(key % (of + 1))}, "of": {of}}}'
+                   for key in distinct.tolist()] + [""]  # fmt: skip
+    indices[fired] = codes
     indices[~fired] = len(entries) - 1
     encoded = pa.DictionaryArray.from_arrays(pa.array(indices), pa.array(entries, type=pa.string()))
     return encoded.cast(pa.string())
@@ -77,7 +87,9 @@ def _number_text(cents: int) -> str:
     return f"{sign}{whole}" if frac == 0 else f"{sign}{whole}.{frac:02d}".rstrip("0")
 
 
-def build_breakdown(names: Sequence[str], cents: np.ndarray, fired: np.ndarray) -> pd.Series:
+def build_breakdown(
+    names: Sequence[str], cents: np.ndarray, fired: np.ndarray, paths: dict[int, tuple[np.ndarray, int]] | None = None
+) -> pd.Series:
     """JSON text per row: the list of ``{"rule", "points"}`` of every rule that fired, in rule order.
 
     Parameters:
@@ -85,11 +97,14 @@ def build_breakdown(names: Sequence[str], cents: np.ndarray, fired: np.ndarray) 
         cents: (rows, rules) int64 points in cents.
         fired: (rows, rules) bool, True where the rule fired (a fired rule may give 0 points when
             its decayed value rounds away; it is still listed).
+        paths: per scenario rule (column index), its steps done per row and its number of steps.
     """
     import pyarrow.compute as pc
 
     n_rows = cents.shape[0]
-    parts = [_rule_fragments(name, cents[:, j], fired[:, j]) for j, name in enumerate(names) if fired[:, j].any()]
+    paths = paths or {}
+    parts = [_rule_fragments(name, cents[:, j], fired[:, j], paths.get(j))
+             for j, name in enumerate(names) if fired[:, j].any()]  # fmt: skip
     if not parts:
         return pd.Series(np.full(n_rows, "[]", dtype=object), dtype="str")
     # every fragment starts with ", ": join them, then drop the first separator (no nulls anywhere:
@@ -109,6 +124,7 @@ def scores_frame(
     fired: np.ndarray,
     tiers: Sequence[Tier],
     tags: Sequence[str] | None = None,
+    paths: dict[int, tuple[np.ndarray, int]] | None = None,
 ) -> pd.DataFrame:
     """Assemble ``keys`` (lead_id[, as_of]) with points, tier and breakdown (and sub-scores if tagged).
 
@@ -120,7 +136,7 @@ def scores_frame(
     scores = keys.reset_index(drop=True).copy()
     scores["points"] = cents_to_points(total)
     scores["tier"] = assign_tiers(total, tiers)
-    scores["breakdown"] = build_breakdown(names, cents, fired)
+    scores["breakdown"] = build_breakdown(names, cents, fired, paths)
     if tags is not None:
         tag_of_rule = np.asarray(tags)
         for tag in ("fit", "engagement"):

@@ -130,7 +130,19 @@ class RuleSet:
     @property
     def event_types(self) -> list[str]:
         """The event types the rules read (to load only those events from a big file)."""
-        return list(dict.fromkeys(r.event for r in self.rules if r.event is not None))
+        steps = (step.event for r in self.rules for step in r.steps)
+        return list(dict.fromkeys([*(r.event for r in self.rules if r.event is not None), *steps]))
+
+    @property
+    def event_attributes(self) -> list[str]:
+        """The event columns the rules' ``where`` tests read (event rules and scenario steps)."""
+        tests = [t for r in self.rules for t in (r.where if r.is_event else [t for s in r.steps for t in s.where])]
+        return list(dict.fromkeys(attribute for attribute, _ in tests))
+
+    @property
+    def reads_every_attribute(self) -> bool:
+        """True when a scenario step is written ``type[value]`` (the value is looked for in every column)."""
+        return any(step.any_value is not None for r in self.rules for step in r.steps)
 
     @property
     def fields(self) -> list[str]:
@@ -216,8 +228,11 @@ class RuleSet:
         return self._score(keys, leads, events, subscores, warn)
 
     def _score(self, keys, leads, events, subscores: bool, warn: bool, rows: np.ndarray | None = None) -> pd.DataFrame:
-        cents, fired = evaluate_snapshots(self.rules, keys, leads, events, self.source, rows=rows, warn=warn)
-        return self._scaled(scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores)))
+        cents, fired, steps = evaluate_snapshots(self.rules, keys, leads, events, self.source, rows=rows, warn=warn)
+        paths = {i: (steps[i], len(self.rules[i].steps)) for i in steps}
+        return self._scaled(
+            scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores), paths=paths)
+        )
 
     def score_flat(self, flat: pd.DataFrame, *, subscores: bool = False) -> pd.DataFrame:
         """Score a flat table (one row per lead, behaviour aggregated into columns).
@@ -290,7 +305,9 @@ class RuleSet:
                 if rule.cap is None:
                     return None
                 total += rule.cap
-            elif not rule.is_event and rule.gte is None and rule.lte is None:
+            elif rule.is_scenario:
+                total += rule.points + max(rule.points_per_step or 0.0, 0.0) * len(rule.steps)
+            elif rule.is_field and rule.gte is None and rule.lte is None:
                 values = {rule.equals} if rule.isin is None else set(rule.isin)
                 exclusive.setdefault(rule.field, []).append((values, float(rule.points)))
             else:

@@ -24,7 +24,9 @@ TOP_KEYS = ("name", "description", "rules", "decay", "tiers")
 COMMON_KEYS = ("name", "description", "points", "tag")
 EVENT_KEYS = ("event", "where", "min_count", "within_days", "per_event", "cap", "decay")
 FIELD_KEYS = ("field", "equals", "in", "gte", "lte")
-RULE_KEYS = COMMON_KEYS + EVENT_KEYS + FIELD_KEYS
+SCENARIO_KEYS = ("steps", "max_days_between_steps", "within_days", "points_per_step")
+STEP_KEYS = ("event", "where")
+RULE_KEYS = COMMON_KEYS + EVENT_KEYS + FIELD_KEYS + ("scenario",)
 DECAY_KEYS = ("half_life_days",)
 TIER_KEYS = ("name", "min")
 TAGS = ("fit", "engagement")
@@ -39,6 +41,31 @@ class Tier:
 
 
 DEFAULT_TIERS = (Tier("MQL", 50.0), Tier("nurture", 30.0), Tier("unqualified"))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a scenario: an event of type ``event`` matching ``where`` (``{page: blog}``), or,
+    written ``type[value]``, matching ``value`` in any attribute (as ``features.scenarios`` reads it)."""
+
+    event: str
+    where: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    any_value: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The step as written in a rules file: ``email_open``, ``page_view[blog]``, ``download{asset: case_study}``."""
+        if self.any_value is not None:
+            return f"{self.event}[{self.any_value}]"
+        if not self.where:
+            return self.event
+        tests = ", ".join(f"{attr}: {values[0] if len(values) == 1 else list(values)}" for attr, values in self.where)
+        return f"{self.event}{{{tests}}}"
+
+    def to_raw(self) -> Any:
+        if self.any_value is not None or not self.where:
+            return self.label
+        return {"event": self.event, "where": {a: v[0] if len(v) == 1 else list(v) for a, v in self.where}}
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,9 @@ class Rule:
     per_event: bool = False
     cap: float | None = None
     half_life_days: float | None = None
+    steps: tuple[Step, ...] = ()
+    max_days_between_steps: float | None = None
+    points_per_step: float | None = None
     field: str | None = None
     equals: Any = None
     isin: tuple[Any, ...] | None = None
@@ -73,8 +103,18 @@ class Rule:
 
     @property
     def is_event(self) -> bool:
-        """True for a rule on events, False for a rule on a profile field."""
+        """True for a rule counting events (not a scenario), False for the others."""
         return self.event is not None
+
+    @property
+    def is_scenario(self) -> bool:
+        """True for an ordered path of events (``scenario:``)."""
+        return bool(self.steps)
+
+    @property
+    def is_field(self) -> bool:
+        """True for a rule on a profile field."""
+        return self.field is not None
 
     @property
     def where_dict(self) -> dict[str, list[Any]]:
@@ -86,7 +126,13 @@ class Rule:
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
-        if self.is_event:
+        if self.is_scenario:
+            scenario: dict[str, Any] = {"steps": [step.to_raw() for step in self.steps]}
+            for key in ("max_days_between_steps", "within_days", "points_per_step"):
+                if getattr(self, key) is not None:
+                    scenario[key] = getattr(self, key)
+            out["scenario"] = scenario
+        elif self.is_event:
             out["event"] = self.event
             if self.where:
                 out["where"] = {a: v[0] if len(v) == 1 else list(v) for a, v in self.where}
@@ -108,7 +154,7 @@ class Rule:
             if self.isin is not None:
                 out["in"] = list(self.isin)
         out["points"] = self.points
-        if self.tag != ("engagement" if self.is_event else "fit"):
+        if self.tag != ("fit" if self.is_field else "engagement"):
             out["tag"] = self.tag
         return out
 
@@ -226,6 +272,51 @@ def _parse_event_part(raw: Mapping, where: str, default_half_life: float | None)
     return out
 
 
+def _parse_step(raw: Any, where: str) -> Step:
+    """``email_open``, ``page_view[blog]`` or ``{event: download, where: {asset: case_study}}``."""
+    if isinstance(raw, str):
+        text = raw.strip()
+        if "[" in text:
+            if not text.endswith("]") or text.count("[") != 1 or not text.split("[")[0].strip():
+                raise _fail(where, f"step {raw!r} is not 'event_type' or 'event_type[value]'")
+            event, value = text[:-1].split("[")
+            return Step(event=_text(event, where, "steps"), any_value=_text(value, where, "steps"))
+        return Step(event=_text(text, where, "steps"))
+    if not isinstance(raw, Mapping):
+        raise _fail(where, f"a step is an event type or a mapping like {{event: page_view, where: {{page: blog}}}}, "
+                           f"got {raw!r}")  # fmt: skip
+    _check_keys(raw, STEP_KEYS, where, "a scenario step")
+    if "event" not in raw:
+        raise _fail(where, "a scenario step needs 'event'")
+    where_raw = raw.get("where", {}) or {}
+    if not isinstance(where_raw, Mapping):
+        raise _fail(where, f"a step's 'where' must be a mapping like {{page: blog}}, got {where_raw!r}")
+    tests = tuple((_text(attr, where, "where"), _scalars(v, where, f"where.{attr}")) for attr, v in where_raw.items())
+    return Step(event=_text(raw["event"], where, "event"), where=tests)
+
+
+def _parse_scenario_part(raw: Mapping, where: str) -> dict[str, Any]:
+    for key in (*EVENT_KEYS, *FIELD_KEYS):
+        if key in raw:
+            raise _fail(
+                where, f"'{key}' belongs to event or field rules; a scenario keeps its settings under 'scenario'"
+            )
+    scenario = raw["scenario"]
+    if not isinstance(scenario, Mapping):
+        raise _fail(where, f"'scenario' must be a mapping with 'steps', got {scenario!r}")
+    _check_keys(scenario, SCENARIO_KEYS, f"{where}: scenario", "a scenario")
+    steps = scenario.get("steps")
+    if not isinstance(steps, list) or len(steps) < 2:
+        raise _fail(where, "a scenario needs 'steps': a list of at least two events, in order")
+    out: dict[str, Any] = {"steps": tuple(_parse_step(step, f"{where}: step {i + 1}") for i, step in enumerate(steps))}
+    for key in ("max_days_between_steps", "within_days"):
+        if scenario.get(key) is not None:
+            out[key] = _number(scenario[key], where, key, positive=True)
+    if scenario.get("points_per_step") is not None:
+        out["points_per_step"] = _number(scenario["points_per_step"], where, "points_per_step")
+    return out
+
+
 def _parse_field_part(raw: Mapping, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {"field": _text(raw["field"], where, "field")}
     for key in EVENT_KEYS[1:]:
@@ -257,16 +348,21 @@ def parse_rule(raw: Any, index: int, source: str, default_half_life: float | Non
     if "name" not in raw:
         raise _fail(where, "'name' is missing; every rule needs a name for the breakdown")
     name = _text(raw["name"], where, "name")
-    has_event, has_field = "event" in raw, "field" in raw
-    if has_event and has_field:
-        raise _fail(where, "has both 'event' and 'field'; a rule tests one or the other")
-    if not (has_event or has_field):
-        raise _fail(where, "needs either 'event' (a behaviour rule) or 'field' (a profile rule)")
+    kinds = [key for key in ("event", "field", "scenario") if key in raw]
+    if len(kinds) > 1:
+        raise _fail(where, f"has both '{kinds[0]}' and '{kinds[1]}'; a rule tests one of event, field or scenario")
+    if not kinds:
+        raise _fail(where, "needs 'event' (a behaviour rule), 'field' (a profile rule) or 'scenario' (an ordered path)")
     if "points" not in raw:
         raise _fail(where, "'points' is missing")
     points = _number(raw["points"], where, "points")
-    part = _parse_event_part(raw, where, default_half_life) if has_event else _parse_field_part(raw, where)
-    tag = raw.get("tag", "engagement" if has_event else "fit")
+    if kinds[0] == "event":
+        part = _parse_event_part(raw, where, default_half_life)
+    elif kinds[0] == "field":
+        part = _parse_field_part(raw, where)
+    else:
+        part = _parse_scenario_part(raw, where)
+    tag = raw.get("tag", "fit" if kinds[0] == "field" else "engagement")
     if tag not in TAGS:
         raise _fail(where, f"'tag' must be one of {', '.join(TAGS)}, got {tag!r}")
     description = raw.get("description")

@@ -7,9 +7,10 @@ question a rule asks from it, touching only the selected events: a rule on a rar
 little even among 20,000,000 events.
 
 What it adds to the timeline: the time of the k-th most recent selected event per snapshot (for a
-once-firing rule with ``min_count: k`` and decay), and a decayed sum that walks only the selected
+once-firing rule with ``min_count: k`` and decay), a decayed sum that walks only the selected
 events visible to each snapshot (falling back to :meth:`EventTimeline.decayed_sum` when snapshots
-of the same lead overlap so much that this would repeat work many times).
+of the same lead overlap so much that this would repeat work many times), and the progress along
+an ordered path of steps (:func:`path_progress`, for scenario rules).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from leadml.features.timeline.engine import EventTimeline, window_ns
 _PAIRS_PER_CHUNK = 4_000_000
 # ... and is used while the pairs number at most this many times the selected events (+ snapshots)
 _MAX_REPEAT = 8
+_NONE = np.iinfo(np.int64).min  # a path step not reached
 
 
 class SelectedEvents:
@@ -91,3 +93,69 @@ class SelectedEvents:
         events = self.positions[np.repeat(lo[first:last], part) + offset]
         age = self.timeline.as_of[first:last][owner] - self.timeline.times[events]
         return np.bincount(owner, weights=np.exp2(-age / half_life), minlength=last - first)
+
+
+def path_progress(
+    timeline: EventTimeline, step_masks: list[np.ndarray], max_gap_days: float | None, window_days: float | None
+) -> np.ndarray:
+    """Per snapshot, how many steps of an ordered path the lead completed before as_of (see :func:`path_walk`)."""
+    return path_walk(timeline, step_masks, max_gap_days, window_days)[0]
+
+
+def path_walk(
+    timeline: EventTimeline,
+    step_masks: list[np.ndarray],
+    max_gap_days: float | None,
+    window_days: float | None,
+    *,
+    first_times: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Walk an ordered path: per snapshot, the steps the lead completed before as_of (0 to all).
+
+    Step k counts when an event matching it comes strictly after a counted step k - 1 and, with
+    ``max_gap_days``, at most that many days after it; every step lies inside the window. The
+    events are walked in time order keeping, per step, the latest time it was reached (and the
+    latest before that, for events sharing a timestamp): the latest is the best start for the next
+    step, so the walk finds the longest path any choice of events gives. It runs over the events'
+    rank within each snapshot, vectorised across snapshots.
+
+    Returns the steps done and, with ``first_times``, per snapshot and step when the step was first
+    reached (int64 ns; int64 min where it was not: the earliest path, for the days between steps).
+    """
+    n, k_steps = timeline.n_snapshots, len(step_masks)
+    if n == 0 or timeline.n_events == 0 or k_steps == 0:
+        done = np.zeros(n, dtype=np.int64)
+        return done, (np.full((n, k_steps), _NONE, dtype=np.int64) if first_times else None)
+    latest = np.full((n, k_steps), _NONE, dtype=np.int64)
+    prior = np.full((n, k_steps), _NONE, dtype=np.int64)  # the latest time strictly before ``latest``
+    earliest = np.full((n, k_steps), _NONE, dtype=np.int64)
+    matches = np.column_stack(step_masks)
+    relevant = matches.any(axis=1)
+    positions = np.flatnonzero(relevant)
+    prefix = np.zeros(timeline.n_events + 1, dtype=np.int64)
+    np.cumsum(relevant, out=prefix[1:])
+    lo, hi = prefix[timeline.start(window_days)], prefix[timeline.stop]
+    count = hi - lo
+    gap = None if max_gap_days is None else window_ns(max_gap_days)
+    for rank in range(int(count.max(initial=0))):
+        active = np.flatnonzero(count > rank)
+        event = positions[lo[active] + rank]
+        when = timeline.times[event]
+        step_hit = matches[event]
+        for k in range(k_steps - 1, -1, -1):  # from the last step down: one event is never two steps
+            ok = step_hit[:, k]
+            if k:
+                before = latest[active, k - 1]
+                before = np.where(before < when, before, prior[active, k - 1])  # strictly earlier
+                ok = ok & (before != _NONE)
+                if gap is not None:
+                    ok &= when - before <= gap
+            rows = active[ok]
+            newer = latest[rows, k] < when[ok]
+            if first_times:
+                first = rows[latest[rows, k] == _NONE]
+                earliest[first, k] = timeline.times[positions[lo[first] + rank]]
+            prior[rows[newer], k] = latest[rows[newer], k]
+            latest[rows, k] = np.maximum(latest[rows, k], when[ok])
+    done = (latest != _NONE).sum(axis=1)
+    return done, (earliest if first_times else None)

@@ -102,9 +102,11 @@ SENTENCES = [
     (words.velocity_info(), "0", DOWN, "As many touches in the last 7 days as in the 7 days before"),
     (words.velocity_info(), None, DOWN, "Change in touches over the last 7 days not known"),
     # scenario paths
-    (words.scenario_info("content_path", 4), "0", DOWN, "Went through none of the 4 steps of the 'content path' path"),
-    (words.scenario_info("content_path", 4), "1", UP, "Went through 1 of the 4 steps of the 'content path' path, in order"),
-    (words.scenario_info("content_path", 4), "4", UP, "Went through all 4 steps of the 'content path' path, in order"),
+    (words.scenario_info("content_path", 4), "0", DOWN, "Completed none of the 4 steps of the content path"),
+    (words.scenario_info("content_path", 4), "1", UP, "Completed 1 of 4 steps of the content path, in order"),
+    (words.scenario_info("content_path", 4), "4", UP, "Completed all 4 steps of the content path, in order"),
+    (words.scenario_info("Onboarding", 3), "2", UP, "Completed 2 of 3 steps of the onboarding path, in order"),
+    (words.scenario_info("ABM journey", 5), "0", DOWN, "Completed none of the 5 steps of the ABM journey"),
     # the lead's age
     (words.lead_age_info(), "73.5", UP, "Became a lead 73 days ago"),
     (words.lead_age_info(), "1", DOWN, "Became a lead 1 day ago"),

@@ -156,7 +156,7 @@ def test_sentences_a_sales_manager_reads():
     assert said["page_view[pricing]__count_90d"] == "Viewed the pricing page 2 times in the last 90 days"
     assert said["email_click__days_since_last"] == "Last e-mail click 14.5 days ago"
     assert said["events__active_days_30d"] == "Active on 5 of the last 30 days"
-    assert said["scenario[content_path]__steps"] == "Went through 4 of the 4 steps of the 'content path' path, in order"
+    assert said["scenario[content_path]__steps"] == "Completed 4 of 4 steps of the content path, in order"
     assert said["lead__age_days"] == "Became a lead 73.5 days ago"
     assert by_name["page_view[pricing]__count_30d"].attribute == ("page", "pricing")
     assert by_name["page_view[pricing]__count_30d"].window_days == 30

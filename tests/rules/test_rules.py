@@ -63,12 +63,18 @@ def test_seed_points_four_actions_make_an_mql():
             ("b", 5, "page_view", {"page": "pricing"}),  # once only: no pricing points
             ("b", 4, "email_click", {"campaign": "welcome"}),
             ("b", 3, "email_click", {"campaign": "welcome"}),  # fires once, not per click
+            # d: the content path in order (newsletter, blog, webinar, case study): 20 (the form) + 30
+            ("d", 50, "form_submit", {"form": "newsletter"}),
+            ("d", 40, "page_view", {"page": "blog"}),
+            ("d", 30, "webinar_attend"),
+            ("d", 20, "download", {"asset": "case_study"}),
         ]
     )
-    scores = ruleset.score(make_leads(["a", "b", "c"]), events, AS_OF)
-    assert scores["points"].tolist() == [70.0, 10.0, 0.0]
-    assert scores["tier"].astype(str).tolist() == ["MQL", "unqualified", "unqualified"]
-    assert [b["rule"] for b in json.loads(scores.loc[0, "breakdown"])] == ruleset.rule_names
+    scores = ruleset.score(make_leads(["a", "b", "c", "d"]), events, AS_OF)
+    assert scores["points"].tolist() == [70.0, 10.0, 0.0, 50.0]
+    assert scores["tier"].astype(str).tolist() == ["MQL", "unqualified", "unqualified", "MQL"]
+    assert [b["rule"] for b in json.loads(scores.loc[0, "breakdown"])] == ruleset.rule_names[:4]
+    assert json.loads(scores.loc[3, "breakdown"])[1] == {"rule": "Content path", "points": 30, "steps": 4, "of": 4}
     assert scores.loc[2, "breakdown"] == "[]"
     assert list(scores.columns) == ["lead_id", "as_of", "points", "tier", "breakdown"]
     assert (scores["as_of"] == AS_OF).all()

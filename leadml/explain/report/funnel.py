@@ -156,8 +156,11 @@ def write_funnel_report(
     as_of=None,
     title: str = "Lead funnel",
     stuck: pd.DataFrame | None = None,
+    paths: dict[str, pd.DataFrame] | None = None,
 ) -> dict:
     """Write the funnel report (self-contained HTML): stages, by source, by month, time in stage, stuck MQLs.
+
+    ``paths``: per scenario rule, where leads drop off its steps (:func:`leadml.rules.paths.path_report`).
 
     ``stuck``: the stuck MQLs of the score history (:func:`leadml.explain.trends.stuck_mqls`);
     without it they are read from the outcomes alone. Returns the tables shown, by name
@@ -182,5 +185,7 @@ def write_funnel_report(
         tables={name: html_table(table, percent=True, digits=1) if table is not None else None
                 for name, table in tables.items()},
         n_leads=len(stages), n_stuck=len(tables["stuck"]), stuck_from_history=stuck is not None,
+        paths={name: html_table(table, percent=True, digits=1) for name, table in (paths or {}).items()},
     )  # fmt: skip
+    tables["paths"] = paths or {}
     return tables

@@ -270,12 +270,24 @@ def velocity_info() -> FeatureInfo:
     )
 
 
+PATH_WORDS = ("path", "journey", "scenario", "funnel", "track", "sequence", "route")
+
+
+def path_noun(name: str) -> str:
+    """A path's name as a sentence says it after "the": ``content_path`` -> ``content path``,
+    ``Onboarding`` -> ``onboarding path`` (a name without a path word gets one)."""
+    words = _plain(name).strip()
+    if len(words) > 1 and words[0].isupper() and not words[1].isupper():
+        words = words[0].lower() + words[1:]
+    return words if words.lower().endswith(PATH_WORDS) else f"{words} path"
+
+
 def scenario_info(name: str, steps: int) -> FeatureInfo:
     return FeatureInfo(
         name=f"scenario[{name}]__steps",
         group=GROUP,
         source="events",
-        template=f"Went through {{value}} of the {steps} steps of the '{_safe(name)}' path, in order",
+        template=f"Completed {{value}} of {steps} steps of the {_braces(path_noun(name))}, in order",
     )
 
 
@@ -297,7 +309,7 @@ COUNT_NAME = re.compile(r"^(?P<event>[^\[\]]+?)(?:\[(?P<value>.*)\])?__count_(?P
 DAYS_SINCE_NAME = re.compile(r"^(?P<event>.+)__days_since_last$")
 WINDOW_NAME = re.compile(r"^events__(?P<family>active_days|decayed)_(?P<days>[0-9.]+)d$")
 SCENARIO_NAME = re.compile(r"^scenario\[(?P<name>.+)\]__steps$")
-SCENARIO_STEPS = re.compile(r" of the (\d+) steps ")
+SCENARIO_STEPS = re.compile(r" of (\d+) steps ")
 
 
 @dataclass(frozen=True)
@@ -384,7 +396,9 @@ def wording(info: FeatureInfo) -> Wording | None:
         return Wording("velocity")
     if info.source == "events" and (match := SCENARIO_NAME.match(name)):
         steps = SCENARIO_STEPS.search(info.template)
-        return Wording("scenario", scenario=_plain(match.group("name")), steps=int(steps.group(1)) if steps else None)
+        return Wording(
+            "scenario", scenario=path_noun(match.group("name")), steps=int(steps.group(1)) if steps else None
+        )
     if name == "lead__age_days" and info.source == "created_at":
         return Wording("lead_age")
     return None
