@@ -221,6 +221,7 @@ def test_train_registers_a_champion_and_promote_moves_it(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "rules" in first.stdout and "logistic" in first.stdout and "lightgbm" in first.stdout
     assert "registered cli-model version 1 as champion" in first.stdout
+    assert "Downloading artifacts" not in first.stdout + first.stderr  # MLflow's progress bars stay off
     second = leadml("train", pipeline, "--promote", "never", **env_free)
     assert second.returncode == 0, second.stderr
     assert "version 2 as challenger: promotion is off" in second.stdout

@@ -23,7 +23,6 @@ import yaml
 
 from leadml.cli.app import main
 from leadml.core.config import load_pipeline
-from leadml.core.errors import ConfigError
 from leadml.data.sources import load_pipeline_data
 from leadml.features.build import build_trainset
 
@@ -570,19 +569,31 @@ def test_parquet_streams_only_when_no_table_renames_or_rereads_values(world, tmp
     assert not streamed({**plain, "events": {"path": plain["events"], "timestamp_format": "epoch_ms"}})
 
 
-def test_spark_refuses_tables_read_through_a_column_map(tmp_path):
-    from leadml.core.config import parse_pipeline
-    from leadml.jobs.spark import _parquet_tables
+def test_spark_reads_tables_with_a_column_map_through_leadml_and_plain_parquet_in_place(tmp_path):
+    """Renamed columns and outcome values are read by leadml's loaders (as the pandas engine reads
+    them) and staged as contract-named Parquet for Spark; contract-named Parquet is read where it is."""
+    import pandas as pd
 
-    config = parse_pipeline({"name": "crm", "data": {"source": "tables", "leads": {"path": str(tmp_path / "l.parquet"),
-                             "columns": {"lead_id": "Record ID"}}, "outcomes": {"path": str(tmp_path / "o.parquet"),
-                             "won": ["closedwon"], "lost": ["closedlost"]}}})  # fmt: skip
-    with pytest.raises(ConfigError) as refused:
-        _parquet_tables(config)
-    assert str(refused.value) == (
-        "crm: the Spark engine reads the tables as the data contract names them and does not take "
-        "data.leads.columns, data.outcomes.won, data.outcomes.lost (renamed columns, timestamp formats or outcome "
-        "values); write the tables with the contract's names, or use --engine pandas"
+    from leadml.core.config import parse_pipeline
+    from leadml.jobs.spark_sources import read_in_place, spark_tables
+
+    pd.DataFrame({"Record ID": ["a", "b"], "Create Date": ["2026-01-01", "2026-01-02"]}).to_parquet(
+        tmp_path / "l.parquet"
     )
+    pd.DataFrame({"Record ID": ["a"], "Deal Stage": ["closedwon"], "Close Date": ["2026-02-01"]}).to_parquet(
+        tmp_path / "o.parquet"
+    )
+    config = parse_pipeline({"name": "crm", "data": {"source": "tables",
+        "leads": {"path": str(tmp_path / "l.parquet"), "columns": {"lead_id": "Record ID", "created_at": "Create Date"}},
+        "outcomes": {"path": str(tmp_path / "o.parquet"), "columns": {"lead_id": "Record ID", "outcome": "Deal Stage",
+                     "closed_at": "Close Date"}, "won": ["closedwon"], "lost": ["closedlost"]}}})  # fmt: skip
+    assert not read_in_place(config.data)
+    staged = spark_tables(config, tmp_path / "staged")
+    assert staged.staged == "the pipeline's tables, read by leadml"
+    leads, outcomes = pd.read_parquet(staged.leads), pd.read_parquet(staged.outcomes)
+    assert leads["lead_id"].tolist() == ["a", "b"] and str(leads["created_at"].dt.tz) == "UTC"
+    assert outcomes[["lead_id", "outcome"]].values.tolist() == [["a", 1]]
     plain = parse_pipeline({"name": "crm", "data": {"source": "tables", "leads": str(tmp_path / "l.parquet")}})
-    assert _parquet_tables(plain) == (tmp_path / "l.parquet", None, None)
+    assert read_in_place(plain.data)
+    assert spark_tables(plain, tmp_path / "unused").leads == tmp_path / "l.parquet"
+    assert not (tmp_path / "unused").exists()

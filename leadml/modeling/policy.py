@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -131,6 +132,21 @@ class NightlyScores:
     def weeks(self) -> float:
         return span_weeks(self.as_of)
 
+    @cached_property
+    def _sorted_sides(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sorted probabilities of the spell starts' two kinds: new leads' first nights, and the night
+        pairs (after, and the lower of before and after), so that each count is a binary search."""
+        as_of = pd.to_datetime(self.as_of, utc=True).dt.as_unit("ns").array.asi8
+        created = pd.to_datetime(self.created_at, utc=True).dt.as_unit("ns").array.asi8
+        order = np.lexsort((as_of, self.lead_id))
+        lead, p = self.lead_id[order], np.asarray(self.p, dtype=float)[order]
+        first = np.ones(len(lead), dtype=bool)
+        first[1:] = lead[1:] != lead[:-1]
+        start = as_of.min() if len(as_of) else 0
+        born = first & (created[order] >= start - DAY.value)
+        after, before = p[~first], np.roll(p, 1)[~first]
+        return np.sort(p[born]), np.sort(after), np.sort(np.minimum(before, after))
+
     def spells(self, thresholds: np.ndarray) -> np.ndarray:
         """MQL spells started over the period at each threshold, scaled to all leads.
 
@@ -138,20 +154,13 @@ class NightlyScores:
         first night of a lead created inside the period; each night pair counts for the thresholds
         in ``(p before, p after]``.
         """
-        order = np.lexsort((self.as_of.to_numpy(), self.lead_id))
-        lead, p = self.lead_id[order], np.asarray(self.p, dtype=float)[order]
-        created = self.created_at.to_numpy()[order]
-        first = np.ones(len(lead), dtype=bool)
-        first[1:] = lead[1:] != lead[:-1]
-        born = first & (created >= self.as_of.min() - pd.Timedelta(days=1))
-        after, before = p[~first], np.roll(p, 1)[~first]
         t = np.asarray(thresholds, dtype=float)
 
-        def at_least(values: np.ndarray) -> np.ndarray:
-            return len(values) - np.searchsorted(np.sort(values), t, side="left")
+        def at_least(ordered: np.ndarray) -> np.ndarray:
+            return len(ordered) - np.searchsorted(ordered, t, side="left")
 
-        crossing = at_least(after) - at_least(np.minimum(before, after))
-        return (at_least(p[born]) + crossing) / self.fraction
+        born, after, lower = self._sorted_sides
+        return (at_least(born) + at_least(after) - at_least(lower)) / self.fraction
 
 
 def spell_threshold(nightly: NightlyScores, k: float) -> float:
