@@ -9,6 +9,7 @@ before each run says how busy the machine was. Target: under 3 minutes on the 2-
 
     python benchmarks/demo.py               # 3 runs of the default demo (20,000 leads)
     python benchmarks/demo.py --runs 1 --leads 5000 --keep
+    python benchmarks/demo.py --cold        # each run builds leadml's wheel too, as on a new machine
 """
 
 from __future__ import annotations
@@ -63,9 +64,11 @@ def _sample_tree(pid: int, peak: list[float], stop: threading.Event) -> None:
         stop.wait(0.1)
 
 
-def run_once(leads: int | None, keep: bool, parent: Path | None) -> DemoRun:
+def run_once(leads: int | None, keep: bool, parent: Path | None, cold: bool = False) -> DemoRun:
     folder = Path(tempfile.mkdtemp(prefix="leadml-demo-bench-", dir=parent))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_ARTIFACTS_DESTINATION")}
+    if cold:  # an empty wheel cache (leadml.modeling.model_env): the model's wheel is built in the run
+        env["LEADML_WHEEL_CACHE"] = str(folder / "wheels")
     load_before = os.getloadavg()[0]
     peak, stop = [0.0], threading.Event()
     with open(folder / "demo.log", "wb") as log:
@@ -93,17 +96,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leads", type=int, default=None, help="--leads of `leadml demo` (default: its own, 20,000)")
     parser.add_argument("--keep", action="store_true", help="keep each run's folder (its path is printed)")
     parser.add_argument("--tmp", type=Path, default=None, help="parent folder of the runs' temporary folders")
+    parser.add_argument("--cold", action="store_true", help="an empty wheel cache for each run (the wheel is built)")
     args = parser.parse_args(argv)
 
     print(
-        f"leadml demo{f' --leads {args.leads}' if args.leads else ''}: {args.runs} runs, "
+        f"leadml demo{f' --leads {args.leads}' if args.leads else ''}: {args.runs} {'cold ' * args.cold}runs, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     )
     print("| run | seconds | peak RSS (wait4) | peak RSS (psutil) | load before | exit |")
     print("|---:|---:|---:|---:|---:|---:|")
     runs = []
     for number in range(1, args.runs + 1):
-        run = run_once(args.leads, args.keep, args.tmp)
+        run = run_once(args.leads, args.keep, args.tmp, args.cold)
         runs.append(run)
         kept = f"  ({run.folder})" if args.keep or run.exit_code else ""
         print(

@@ -139,9 +139,11 @@ def test_rules_score_writes_points_tier_and_breakdown(sim_dir, tmp_path):
         "as_of",
         "points",
         "tier",
+        "mql_route",
         "breakdown",
         "fit_points",
         "engagement_points",
+        "top_route",
         "fit_score",
         "engagement_score",
         "grid_tier",
@@ -154,6 +156,10 @@ def test_rules_score_writes_points_tier_and_breakdown(sim_dir, tmp_path):
     expected = (scores["engagement_points"] / 100 * 100).round().astype(int)
     assert (scores["engagement_score"].astype(int) - expected).abs().max() <= 1
     assert scores["fit_score"].isna().all() and scores["grid_tier"].isna().all()  # no fit rules: no fit scale
+    # the seed set has no routes: an MQL's route is the one that gave it the most points
+    mql = scores["tier"] == "MQL"
+    assert mql.any() and scores.loc[mql, "mql_route"].isin(["behaviour", "scenario"]).all()
+    assert scores.loc[~mql, "mql_route"].isna().all()
 
 
 def test_rules_learn_writes_a_rules_file_that_loads_back(sim_dir, tmp_path):

@@ -12,11 +12,12 @@ from leadml.cli.app import main
 from leadml.jobs.output import crm_scores_path, write_crm_scores
 
 REPO = Path(__file__).resolve().parents[1]
-HUBSPOT = ("Record ID,leadml_score,leadml_probability,leadml_tier,leadml_mql,leadml_mql_since,leadml_fit_score,"
+HUBSPOT = ("Record ID,leadml_score,leadml_probability,leadml_tier,leadml_mql,leadml_mql_since,leadml_mql_route,"
+           "leadml_fit_score,"
            "leadml_engagement_score,leadml_grid_tier,leadml_next_action,leadml_due_at,leadml_overdue,"
            "leadml_reason_1,leadml_reason_2,leadml_reason_3,leadml_scored_at,leadml_model_version")  # fmt: skip
 SALESFORCE = ("Id,Leadml_Score__c,Leadml_Probability__c,Leadml_Tier__c,Leadml_MQL__c,Leadml_MQL_Since__c,"
-              "Leadml_Fit_Score__c,Leadml_Engagement_Score__c,Leadml_Grid_Tier__c,Leadml_Next_Action__c,"
+              "Leadml_MQL_Route__c,Leadml_Fit_Score__c,Leadml_Engagement_Score__c,Leadml_Grid_Tier__c,Leadml_Next_Action__c,"
               "Leadml_Due_At__c,Leadml_Overdue__c,Leadml_Reason_1__c,Leadml_Reason_2__c,Leadml_Reason_3__c,"
               "Leadml_Scored_At__c,Leadml_Model_Version__c")  # fmt: skip
 
@@ -32,7 +33,7 @@ def scored(tmp_path) -> Path:
         "engagement_score": pd.array([55, None], dtype="Int16"), "grid_tier": ["A2", None],
         "next_action": ["Call within 24 h", None], "due_at": [stamp + pd.Timedelta(hours=24), pd.NaT],
         "mql_since": [pd.Timestamp("2026-06-29", tz="UTC"), pd.NaT], "overdue": [False, None],
-        "out_of_range": [None, None], "reason_1": ["Visited pricing 3 times, « très » engaged", None],
+        "mql_route": ["behaviour+scenario", None], "out_of_range": [None, None], "reason_1": ["Visited pricing 3 times, « très » engaged", None],
         "reason_2": ["=cmd|x", None], "reason_3": [None, None],
     })  # fmt: skip
     path = tmp_path / "scores.parquet"
@@ -44,17 +45,17 @@ def test_hubspot_header_and_rows(scored, tmp_path):
     assert write_crm_scores(scored, tmp_path / "hubspot.csv", "hubspot") == 2
     header, first, second = (tmp_path / "hubspot.csv").read_text(encoding="utf-8").splitlines()
     assert header == HUBSPOT
-    assert first == ('00Q5e00000AbCdEAAV,61,0.6123,A,true,2026-06-29T00:00:00Z,80,55,A2,Call within 24 h,'
+    assert first == ('00Q5e00000AbCdEAAV,61,0.6123,A,true,2026-06-29T00:00:00Z,behaviour+scenario,80,55,A2,Call within 24 h,'
                      '2026-07-02T09:30:00Z,false,"Visited pricing 3 times, « très » engaged",\'=cmd|x,,'
                      "2026-07-01T09:30:00Z,3")  # fmt: skip
-    assert second == "-7,4,0.0412,D,false,,,,,,,,,,,2026-07-01T09:30:00Z,3"  # the id as it is: never guarded
+    assert second == "-7,4,0.0412,D,false,,,,,,,,,,,,2026-07-01T09:30:00Z,3"  # the id as it is: never guarded
 
 
 def test_salesforce_header_and_a_row(scored, tmp_path):
     assert write_crm_scores(scored, tmp_path / "salesforce.csv", "salesforce") == 2
     header, first, _ = (tmp_path / "salesforce.csv").read_text(encoding="utf-8").splitlines()
     assert header == SALESFORCE
-    assert first.startswith("00Q5e00000AbCdEAAV,61,0.6123,A,true,2026-06-29T00:00:00Z,80,55,A2,")
+    assert first.startswith("00Q5e00000AbCdEAAV,61,0.6123,A,true,2026-06-29T00:00:00Z,behaviour+scenario,80,55,A2,")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["salesforce.csv", "scores.parquet"]  # no temporary file
 
 

@@ -16,7 +16,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "leadml"
 
 # lowest first: a layer may import itself and those before it
-LAYERS = ("core", "data", "features", "rules", "modeling", "explain", "jobs", "cli")
+LAYERS = ("core", "data", "features", "rules", "modeling", "explain", "jobs", "serve", "cli")
 ROOT_MODULES = {"leadml", "leadml.__main__", "leadml._shims"}
 
 

@@ -66,6 +66,8 @@ def _main(
 
 
 def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    if not caught:  # `leadml --version` and `--help` load no pandas
+        return
     from leadml.data.contract import LeadDataWarning
 
     for warning in caught:
@@ -170,11 +172,14 @@ def rules_score(
 def rules_learn(
     pipeline: Path = typer.Argument(..., help="Pipeline YAML (its training snapshots teach the points)."),
     out: Path = typer.Option(..., "--out", help="Rules YAML to write."),
+    paths: bool = typer.Option(
+        True, "--paths/--no-paths", help="Also learn ordered paths of events that lift conversion (scenario rules)."
+    ),
 ) -> None:
-    """Learn a points table from closed deals and write it as a rules file."""
+    """Learn a points table (and the paths that lift conversion) from closed deals; write a rules file."""
     from leadml.cli.commands import run_rules_learn
 
-    run_rules_learn(pipeline, out, console)
+    run_rules_learn(pipeline, out, console, paths=paths)
 
 
 @app.command()
@@ -369,6 +374,24 @@ def backtest(
     if by not in ("month", "week"):
         raise _click_errors.BadParameter(f"use month or week, not {by!r}", ctx=ctx, param_hint="'--by'")
     run_backtest(pipeline, since, until, by, out, store, console)
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    pipeline: Path = typer.Argument(..., help="Pipeline YAML (its registered model, its serve settings)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    model: str | None = typer.Option(None, "--model", help="Model URI or path (default models:/<name>@champion)."),
+    store: Path | None = typer.Option(None, "--store", help="State file (default serve.store)."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Score at this fixed instant (a replay; default now)."),
+) -> None:
+    """Serve the champion over HTTP: events in, scores, the MQL queue and tier-crossing alerts out."""
+    from leadml.cli.serve import run_serve
+
+    if not 0 < port < 65536:
+        raise _click_errors.BadParameter(f"use a port between 1 and 65535, not {port}", ctx=ctx, param_hint="'--port'")
+    run_serve(pipeline, host, port, model, store, as_of, console)
 
 
 @app.command()

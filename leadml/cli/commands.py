@@ -86,6 +86,14 @@ def run_validate(
     leads_path: Path, events_path: Path | None, outcomes_path: Path | None, drop_orphans: bool, console: Console
 ) -> dict[str, object]:
     leads, events, outcomes, problems = load_tables(leads_path, events_path, outcomes_path, drop_orphans)
+    return show_validation(leads, events, outcomes, problems, console)
+
+
+def show_validation(
+    leads: pd.DataFrame, events: pd.DataFrame | None, outcomes: pd.DataFrame | None, problems: list[str],
+    console: Console,
+) -> dict[str, object]:  # fmt: skip
+    """Print what `leadml validate` prints of tables loaded already (the demo trains on the same frames)."""
     summary = summarize_tables(leads, events, outcomes)
     table = Table(title="leadml validate: the tables follow the data contract", show_header=False)
     table.add_row(
@@ -244,16 +252,17 @@ def run_rules_score(
     return scores
 
 
-def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
+def run_rules_learn(pipeline: Path, out: Path, console: Console, *, paths: bool = True) -> dict:
     import yaml
+    from rich.markup import escape
 
     from leadml.core.config import load_pipeline
     from leadml.data.io import write_text
     from leadml.rules.scorecard import learn_rules_for_pipeline
 
     config = load_pipeline(pipeline)
-    with spinner(console, "learning points from the training snapshots"):
-        learned = learn_rules_for_pipeline(config)
+    with spinner(console, "learning points (and paths) from the training snapshots"):
+        learned = learn_rules_for_pipeline(config, paths=paths)
     write_text(yaml.safe_dump(learned.rules, sort_keys=False, allow_unicode=True), out)
     table = Table(
         title=f"learned points ({learned.n_conditions} candidate conditions, validation ROC-AUC {learned.validation_auc:.3f})"
@@ -261,10 +270,28 @@ def run_rules_learn(pipeline: Path, out: Path, console: Console) -> dict:
     table.add_column("rule")
     table.add_column("points", justify="right")
     for rule in learned.rules["rules"]:
-        table.add_row(rule["name"], str(rule["points"]))
+        if "scenario" not in rule:  # the learned paths have their own table
+            table.add_row(escape(rule["name"]), str(rule["points"]))
     console.print(table)
+    if learned.paths is not None:
+        console.print(learned_paths_table(learned.paths))
     console.print(f"tiers: {learned.rules['tiers']}; wrote {out}")
     return learned.rules
+
+
+def learned_paths_table(paths) -> Table:
+    """The learned paths: support, conversion with and without, lift with its 95 % interval, points."""
+    from rich.markup import escape  # ``page_view[pricing]`` is not markup
+
+    table = Table(title=f"learned paths ({len(paths)}; scenario rules after the points, 0 points: not written)")
+    for header in ("path", "leads (snapshots)", "conversion with", "without", "lift [95 % interval]", "points"):
+        table.add_column(header, justify="left" if header == "path" else "right")
+    for row in paths.itertuples(index=False):
+        table.add_row(
+            escape(row.path), f"{row.leads} ({row.snapshots})", f"{row.conversion_with:.1%}", f"{row.conversion_without:.1%}",
+            f"{row.lift:.2f} [{row.lift_low:.2f}, {row.lift_high:.2f}]", str(row.points),
+        )  # fmt: skip
+    return table
 
 
 def comparison_table(result, title: str = "test snapshots") -> Table:
@@ -306,6 +333,9 @@ def run_train(pipeline: Path, promote: str, console: Console, *, trainset: Path 
     config = load_pipeline(pipeline)
     if has_no_events(config):
         console.print(f"note: {NO_EVENTS_NOTE}")
+    from leadml.modeling.model_env import start_wheel_build
+
+    start_wheel_build()  # the model carries leadml's wheel: a cold build runs beside the training
     with spinner(console, "training") as status:
         given = None
         if trainset is not None:
@@ -411,6 +441,7 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
             "change",
             "week",
             "tier",
+            "route",
             "fit",
             "engagement",
             "grid",
@@ -419,7 +450,8 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
             table.add_column(column)
         for row in rows.itertuples(index=False):
             table.add_row(f"{row.as_of:%Y-%m-%d %H:%M}", str(row.score), _signed(row.change), _signed(row.week_change),
-                          str(row.tier), _text(getattr(row, "fit_score", None)), _text(getattr(row, "engagement_score", None)),
+                          str(row.tier), _text(getattr(row, "mql_route", None)),
+                          _text(getattr(row, "fit_score", None)), _text(getattr(row, "engagement_score", None)),
                           _text(getattr(row, "grid_tier", None)), str(getattr(row, "events", "")))  # fmt: skip
         console.print(table)
         return rows
@@ -444,10 +476,11 @@ def run_history(pipeline: Path, lead: str | None, store: Path | None, as_of: str
     console.print(table)
     waiting = current_handoff(history, as_of, known)
     table = Table(title=f"the MQLs of the last run: {len(waiting):,}, {int(waiting['overdue'].sum()):,} overdue")
-    for column in ("lead", "tier", "MQL since", "due", "overdue"):
+    for column in ("lead", "tier", "route", "MQL since", "due", "overdue"):
         table.add_column(column)
     for row in waiting.head(settings.top).itertuples(index=False):
-        table.add_row(str(row.lead_id), str(row.tier), _when(row.mql_since), _when(row.due_at),
+        table.add_row(str(row.lead_id), str(row.tier), _text(getattr(row, "mql_route", None)), _when(row.mql_since),
+                      _when(row.due_at),
                       "yes" if row.overdue else "")  # fmt: skip
     console.print(table)
     console.print(_counts_table("hand-off per run", run_counts(history, known), "as_of"))

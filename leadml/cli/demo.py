@@ -12,7 +12,6 @@ from rich.console import Console
 
 from leadml.core.config import load_pipeline, parse_pipeline
 from leadml.core.paths import pipelines_dir
-from leadml.data import contract
 from leadml.data.io import write_table
 from leadml.data.sources import PipelineData
 from leadml.features.build import build_trainset
@@ -28,25 +27,30 @@ def run_demo_story(
     Returns the paths written. MLflow tracks into ``folder/mlruns.db`` (artifacts beside it) unless
     ``MLFLOW_TRACKING_URI`` points elsewhere.
     """
-    from leadml.cli.commands import run_simulate, run_validate, spinner
+    from leadml.cli.commands import load_tables, run_simulate, show_validation, spinner
+    from leadml.modeling.model_env import start_wheel_build
     from leadml.rules.ruleset import RuleSet
 
+    start_wheel_build()  # the registered model carries leadml's wheel: a cold build runs beside steps 1-5
     console = console or Console()
     folder = Path(folder)
     data_dir = folder / "data"
     console.rule("1. simulate a CRM + web-analytics export")
     paths = run_simulate(data_dir, n_leads, seed, 0.08, console)
     console.rule("2. validate it against the data contract")
-    run_validate(paths["leads"], paths["events"], paths["outcomes"], False, console)
-    leads = contract.load_leads(paths["leads"])
-    events = contract.load_events(paths["events"], leads=leads)
-    outcomes = contract.load_outcomes(paths["outcomes"], leads=leads)
+    leads, events, outcomes, problems = load_tables(paths["leads"], paths["events"], paths["outcomes"], False)
+    show_validation(leads, events, outcomes, problems, console)  # the tables read once: validated and trained on
+    assert events is not None and outcomes is not None  # both paths were given
     data = PipelineData(leads=leads, events=events, outcomes=outcomes)
     console.rule("3. point-in-time training set")
     shipped = load_pipeline(pipelines_dir() / "demo.yaml").resolved_dict()
     shipped["mlflow"]["tracking_uri"] = f"sqlite:///{(folder / 'mlruns.db').resolve()}"
     shipped["history"]["path"] = str((folder / "score_history").resolve())  # every run of the demo, one history
     config = parse_pipeline(shipped, source=str(pipelines_dir() / "demo.yaml"), base=pipelines_dir())
+    from leadml.modeling.registry import tracking_uri
+    from leadml.modeling.tracking_store import start_store_creation
+
+    start_store_creation(tracking_uri(config))  # MLflow's new database made by a child process, beside steps 3-5
     with spinner(console, "building snapshots and features"):
         trainset = build_trainset(config, data)
     written = dict(paths)
@@ -74,7 +78,7 @@ def run_demo_story(
     from leadml.jobs.train import run_training
 
     with spinner(console, "training") as status:
-        run = run_training(config, data=data, progress=lambda message: status.update(message))
+        run = run_training(config, trainset=trainset, progress=lambda message: status.update(message))  # built once
     console.print(comparison_table(run.result, "rules vs models on the later test snapshots (95 % intervals)"))
     console.print(f"chosen: {run.result.chosen} ({run.result.reason})")
     if run.outcome is not None and run.outcome.version:
@@ -141,7 +145,13 @@ def _print_hand_offs(scores: pd.DataFrame, console: Console, top: int = 3) -> No
     """The first hand-offs a rep would read, from the best-scored MQLs."""
     from leadml.explain.report.sales_history import hand_off_line
 
-    best = scores[scores["is_mql"]].sort_values("probability", ascending=False, kind="stable").head(top)
+    mqls = scores[scores["is_mql"]]
+    if "mql_route" in mqls.columns and len(mqls):
+        routes = mqls["mql_route"].fillna("none").value_counts()
+        console.print(
+            "MQLs by route (the highest sub-score): " + ", ".join(f"{name} {count:,}" for name, count in routes.items())
+        )
+    best = mqls.sort_values("probability", ascending=False, kind="stable").head(top)
     for row in best.to_dict("records"):
         reasons = [row[c] for c in ("reason_1", "reason_2") if isinstance(row.get(c), str)]
         line = hand_off_line(row, reasons)

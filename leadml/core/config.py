@@ -234,10 +234,20 @@ class MQLConfig(_Strict):
     """Which leads go to sales. The threshold is found on the validation snapshots by ``policy``:
     ``f1`` (the default: best F1), ``capacity`` (``capacity_per_week``), ``precision`` (also spelled
     ``precision_at``: the lowest threshold reaching ``target_precision``) or ``probability`` (a fixed
-    value, chosen when only ``probability`` is given)."""
+    value, chosen when only ``probability`` is given).
 
-    policy: Literal["f1", "capacity", "precision", "probability"] = "f1"
-    capacity_per_week: int | None = Field(None, gt=0)
+    ``capacity_by`` (a column of the leads table, such as ``owner``) makes the capacity one per group:
+    ``capacity_per_week`` is then a number (the same for every group) or a mapping ``{team_a: 30,
+    team_b: 20}`` whose ``default`` key covers groups not listed (and leads without a value).
+    ``value`` ranks by expected value: a lead is an MQL when ``p * value - touch_cost >= 0``, with
+    ``value`` read from ``value_column`` of the leads table; with ``capacity_per_week`` as well, the
+    capacity caps it (see :mod:`leadml.modeling.group_policy`)."""
+
+    policy: Literal["f1", "capacity", "precision", "probability", "value"] = "f1"
+    capacity_per_week: int | dict[str, int] | None = None
+    capacity_by: str | None = None
+    value_column: str | None = None
+    touch_cost: float | None = Field(None, ge=0)
     target_precision: float | None = Field(None, gt=0, lt=1)
     probability: float | None = Field(None, gt=0, lt=1)
     tiers: list[TierConfig] = Field(
@@ -258,7 +268,41 @@ class MQLConfig(_Strict):
             raise ValueError("policy 'precision' needs mql.target_precision")
         if self.policy == "probability" and self.probability is None:
             raise ValueError("policy 'probability' needs mql.probability (the fixed threshold)")
+        self._capacity_values()
         return self
+
+    def _capacity_values(self) -> None:
+        """The capacity's and the value policy's keys: each one needs the others it works with."""
+        capacity = self.capacity_per_week
+        numbers = capacity.values() if isinstance(capacity, dict) else [] if capacity is None else [capacity]
+        if any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in numbers):
+            raise ValueError(f"mql.capacity_per_week must be a positive integer or a mapping group -> positive "
+                             f"integer, got {capacity!r}")  # fmt: skip
+        if isinstance(capacity, dict) and not capacity:
+            raise ValueError("mql.capacity_per_week: the mapping of groups is empty")
+        if isinstance(capacity, dict) and self.capacity_by is None:
+            raise ValueError("mql.capacity_per_week is a mapping of groups: give mql.capacity_by (the leads "
+                             "column that holds the group, such as owner)")  # fmt: skip
+        if self.capacity_by is not None and (capacity is None or self.policy not in ("capacity", "value")):
+            raise ValueError("mql.capacity_by needs mql.capacity_per_week under mql.policy capacity (or value)")
+        if self.policy == "value" and (self.value_column is None or self.touch_cost is None):
+            raise ValueError("policy 'value' needs mql.value_column (expected deal value) and mql.touch_cost")
+        if self.policy != "value" and (self.value_column is not None or self.touch_cost is not None):
+            raise ValueError("mql.value_column and mql.touch_cost belong to mql.policy: value")
+
+    @property
+    def capped(self) -> bool:
+        """True when a capacity in new MQLs a week sets (or caps) the threshold."""
+        return self.capacity_per_week is not None and self.policy in ("capacity", "value")
+
+    @property
+    def weekly_capacity(self) -> int | None:
+        """``capacity_per_week`` as one number: itself, or the sum over the groups of a mapping
+        (``default`` left out: how many groups it covers is known only from the data)."""
+        capacity = self.capacity_per_week
+        if isinstance(capacity, dict):
+            return sum(n for group, n in capacity.items() if group != "default")
+        return capacity
 
     @model_validator(mode="before")
     @classmethod
@@ -344,6 +388,18 @@ class ReportConfig(_Strict):
         return value
 
 
+class ServeConfig(_Strict):
+    """``leadml serve``: where its state lives and where tier-crossing alerts go.
+
+    ``store`` is the SQLite file of leads, events, scores and the alert outbox (default
+    ``serve/<pipeline name>.sqlite`` in the working folder); ``webhook_url`` receives each alert as
+    a JSON POST, retried with backoff (none: alerts stay in the outbox, ``GET /alerts``).
+    """
+
+    store: Path | None = None
+    webhook_url: str | None = None
+
+
 class PipelineConfig(_Strict):
     """A whole pipeline: data, snapshots, features, rules, models, MQL policy and MLflow."""
 
@@ -363,6 +419,7 @@ class PipelineConfig(_Strict):
     history: HistoryConfig = HistoryConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     report: ReportConfig = ReportConfig()
+    serve: ServeConfig = ServeConfig()
     source_path: Path | None = Field(None, exclude=True)
 
     @property
@@ -417,6 +474,7 @@ _PATH_KEYS = (
     ("data", "datasets_dir"),
     ("rules",),
     ("history", "path"),
+    ("serve", "store"),
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -12,6 +12,8 @@ from leadml.data import contract
 
 # what the data contract's warnings count (LeadDataWarning.kind)
 COUNTED_KINDS = ("open_deals", "early_outcomes", "orphan_events", "early_events")
+# the validated tables of the last simulator config loaded, with its warnings: see load_pipeline_data
+_SIMULATED: dict[str, tuple[PipelineData, list[contract.LeadDataWarning]]] = {}
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,11 @@ class PipelineData:
                 counts[kind] += count
         return counts
 
+    def copied(self) -> PipelineData:
+        """The same data with copies of its tables (deep: the copy and the original share no arrays)."""
+        tables = {name: getattr(self, name) for name in ("leads", "events", "outcomes", "flat")}
+        return replace(self, **{name: table.copy() for name, table in tables.items() if table is not None})
+
     @classmethod
     def from_simulation(cls, simulation) -> PipelineData:
         """The simulator's four tables as validated pipeline data (typed exactly as loaded files)."""
@@ -63,11 +70,25 @@ class PipelineData:
 
 
 def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> PipelineData:
-    """Read and validate the data a pipeline config names; warnings are kept in ``problems``."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", contract.LeadDataWarning)
-        loaded = _load(data, need_outcomes)
-    found = [w.message for w in caught if isinstance(w.message, contract.LeadDataWarning)]
+    """Read and validate the data a pipeline config names; warnings are kept in ``problems``.
+
+    The simulator's validated tables are kept for the process (the last simulator config only) and
+    every call gets its own copies: a process that scores several days of one simulated pipeline
+    (``leadml demo``: eight scoring runs and the sales report) simulates and validates it once.
+    """
+    key = data.simulator.model_dump_json() if data.source == "simulator" else None
+    if key is not None and key in _SIMULATED:
+        loaded, found = _SIMULATED[key]
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", contract.LeadDataWarning)
+            loaded = _load(data, need_outcomes)
+        found = [w.message for w in caught if isinstance(w.message, contract.LeadDataWarning)]
+        if key is not None:
+            _SIMULATED.clear()  # one simulation kept: a process that simulates many holds one at a time
+            _SIMULATED[key] = (loaded, found)
+    if key is not None:
+        loaded = loaded.copied()  # the caller's own frames: nothing it does reaches the kept ones
     for warning in found:
         warnings.warn(warning, stacklevel=2)
     problems = tuple(str(w) for w in found)

@@ -178,24 +178,33 @@ def _explain_model(config, one: PipelineData, lead_id: str, stamp: pd.Timestamp,
     features = pd.concat([snapshot, built], axis=1)
     info = list(scoring.builder.feature_info_)
     p = probabilities(scoring, features)
-    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    threshold = _own_threshold(scoring, p, one, snapshot)
+    policy = apply_policy(p, threshold, scoring.tiers)
     contributions = explain_margin(scoring.model, features, info)
     everything = len(contributions.features)
-    table = reason_table(contributions, features, info, probability=p, threshold=scoring.threshold,
+    table = reason_table(contributions, features, info, probability=p, threshold=threshold,
                          top_positive=everything, top_negative=everything)  # fmt: skip
     reasons = _model_reasons(table)
     is_mql = bool(policy["is_mql"].iloc[0])
     counterfactual = ""
     if not is_mql:
-        found = counterfactuals(scoring.model, features, info, threshold=scoring.threshold)
+        found = counterfactuals(scoring.model, features, info, threshold=threshold)
         counterfactual = str(found["counterfactual"].iloc[0])
     version = f" version {loaded.version}" if loaded.version else ""
     return LeadExplanation(
         lead_id=lead_id, as_of=stamp, model=f"{loaded.name}{version}", probability=float(p[0]),
         score=float(policy["score"].iloc[0]), tier=str(policy["tier"].iloc[0]), is_mql=is_mql,
-        threshold=float(scoring.threshold), reasons=reasons, counterfactual=counterfactual,
+        threshold=threshold, reasons=reasons, counterfactual=counterfactual,
         contributions=contributions, features=features, feature_info=tuple(info),
     )  # fmt: skip
+
+
+def _own_threshold(scoring, p: np.ndarray, one: PipelineData, snapshot: pd.DataFrame) -> float:
+    """The lead's own MQL threshold: its group's or its value's under an MQL rule per lead, else the model's."""
+    if not hasattr(scoring, "lead_thresholds"):
+        return float(scoring.threshold)
+    threshold, _, _ = scoring.lead_thresholds(p, one.leads, snapshot["lead_id"])
+    return float(np.asarray(threshold, dtype=float).reshape(-1)[0])
 
 
 def _model_reasons(table: pd.DataFrame) -> pd.DataFrame:
@@ -217,12 +226,13 @@ def _explain_rules_model(loaded, one: PipelineData, snapshot: pd.DataFrame, lead
     scoring = loaded.scoring
     scores = scoring.rules_scores(snapshot, one.leads, one.events)
     p = scoring.probability(snapshot, points=scores["points"])
-    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    threshold = _own_threshold(scoring, p, one, snapshot)
+    policy = apply_policy(p, threshold, scoring.tiers)
     version = f" version {loaded.version}" if loaded.version else ""
     return LeadExplanation(
         lead_id=lead_id, as_of=stamp, model=f"{loaded.name}{version} (the rules {scoring.ruleset().name}, scored as a model)",
         probability=float(p[0]), score=float(policy["score"].iloc[0]), tier=str(policy["tier"].iloc[0]),
-        is_mql=bool(policy["is_mql"].iloc[0]), threshold=float(scoring.threshold),
+        is_mql=bool(policy["is_mql"].iloc[0]), threshold=threshold,
         reasons=_fired_rules(scores["breakdown"].iloc[0]), points=float(scores["points"].iloc[0]),
     )  # fmt: skip
 

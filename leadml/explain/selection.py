@@ -110,7 +110,7 @@ def top_cut(
 
 def rows_to_explain(
     probability: np.ndarray,
-    threshold: float | None,
+    threshold: float | np.ndarray | None,
     which: str = "default",
     *,
     cut: TopCut | None = None,
@@ -118,7 +118,7 @@ def rows_to_explain(
 ) -> np.ndarray:
     """Positions of the leads whose reasons are worth computing (explanations cost ~100x a prediction).
 
-    ``which``: ``all``; ``mql`` (at or above the threshold); ``top:N`` (the N highest) or
+    ``which``: ``all``; ``mql`` (at or above the threshold, or each lead's own); ``top:N`` (the N highest) or
     ``top:N%`` (the highest N percent); ``default`` = the MQLs and the top 20 %. The top is ``cut``
     when given (the run's, from :func:`top_cut`); else these leads are the whole run: with
     ``lead_ids`` ties are split by id, as :func:`top_cut` splits them, without by position.

@@ -264,7 +264,7 @@ def reason_table(
     feature_info: Sequence[FeatureInfo],
     *,
     probability: np.ndarray | None = None,
-    threshold: float | None = None,
+    threshold: float | np.ndarray | None = None,
     top_positive: int = 3,
     top_negative: int = 2,
     min_effect: float = 1e-3,
@@ -276,7 +276,8 @@ def reason_table(
         features: the feature frame that was explained (same rows, same order).
         feature_info: the features' metadata (templates).
         probability: the leads' calibrated probability (default: ``contributions.probability``).
-        threshold: the MQL threshold; marks decisive reasons and fills ``why``.
+        threshold: the MQL threshold, or one per lead (an MQL rule by group or by value); marks
+            decisive reasons and fills ``why``.
         top_positive / top_negative: how many raising / lowering reasons to give.
         min_effect: contributions smaller than this (log-odds) are not given as reasons.
 
@@ -308,8 +309,9 @@ def reason_table(
     if threshold is None:
         decisive = np.zeros(len(rows_all), bool)
     else:
-        mql = p[rows_all] >= threshold
-        decisive = np.where(slots_all < n_pos, mql & (p_without < threshold), ~mql & (p_without >= threshold))
+        bar = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)[rows_all]
+        mql = p[rows_all] >= bar
+        decisive = np.where(slots_all < n_pos, mql & (p_without < bar), ~mql & (p_without >= bar))
 
     sentences, value_json, placed = [], [], []
     order = np.argsort(feats_all, kind="stable")
@@ -407,10 +409,11 @@ def _percent(values: np.ndarray) -> np.ndarray:
     return np.where(pct < 1, small, whole)
 
 
-def _why(p: np.ndarray, threshold: float) -> np.ndarray:
-    """ "MQL: 34 % (threshold 21 %)" / "Not an MQL: 8 % (threshold 21 %)"."""
-    tail = f" (threshold {_percent(np.array([threshold]))[0]})"
-    prefix = np.where(p >= threshold, "MQL: ", "Not an MQL: ")
+def _why(p: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """ "MQL: 34 % (threshold 21 %)" / "Not an MQL: 8 % (threshold 21 %)" (each lead's own threshold)."""
+    bar = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)
+    tail = np.char.add(np.char.add(" (threshold ", _percent(bar).astype(str)), ")")
+    prefix = np.where(p >= bar, "MQL: ", "Not an MQL: ")
     return pd.array(np.char.add(np.char.add(prefix, _percent(p)), tail).astype(object), dtype="str")
 
 

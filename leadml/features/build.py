@@ -342,7 +342,8 @@ def nightly_replay(config: PipelineConfig, trainset: TrainSet, *, max_rows: int 
 
     ``lead_id``, ``as_of``, ``created_at`` and the fitted feature columns; ``attrs["fraction"]`` is the
     share of leads kept under ``max_rows`` (see :func:`~leadml.features.snapshots.replay_snapshots`).
-    None for flat data or a training set without labelled validation snapshots. The capacity policy
+    Under ``mql.capacity_by`` / ``mql.value_column`` each night also carries its lead's group and value
+    (``mql__group``, ``mql__value``: :mod:`leadml.data.mql_columns`). None for flat data or a training set without labelled validation snapshots. The capacity policy
     counts the MQL spells these nights would start.
     """
     data = trainset.data
@@ -355,7 +356,14 @@ def nightly_replay(config: PipelineConfig, trainset: TrainSet, *, max_rows: int 
         pql=target_pql_times(config, data.events), max_rows=max_rows,
     )  # fmt: skip
     features = trainset.builder.transform(nights[["lead_id", "as_of"]], data.leads, data.events)
-    replay = pd.concat([nights, features], axis=1)
+    parts = [nights, features]
+    mql = config.mql
+    if mql.capacity_by is not None or mql.value_column is not None:  # each night carries its lead's group / value
+        from leadml.data.mql_columns import mql_columns_of
+
+        columns = mql_columns_of(data.leads, nights["lead_id"], mql.capacity_by, mql.value_column)
+        parts.append(columns.set_axis(nights.index))
+    replay = pd.concat(parts, axis=1)
     replay.attrs["fraction"] = nights.attrs["fraction"]
     return replay
 

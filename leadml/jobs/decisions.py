@@ -8,7 +8,10 @@ Beside its probability and tier, every scored lead gets ``fit_score`` and ``enga
 change in the sales process needs no retraining; a tier the pipeline does not name keeps the
 action stored with the model. ``out_of_range`` names the first feature of a lead (its age first)
 whose value lies outside what the model saw in training, and is empty when there is none: such a
-score is an extrapolation, to be read with care.
+score is an extrapolation, to be read with care. ``mql_route`` says by which route each MQL
+qualified: for a rules model the routes of its rules file (:mod:`leadml.rules.routes`; an MQL its
+routes did not qualify, by points alone, gets the route that gave it the most points), for a
+learned model the route of its highest sub-score (:mod:`leadml.modeling.routes`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from leadml.jobs.handoff import handoff_state
 __all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
 
 DECISION_COLUMNS = (
-    "fit_score", "engagement_score", "grid_tier", "next_action", "due_at", "mql_since", "overdue", "out_of_range",
+    "fit_score", "engagement_score", "grid_tier", "mql_route", "next_action", "due_at", "mql_since", "overdue",
+    "out_of_range",
 )  # fmt: skip
 AGE_FEATURE = "lead__age_days"  # looked at first: a lead older than any training snapshot says the most
 
@@ -91,6 +95,7 @@ def decision_columns(
             pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
         )
     out["grid_tier"] = sub["grid_tier"].to_numpy(dtype=object) if sub is not None else np.full(n, None, dtype=object)
+    out["mql_route"] = _routes(scoring, features, sub, rules, is_mql, matrix, n)
     actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
     out["next_action"] = actions["next_action"].to_numpy(dtype=object)
     out["due_at"] = actions["due_at"].to_numpy()
@@ -101,6 +106,28 @@ def decision_columns(
     flagged = out_of_range(model_reference(scoring), features.reset_index(drop=True), first=(AGE_FEATURE,))
     out["out_of_range"] = flagged.where(flagged != "", None).to_numpy(dtype=object)
     return out
+
+
+def _routes(scoring, features, sub, rules, is_mql, matrix, n: int) -> np.ndarray:
+    """``mql_route`` of the leads (None but for MQLs; all None without the MQL flags or sub-scores)."""
+    from leadml.modeling.routes import model_routes
+
+    out = np.full(n, None, dtype=object)
+    if is_mql is None or not n:
+        return out
+    mql = np.asarray(is_mql, dtype=bool)
+    if rules is not None:
+        if "mql_route" not in rules.columns:  # rules scores made before routes
+            return out
+        named = rules["mql_route"].to_numpy(dtype=object)
+        if "top_route" in rules.columns:
+            largest = rules["top_route"].to_numpy(dtype=object)
+            named = np.where(pd.isna(named), largest, named)
+        out[mql] = named[mql]
+        return out
+    if sub is None:
+        return out
+    return model_routes(scoring, features.reset_index(drop=True), sub.reset_index(drop=True), mql, matrix=matrix)
 
 
 def _rules_subscores(rules: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from leadml.core.errors import ConfigError
 if TYPE_CHECKING:
     from leadml.rules.ruleset import RuleSet
 
-__all__ = ["FeatureChunk", "FeatureSource", "feature_source"]
+__all__ = ["FeatureChunk", "FeatureSource", "feature_source", "reading_rules", "table_chunks"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class FeatureChunk:
     rules: pd.DataFrame | None = None
     past_target: int = 0  # open leads of the chunk already at the target stage (or later): not scored
     accepted: pd.Series | None = None  # lead_id -> sql_at of the chunk's leads sales accepted before as_of
+    mql_columns: pd.DataFrame | None = None  # mql__group / mql__value of the snapshots (an MQL rule per lead)
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,16 @@ class FeatureSource:
 
 def feature_source(
     config: PipelineConfig, builder, as_of: pd.Timestamp, *, chunk_leads: int = 100_000, check: bool = True,
-    rules: RuleSet | None = None,
+    rules: RuleSet | None = None, mql: tuple[str | None, str | None] = (None, None),
 ) -> FeatureSource:  # fmt: skip
     """The features of the open leads at ``as_of`` under ``builder``, chunk by chunk.
 
     Three-table data streams from sorted Parquet files (see :mod:`leadml.jobs.inputs`); a flat table
     is read whole and every row is scored. With ``check``, the first chunk is also computed by
     ``FeatureBuilder.transform`` and must agree (:func:`~leadml.features.chunk.check_chunk`). With
-    ``rules`` (the rule set of a rules model), every chunk carries its rules scores and points.
+    ``rules`` (the rule set of a rules model), every chunk carries its rules scores and points. With
+    ``mql`` (the group and value columns of the model's MQL rule), every chunk carries those of its
+    leads (:attr:`FeatureChunk.mql_columns`), read from the leads table.
     """
     if not (isinstance(chunk_leads, int) and chunk_leads > 0):
         raise ConfigError(f"chunk_leads must be a positive integer, got {chunk_leads!r}")
@@ -72,19 +75,20 @@ def feature_source(
 
         flat = load_pipeline_data(config.data).flat
         assert flat is not None  # a flat pipeline's data is its flat table
-        return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads, rules), len(flat))
+        return FeatureSource(_flat_chunks(flat, builder, as_of, chunk_leads, rules, mql), len(flat))
     from leadml.features.chunk import lead_fields
     from leadml.jobs.inputs import open_inputs
 
     fields, features = lead_fields(builder), builder.features or FeatureConfig()
     if rules is not None:
-        fields, features = [*fields, *rules.fields], _reading_rules(config, features, rules)
+        fields, features = [*fields, *rules.fields], reading_rules(config, features, rules)
+    fields = [*fields, *(c for c in mql if c)]
     inputs = open_inputs(config.data, as_of, lead_fields=fields, features=features, chunk_leads=chunk_leads)
-    chunks = _table_chunks(inputs, builder, as_of, check, rules, config)
+    chunks = table_chunks(inputs, builder, as_of, check, rules, config, mql)
     return FeatureSource(chunks, inputs.total_leads, inputs.streamed, inputs.notes)
 
 
-def _reading_rules(config: PipelineConfig, features: FeatureConfig, rules: RuleSet) -> FeatureConfig:
+def reading_rules(config: PipelineConfig, features: FeatureConfig, rules: RuleSet) -> FeatureConfig:
     """The feature settings as :func:`~leadml.jobs.inputs.open_inputs` reads them, with the event
     attributes the rules test (``where``) added to those read: they choose columns only, the
     features are the builder's own. Attributes the events file lacks are left for the rules' own
@@ -125,8 +129,23 @@ def _with_rules(features: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFr
     return features, scores
 
 
-def _table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool, rules: RuleSet | None,
-                  config: PipelineConfig) -> Iterator[FeatureChunk]:  # fmt: skip
+def _mql_columns(leads: pd.DataFrame, snapshots: pd.DataFrame, mql: tuple[str | None, str | None],
+                 config: PipelineConfig) -> pd.DataFrame | None:  # fmt: skip
+    """The MQL rule's columns of a chunk's snapshots (None when the model has one threshold)."""
+    if not any(mql):
+        return None
+    from leadml.data.mql_columns import mql_columns_of
+
+    table = config.data.table("leads") if config.data.source == "tables" else None
+    source = str(table.path) if table is not None and getattr(table, "path", None) else "leads"
+    return mql_columns_of(leads, snapshots["lead_id"], *mql, source=source)
+
+
+def table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool, rules: RuleSet | None,
+                  config: PipelineConfig, mql: tuple[str | None, str | None] = (None, None),
+                  ) -> Iterator[FeatureChunk]:  # fmt: skip
+    """The feature chunks of opened table inputs at ``as_of``: the scoring job's path, and the
+    service's for the leads of one request (:mod:`leadml.serve.scorer`), so both build the same features."""
     from leadml.features.chunk import ColumnProblems, check_chunk, chunk_features
     from leadml.features.snapshots import LEFT_OUT
 
@@ -144,7 +163,7 @@ def _table_chunks(inputs, builder, as_of: pd.Timestamp, check: bool, rules: Rule
         if rules is not None:
             features, scores = _with_rules(features, _chunk_rules(rules, snapshots, chunk.leads, chunk.events))
         done = FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans, scores, past_target,
-                            _accepted(chunk.outcomes))  # fmt: skip
+                            _accepted(chunk.outcomes), _mql_columns(chunk.leads, snapshots, mql, config))  # fmt: skip
         del chunk, snapshots, features, scores  # the next chunk is built without this one in memory
         yield done
         del done
@@ -172,8 +191,9 @@ def _warn_column_problems(problems, config: PipelineConfig) -> None:
 
 
 def _flat_chunks(
-    flat: pd.DataFrame, builder, as_of: pd.Timestamp, chunk_leads: int, rules: RuleSet | None = None
-) -> Iterator[FeatureChunk]:
+    flat: pd.DataFrame, builder, as_of: pd.Timestamp, chunk_leads: int, rules: RuleSet | None = None,
+    mql: tuple[str | None, str | None] = (None, None),
+) -> Iterator[FeatureChunk]:  # fmt: skip
     for first in range(0, len(flat), chunk_leads):
         rows = flat.iloc[first : first + chunk_leads]
         snapshots = pd.DataFrame({"lead_id": rows["lead_id"].astype(str).to_numpy(),
@@ -181,4 +201,9 @@ def _flat_chunks(
         features, scores = builder.transform_flat(rows).reset_index(drop=True), None
         if rules is not None:
             features, scores = _with_rules(features, rules.score_flat(rows, subscores=True))
-        yield FeatureChunk(snapshots, features, len(rows), rules=scores)
+        columns = None
+        if any(mql):
+            from leadml.data.mql_columns import lead_mql_columns
+
+            columns = lead_mql_columns(rows, *mql, source="flat").reset_index(drop=True)
+        yield FeatureChunk(snapshots, features, len(rows), rules=scores, mql_columns=columns)

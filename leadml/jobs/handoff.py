@@ -36,6 +36,7 @@ __all__ = [
     "handoff_state",
     "history_stuck",
     "load_acceptance",
+    "planned_per_week",
     "previous_spells",
     "previous_spells_in",
     "run_counts",
@@ -281,7 +282,9 @@ def current_handoff(history: pd.DataFrame, as_of: object = None,
         history = history[history["as_of"] <= to_utc(as_of)]
     rows = spell_rows(history, accepted)
     last = rows[(rows["as_of"] == rows["as_of"].max()) & (rows["spell"] > 0)]
-    columns = [c for c in ("lead_id", "score", "tier", "mql_since", "due_at", "overdue") if c in last.columns]
+    columns = [
+        c for c in ("lead_id", "score", "tier", "mql_route", "mql_since", "due_at", "overdue") if c in last.columns
+    ]
     ordered = last.sort_values(["overdue", "due_at", "lead_id"], ascending=[False, True, True], kind="stable")
     return ordered[columns].reset_index(drop=True)
 
@@ -313,11 +316,32 @@ def sla_report(config: PipelineConfig, store: str | os.PathLike | None = None, a
         raise LeadDataError(f"{folder}: no scoring run at or before {to_utc(as_of):%Y-%m-%d %H:%M} UTC")
     accepted = load_acceptance(config, as_of if as_of is not None else history["as_of"].max())
     weeks = sla_weeks(history, accepted)
-    if config.mql.policy == "capacity" and config.mql.capacity_per_week is not None:
+    if config.mql.capped:
         # the plan beside what happened: the capacity is in new MQLs a week (the first run's MQLs all count as new)
-        weeks.insert(int(weeks.columns.get_loc("new")) + 1, "planned", config.mql.capacity_per_week)
+        weeks.insert(int(weeks.columns.get_loc("new")) + 1, "planned", planned_per_week(config))
     return SlaReport(folder, weeks, run_counts(history, accepted),
                      current_handoff(history, accepted=accepted), accepted is not None)  # fmt: skip
+
+
+def planned_per_week(config: PipelineConfig) -> int:
+    """The new MQLs a week the capacity plans: ``capacity_per_week``, or under ``capacity_by`` the sum
+    over the groups of the leads table (:func:`~leadml.modeling.group_policy.group_capacities`; a
+    mapping without ``default`` needs no data)."""
+    mql = config.mql
+    capacity = mql.capacity_per_week
+    assert capacity is not None  # mql.capped
+    if mql.capacity_by is None or (isinstance(capacity, dict) and "default" not in capacity):
+        return int(mql.weekly_capacity or 0)
+    from leadml.data.mql_columns import DEFAULT_GROUP, lead_mql_columns
+    from leadml.data.sources import load_pipeline_data
+    from leadml.modeling.group_policy import group_capacities
+
+    data = load_pipeline_data(config.data, need_outcomes=False)
+    leads = data.flat if data.flat is not None else data.leads
+    assert leads is not None
+    groups = lead_mql_columns(leads, mql.capacity_by, None)["mql__group"]
+    found = set(groups.dropna()) | ({DEFAULT_GROUP} if groups.isna().any() else set())
+    return int(sum(group_capacities(mql, sorted(found)).values()))
 
 
 def history_stuck(

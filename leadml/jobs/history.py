@@ -40,6 +40,7 @@ HISTORY_COLUMNS = (
     "fit_score",
     "engagement_score",
     "grid_tier",
+    "mql_route",
     "next_action",
     "due_at",
     "mql_since",

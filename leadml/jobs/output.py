@@ -214,6 +214,7 @@ CRM_FIELDS = (  # scores column, HubSpot contact property, Salesforce field (API
     ("tier", "leadml_tier", "Leadml_Tier__c"),
     ("is_mql", "leadml_mql", "Leadml_MQL__c"),
     ("mql_since", "leadml_mql_since", "Leadml_MQL_Since__c"),
+    ("mql_route", "leadml_mql_route", "Leadml_MQL_Route__c"),
     ("fit_score", "leadml_fit_score", "Leadml_Fit_Score__c"),
     ("engagement_score", "leadml_engagement_score", "Leadml_Engagement_Score__c"),
     ("grid_tier", "leadml_grid_tier", "Leadml_Grid_Tier__c"),

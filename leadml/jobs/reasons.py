@@ -92,7 +92,7 @@ class ExplainReasons:
         return type(self)(self.which, cut)
 
     def of_rules(
-        self, scores: pd.DataFrame, probability: np.ndarray, threshold: float, lead_ids: Any = None
+        self, scores: pd.DataFrame, probability: np.ndarray, threshold: float | np.ndarray, lead_ids: Any = None
     ) -> pd.DataFrame:
         """A rules model's reason columns: the rules that fired (``RuleSet.score*`` output ``scores``)."""
         from leadml.explain.selection import rows_to_explain
@@ -106,24 +106,27 @@ class ExplainReasons:
                 out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()
         return out
 
-    def __call__(self, scoring, features: pd.DataFrame, probability: np.ndarray, lead_ids: Any = None) -> pd.DataFrame:
-        """The SHAP reason columns of a model's selected leads (empty for the others)."""
+    def __call__(
+        self, scoring, features: pd.DataFrame, probability: np.ndarray, lead_ids: Any = None, threshold: Any = None
+    ) -> pd.DataFrame:
+        """The SHAP reason columns of a model's selected leads (empty for the others); ``threshold``:
+        each lead's own MQL threshold when the model's MQL rule has one per lead (default: the model's)."""
         from leadml.explain.selection import rows_to_explain
         from leadml.explain.sentences import reason_table
         from leadml.modeling.contributions import explain_margin
 
         info = scoring.builder.feature_info_
-        rows = rows_to_explain(probability, scoring.threshold, self.which, cut=self.cut, lead_ids=lead_ids)
+        bar = np.broadcast_to(np.asarray(scoring.threshold if threshold is None else threshold, dtype=float),
+                              np.shape(probability))  # fmt: skip
+        rows = rows_to_explain(probability, bar, self.which, cut=self.cut, lead_ids=lead_ids)
         if len(rows) == len(features):
             contributions = explain_margin(scoring.model, features, info)
-            return reason_table(contributions, features, info, probability=probability, threshold=scoring.threshold)
+            return reason_table(contributions, features, info, probability=probability, threshold=bar)
         out = pd.DataFrame(index=features.index, columns=list(REASON_COLUMNS), dtype=object)
         if len(rows):
             chosen = features.iloc[rows]
             contributions = explain_margin(scoring.model, chosen, info)
-            table = reason_table(
-                contributions, chosen, info, probability=probability[rows], threshold=scoring.threshold
-            )
+            table = reason_table(contributions, chosen, info, probability=probability[rows], threshold=bar[rows])
             for name in REASON_COLUMNS:
                 if name in table.columns:
                     out.iloc[rows, out.columns.get_loc(name)] = table[name].astype(object).to_numpy()

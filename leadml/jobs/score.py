@@ -32,7 +32,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,10 +91,20 @@ SCORES_SCHEMA = pa.schema([
     ("lead_id", pa.string()), ("as_of", pa.timestamp("ns", tz="UTC")), ("model_name", pa.string()),
     ("model_version", pa.string()), ("probability", pa.float64()), ("score", pa.int16()), ("tier", pa.string()),
     ("is_mql", pa.bool_()), ("fit_score", pa.int16()), ("engagement_score", pa.int16()),
-    ("grid_tier", pa.string()), ("next_action", pa.string()), ("due_at", pa.timestamp("ns", tz="UTC")),
+    ("grid_tier", pa.string()), ("mql_route", pa.string()), ("next_action", pa.string()), ("due_at", pa.timestamp("ns", tz="UTC")),
     ("mql_since", pa.timestamp("ns", tz="UTC")), ("overdue", pa.bool_()), ("out_of_range", pa.string()),
     *((name, pa.string()) for name in REASON_COLUMNS),
 ])  # fmt: skip
+EXPECTED_VALUE = pa.field("expected_value", pa.float64())  # p x value - touch_cost, under mql.policy: value
+
+
+def scores_schema(scoring) -> pa.Schema:
+    """The scores file's columns for a model: :data:`SCORES_SCHEMA`, with ``expected_value`` after
+    ``is_mql`` when its MQL rule is the value policy (:mod:`leadml.modeling.group_policy`)."""
+    rule = getattr(scoring, "mql_rule", None)
+    if rule is None or not rule.by_value:
+        return SCORES_SCHEMA
+    return SCORES_SCHEMA.insert(SCORES_SCHEMA.get_field_index("is_mql") + 1, EXPECTED_VALUE)
 
 
 def scores_table(
@@ -108,6 +118,8 @@ def scores_table(
     rules: pd.DataFrame | None = None,
     spells: pd.Series | None = None,
     accepted: pd.Series | None = None,
+    mql_columns: pd.DataFrame | None = None,
+    filled: dict[str, int] | None = None,
 ) -> pa.Table:
     """The scores rows of some snapshots (``lead_id``, ``as_of``) and their features.
 
@@ -116,6 +128,9 @@ def scores_table(
     model's rules scores of the snapshots (:attr:`FeatureChunk.rules`), which give its sub-scores and
     reasons. ``spells`` (lead_id -> mql_since of the earlier runs) and ``accepted`` (lead_id ->
     sql_at) fix each MQL's deadline to the start of its spell (:mod:`leadml.jobs.handoff`).
+    ``mql_columns``: the group / value of each snapshot's lead, for a model whose MQL rule has a
+    threshold per lead (:attr:`FeatureChunk.mql_columns`); ``filled`` counts the leads whose missing
+    value took the training median (key ``value``) and those without a group (key ``group``).
     """
     from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
     from leadml.jobs.output import timestamps
@@ -124,7 +139,13 @@ def scores_table(
     scoring, n = loaded.scoring, len(snapshots)
     matrix = scoring.booster_matrix(features) if scorer is not None and hasattr(scoring, "booster_matrix") else None
     p = scorer(features, matrix) if scorer is not None else probabilities(scoring, features)
-    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    threshold, expected, missing = (scoring.mql_thresholds(p, mql_columns) if hasattr(scoring, "mql_thresholds")
+                                    else (scoring.threshold, None, 0))  # fmt: skip
+    if filled is not None:
+        filled["value"] = filled.get("value", 0) + missing
+        if mql_columns is not None and "mql__group" in mql_columns:
+            filled["group"] = filled.get("group", 0) + int(mql_columns["mql__group"].isna().sum())
+    policy = apply_policy(p, threshold, scoring.tiers)
     tiers = policy["tier"].astype(str).to_numpy(dtype=object)
     columns = {
         "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
@@ -136,6 +157,9 @@ def scores_table(
         "tier": pa.array(tiers, pa.string()),
         "is_mql": pa.array(policy["is_mql"].to_numpy(), pa.bool_()),
     }  # fmt: skip
+    schema = scores_schema(scoring)
+    if expected is not None and EXPECTED_VALUE.name in schema.names:
+        columns[EXPECTED_VALUE.name] = pa.array(expected, pa.float64())
     if config is not None and n:
         as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
         decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
@@ -148,27 +172,32 @@ def scores_table(
             columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
     explained = None
     if reasons is not None and n:
-        explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"])
+        explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"], threshold)
     for name in REASON_COLUMNS:
         if explained is not None and name in explained.columns:
             columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string(), from_pandas=True)
         else:
             columns[name] = pa.nulls(n, pa.string())
-    return pa.table(columns, schema=SCORES_SCHEMA)
+    return pa.table({name: columns[name] for name in schema.names}, schema=schema)
 
 
 def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, rules: pd.DataFrame | None,
-             lead_ids: pd.Series | None = None):  # fmt: skip
+             lead_ids: pd.Series | None = None, threshold: float | np.ndarray | None = None):  # fmt: skip
     """The reason columns: the step's, or for a rules model the rules that fired (when the step can say;
     a rules model without its rules scores gets none: it has no SHAP to explain it). leadml's own
-    step gets the ``lead_ids`` too, which split ties at the run's top cut."""
-    ids = {"lead_ids": lead_ids} if isinstance(step, ExplainReasons) else {}
+    step gets the ``lead_ids`` too, which split ties at the run's top cut, and each lead's MQL
+    ``threshold`` (one per lead under a group or value rule), so every MQL is explained."""
+    threshold = scoring.threshold if threshold is None else threshold
+    ours = isinstance(step, ExplainReasons)
+    ids = {"lead_ids": lead_ids} if ours else {}
     of_rules = getattr(step, "of_rules", None)
     if rules is not None and of_rules is not None:
-        return of_rules(rules, p, scoring.threshold, **ids)
+        return of_rules(rules, p, threshold, **ids)
     if rules is None and of_rules is not None and getattr(scoring, "needs_points", False):
         return None
-    return step(scoring, features, p, **ids)
+    if isinstance(step, ExplainReasons):
+        return step(scoring, features, p, lead_ids=lead_ids, threshold=threshold)
+    return step(scoring, features, p)
 
 
 # -- the job's options -------------------------------------------------------------------------
@@ -278,6 +307,7 @@ class ScoringJob:
     drift: DriftCounter | None
     started: float
     spells: pd.Series | None = None  # lead_id -> mql_since of the MQL spells the earlier runs left open
+    filled: dict[str, int] = field(default_factory=dict)  # leads whose MQL rule read a missing value / group
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -316,7 +346,8 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
     rules = loaded.scoring.ruleset() if getattr(loaded.scoring, "needs_points", False) else None
     if rules is not None:
         summary.notes.append(_rules_note(rules, options, step))
-    source = feature_source(config, builder, stamp, chunk_leads=options.chunk_leads, rules=rules)
+    source = feature_source(config, builder, stamp, chunk_leads=options.chunk_leads, rules=rules,
+                            mql=getattr(loaded.scoring, "mql_columns", (None, None)))  # fmt: skip
     summary.streamed = source.streamed
     summary.notes.extend(source.notes)
     reference = model_reference(loaded.scoring)
@@ -329,7 +360,8 @@ def prepare_scoring(config: PipelineConfig, as_of: object, out: str | os.PathLik
 def score_chunk(job: ScoringJob, chunk: FeatureChunk, writer: ScoresWriter) -> None:
     """Score one chunk of open leads, write its rows, and count it (tiers, MQLs, quality, drift)."""
     table = scores_table(job.loaded, chunk.snapshots, chunk.features, job.reasons, job.scorer, job.config,
-                         job.options.subscores, chunk.rules, job.spells, chunk.accepted)  # fmt: skip
+                         job.options.subscores, chunk.rules, job.spells, chunk.accepted, chunk.mql_columns,
+                         job.filled)  # fmt: skip
     writer.write(table)
     summary = job.summary
     summary.chunks += 1
@@ -356,6 +388,7 @@ def finish_scoring(job: ScoringJob, rows: int) -> ScoreSummary:
     summary.tiers = dict(sorted(summary.tiers.items()))
     summary.unseen = {column: n for column, n in job.quality.other.items() if n}
     summary.notes.extend(job.quality.notes())
+    summary.notes.extend(_mql_rule_notes(job.loaded.scoring, job.filled))
     if summary.out_of_range_note():
         summary.notes.append(summary.out_of_range_note() or "")
     if summary.past_target:
@@ -382,7 +415,7 @@ def _score_chunks(job: ScoringJob) -> int:
     bar = ProgressBar(job.options.progress, job.source.total_leads, f"scoring at {job.summary.as_of:%Y-%m-%d}")
     try:
         with unnamed_output(out) as sink, _run_chunks(job) as chunks:
-            writer = ScoresWriter(sink, out, SCORES_SCHEMA, job.metadata)
+            writer = ScoresWriter(sink, out, scores_schema(job.loaded.scoring), job.metadata)
             try:
                 for chunk in chunks:
                     score_chunk(job, chunk, writer)
@@ -433,6 +466,22 @@ def no_open_leads(config: PipelineConfig, as_of: pd.Timestamp) -> Exception:
         f"{config.name}: no open lead at as_of {as_of:%Y-%m-%d %H:%M} UTC{span}; nothing was scored and the "
         "previous scores file is kept; pick an as_of within the data"
     )
+
+
+def _mql_rule_notes(scoring, filled: dict[str, int]) -> list[str]:
+    """What the MQL rule filled in: leads without a value (the training median) or without a group."""
+    rule = getattr(scoring, "mql_rule", None)
+    if rule is None:
+        return []
+    notes = []
+    if filled.get("value"):
+        median = f"{rule.value_median:g}" if rule.value_median is not None else "0 (training had no value)"
+        notes.append(f"{filled['value']:,} leads have no {rule.value_column} (mql.value_column): their expected "
+                     f"value uses the training median, {median}")  # fmt: skip
+    if filled.get("group"):
+        notes.append(f"{filled['group']:,} leads have no {rule.group_column} (mql.capacity_by): they take the "
+                     "threshold of the 'default' group (or the global one)")  # fmt: skip
+    return notes
 
 
 def _rules_note(rules, options: ScoreOptions, step: ReasonsStep | None) -> str:

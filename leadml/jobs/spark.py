@@ -237,6 +237,7 @@ DECISION_TYPES = {
     "fit_score": "short",
     "engagement_score": "short",
     "grid_tier": "string",
+    "mql_route": "string",
     "next_action": "string",
     "due_at": "timestamp",
     "mql_since": "timestamp",
@@ -258,6 +259,27 @@ def refuse_rules_model(loaded) -> None:
         version = f" version {loaded.version}" if loaded.version else ""
         raise ModelError(f"{loaded.name}{version} is the rules scored as a model (a cold start or a rules win), "
                          "which the Spark engine does not serve; score it with --engine pandas")  # fmt: skip
+
+
+def refuse_mql_rule(config, loaded=None) -> None:
+    """Refuse an MQL rule with a threshold per lead (``mql.capacity_by``, ``mql.policy: value``): the
+    Spark engine scores through the pyfunc's feature columns, which carry neither the group nor the value.
+
+    Raises:
+        ConfigError: the pipeline sets one (checked before the model loads); ModelError: the model carries one.
+    """
+    mql = config.mql
+    if mql.capacity_by is not None or mql.policy == "value":
+        from leadml.core.errors import ConfigError
+
+        key = "mql.capacity_by" if mql.capacity_by is not None else "mql.policy: value"
+        raise ConfigError(f"{config.name}: {key} gives each lead its own MQL threshold, which the Spark engine "
+                          "does not carry; score with --engine pandas")  # fmt: skip
+    if loaded is not None and getattr(loaded.scoring, "mql_rule", None) is not None:
+        from leadml.core.errors import ModelError
+
+        raise ModelError(f"{loaded.name}: the model's MQL threshold is per lead (by group or by value), which the "
+                         "Spark engine does not carry; score with --engine pandas")  # fmt: skip
 
 
 def _model_uri(loaded, folder: Path) -> str:
@@ -345,10 +367,12 @@ def score_spark(
     started = time.perf_counter()
     stamp = to_utc(as_of)
     check_spark_source(config)  # before the model, the data and Spark
+    refuse_mql_rule(config)
     step = reasons_step(reasons)  # an unknown selection too
     loaded = load_model(config, model_uri)
     check_builder(loaded.scoring)
     refuse_rules_model(loaded)
+    refuse_mql_rule(config, loaded)
     scoring, builder = loaded.scoring, loaded.scoring.builder
     summary = ScoreSummary(Path(out), stamp, loaded.uri, loaded.name, loaded.version, streamed=True)
     summary.reasons = step is not None

@@ -53,7 +53,7 @@ def capacity_replay(
     The capacity is in new MQLs a week, which only nightly runs show (a lead's score moves between
     two training snapshots); see :func:`leadml.features.build.nightly_replay`. (None, None) otherwise.
     """
-    if config.mql.policy != "capacity":
+    if not config.mql.capped:  # capacity, or value capped by a capacity
         return None, None
     from leadml.features.build import nightly_replay
 

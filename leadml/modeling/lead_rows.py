@@ -46,6 +46,7 @@ def lead_columns(scoring) -> list[str]:
     fields = ["lead_id", *(() if builder.flat_ else ("created_at",)), *lead_fields(builder)]
     if scoring.needs_points:
         fields += scoring.ruleset().fields
+    fields += [c for c in getattr(scoring, "mql_columns", (None, None)) if c]  # the MQL rule's group / value
     if not builder.flat_:
         fields.append(EVENTS_COLUMN)
     return list(dict.fromkeys(fields))
@@ -149,12 +150,17 @@ def score_lead_rows(scoring, rows: pd.DataFrame, as_of: object, reasons: Callabl
         rules.index = features.index
         features = features.assign(**scoring.with_points(features, rules["points"]))
     p = scoring.probability(features) if len(features) else np.zeros(0)
-    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    threshold, expected = scoring.threshold, None
+    if hasattr(scoring, "lead_thresholds"):  # the MQL rule's threshold per lead, from its own row
+        threshold, expected, _ = scoring.lead_thresholds(p, leads, snapshots["lead_id"], SOURCE)
+    policy = apply_policy(p, threshold, scoring.tiers)
     out = pd.DataFrame({
         "lead_id": snapshots["lead_id"].to_numpy(dtype=object), "as_of": snapshots["as_of"].to_numpy(),
         "probability": p, "score": policy["score"].to_numpy(), "tier": policy["tier"].astype(str).to_numpy(dtype=object),
         "is_mql": policy["is_mql"].to_numpy(),
     })  # fmt: skip
+    if expected is not None:
+        out["expected_value"] = expected
     explained = None
     if reasons is not None and len(out):
         explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"])

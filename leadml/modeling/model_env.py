@@ -14,6 +14,10 @@ checkout) with ``pip wheel --no-deps``, once per version and content of the sour
 the code changed. Where leadml was installed from a wheel or an index there is no source tree;
 the requirement is then ``leadml==VERSION``, which an index serving leadml resolves. So it is when
 the build fails (offline, say: pip fetches setuptools for it), with a warning: training goes on.
+
+The cold build costs pip ~6 s; :func:`start_wheel_build` starts it in a background thread when a
+command knows it will log a model (``leadml train``, ``leadml demo``), so that it runs beside
+the training rather than after it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
+from concurrent.futures import Future
 from pathlib import Path
 
 from leadml.core.errors import ModelError
@@ -36,6 +42,8 @@ log = logging.getLogger("leadml.modeling.model_env")
 WHEEL_ARTIFACT = "leadml_wheel"  # the key of the wheel in the pyfunc's artifacts (folder ``artifacts/``)
 SOURCE_FILES = ("pyproject.toml", "README.md")  # beside the package: what the build reads
 PACKAGE_SUFFIXES = (".py", ".html")  # the package's modules and its package data
+_building: dict[Path, Future[Path]] = {}  # wheel cache folder -> the build start_wheel_build began
+_building_lock = threading.Lock()
 
 
 def source_tree() -> Path | None:
@@ -80,17 +88,51 @@ def leadml_wheel(cache: Path | None = None) -> Path | None:
     if root is None:
         log.info("leadml is installed, not imported from its sources: the model requires leadml==%s", __version__)
         return None
+    cache = cache or wheel_cache()
+    with _building_lock:
+        started = _building.pop(cache, None)
     try:
-        return _built_wheel(root, cache or wheel_cache())
+        return started.result() if started is not None else _built_wheel(root, cache)
     except (ModelError, OSError, subprocess.SubprocessError) as exc:
         warnings.warn(f"{exc}; the model is logged without leadml's wheel and loads only where leadml "
                       f"{__version__} is installed", UserWarning, stacklevel=2)  # fmt: skip
         return None
 
 
+def start_wheel_build(cache: Path | None = None) -> None:
+    """Start building leadml's wheel in a background thread; the next :func:`leadml_wheel` waits for it.
+
+    For a command that will log a model: the cold build (~6 s of pip, in its own process) then
+    overlaps the training. Nothing starts where leadml is installed, or when the wheel is cached
+    already; a failed build is warned by :func:`leadml_wheel`, as a build it runs itself.
+    """
+    root = source_tree()
+    cache = cache or wheel_cache()
+    if root is None or (cache / f"{__version__}-{source_digest(root)}" / _wheel_name()).is_file():
+        return
+    with _building_lock:
+        if cache in _building:
+            return
+        started: Future[Path] = Future()
+        _building[cache] = started
+
+    def build() -> None:
+        try:
+            started.set_result(_built_wheel(root, cache))
+        except BaseException as exc:  # handed to the caller of leadml_wheel, which warns
+            started.set_exception(exc)
+
+    # not a daemon: at exit the interpreter waits for the build, which cleans its temporary folder
+    threading.Thread(target=build, name="leadml-wheel-build").start()
+
+
+def _wheel_name() -> str:
+    return f"leadml-{__version__}-py3-none-any.whl"
+
+
 def _built_wheel(root: Path, cache: Path) -> Path:
     folder = cache / f"{__version__}-{source_digest(root)}"
-    wheel = folder / f"leadml-{__version__}-py3-none-any.whl"
+    wheel = folder / _wheel_name()
     if wheel.is_file():
         return wheel
     folder.mkdir(parents=True, exist_ok=True)

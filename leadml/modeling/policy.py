@@ -22,6 +22,9 @@ The threshold is a calibrated probability, found on the validation snapshots in 
 - ``precision``: the lowest threshold at which the precision of ``p >= t`` reaches
   ``target_precision`` (the most conversions at that precision).
 - ``probability``: a fixed probability.
+- ``value``, and ``capacity`` by a leads column (``capacity_by``): a threshold per lead, see
+  :mod:`leadml.modeling.group_policy` (``value`` without a capacity gives the threshold 0 here and
+  each snapshot's own ``floor``, ``touch_cost / value``, decides).
 
 A threshold that makes no MQL of the snapshots it was found on sends nobody to sales: a fixed
 probability above all of them, or a capacity smaller than one lead over their span. (When more
@@ -86,6 +89,8 @@ class Threshold:
     note: str = ""
     advice: str = ""
     new_per_week: float | None = None
+    by_group: dict[str, float] | None = None  # capacity_by: each group's threshold (leadml.modeling.group_policy)
+    new_per_week_by_group: dict[str, float] | None = None  # and the new MQLs a week it starts in the replay
 
 
 def span_weeks(as_of: pd.Series) -> float:
@@ -119,7 +124,8 @@ class NightlyScores:
     """Probabilities of the open leads, night by night, over a period (the replayed scoring runs).
 
     ``p``, ``lead_id``, ``as_of`` and ``created_at`` are aligned; ``fraction`` is the share of the
-    leads replayed (counts of spells scale by ``1 / fraction``).
+    leads replayed (counts of spells scale by ``1 / fraction``). ``period`` (first night in ns, weeks)
+    keeps the whole replay's period for a part of its leads (:meth:`subset`: one group).
     """
 
     p: np.ndarray
@@ -127,10 +133,27 @@ class NightlyScores:
     as_of: pd.Series
     created_at: pd.Series
     fraction: float = 1.0
+    period: tuple[int, float] | None = None
 
     @property
     def weeks(self) -> float:
-        return span_weeks(self.as_of)
+        return self.period[1] if self.period is not None else span_weeks(self.as_of)
+
+    def subset(self, rows: np.ndarray) -> NightlyScores:
+        """The nights of some rows (a boolean mask), over the same period as the whole replay."""
+        start = int(pd.to_datetime(self.as_of, utc=True).dt.as_unit("ns").array.asi8.min()) if len(self.p) else 0
+        period = self.period if self.period is not None else (start, self.weeks)
+        return NightlyScores(p=np.asarray(self.p)[rows], lead_id=np.asarray(self.lead_id)[rows],
+                             as_of=self.as_of[rows].reset_index(drop=True),
+                             created_at=self.created_at[rows].reset_index(drop=True),
+                             fraction=self.fraction, period=period)  # fmt: skip
+
+    def floored(self, floor: np.ndarray) -> NightlyScores:
+        """The nights with each probability below its row's ``floor`` set to -1: no threshold in [0, 1]
+        makes those rows MQL, so the spells counted are those of ``p >= max(threshold, floor)``."""
+        p = np.where(np.asarray(self.p, dtype=float) >= floor, self.p, -1.0)
+        return NightlyScores(p=p, lead_id=self.lead_id, as_of=self.as_of, created_at=self.created_at,
+                             fraction=self.fraction, period=self.period)  # fmt: skip
 
     @cached_property
     def _sorted_sides(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,7 +165,7 @@ class NightlyScores:
         lead, p = self.lead_id[order], np.asarray(self.p, dtype=float)[order]
         first = np.ones(len(lead), dtype=bool)
         first[1:] = lead[1:] != lead[:-1]
-        start = as_of.min() if len(as_of) else 0
+        start = self.period[0] if self.period is not None else as_of.min() if len(as_of) else 0
         born = first & (created[order] >= start - DAY.value)
         after, before = p[~first], np.roll(p, 1)[~first]
         return np.sort(p[born]), np.sort(after), np.sort(np.minimum(before, after))
@@ -237,13 +260,20 @@ def _no_mql_advice(p: np.ndarray, mql: MQLConfig, threshold: float, span: float 
             f"{top:.4g}; lower mql.probability to {_significant_down(top):g} or less, or use mql.policy: f1 "
             "(or capacity)"
         )
+    if mql.policy == "value":
+        return (
+            f"mql.policy value makes an MQL of a lead whose p x {mql.value_column} reaches mql.touch_cost "
+            f"({mql.touch_cost:g}), and no snapshot's does (the highest probability is {top:.4g}); lower "
+            "mql.touch_cost, or check the values"
+        )
     if mql.policy == "capacity" and span is not None:
-        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
-        allowed = int(np.floor(mql.capacity_per_week * span + 1e-9))
+        assert mql.weekly_capacity is not None  # MQLConfig requires it for this policy
+        capacity = mql.weekly_capacity
+        allowed = int(np.floor(capacity * span + 1e-9))
         needed = math.ceil(held / span - 1e-9)
         if held == len(p) > 1 and allowed >= 1:  # more room than one, yet nothing to choose between
             return (
-                f"mql.policy capacity allows {allowed} MQLs ({mql.capacity_per_week} a week over {span:.2f} weeks, "
+                f"mql.policy capacity allows {allowed} MQLs ({capacity} a week over {span:.2f} weeks, "
                 f"rounded down) but all {held} snapshots share the probability {top:.4g}: the model tells none of "
                 "them apart (did it learn from too few conversions?)"
             )
@@ -253,7 +283,7 @@ def _no_mql_advice(p: np.ndarray, mql: MQLConfig, threshold: float, span: float 
             else f"the highest probability is {top:.4g}"
         )
         return (
-            f"mql.policy capacity allows {allowed} MQLs ({mql.capacity_per_week} a week over {span:.2f} weeks, "
+            f"mql.policy capacity allows {allowed} MQLs ({capacity} a week over {span:.2f} weeks, "
             f"rounded down) and {why}, so no threshold is reachable; raise mql.capacity_per_week to at least "
             f"{needed}, or use mql.policy: f1"
         )
@@ -272,21 +302,24 @@ def _policy_threshold(
         if np.asarray(y, dtype=float).sum() == 0:
             return threshold, "f1: no conversion among the labels (F1 is 0 everywhere); the highest probability kept"
         return threshold, f"f1: the best F1 ({best:.3f}) of {len(np.unique(p))} distinct probabilities"
-    if mql.policy == "capacity" and nightly is not None and len(nightly.p):
-        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
-        weeks = nightly.weeks
-        threshold = spell_threshold(nightly, mql.capacity_per_week * weeks)
+    if mql.policy == "value" and not mql.capped:
+        return 0.0, f"value: an MQL when p x {mql.value_column} - {mql.touch_cost:g} >= 0 (a threshold per lead)"
+    if mql.capped and nightly is not None and len(nightly.p):
+        assert mql.weekly_capacity is not None  # MQLConfig requires it for this policy
+        weeks, capacity = nightly.weeks, mql.weekly_capacity
+        threshold = spell_threshold(nightly, capacity * weeks)
         if threshold != NOBODY:
+            threshold = max(threshold, 0.0)  # below every probability: -1 marks the rows the value rule leaves out
             started = float(nightly.spells(np.array([threshold]))[0]) / weeks
-            return threshold, (f"capacity: {started:.1f} new MQLs a week (at most {mql.capacity_per_week}) in "
+            return threshold, (f"{mql.policy}: {started:.1f} new MQLs a week (at most {capacity}) in "
                                f"nightly runs replayed over {weeks:.1f} weeks of the validation period")  # fmt: skip
-    if mql.policy == "capacity":
-        assert mql.capacity_per_week is not None  # MQLConfig requires it for this policy
-        k = int(np.floor(mql.capacity_per_week * span + 1e-9))
+    if mql.capped:
+        assert mql.weekly_capacity is not None  # MQLConfig requires it for this policy
+        k = int(np.floor(mql.weekly_capacity * span + 1e-9))
         how = (
-            f"{mql.capacity_per_week} a week over {span:.2f} weeks"
+            f"{mql.weekly_capacity} a week over {span:.2f} weeks"
             if timed
-            else f"{mql.capacity_per_week} a week, the batch taken as {span:g} week(s) of leads"
+            else f"{mql.weekly_capacity} a week, the batch taken as {span:g} week(s) of leads"
         )
         threshold = top_k_threshold(p, k)
         if threshold == NOBODY and k > 0 and n and np.max(p) > np.min(p):  # all equal: nothing told apart
@@ -319,6 +352,7 @@ def find_threshold(
     y: np.ndarray | None = None,
     batch_weeks: float = 1.0,
     nightly: NightlyScores | None = None,
+    floor: np.ndarray | None = None,
 ) -> Threshold:
     """The MQL threshold of a policy, found on calibrated probabilities (the validation snapshots).
 
@@ -329,6 +363,9 @@ def find_threshold(
         y: labels, needed for ``f1`` and ``precision`` (and used to report precision, recall and F1).
         nightly: the replayed nightly runs of the same model over the period, for ``capacity`` in
             new MQLs a week (without it, ``capacity`` caps snapshots).
+        floor: each snapshot's own lowest threshold (``value``: ``touch_cost / value``); a snapshot is
+            an MQL when ``p >= max(threshold, floor)`` (a capacity counts only those; ``nightly`` is
+            then floored by the caller, :meth:`NightlyScores.floored`).
 
     Returns:
         The :class:`Threshold`; when no snapshot reaches it, ``mql_count`` is 0 and ``advice`` says
@@ -349,8 +386,10 @@ def find_threshold(
     has_time = as_of is not None and bool(pd.Series(as_of).notna().any())
     weeks = span_weeks(as_of) if has_time else None
     span = weeks if weeks is not None else batch_weeks
-    threshold, note = _policy_threshold(p, mql, y, span, timed=weeks is not None, nightly=nightly)
-    chosen = p >= threshold
+    floor = np.zeros(n) if floor is None else np.asarray(floor, dtype=float)
+    eligible = np.where(p >= floor, p, -1.0)  # -1: below the row's own floor, never an MQL
+    threshold, note = _policy_threshold(eligible, mql, y, span, timed=weeks is not None, nightly=nightly)
+    chosen = p >= np.maximum(threshold, floor)
     count = int(chosen.sum())
     precision = recall = f1 = None
     if y is not None:
@@ -360,7 +399,7 @@ def find_threshold(
         recall = hits / positives if positives else None
         f1 = 2 * hits / (count + positives) if count + positives else None
     new_per_week = None
-    if nightly is not None and len(nightly.p) and mql.policy == "capacity" and threshold != NOBODY:
+    if nightly is not None and len(nightly.p) and mql.capped and threshold != NOBODY:
         new_per_week = float(nightly.spells(np.array([threshold]))[0]) / nightly.weeks
     return Threshold(
         threshold=threshold,
@@ -414,8 +453,13 @@ def ordered_tiers(tiers: Sequence[TierConfig], threshold: float | None = None) -
     return mql + ranked + catch_all
 
 
-def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | None = None) -> pd.Categorical:
+def assign_tiers(
+    p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | np.ndarray | None = None
+) -> pd.Categorical:
     """The tier of each probability: the first (highest ``min``) tier it reaches.
+
+    ``threshold`` may be one per row (an MQL rule by group or by value): a ``min: mql`` tier then
+    holds each row at or above its own threshold.
 
     A tier with ``min: mql`` holds exactly the MQLs (probability at or above ``threshold``); the other
     tiers share the rest. Without a catch-all, probabilities below the lowest ``min`` get the lowest tier.
@@ -431,12 +475,18 @@ def assign_tiers(p: np.ndarray, tiers: Sequence[TierConfig], threshold: float | 
         >>> list(assign_tiers(np.array([0.4, 0.08, 0.05]), tiers, threshold=0.07))
         ['MQL', 'MQL', 'unqualified']
     """
-    ranked = ordered_tiers(tiers, threshold)
+    per_row = threshold is not None and np.ndim(threshold) > 0
+    ranked = ordered_tiers(tiers, 0.0 if per_row else threshold)  # type: ignore[arg-type]
     if not ranked:
         raise ConfigError("mql.tiers: at least one tier is needed")
     p = np.asarray(p, dtype=float)
-    mins = np.array([_tier_min(t, threshold) if t.min is not None else -np.inf for t in ranked])
-    reached = p[:, None] >= mins[None, :]
+    mins = np.empty((len(p), len(ranked)))
+    for j, tier in enumerate(ranked):  # a few tiers: one vectorised column each
+        if per_row and tier.min == "mql":
+            mins[:, j] = np.asarray(threshold, dtype=float)
+        else:
+            mins[:, j] = _tier_min(tier, threshold) if tier.min is not None else -np.inf  # type: ignore[arg-type]
+    reached = p[:, None] >= mins
     first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(ranked) - 1)
     names = [t.name for t in ranked]
     return pd.Categorical.from_codes(first, categories=names)
@@ -453,8 +503,11 @@ def score_0_100(p: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(percent + 0.5), 0, 100).astype(np.int16)
 
 
-def apply_policy(p: np.ndarray, threshold: float, tiers: Sequence[TierConfig]) -> pd.DataFrame:
-    """``probability``, ``score``, ``tier`` and ``is_mql`` for calibrated probabilities."""
+def apply_policy(p: np.ndarray, threshold: float | np.ndarray, tiers: Sequence[TierConfig]) -> pd.DataFrame:
+    """``probability``, ``score``, ``tier`` and ``is_mql`` for calibrated probabilities.
+
+    ``threshold`` is one number, or one per row (an MQL rule by group or by value,
+    :meth:`leadml.modeling.group_policy.MQLRule.thresholds`)."""
     p = np.asarray(p, dtype=float)
     return pd.DataFrame(
         {

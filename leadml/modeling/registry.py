@@ -192,6 +192,10 @@ def _signature(scoring: LeadScoringModel, example: pd.DataFrame):
     # the leads input's columns: passed through as they are (absent from a feature frame, they cost nothing)
     columns += [ColSpec(AnyType(), name, required=False)
                 for name in lead_columns(scoring) if name not in scoring.feature_names]  # fmt: skip
+    if getattr(scoring, "mql_rule", None) is not None:  # a feature frame's group / value under reserved names
+        from leadml.data.mql_columns import GROUP_COLUMN, VALUE_COLUMN
+
+        columns += [ColSpec("string", GROUP_COLUMN, required=False), ColSpec("double", VALUE_COLUMN, required=False)]
     params = ParamSchema([ParamSpec("input", "string", FEATURES_INPUT), ParamSpec("as_of", "string", ""),
                           ParamSpec("reasons", "string", "all")])  # fmt: skip
     outputs = infer_signature(None, scoring.score(example)).outputs

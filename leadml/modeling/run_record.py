@@ -27,7 +27,8 @@ from leadml.modeling.train import TrainingResult
 MAX_VALUE = 500  # MLflow 3 takes 6,000 characters; servers before 1.28 took 500
 MAX_DESCRIPTION = 5000  # the registry's column for a version's description
 SECTIONS = ("models", "snapshots", "split")  # logged whole
-MQL_KEYS = ("policy", "capacity_per_week", "target_precision", "probability")
+MQL_KEYS = ("policy", "capacity_per_week", "capacity_by", "value_column", "touch_cost", "target_precision",
+            "probability")  # fmt: skip
 FEATURE_KEYS = ("windows", "decay_half_lives", "velocity", "event_types")
 DESCRIBED_METRICS = ("pr_auc", "roc_auc", "log_loss", "brier", "lift_top10", "precision_at_mql")
 

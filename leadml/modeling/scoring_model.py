@@ -17,6 +17,14 @@ rules points of each lead (column ``rules__points``), the calibrated baseline ma
 probability, and the model carries its rule set (``rules``, the rules file's content) so that
 :meth:`LeadScoringModel.rules_scores` computes the points of new snapshots exactly as training did
 (only events before each as_of count). :attr:`LeadScoringModel.needs_points` tells the two kinds apart.
+
+Under ``mql.capacity_by`` or ``mql.policy: value`` the model also carries an
+:class:`~leadml.modeling.group_policy.MQLRule` (:attr:`LeadScoringModel.mql_rule`): the threshold of
+each group seen in training (:attr:`LeadScoringModel.thresholds_by_group`; a group training never saw
+gets the global capacity threshold, a lead without a group the ``default`` group's), the touch cost
+and the training median of the value. Every place that flags MQLs asks
+:meth:`LeadScoringModel.mql_thresholds` for the thresholds of its leads; ``threshold`` stays the one
+number a report shows (value policy: the threshold of a lead of median value).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from leadml.rules.ruleset import POINTS_COLUMN
 
 if TYPE_CHECKING:
     from leadml.features.build import TrainSet
+    from leadml.modeling.group_policy import MQLRule
     from leadml.rules.ruleset import RuleSet
 
 MISSING, OTHER = "missing", "other"
@@ -116,6 +125,7 @@ class LeadScoringModel:
     """
 
     rules: dict | None = None  # models packed before rules models were served have no rule set
+    mql_rule: MQLRule | None = None  # a threshold per lead (capacity_by, value policy); older models have none
 
     def __init__(
         self,
@@ -130,6 +140,7 @@ class LeadScoringModel:
         subscores=None,
         drift_reference: dict | None = None,
         rules: Mapping | None = None,
+        mql_rule: MQLRule | None = None,
     ):
         self.model = model
         self.feature_names = list(feature_names)
@@ -142,6 +153,63 @@ class LeadScoringModel:
         self.subscores = subscores  # a SubscoreScale (leadml.modeling.subscores): fit/engagement 0-100
         self.drift_reference = drift_reference  # the training distribution (leadml.modeling.drift_reference)
         self.rules = dict(rules) if rules is not None else None  # RuleSet.to_dict() of a rules model
+        self.mql_rule = mql_rule  # leadml.modeling.group_policy: thresholds by group / by value
+
+    @property
+    def thresholds_by_group(self) -> dict[str, float]:
+        """The MQL threshold of each group seen in training (empty without ``mql.capacity_by``)."""
+        return dict(self.mql_rule.thresholds_by_group) if self.mql_rule is not None else {}
+
+    @property
+    def mql_columns(self) -> tuple[str | None, str | None]:
+        """The leads columns the MQL rule reads: (group column, value column); (None, None) for one threshold."""
+        rule = self.mql_rule
+        return (rule.group_column, rule.value_column) if rule is not None else (None, None)
+
+    def mql_thresholds(
+        self, p: np.ndarray, columns: pd.DataFrame | None = None
+    ) -> tuple[float | np.ndarray, np.ndarray | None, int]:
+        """Each lead's MQL threshold (:attr:`threshold` for all without an MQL rule), its expected value
+        (value policy; else None) and the count of missing values filled with the training median.
+
+        ``columns``: ``mql__group`` / ``mql__value`` of the leads, aligned with ``p``
+        (:func:`leadml.data.mql_columns.lead_mql_columns`); None reads every lead as missing.
+        """
+        if self.mql_rule is None:
+            return self.threshold, None, 0
+        return self.mql_rule.thresholds(p, columns)
+
+    def lead_thresholds(
+        self, p: np.ndarray, leads: pd.DataFrame | None, lead_ids, source: str = "leads"
+    ) -> tuple[float | np.ndarray, np.ndarray | None, int]:
+        """:meth:`mql_thresholds` of some leads, their group / value read from their rows of ``leads``
+        (``lead_ids`` aligned with ``p``)."""
+        group, value = self.mql_columns
+        if (group is None and value is None) or leads is None:
+            return self.mql_thresholds(p, None)
+        from leadml.data.mql_columns import mql_columns_of
+
+        return self.mql_thresholds(p, mql_columns_of(leads, lead_ids, group, value, source))
+
+    def frame_mql_columns(self, frame: pd.DataFrame) -> pd.DataFrame | None:
+        """The MQL rule's columns of a frame given to the pyfunc: ``mql__group`` / ``mql__value`` when
+        present, else the leads columns by their own names (a model feature of that name is encoded,
+        so pass the raw values under the reserved names then). None without an MQL rule."""
+        from leadml.data.mql_columns import GROUP_COLUMN, VALUE_COLUMN, deal_values, group_text
+
+        group, value = self.mql_columns
+        if group is None and value is None:
+            return None
+        out = pd.DataFrame(index=frame.index)
+        for reserved, own in ((GROUP_COLUMN, group), (VALUE_COLUMN, value)):
+            if own is None:
+                continue
+            name = reserved if reserved in frame.columns else own if own not in self.feature_names else None
+            if name is None or name not in frame.columns:
+                continue  # every lead missing: the default group, the median value
+            raw = frame[name]
+            out[reserved] = group_text(raw) if reserved == GROUP_COLUMN else deal_values(raw, name, "model input")
+        return out
 
     @property
     def needs_points(self) -> bool:
@@ -210,7 +278,8 @@ class LeadScoringModel:
                                  "training snapshots (rules=...) to pack it")  # fmt: skip
             threshold = result.threshold if result.threshold is not None else rules_threshold(result.model, rules)
             packed = dict(model=result.model, feature_names=[POINTS_COLUMN], categories={}, threshold=threshold,
-                          tiers=tiers, builder=trainset.builder, name=RULES, rules=rules.to_dict())  # fmt: skip
+                          tiers=tiers, builder=trainset.builder, name=RULES, rules=rules.to_dict(),
+                          mql_rule=getattr(result, "mql_rule", None))  # fmt: skip
             return cls(**packed, drift_reference=training_reference(trainset, cls(**packed)))
 
         frame = trainset.frame
@@ -221,7 +290,8 @@ class LeadScoringModel:
         }
         parts = dict(model=result.model, feature_names=result.feature_names, categories=categories,
                      threshold=result.threshold, tiers=tiers, builder=trainset.builder, name=result.chosen,
-                     subscores=training_subscore_scale(result.model, trainset))  # fmt: skip
+                     subscores=training_subscore_scale(result.model, trainset),
+                     mql_rule=getattr(result, "mql_rule", None))  # fmt: skip
         reference = training_reference(trainset, cls(**parts))  # needs the model's probabilities
         return cls(**parts, drift_reference=reference)
 
@@ -320,9 +390,18 @@ class LeadScoringModel:
         return np.asarray(self.model.calibrator_.predict(raw), dtype=float)
 
     def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """``probability``, ``score`` (0-100), ``tier`` (text) and ``is_mql`` per row."""
-        scores = apply_policy(self.probability(features), self.threshold, self.tiers)
+        """``probability``, ``score`` (0-100), ``tier`` (text) and ``is_mql`` per row; with an MQL rule
+        each row's threshold comes from its group / value columns (:meth:`frame_mql_columns`), and
+        the value policy adds ``expected_value``."""
+        p = self.probability(features)
+        columns = self.frame_mql_columns(features)
+        if columns is not None:
+            columns = columns.reset_index(drop=True)
+        threshold, expected, _ = self.mql_thresholds(p, columns)
+        scores = apply_policy(p, threshold, self.tiers)
         scores["tier"] = _tier_text(scores["tier"])
+        if expected is not None:
+            scores["expected_value"] = expected
         scores.index = features.index
         return scores
 

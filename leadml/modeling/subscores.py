@@ -34,6 +34,7 @@ from leadml.rules.grid import grid_tiers
 __all__ = ["SUBSCORE_GROUPS", "SubscoreScale", "fit_subscore_scale", "group_effects", "subscores"]
 
 SUBSCORE_GROUPS = {"fit": "profile", "engagement": "behaviour"}  # sub-score -> FeatureInfo.group
+SCENARIO_PREFIX = "scenario["  # the path features (``features.scenarios``): the scenario sub-score's group
 
 
 def _groups(names: Sequence[str], feature_info: Sequence[FeatureInfo]) -> dict[str, list[int]]:
@@ -56,14 +57,25 @@ def _compiled(estimator):
     return cached[1]
 
 
+def _scenario_columns(names: Sequence[str]) -> list[int]:
+    return [j for j, name in enumerate(names) if name.startswith(SCENARIO_PREFIX)]
+
+
 def group_effects(
-    model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo], *, matrix: np.ndarray | None = None
+    model,
+    features: pd.DataFrame,
+    feature_info: Sequence[FeatureInfo],
+    *,
+    matrix: np.ndarray | None = None,
+    scenario: bool = False,
 ) -> pd.DataFrame:
     """Per lead, ``fit`` and ``engagement``: each group's effect on the margin (log-odds), see the module.
 
     ``model`` is a fitted LightGBM or logistic model, bare or calibrated. A group with no feature
     has effect 0. For LightGBM, ``matrix`` may give the booster's own input for ``features``
-    (``LeadScoringModel.matrix``), saving its conversion.
+    (``LeadScoringModel.matrix``), saving its conversion. With ``scenario`` and path features in the
+    model, adds ``scenario``: the effect of the path features alone (part of ``engagement`` too),
+    which names the scenario route of an MQL (:mod:`leadml.modeling.routes`).
     """
     from leadml.modeling.contributions import explain_margin, unwrap
     from leadml.modeling.lightgbm.effects import lightgbm_matrix, tree_group_margin
@@ -77,10 +89,16 @@ def group_effects(
         expected = compiled.expected_margin()
         effects = {score: tree_group_margin(compiled, X, columns) - expected if columns else np.zeros(len(X))
                    for score, columns in _groups(names, feature_info).items()}  # fmt: skip
+        path = _scenario_columns(names)
+        if scenario and path:
+            effects["scenario"] = tree_group_margin(compiled, X, path) - expected
     else:
         contributions = explain_margin(model, features, feature_info)
         effects = {score: contributions.values[:, columns].sum(axis=1) if columns else np.zeros(len(features))
                    for score, columns in _groups(contributions.features, feature_info).items()}  # fmt: skip
+        path = _scenario_columns(contributions.features)
+        if scenario and path:
+            effects["scenario"] = contributions.values[:, path].sum(axis=1)
     return pd.DataFrame(effects, index=features.index)
 
 
@@ -95,20 +113,24 @@ class SubscoreScale(BaseEstimator):
         self.n_quantiles = n_quantiles
 
     def fit(self, effects: pd.DataFrame, y=None) -> SubscoreScale:
-        """Keep the quantiles of each column of ``effects`` (``fit``, ``engagement``)."""
+        """Keep the quantiles of each column of ``effects`` (``fit``, ``engagement``, and ``scenario``
+        when the model has path features)."""
         levels = np.linspace(0.0, 1.0, self.n_quantiles)
         self.quantiles_ = {
             name: np.quantile(effects[name].to_numpy(dtype=float), levels, method="inverted_cdf")
-            for name in SUBSCORE_GROUPS
+            for name in (*SUBSCORE_GROUPS, "scenario")
             if name in effects
         }
         return self
 
     def transform(self, effects: pd.DataFrame) -> pd.DataFrame:
-        """``fit_score`` and ``engagement_score`` (int16, 0-100), indexed like ``effects``."""
+        """``fit_score`` and ``engagement_score`` (int16, 0-100; ``scenario_score`` when both the scale
+        and ``effects`` have it), indexed like ``effects``."""
         check_is_fitted(self, "quantiles_")
         out = {}
         for name, grid in self.quantiles_.items():
+            if name not in effects:
+                continue
             x = effects[name].to_numpy(dtype=float)
             rank = (np.searchsorted(grid, x, side="left") + np.searchsorted(grid, x, side="right")) / 2
             out[f"{name}_score"] = np.clip(np.floor(100.0 * rank / len(grid) + 0.5), 0, 100).astype(np.int16)
@@ -117,7 +139,7 @@ class SubscoreScale(BaseEstimator):
 
 def fit_subscore_scale(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo]) -> SubscoreScale:
     """The scale of a model's sub-scores, fitted on its training snapshots' effects."""
-    return SubscoreScale().fit(group_effects(model, features, feature_info))
+    return SubscoreScale().fit(group_effects(model, features, feature_info, scenario=True))
 
 
 def subscores(

@@ -26,6 +26,8 @@ import logging
 import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating the store
 
 log = logging.getLogger("leadml.modeling.tracking_store")
 _OPENED: set[str] = set()
+_CREATING: dict[Path, subprocess.Popen] = {}  # database -> the child process start_store_creation began
 
 
 # -- the store's first opening -----------------------------------------------------------------
@@ -112,10 +115,32 @@ def open_store(uri: str) -> None:
     if key in _OPENED:
         return
     if database is not None:
+        creating = _CREATING.pop(database, None)
+        if creating is not None:
+            creating.wait()  # done or failed: under the lock below, the store is found made or is repaired
         with store_lock(database):
             _create(uri, database)
     _OPENED.add(key)
     recover(uri)
+
+
+def start_store_creation(uri: str) -> None:
+    """Create a new SQLite store in a child process, while this one does other work.
+
+    MLflow's first opening of a database creates and migrates its schema (seconds of alembic
+    migrations); a command that will log to a new store (``leadml demo``) starts it early, and
+    :func:`open_store` waits for the child. The child opens the store as :func:`open_store` does,
+    under the same lock, so one that failed or was killed leaves a store the parent repairs. Nothing
+    starts for a database that exists or a URI that is not a SQLite file.
+    """
+    database = sqlite_path(uri)
+    if database is None or database.exists() or database in _CREATING or str(database) in _OPENED:
+        return
+    code = "import sys; from leadml.modeling.tracking_store import open_store; open_store(sys.argv[1])"
+    paths = os.pathsep.join(entry or os.getcwd() for entry in sys.path)  # the child imports this leadml
+    env = {**os.environ, "PYTHONPATH": paths, "PYTHONSAFEPATH": "1"}
+    _CREATING[database] = subprocess.Popen([sys.executable, "-c", code, uri], env=env, stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def create_experiment(client, name: str, artifact_location: str | None = None) -> str:

@@ -43,6 +43,7 @@ from leadml.features.build import TrainSet
 from leadml.modeling.calibrate import CalibratedModel, log_loss, reliability_table
 from leadml.modeling.estimators import fit_model, make_models
 from leadml.modeling.evaluate import Evaluation, evaluate_predictions
+from leadml.modeling.group_policy import MQLRule, rule_threshold, training_value_median
 from leadml.modeling.policy import NightlyScores, Threshold, find_threshold, span_weeks
 from leadml.rules.ruleset import POINTS_COLUMN
 
@@ -73,6 +74,8 @@ class TrainingResult:
             (count, per week when the snapshots have time, share).
         notes: what the run noticed on the way: validation or test lacking a class, a candidate
             (not the chosen one) whose MQL threshold makes no MQL on validation, and why.
+        mql_rules: per candidate, its MQL rule with a threshold per lead (``mql.capacity_by`` or
+            ``mql.policy: value``, :mod:`leadml.modeling.group_policy`); empty otherwise.
     """
 
     models: dict[str, CalibratedModel]
@@ -88,6 +91,7 @@ class TrainingResult:
     feature_names: list[str]
     mql: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
+    mql_rules: dict[str, MQLRule] = field(default_factory=dict)  # per candidate: its threshold per lead, if any
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -104,6 +108,11 @@ class TrainingResult:
     def threshold(self) -> float | None:
         """The chosen model's MQL threshold (a calibrated probability)."""
         return self.thresholds[self.chosen].threshold if self.chosen in self.thresholds else None
+
+    @property
+    def mql_rule(self) -> MQLRule | None:
+        """The chosen model's MQL rule with a threshold per lead (None: one threshold for every lead)."""
+        return self.mql_rules.get(self.chosen) if self.chosen else None
 
 
 def split_counts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -282,6 +291,53 @@ def _calibrate(config: PipelineConfig, candidates: dict, parts: _Parts, say: Pro
     return calibrated, pd.DataFrame(rows)
 
 
+@dataclass(frozen=True)
+class PerLead:
+    """The leads columns of an MQL rule with a threshold per lead (:mod:`leadml.modeling.group_policy`):
+    each lead's group and value, the groups of the leads table and the training leads' median value."""
+
+    columns: pd.DataFrame  # mql__group / mql__value, indexed by lead_id (text)
+    groups: tuple[str, ...]
+    value_median: float | None
+
+    @classmethod
+    def build(cls, config: PipelineConfig, trainset: TrainSet) -> PerLead | None:
+        """The columns of the training data's leads (None when the policy has one threshold for all)."""
+        mql = config.mql
+        if mql.capacity_by is None and mql.value_column is None:
+            return None
+        from leadml.data.mql_columns import DEFAULT_GROUP, GROUP_COLUMN, VALUE_COLUMN, lead_mql_columns
+
+        data = trainset.data
+        leads = data.flat if data.flat is not None else data.leads
+        assert leads is not None  # a training set always has its leads
+        table = config.data.leads
+        source = str(table.path) if table is not None and getattr(table, "path", None) else "leads"
+        columns = lead_mql_columns(leads, mql.capacity_by, mql.value_column, source)
+        columns.index = pd.Index(leads["lead_id"].astype(str).to_numpy(), name="lead_id")
+        columns = columns[~columns.index.duplicated(keep="last")]
+        groups: tuple[str, ...] = ()
+        if GROUP_COLUMN in columns:
+            text = columns[GROUP_COLUMN]
+            groups = tuple(sorted(set(text.dropna()) | ({DEFAULT_GROUP} if text.isna().any() else set())))
+        median = None
+        if VALUE_COLUMN in columns:
+            trained = trainset.frame.loc[(trainset.frame["split"] == "train").to_numpy(), "lead_id"].astype(str)
+            median = training_value_median(columns[VALUE_COLUMN].reindex(pd.Index(trained.unique())))
+        return cls(columns, groups, median)
+
+    def of(self, lead_ids: pd.Series) -> pd.DataFrame:
+        """The columns of some snapshots' leads, in their order (positional index)."""
+        ids = pd.Index(np.asarray(lead_ids, dtype=object).astype(str))
+        return self.columns.reindex(ids).reset_index(drop=True)
+
+    def of_replay(self, replay: pd.DataFrame | None) -> pd.DataFrame | None:
+        """The columns each replayed night carries (:func:`~leadml.features.build.nightly_replay`)."""
+        if replay is None:
+            return None
+        return replay[[c for c in self.columns.columns if c in replay.columns]].reset_index(drop=True)
+
+
 def _thresholds(
     config: PipelineConfig,
     calibrated: dict[str, CalibratedModel],
@@ -291,6 +347,8 @@ def _thresholds(
     notes: list[str],
     replay: pd.DataFrame | None = None,
     replay_points: pd.Series | None = None,
+    lead_columns: PerLead | None = None,
+    mql_rules: dict[str, MQLRule] | None = None,
 ) -> dict[str, Threshold]:
     """Each candidate's MQL threshold on validation (unweighted).
 
@@ -300,6 +358,7 @@ def _thresholds(
 
     One that makes no MQL is refused for the chosen model and a note for the others. When validation
     lacks a class (a cold start before the first conversion) no threshold can be judged on it: a note.
+    With ``lead_columns`` (a threshold per lead), each candidate's rule goes into ``mql_rules``.
     """
     valid = frame.loc[frame.index.isin(parts.X["validation"].index)]
     if not len(valid):
@@ -308,9 +367,16 @@ def _thresholds(
     thresholds: dict[str, Threshold] = {}
     for name, model in calibrated.items():
         features = list(parts.X["validation"].columns)
-        nightly = _nightly(name, model, features, replay, replay_points) if config.mql.policy == "capacity" else None
-        found = find_threshold(model.predict_proba(parts.inputs(name, "validation"))[:, 1], config.mql,
-                               as_of=valid["as_of"], y=y_valid, nightly=nightly)  # fmt: skip
+        nightly = _nightly(name, model, features, replay, replay_points) if config.mql.capped else None
+        p_valid = model.predict_proba(parts.inputs(name, "validation"))[:, 1]
+        if lead_columns is not None and mql_rules is not None:
+            found, mql_rules[name] = rule_threshold(
+                config.mql, p_valid, lead_columns.of(valid["lead_id"]), as_of=valid["as_of"], y=y_valid,
+                nightly=nightly, nightly_columns=lead_columns.of_replay(replay), groups=lead_columns.groups,
+                value_median=lead_columns.value_median,
+            )  # fmt: skip
+        else:
+            found = find_threshold(p_valid, config.mql, as_of=valid["as_of"], y=y_valid, nightly=nightly)
         thresholds[name] = found
         if found.mql_count:
             continue
@@ -382,7 +448,9 @@ def train_models(
     else:
         chosen, reason = choose(validation, config.models.select_metric)
 
-    thresholds = _thresholds(config, calibrated, parts, frame, chosen, notes, replay, replay_points)
+    mql_rules: dict[str, MQLRule] = {}
+    thresholds = _thresholds(config, calibrated, parts, frame, chosen, notes, replay, replay_points,
+                             PerLead.build(config, trainset), mql_rules)  # fmt: skip
     predictions = frame.loc[parts.X["test"].index, ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
     for name, model in calibrated.items():
         predictions[name] = model.predict_proba(parts.inputs(name, "test"))[:, 1] if len(predictions) else []
@@ -402,5 +470,5 @@ def train_models(
         models=calibrated, chosen=chosen, reason=reason, cold_start=cold_start, evaluation=evaluation,
         validation=validation, reliability=reliability, thresholds=thresholds, predictions=predictions,
         counts=split_counts(frame), feature_names=list(trainset.feature_names),
-        mql=mql_summary(thresholds, predictions), notes=notes,
+        mql=mql_summary(thresholds, predictions), notes=notes, mql_rules=mql_rules,
     )  # fmt: skip

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from leadml.rules.schema import Tier
+from leadml.rules.schema import Route, Tier
 
 # above this spread of cent values, distinct values are found by sorting instead of a lookup table
 _DENSE_RANGE = 4_000_000
@@ -125,20 +125,35 @@ def scores_frame(
     tiers: Sequence[Tier],
     tags: Sequence[str] | None = None,
     paths: dict[int, tuple[np.ndarray, int]] | None = None,
+    rule_routes: Sequence[str] | None = None,
+    routes: Sequence[Route] = (),
 ) -> pd.DataFrame:
     """Assemble ``keys`` (lead_id[, as_of]) with points, tier and breakdown (and sub-scores if tagged).
 
     With ``tags`` given (one per rule), adds ``fit_points`` and ``engagement_points``: the sums of
-    the rules of each tag (they add up to ``points``).
+    the rules of each tag (they add up to ``points``) and ``top_route`` (the route that gave the
+    most points). With ``rule_routes`` (the route of each rule), adds ``mql_route`` and lets
+    ``routes`` decide the MQL tier (:mod:`leadml.rules.routes`).
     """
+    from leadml.rules.routes import largest_route, route_tiers
+
     cents = np.where(fired, cents, 0)
     total = cents.sum(axis=1, dtype=np.int64) if cents.shape[1] else np.zeros(len(keys), np.int64)
     scores = keys.reset_index(drop=True).copy()
     scores["points"] = cents_to_points(total)
-    scores["tier"] = assign_tiers(total, tiers)
+    tier = assign_tiers(total, tiers)
+    mql_route = None
+    if rule_routes is not None:
+        codes, mql_route = route_tiers(cents, rule_routes, routes, tier.codes, tiers)
+        tier = pd.Categorical.from_codes(codes, categories=tier.categories)
+    scores["tier"] = tier
+    if mql_route is not None:
+        scores["mql_route"] = pd.Series(mql_route, dtype=object)
     scores["breakdown"] = build_breakdown(names, cents, fired, paths)
     if tags is not None:
         tag_of_rule = np.asarray(tags)
         for tag in ("fit", "engagement"):
             scores[f"{tag}_points"] = cents_to_points(cents[:, tag_of_rule == tag].sum(axis=1, dtype=np.int64))
+        if rule_routes is not None:
+            scores["top_route"] = pd.Series(largest_route(cents, rule_routes), dtype=object)
     return scores

@@ -43,6 +43,7 @@ from leadml.rules.evaluate import RulesWarning, evaluate_flat, evaluate_snapshot
 from leadml.rules.output import scores_frame
 from leadml.rules.schema import (
     DEFAULT_TIERS,
+    Route,
     Rule,
     RulesConfig,
     Tier,
@@ -69,6 +70,7 @@ class RuleSet:
     half_life_days: float | None = None
     description: str | None = None
     source: str = field(default="<rules>", compare=False)
+    routes: tuple[Route, ...] = ()
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -96,6 +98,7 @@ class RuleSet:
             half_life_days=config.half_life_days,
             description=config.description,
             source=config.source,
+            routes=config.routes,
         )
 
     @classmethod
@@ -120,12 +123,20 @@ class RuleSet:
         out["tiers"] = [
             {"name": t.name} if t.min_points is None else {"name": t.name, "min": t.min_points} for t in self.tiers
         ]
+        if self.routes:
+            out["routes"] = [{"name": r.name, "min": r.min_points, **({"description": r.description} if r.description else {})}
+                             for r in self.routes]  # fmt: skip
         return out
 
     # -- facts -----------------------------------------------------------------------------
     @property
     def rule_names(self) -> list[str]:
         return [rule.name for rule in self.rules]
+
+    @property
+    def rule_routes(self) -> list[str]:
+        """The route each rule counts toward (:attr:`Rule.route_name`; :mod:`leadml.rules.routes`)."""
+        return [rule.route_name for rule in self.rules]
 
     @property
     def event_types(self) -> list[str]:
@@ -150,7 +161,7 @@ class RuleSet:
         return list(dict.fromkeys(r.field for r in self.rules if r.field is not None))
 
     def tier_of(self, points: float) -> str:
-        """The tier name of a points total."""
+        """The tier name of a points total (by the total alone: with routes, :meth:`score` also asks them)."""
         for tier in self.tiers:
             if tier.min_points is None or points >= tier.min_points:
                 return tier.name
@@ -231,7 +242,17 @@ class RuleSet:
         cents, fired, steps = evaluate_snapshots(self.rules, keys, leads, events, self.source, rows=rows, warn=warn)
         paths = {i: (steps[i], len(self.rules[i].steps)) for i in steps}
         return self._scaled(
-            scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores), paths=paths)
+            scores_frame(
+                keys,
+                self.rule_names,
+                cents,
+                fired,
+                self.tiers,
+                self._tags(subscores),
+                paths=paths,
+                rule_routes=self.rule_routes,
+                routes=self.routes,
+            )  # fmt: skip
         )
 
     def score_flat(self, flat: pd.DataFrame, *, subscores: bool = False) -> pd.DataFrame:
@@ -249,7 +270,8 @@ class RuleSet:
         else:
             keys = pd.DataFrame({"lead_id": np.arange(len(flat)).astype(str)})
         cents, fired = evaluate_flat(self.rules, flat, self.source)
-        return self._scaled(scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores)))
+        return self._scaled(scores_frame(keys, self.rule_names, cents, fired, self.tiers, self._tags(subscores),
+                                         rule_routes=self.rule_routes, routes=self.routes))  # fmt: skip
 
     def points(self, frame: pd.DataFrame) -> np.ndarray:
         """Points per row: the ``rules__points`` column when present, else :meth:`score_flat`."""

@@ -20,8 +20,8 @@ from leadml.core.yaml_files import read_yaml_file
 
 Tag = Literal["fit", "engagement"]
 
-TOP_KEYS = ("name", "description", "rules", "decay", "tiers")
-COMMON_KEYS = ("name", "description", "points", "tag")
+TOP_KEYS = ("name", "description", "rules", "decay", "tiers", "routes")
+COMMON_KEYS = ("name", "description", "points", "tag", "route")
 EVENT_KEYS = ("event", "where", "min_count", "within_days", "per_event", "cap", "decay")
 FIELD_KEYS = ("field", "equals", "in", "gte", "lte")
 SCENARIO_KEYS = ("steps", "max_days_between_steps", "within_days", "points_per_step")
@@ -29,6 +29,7 @@ STEP_KEYS = ("event", "where")
 RULE_KEYS = COMMON_KEYS + EVENT_KEYS + FIELD_KEYS + ("scenario",)
 DECAY_KEYS = ("half_life_days",)
 TIER_KEYS = ("name", "min")
+ROUTE_KEYS = ("name", "min", "description")
 TAGS = ("fit", "engagement")
 
 
@@ -41,6 +42,16 @@ class Tier:
 
 
 DEFAULT_TIERS = (Tier("MQL", 50.0), Tier("nurture", 30.0), Tier("unqualified"))
+
+
+@dataclass(frozen=True)
+class Route:
+    """A qualification route: the points of its rules reaching ``min_points`` qualify a lead as MQL
+    on their own ("MQL by behaviour", "by profile", "by scenario")."""
+
+    name: str
+    min_points: float
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class Rule:
     gte: float | None = None
     lte: float | None = None
     description: str | None = None
+    route: str | None = None
 
     @property
     def is_event(self) -> bool:
@@ -115,6 +127,14 @@ class Rule:
     def is_field(self) -> bool:
         """True for a rule on a profile field."""
         return self.field is not None
+
+    @property
+    def route_name(self) -> str:
+        """The route the rule's points count toward: its ``route``, else ``profile`` for a field
+        rule, ``scenario`` for a scenario and ``behaviour`` for an event rule."""
+        if self.route is not None:
+            return self.route
+        return "profile" if self.is_field else "scenario" if self.is_scenario else "behaviour"
 
     @property
     def where_dict(self) -> dict[str, list[Any]]:
@@ -156,12 +176,14 @@ class Rule:
         out["points"] = self.points
         if self.tag != ("fit" if self.is_field else "engagement"):
             out["tag"] = self.tag
+        if self.route is not None:
+            out["route"] = self.route
         return out
 
 
 @dataclass(frozen=True)
 class RulesConfig:
-    """A parsed rules file: its name, rules, tiers (best first) and default half-life."""
+    """A parsed rules file: its name, rules, tiers (best first), default half-life and routes."""
 
     name: str
     rules: tuple[Rule, ...]
@@ -169,6 +191,7 @@ class RulesConfig:
     half_life_days: float | None = None
     description: str | None = None
     source: str = "<rules>"
+    routes: tuple[Route, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +391,8 @@ def parse_rule(raw: Any, index: int, source: str, default_half_life: float | Non
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
         raise _fail(where, f"'description' must be text, got {description!r}")
-    return Rule(name=name, points=points, tag=tag, description=description, **part)
+    route = _text(raw["route"], where, "route") if raw.get("route") is not None else None
+    return Rule(name=name, points=points, tag=tag, description=description, route=route, **part)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,6 +439,49 @@ def parse_tiers(raw: Any, source: str) -> tuple[Tier, ...]:
     return tuple(tiers)
 
 
+def parse_routes(raw: Any, rules: tuple[Rule, ...], tiers: tuple[Tier, ...], source: str) -> tuple[Route, ...]:
+    """Validate ``routes``: a list of ``{name, min}``, names unique; every rule's ``route`` must name
+    one of them, and the rule set needs an MQL tier (one with ``min``) for the routes to qualify into."""
+    if raw is None:
+        for i, rule in enumerate(rules):
+            if rule.route is not None:
+                raise _fail(f"{source}: rule #{i + 1} '{rule.name}'",
+                            f"'route: {rule.route}' needs a 'routes:' list in the file naming that route")  # fmt: skip
+        return ()
+    if not isinstance(raw, list) or not raw:
+        raise _fail(source, "'routes' must be a non-empty list of {name, min}, like [{name: behaviour, min: 50}]")
+    routes: list[Route] = []
+    for i, item in enumerate(raw):
+        where = f"{source}: route #{i + 1}"
+        if not isinstance(item, Mapping):
+            raise _fail(where, f"a route must be a mapping like {{name: behaviour, min: 50}}, got {item!r}")
+        if isinstance(item.get("name"), str):
+            where += f" '{item['name']}'"
+        _check_keys(item, ROUTE_KEYS, where, "a route")
+        if item.get("min") is None:
+            raise _fail(where, "'min' is missing: the points of the route's rules that qualify a lead")
+        description = item.get("description")
+        if description is not None and not isinstance(description, str):
+            raise _fail(where, f"'description' must be text, got {description!r}")
+        routes.append(Route(_text(item.get("name"), where, "name"), _number(item["min"], where, "min"), description))
+    names = [route.name for route in routes]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise _fail(source, f"routes: duplicate route name(s) {', '.join(repr(n) for n in dup)}")
+    for i, rule in enumerate(rules):
+        if rule.route is not None and rule.route not in names:
+            close = difflib.get_close_matches(rule.route, names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else f" (the routes: {', '.join(names)})"
+            raise _fail(
+                f"{source}: rule #{i + 1} '{rule.name}'", f"'route: {rule.route}' is not a route of the file{hint}"
+            )
+    mql = next((i for i, tier in enumerate(tiers) if tier.name.lower() == "mql"), 0)
+    if tiers[mql].min_points is None:
+        raise _fail(source, "routes qualify leads into the MQL tier (named MQL, else the first): "
+                            "it must not be the catch-all; add a tier below it")  # fmt: skip
+    return tuple(routes)
+
+
 def parse_rules(raw: Any, source: str = "<rules>") -> RulesConfig:
     """Validate a whole rules mapping (as read from YAML) into a :class:`RulesConfig`."""
     if not isinstance(raw, Mapping):
@@ -438,13 +505,15 @@ def parse_rules(raw: Any, source: str = "<rules>") -> RulesConfig:
     description = raw.get("description")
     if description is not None and not isinstance(description, str):
         raise _fail(source, f"'description' must be text, got {description!r}")
+    tiers = parse_tiers(raw.get("tiers"), source)
     return RulesConfig(
         name=name,
         rules=rules,
-        tiers=parse_tiers(raw.get("tiers"), source),
+        tiers=tiers,
         half_life_days=half_life,
         description=description,
         source=source,
+        routes=parse_routes(raw.get("routes"), rules, tiers, source),
     )
 
 

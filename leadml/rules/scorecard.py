@@ -10,6 +10,7 @@ probability equals the MQL policy's probability.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -111,6 +112,7 @@ class LearnedScorecard:
     validation_auc: float
     C: float
     n_conditions: int
+    paths: pd.DataFrame | None = None  # the learned paths (leadml.rules.learned_paths), when asked for
 
 
 def learn_scorecard(
@@ -173,11 +175,13 @@ def learn_scorecard(
     return LearnedScorecard(rules=document, validation_auc=float(auc), C=C, n_conditions=X.shape[1])
 
 
-def learn_rules_for_pipeline(config, trainset=None) -> LearnedScorecard:
+def learn_rules_for_pipeline(config, trainset=None, *, paths: bool = True) -> LearnedScorecard:
     """Learn a points table from a pipeline's training snapshots (train rows fit, validation picks C).
 
     The threshold matches the pipeline's MQL probability. Flat tables are not supported yet: their
-    raw category spellings differ from the cleaned levels a rule would have to test.
+    raw category spellings differ from the cleaned levels a rule would have to test. With ``paths``
+    the ordered paths of events that lift conversion follow the points rules as scenario rules
+    (:mod:`leadml.rules.learned_paths`), their points counting only what they add to the table.
     """
     from leadml.core.errors import ConfigError
     from leadml.features.build import build_trainset
@@ -186,7 +190,7 @@ def learn_rules_for_pipeline(config, trainset=None) -> LearnedScorecard:
         raise ConfigError(f"{config.name}: `rules learn` needs event data (leads + events), not a flat table")
     trainset = trainset if trainset is not None else build_trainset(config)
     rows = trainset.part("train", "validation")
-    return learn_scorecard(
+    learned = learn_scorecard(
         rows[trainset.feature_names],
         rows["converted"],
         trainset.feature_info,
@@ -195,3 +199,13 @@ def learn_rules_for_pipeline(config, trainset=None) -> LearnedScorecard:
         seed=config.models.seed,
         name=f"{config.name}-learned-points",
     )
+    if not paths:
+        return learned
+    from leadml.rules.learned_paths import learn_paths_for_trainset
+
+    conditions, _ = candidate_conditions(rows[trainset.feature_names], trainset.feature_info)
+    table = {rule["name"]: rule["points"] for rule in learned.rules["rules"]}
+    base = conditions[list(table)].to_numpy() @ np.array(list(table.values()), dtype=float) * math.log(2) / 20.0
+    found = learn_paths_for_trainset(trainset, base_log_odds=base, points_to_double_odds=20.0)
+    document = {**learned.rules, "rules": learned.rules["rules"] + found.rules}
+    return dataclasses.replace(learned, rules=document, paths=found.chosen)

@@ -76,7 +76,9 @@ def test_seed_points_four_actions_make_an_mql():
     assert [b["rule"] for b in json.loads(scores.loc[0, "breakdown"])] == ruleset.rule_names[:4]
     assert json.loads(scores.loc[3, "breakdown"])[1] == {"rule": "Content path", "points": 30, "steps": 4, "of": 4}
     assert scores.loc[2, "breakdown"] == "[]"
-    assert list(scores.columns) == ["lead_id", "as_of", "points", "tier", "breakdown"]
+    assert list(scores.columns) == ["lead_id", "as_of", "points", "tier", "mql_route", "breakdown"]
+    # no routes in the file: an MQL's route is the one that gave it the most points (d: 30 of 50 by the path)
+    assert scores["mql_route"].tolist() == ["behaviour", None, None, "scenario"]
     assert (scores["as_of"] == AS_OF).all()
 
 

@@ -67,7 +67,8 @@ def write_sales_report(
     With ``next_action`` / ``due_at`` / ``fit_score`` / ``engagement_score`` / ``grid_tier`` in the
     scores, each lead shows its hand-off line ("Call within 24 h: ...") and its grid tier; with
     ``mql_since`` / ``overdue``, since when it is an MQL and whether its deadline passed; a lead
-    with ``out_of_range`` is marked as unlike the training leads (its score is an extrapolation).
+    with ``out_of_range`` is marked as unlike the training leads (its score is an extrapolation);
+    with ``mql_route``, each MQL says by which route it qualified ("MQL by behaviour").
 
     Raises:
         LeadDataError: no ``lead_id`` or score column, contributions not indexed like the scores,
@@ -154,7 +155,7 @@ def _lead(rank: int, row: dict, shown, settings: ReportConfig, details, before, 
         "counter": [{"text": t, "effect": e} for t, e in zip(counter, lowers) if t],
         "why": _text(row.get("why")), "counterfactual": _text(row.get("counterfactual")), "chart": None,
         "hand_off": hand_off_line(row, [t for t in raw if t]),
-        "grid": _text(row.get("grid_tier")), "fit": _text(row.get("fit_score")),
+        "grid": _text(row.get("grid_tier")), "fit": _text(row.get("fit_score")), "route": _text(row.get("mql_route")),
         "engagement": _text(row.get("engagement_score")), "out_of_range": _text(row.get("out_of_range")),
         "details": [_text(details[c].get(lead_id)) if details is not None else "" for c in settings.display_columns],
         "crm": crm_link(settings.crm_url, lead_id), "change": change,

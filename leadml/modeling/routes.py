@@ -1,0 +1,98 @@
+"""By which route a learned model's MQL qualified: behaviour, profile or scenario.
+
+A rules file can say how a lead qualifies (:mod:`leadml.rules.routes`); a learned model has no
+routes, so its MQLs get:
+
+- the route of their highest **sub-score**: ``engagement_score`` names *behaviour*, ``fit_score``
+  *profile*, and ``scenario_score`` (the effect of the path features of ``features.scenarios``
+  alone, ranked like the others among the training snapshots) *scenario*. Each sub-score is a rank
+  from 0 to 100 among the leads the model was trained on (:mod:`leadml.modeling.subscores`), so
+  this is the side of the lead that stands out most against them: a lead whose profile is better
+  than 95 % of them and whose activity better than 80 % qualified by its profile. Equal sub-scores
+  go to behaviour, then profile, then scenario;
+- and *scenario* besides, when the MQL went the whole of a configured path (every step, in order:
+  ``scenario[name]__steps`` at its number of steps), which is what marketing calls an MQL by
+  scenario whatever the weight the model gives the path (``behaviour+scenario``).
+
+A model without path features (or packed before the scenario sub-score existed) ranks behaviour
+and profile only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ROUTE_OF_SUBSCORE", "completed_paths", "model_routes", "scenario_scores"]
+
+ROUTE_OF_SUBSCORE = {"engagement_score": "behaviour", "fit_score": "profile", "scenario_score": "scenario"}
+
+
+def scenario_scores(scoring, features: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray | None:
+    """The ``scenario_score`` (0-100) of some leads, or None when the model has no path features or
+    its sub-score scale predates them."""
+    from leadml.modeling.subscores import group_effects
+
+    scale = getattr(scoring, "subscores", None)
+    if scale is None or scoring.builder is None or "scenario" not in getattr(scale, "quantiles_", {}):
+        return None
+    if matrix is None and hasattr(scoring, "booster_matrix"):
+        matrix = scoring.booster_matrix(features)
+    info = scoring.builder.feature_info_
+    if matrix is not None:
+        effects = group_effects(scoring.model, features, info, matrix=matrix, scenario=True)
+    else:
+        effects = group_effects(scoring.model, scoring.prepare(features), info, scenario=True)
+    if "scenario" not in effects:
+        return None
+    return scale.transform(effects)["scenario_score"].to_numpy()
+
+
+def model_routes(
+    scoring,
+    features: pd.DataFrame,
+    subscores: pd.DataFrame,
+    is_mql: np.ndarray,
+    *,
+    matrix: np.ndarray | None = None,
+) -> np.ndarray:
+    """``mql_route`` of some scored leads: the route of the highest sub-score for each MQL, None for
+    the others.
+
+    ``subscores`` holds the leads' ``fit_score`` and ``engagement_score`` (in the order of
+    ``features``); the scenario sub-score is computed for the MQLs only.
+
+    Example:
+        >>> sub = pd.DataFrame({"fit_score": [90, 40, 70], "engagement_score": [80, 95, 70]})
+        >>> model_routes(None, pd.DataFrame(index=range(3)), sub, np.array([True, True, False])).tolist()
+        ['profile', 'behaviour', None]
+    """
+    n = len(subscores)
+    out = np.full(n, None, dtype=object)
+    rows = np.flatnonzero(np.asarray(is_mql, dtype=bool))
+    if not len(rows):
+        return out
+    columns = {name: subscores[name].to_numpy(dtype=float, na_value=np.nan)[rows]
+               for name in ("engagement_score", "fit_score")}  # fmt: skip
+    if scoring is not None:
+        part = features.iloc[rows]
+        scenario = scenario_scores(scoring, part, matrix[rows] if matrix is not None else None)
+        if scenario is not None:
+            columns["scenario_score"] = scenario.astype(float)
+    ranks = np.column_stack([np.nan_to_num(values, nan=-1.0) for values in columns.values()])
+    names = np.asarray([ROUTE_OF_SUBSCORE[name] for name in columns], dtype=object)
+    best = names[np.argmax(ranks, axis=1)]  # the first of equal sub-scores: behaviour, profile, scenario
+    whole = completed_paths(scoring, features.iloc[rows]) if scoring is not None else np.zeros(len(rows), bool)
+    out[rows] = np.where(whole & (best != "scenario"), best + "+scenario", best)
+    return out
+
+
+def completed_paths(scoring, features: pd.DataFrame) -> np.ndarray:
+    """True for the leads that went the whole of at least one configured path (every step, in order)."""
+    settings = getattr(scoring.builder, "features", None) if scoring.builder is not None else None
+    done = np.zeros(len(features), dtype=bool)
+    for name, steps in (getattr(settings, "scenarios", None) or {}).items():
+        column = f"scenario[{name}]__steps"
+        if column in features.columns:
+            done |= features[column].to_numpy(dtype=float, na_value=0.0) >= len(steps)
+    return done

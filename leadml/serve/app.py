@@ -1,0 +1,150 @@
+"""The FastAPI app of ``leadml serve``: routes over :class:`~leadml.serve.service.ServeService`.
+
+``POST /events`` and ``POST /leads`` take one row or a list; a row the data contract refuses gives
+422 with ``field`` and the reason (``msg``), and nothing of that request is stored. ``GET
+/leads/{id}`` is a lead's last score with reasons and its history, ``GET /queue`` the MQLs in
+hand-off order, ``GET /`` the live queue page, ``GET /health``, ``GET /metrics`` (Prometheus) and
+``GET /alerts`` (the outbox). ``POST /model/reload`` loads the champion again while requests
+keep being served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pandas as pd
+from fastapi import Body, FastAPI, HTTPException
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from leadml.core.config import PipelineConfig
+from leadml.serve.alerts import WebhookSender
+from leadml.serve.inputs import InvalidInput
+from leadml.serve.metrics import CONTENT_TYPE, ServeMetrics
+from leadml.serve.page import queue_page
+from leadml.serve.scorer import LiveScorer
+from leadml.serve.service import ServeService
+from leadml.serve.store import ServeStore, store_path
+
+__all__ = ["create_app"]
+
+
+def _rows(payload: Any) -> list[dict]:
+    rows = payload if isinstance(payload, list) else [payload]
+    for k, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InvalidInput("body", f"row {k} is not a JSON object", k)
+    return rows
+
+
+def create_app(
+    config: PipelineConfig,
+    *,
+    model_uri: str | os.PathLike | Any | None = None,
+    store: str | os.PathLike | None = None,
+    as_of: object | None = None,
+    webhook_url: str | None = None,
+    clock: Callable[[], pd.Timestamp] | None = None,
+) -> FastAPI:
+    """The app serving ``config``'s champion (or ``model_uri``) over the store (default :func:`store_path`).
+
+    ``as_of`` fixes the scoring instant (a replay; default: now, or ``clock``); ``webhook_url``
+    (default ``serve.webhook_url``) receives the tier-crossing alerts. The model is loaded here, so
+    a bad URI fails before the server listens.
+    """
+    from leadml.features.snapshots import to_utc
+
+    if as_of is not None:
+        fixed = to_utc(as_of)
+        clock = lambda: fixed  # noqa: E731
+    scorer = LiveScorer(config, model_uri)
+    service = ServeService(config, ServeStore(store or store_path(config)), scorer, clock)
+    metrics = ServeMetrics()
+    metrics.set_model(scorer.loaded.name, scorer.loaded.version, scorer.loaded.uri)
+    url = webhook_url or config.serve.webhook_url
+    sender = WebhookSender(service.store, url) if url else None
+    if sender is not None:
+        service.on_alerts = sender.notify
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if sender is not None:
+            sender.start()
+        try:
+            yield
+        finally:
+            if sender is not None:
+                sender.stop()
+            service.store.close()
+
+    app = FastAPI(title=f"leadml serve: {config.name}", lifespan=lifespan)
+    app.state.service, app.state.metrics, app.state.sender = service, metrics, sender
+
+    def refused(endpoint: str, error: InvalidInput) -> JSONResponse:
+        metrics.refused.labels(endpoint).inc()
+        return JSONResponse(status_code=422, content={"detail": error.detail()})
+
+    @app.post("/events")
+    def post_events(payload: dict[str, Any] | list[Any] = Body(...)) -> Any:
+        """One event or a list: stored with the new scores of their leads, or 422 and nothing stored."""
+        try:
+            done = service.post_events(_rows(payload))
+        except InvalidInput as error:
+            return refused("events", error)
+        metrics.took_events(done.stored, done.seconds)
+        metrics.alerts.inc(len(done.alerts))
+        return done.body()
+
+    @app.post("/leads")
+    def post_leads(payload: dict[str, Any] | list[Any] = Body(...)) -> Any:
+        """One lead or a list (upserts: the fields given replace the stored ones), each rescored."""
+        try:
+            done = service.post_leads(_rows(payload))
+        except InvalidInput as error:
+            return refused("leads", error)
+        metrics.leads.inc(done.stored)
+        metrics.latency.labels("leads").observe(done.seconds)
+        metrics.alerts.inc(len(done.alerts))
+        return done.body()
+
+    @app.get("/leads/{lead_id}")
+    def get_lead(lead_id: str) -> Any:
+        """The lead's last score (probability, score, tier, reasons, decisions) and its score history."""
+        found = service.lead(lead_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"unknown lead {lead_id!r}")
+        return found
+
+    @app.get("/queue")
+    def get_queue() -> Any:
+        """The current MQLs, earliest deadline first, with their SLA state now."""
+        return {"as_of": service.as_of().isoformat(), "model_version": scorer.loaded.version, "queue": service.queue()}
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return queue_page(config.name)
+
+    @app.get("/alerts")
+    def get_alerts(limit: int = 100) -> Any:
+        return {"alerts": service.store.alerts(limit)}
+
+    @app.get("/health")
+    def health() -> Any:
+        loaded = scorer.loaded
+        return {"status": "ok", "pipeline": config.name, "model": {"uri": loaded.uri, "name": loaded.name,
+                "version": loaded.version}, "as_of": service.as_of().isoformat(), **service.store.counts()}  # fmt: skip
+
+    @app.get("/metrics")
+    def get_metrics() -> Response:
+        return Response(metrics.text(), media_type=CONTENT_TYPE)
+
+    @app.post("/model/reload")
+    def reload() -> Any:
+        """Load the model again (the champion may have moved); requests in flight finish on the old one."""
+        loaded = scorer.reload()
+        metrics.set_model(loaded.name, loaded.version, loaded.uri)
+        return {"uri": loaded.uri, "name": loaded.name, "version": loaded.version}
+
+    return app

@@ -1,0 +1,168 @@
+"""Requests checked with the batch job's rules: the data contract's, on a batch of leads or events.
+
+``POST /events`` and ``POST /leads`` carry rows in the contract's shape (the pipeline's column map
+and timestamp format apply, as they do to its files). Each batch goes through
+:func:`~leadml.data.contract.validate_events` / :func:`~leadml.data.contract.validate_leads` whole;
+the first problem becomes an :class:`InvalidInput` naming the field, the reason and the row, and
+nothing of the batch is stored (the caller checks before it opens a transaction).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from leadml.core.config import PipelineConfig
+from leadml.core.errors import LeadDataError
+from leadml.data import contract
+
+__all__ = ["CheckedEvents", "CheckedLeads", "InvalidInput", "check_events", "check_leads"]
+
+_ROW = "__row"  # the position of a row in its request, carried through the contract's sorting
+_FIELD = re.compile(r"column(?:\(s\))? '([^']+)'")
+
+
+class InvalidInput(ValueError):
+    """A request row the contract refuses: ``field``, ``reason`` (the contract's message), ``row``."""
+
+    def __init__(self, field: str, reason: str, row: int | None = None):
+        super().__init__(reason)
+        self.field, self.reason, self.row = field, reason, row
+
+    def detail(self) -> list[dict[str, Any]]:
+        """FastAPI's shape of a 422 body item, with the field named on its own."""
+        loc: list[Any] = ["body", *([self.row] if self.row is not None else []), self.field]
+        return [{"loc": loc, "field": self.field, "msg": self.reason, "type": "value_error"}]
+
+
+@dataclass(frozen=True)
+class CheckedEvents:
+    """A batch of valid events: ``rows`` ``(lead_id, timestamp ns, event_type, attributes)`` to store."""
+
+    rows: list[tuple[str, int, str, dict]]
+
+    @property
+    def lead_ids(self) -> list[str]:
+        return list(dict.fromkeys(lead_id for lead_id, *_ in self.rows))
+
+
+@dataclass(frozen=True)
+class CheckedLeads:
+    """A batch of valid leads: each lead's whole profile after the upsert, and its ``created_at`` in ns."""
+
+    profiles: dict[str, dict]
+    created: dict[str, int]
+
+
+def _table_settings(config: PipelineConfig | None, name: Literal["leads", "events"]) -> dict[str, Any]:
+    """The pipeline's column map and timestamp format of a table (files only: the simulator has none)."""
+    table = config.data.table(name) if config is not None and config.data.source == "tables" else None
+    if table is None:
+        return {}
+    return {
+        "columns": getattr(table, "columns", None) or None,
+        "timestamp_format": getattr(table, "timestamp_format", None),
+    }
+
+
+def _refusal(exc: LeadDataError, frame: pd.DataFrame, default_field: str) -> InvalidInput:
+    """The contract's error as an :class:`InvalidInput`: the field from its message, the first row it names."""
+    message = str(exc)
+    found = _FIELD.search(message)
+    field = found.group(1) if found else default_field
+    first = re.search(r"first rows: row (\d+)", message)  # 1-based positions in the request's frame
+    row = int(frame[_ROW].iloc[int(first.group(1)) - 1]) if first and int(first.group(1)) <= len(frame) else None
+    return InvalidInput(field, message, row)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value as stored: NaN is missing."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _scalars(records: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse nested values: a table cell is text, a number, a boolean or missing."""
+    for row, record in enumerate(records):
+        for name, value in record.items():
+            if not (value is None or isinstance(value, str | int | float | bool)):
+                raise InvalidInput(str(name), f"field '{name}' holds a {type(value).__name__}, not text, a number or "
+                                   f"a boolean (row {row})", row)  # fmt: skip
+
+
+def _required(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    _scalars(records)
+    for row, record in enumerate(records):
+        for name in names:
+            if _plain(record.get(name)) is None or (isinstance(record.get(name), str) and not record[name].strip()):
+                raise InvalidInput(name, f"field '{name}' is required (row {row})", row)
+
+
+def check_events(records: Sequence[Mapping[str, Any]], config: PipelineConfig | None = None) -> CheckedEvents:
+    """Check a batch of events with the contract (ids, timestamps to UTC, event types stripped).
+
+    Raises:
+        InvalidInput: an empty batch, a missing field or a value the contract refuses.
+    """
+    if not records:
+        raise InvalidInput("body", "the batch holds no event")
+    settings = _table_settings(config, "events")
+    frame = pd.DataFrame([dict(record) for record in records])
+    frame[_ROW] = range(len(frame))
+    renamed = {v: k for k, v in (settings.get("columns") or {}).items()}
+    _required([{renamed.get(k, k): v for k, v in r.items()} for r in records], contract.EVENTS_REQUIRED)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", contract.LeadDataWarning)
+            events = contract.validate_events(frame, source="POST /events", **settings)
+    except LeadDataError as exc:
+        raise _refusal(exc, frame, "body") from exc
+    events = events.sort_values(_ROW, kind="stable")
+    extra = [c for c in events.columns if c not in (*contract.EVENTS_REQUIRED, _ROW)]
+    attributes = events[extra].astype(object).to_dict("records") if extra else [{}] * len(events)
+    stamps = events["timestamp"].dt.as_unit("ns").array.asi8
+    rows = [(str(lead_id), int(stamp), str(kind), {k: _plain(v) for k, v in attrs.items() if _plain(v) is not None})
+            for lead_id, stamp, kind, attrs in zip(events["lead_id"], stamps, events["event_type"].astype(str),
+                                                   attributes)]  # fmt: skip
+    return CheckedEvents(rows)
+
+
+def check_leads(
+    records: Sequence[Mapping[str, Any]], stored: Mapping[str, dict], config: PipelineConfig | None = None
+) -> CheckedLeads:
+    """Check a batch of lead upserts: each record's fields replace the stored ones, then the whole
+    profile goes through the contract (``lead_id``, ``created_at``, unique ids).
+
+    Raises:
+        InvalidInput: an empty batch, a missing ``created_at`` for a new lead, a value the contract refuses.
+    """
+    if not records:
+        raise InvalidInput("body", "the batch holds no lead")
+    settings = _table_settings(config, "leads")
+    renamed = {v: k for k, v in (settings.get("columns") or {}).items()}
+    merged = []
+    for row, record in enumerate(records):
+        given = {renamed.get(k, k): _plain(v) for k, v in record.items()}
+        _required([given], ["lead_id"])
+        known = stored.get(str(given["lead_id"]), {})
+        merged.append({**known, **given, _ROW: row})
+    frame = pd.DataFrame(merged)
+    _required([{k: v for k, v in m.items()} for m in merged], contract.LEADS_REQUIRED)
+    try:
+        leads = contract.validate_leads(frame, source="POST /leads", timestamp_format=settings.get("timestamp_format"))
+    except LeadDataError as exc:
+        raise _refusal(exc, frame, "body") from exc
+    created = dict(zip(leads["lead_id"], leads["created_at"].dt.as_unit("ns").array.asi8.tolist()))
+    profiles = {}
+    for record in merged:
+        lead_id = str(record["lead_id"])
+        profile = {k: v for k, v in record.items() if k != _ROW}
+        profile["lead_id"] = lead_id
+        profile["created_at"] = pd.Timestamp(created[lead_id], tz="UTC").isoformat()
+        profiles[lead_id] = profile
+    return CheckedLeads(profiles, {k: int(v) for k, v in created.items()})

@@ -1,0 +1,128 @@
+"""Score a few leads at one instant exactly as ``leadml score --as-of`` scores them.
+
+There is no second implementation: the stored leads and events become validated frames, then go
+through the batch job's own steps, :func:`~leadml.jobs.inputs.frame_inputs` (how the job reads
+tables in memory), the job's chunk builder in :mod:`leadml.jobs.feature_source` (the model's
+``FeatureBuilder`` at as_of through :func:`~leadml.features.chunk.chunk_features`, the rules scores
+of a rules model, the MQL rule's columns) and :func:`~leadml.jobs.score.scores_table` (probability,
+policy, decisions, reasons). A served score therefore equals the batch score of the same lead at
+the same as_of, bit for bit, because the features of a lead depend on that lead's rows only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from leadml.core.config import FeatureConfig, PipelineConfig
+from leadml.data import contract
+from leadml.jobs.feature_source import reading_rules, table_chunks
+from leadml.jobs.inputs import frame_inputs
+from leadml.jobs.reasons import reasons_step
+from leadml.jobs.score import LoadedModel, Scorer, check_builder, load_model, scores_table
+
+__all__ = ["LiveScorer", "events_frame", "leads_frame"]
+
+
+def leads_frame(profiles: Sequence[dict]) -> pd.DataFrame:
+    """Stored profiles as the contract's leads table (``lead_id`` text, ``created_at`` UTC)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", contract.LeadDataWarning)
+        return contract.validate_leads(pd.DataFrame(list(profiles)), source="store leads")
+
+
+def events_frame(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence[str]) -> pd.DataFrame | None:
+    """Stored events ``(seq, lead_id, timestamp ns, event_type, attributes)`` as the contract's events
+    table, with every attribute ever seen as a column (missing where an event lacks it)."""
+    if not rows:
+        return None
+    frame = pd.DataFrame({
+        "lead_id": [lead for _, lead, *_ in rows],
+        "timestamp": pd.to_datetime([stamp for _, _, stamp, *_ in rows], utc=True).as_unit("ns"),
+        "event_type": [kind for *_, kind, _ in rows],
+    })  # fmt: skip
+    for name in attributes:
+        values = [attrs.get(name) for *_, attrs in rows]
+        column = pd.Series(values, dtype=object)
+        numbers = pd.to_numeric(column, errors="coerce")
+        if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
+            frame[name] = numbers.astype("float64")  # numbers: float with NaN, as a Parquet/CSV read gives
+        else:
+            frame[name] = column.astype("category")  # text: a category, as the simulator and readers give
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", contract.LeadDataWarning)
+        return contract.validate_events(frame, source="store events")
+
+
+class LiveScorer:
+    """The serving model (the pipeline's champion by default) and the batch job's scoring steps.
+
+    :meth:`reload` swaps the model atomically: a request being scored keeps the model it started with.
+    """
+
+    def __init__(self, config: PipelineConfig, model_uri: str | os.PathLike | Any | None = None):
+        self.config = config
+        self.model_uri = model_uri
+        self._lock = threading.Lock()
+        self._state = self._load(model_uri)
+
+    def _load(self, model_uri) -> tuple[LoadedModel, Scorer, Any]:
+        loaded = load_model(self.config, model_uri)
+        check_builder(loaded.scoring)
+        rules = loaded.scoring.ruleset() if getattr(loaded.scoring, "needs_points", False) else None
+        return loaded, Scorer(loaded.scoring), rules
+
+    @property
+    def loaded(self) -> LoadedModel:
+        return self._state[0]
+
+    def reload(self, model_uri: str | os.PathLike | Any | None = None) -> LoadedModel:
+        """Load the model again (the champion may have moved) and serve it from the next request on."""
+        state = self._load(model_uri if model_uri is not None else self.model_uri)
+        with self._lock:
+            self._state = state
+        return state[0]
+
+    def score(self, leads: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp,
+              spells: pd.Series | None = None) -> list[dict]:  # fmt: skip
+        """Score rows (the scores file's columns, JSON-ready) of the open ``leads`` at ``as_of``.
+
+        ``events`` are those leads' events (any order; those at or after as_of do not count);
+        ``spells`` the start of each lead's current MQL spell (lead_id -> mql_since), which fixes
+        an MQL's deadline as in the batch job. Every scored lead gets its reasons.
+        """
+        loaded, scorer, rules = self._state
+        builder = loaded.scoring.builder
+        features = builder.features or FeatureConfig()
+        if rules is not None:
+            features = reading_rules(self.config, features, rules)
+        inputs = frame_inputs(leads, events, None, as_of, features=features, chunk_leads=max(len(leads), 1))
+        mql = getattr(loaded.scoring, "mql_columns", (None, None))
+        tables = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", contract.LeadDataWarning)
+            for chunk in table_chunks(inputs, builder, as_of, False, rules, self.config, mql):
+                tables.append(scores_table(loaded, chunk.snapshots, chunk.features, reasons_step("all"), scorer,
+                                           self.config, True, chunk.rules, spells, chunk.accepted,
+                                           chunk.mql_columns))  # fmt: skip
+        return [_json_row(row) for table in tables for row in table.to_pylist()] if tables else []
+
+
+def _json_row(row: dict) -> dict:
+    """A scores row with timestamps as ISO text and NaN as missing (JSON has neither)."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, pd.Timestamp | pa.TimestampScalar) or hasattr(value, "isoformat"):
+            out[key] = pd.Timestamp(value).tz_convert("UTC").isoformat() if value is not None else None
+        elif isinstance(value, float) and math.isnan(value):
+            out[key] = None
+        else:
+            out[key] = value
+    return out
