@@ -149,7 +149,8 @@ def _print_hand_offs(scores: pd.DataFrame, console: Console, top: int = 3) -> No
     if "mql_route" in mqls.columns and len(mqls):
         routes = mqls["mql_route"].fillna("none").value_counts()
         console.print(
-            "MQLs by route (the highest sub-score): " + ", ".join(f"{name} {count:,}" for name, count in routes.items())
+            "MQLs by route (the highest sub-score; +scenario: the whole content path): "
+            + ", ".join(f"{name} {count:,}" for name, count in routes.items())
         )
     best = mqls.sort_values("probability", ascending=False, kind="stable").head(top)
     for row in best.to_dict("records"):

@@ -393,11 +393,13 @@ class ServeConfig(_Strict):
 
     ``store`` is the SQLite file of leads, events, scores and the alert outbox (default
     ``serve/<pipeline name>.sqlite`` in the working folder); ``webhook_url`` receives each alert as
-    a JSON POST, retried with backoff (none: alerts stay in the outbox, ``GET /alerts``).
+    a JSON POST, retried with backoff (none: alerts stay in the outbox, ``GET /alerts``);
+    ``reload_seconds`` is how often the champion alias is checked to switch models (0: only on request).
     """
 
     store: Path | None = None
     webhook_url: str | None = None
+    reload_seconds: float = Field(60.0, ge=0)
 
 
 class PipelineConfig(_Strict):

@@ -88,6 +88,10 @@ def run_training(
         log: False skips MLflow (for quick experiments).
     """
     say = progress or (lambda message: None)
+    if log:
+        from leadml.modeling.model_env import start_wheel_build
+
+        start_wheel_build()  # the logged model carries leadml's wheel: a cold build overlaps the training
     if trainset is None:
         say("loading and validating the data")
         data = data if data is not None else load_pipeline_data(config.data)

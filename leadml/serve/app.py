@@ -4,14 +4,17 @@
 422 with ``field`` and the reason (``msg``), and nothing of that request is stored. ``GET
 /leads/{id}`` is a lead's last score with reasons and its history, ``GET /queue`` the MQLs in
 hand-off order, ``GET /`` the live queue page, ``GET /health``, ``GET /metrics`` (Prometheus) and
-``GET /alerts`` (the outbox). ``POST /model/reload`` loads the champion again while requests
-keep being served.
+``GET /alerts`` (the outbox). ``POST /outcomes`` takes closings and stage times (``sql_at``): a
+closed lead leaves the queue, an accepted MQL is never overdue. ``POST /model/reload`` loads the
+champion again while requests keep being served; with ``serve.reload_seconds`` a thread does the
+same when the champion alias moves (:mod:`leadml.serve.reload`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -24,6 +27,7 @@ from leadml.serve.alerts import WebhookSender
 from leadml.serve.inputs import InvalidInput
 from leadml.serve.metrics import CONTENT_TYPE, ServeMetrics
 from leadml.serve.page import queue_page
+from leadml.serve.reload import ChampionWatcher, watched_uri
 from leadml.serve.scorer import LiveScorer
 from leadml.serve.service import ServeService
 from leadml.serve.store import ServeStore, store_path
@@ -67,20 +71,40 @@ def create_app(
     sender = WebhookSender(service.store, url) if url else None
     if sender is not None:
         service.on_alerts = sender.notify
+    switching = threading.Lock()
+
+    def switch(trigger: str) -> Any:
+        """Load the model again and name it in the metrics: the manual reload and the watcher's."""
+        with switching:
+            loaded = scorer.reload()
+            metrics.set_model(loaded.name, loaded.version, loaded.uri)
+            metrics.switches.labels(trigger).inc()
+        return loaded
+
+    followed = watched_uri(config, model_uri)
+    watcher = None
+    if followed is not None and config.serve.reload_seconds > 0:
+        watcher = ChampionWatcher(config, followed, config.serve.reload_seconds, lambda: scorer.loaded.version,
+                                  lambda: switch("champion"))  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if sender is not None:
             sender.start()
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             if sender is not None:
                 sender.stop()
             service.store.close()
 
     app = FastAPI(title=f"leadml serve: {config.name}", lifespan=lifespan)
     app.state.service, app.state.metrics, app.state.sender = service, metrics, sender
+    app.state.watcher = watcher
 
     def refused(endpoint: str, error: InvalidInput) -> JSONResponse:
         metrics.refused.labels(endpoint).inc()
@@ -106,6 +130,18 @@ def create_app(
             return refused("leads", error)
         metrics.leads.inc(done.stored)
         metrics.latency.labels("leads").observe(done.seconds)
+        metrics.alerts.inc(len(done.alerts))
+        return done.body()
+
+    @app.post("/outcomes")
+    def post_outcomes(payload: dict[str, Any] | list[Any] = Body(...)) -> Any:
+        """One outcome row or a list (closings, ``sql_at``), stored with their leads' new scores, or 422."""
+        try:
+            done = service.post_outcomes(_rows(payload))
+        except InvalidInput as error:
+            return refused("outcomes", error)
+        metrics.outcomes.inc(done.stored)
+        metrics.latency.labels("outcomes").observe(done.seconds)
         metrics.alerts.inc(len(done.alerts))
         return done.body()
 
@@ -143,8 +179,7 @@ def create_app(
     @app.post("/model/reload")
     def reload() -> Any:
         """Load the model again (the champion may have moved); requests in flight finish on the old one."""
-        loaded = scorer.reload()
-        metrics.set_model(loaded.name, loaded.version, loaded.uri)
+        loaded = switch("manual")
         return {"uri": loaded.uri, "name": loaded.name, "version": loaded.version}
 
     return app

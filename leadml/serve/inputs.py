@@ -21,8 +21,9 @@ import pandas as pd
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import LeadDataError
 from leadml.data import contract
+from leadml.serve.store import OUTCOME_TIMES
 
-__all__ = ["CheckedEvents", "CheckedLeads", "InvalidInput", "check_events", "check_leads"]
+__all__ = ["CheckedEvents", "CheckedLeads", "InvalidInput", "check_events", "check_leads", "check_outcomes"]
 
 _ROW = "__row"  # the position of a row in its request, carried through the contract's sorting
 _FIELD = re.compile(r"column(?:\(s\))? '([^']+)'")
@@ -60,7 +61,7 @@ class CheckedLeads:
     created: dict[str, int]
 
 
-def _table_settings(config: PipelineConfig | None, name: Literal["leads", "events"]) -> dict[str, Any]:
+def _table_settings(config: PipelineConfig | None, name: Literal["leads", "events", "outcomes"]) -> dict[str, Any]:
     """The pipeline's column map and timestamp format of a table (files only: the simulator has none)."""
     table = config.data.table(name) if config is not None and config.data.source == "tables" else None
     if table is None:
@@ -166,3 +167,67 @@ def check_leads(
         profile["created_at"] = pd.Timestamp(created[lead_id], tz="UTC").isoformat()
         profiles[lead_id] = profile
     return CheckedLeads(profiles, {k: int(v) for k, v in created.items()})
+
+
+OPEN = "open"  # the outcome of a deal still in progress when the pipeline names no open values
+
+
+def check_outcomes(
+    records: Sequence[Mapping[str, Any]],
+    stored: Mapping[str, dict],
+    leads: pd.DataFrame,
+    config: PipelineConfig | None = None,
+) -> list[dict]:
+    """Check a batch of outcome rows with the contract (``lead_id``, ``outcome``, ``closed_at``, stage times
+    such as ``sql_at``); each record's fields replace the lead's stored ones, so a deal may be posted
+    open with its ``sql_at`` and later closed. Without ``closed_at`` and ``outcome`` a row is an open deal.
+
+    ``stored``: lead_id -> stored outcome row (its ``record``); ``leads``: the validated profiles of the
+    leads named (an outcome of an unknown lead, or one closed before its lead was created, is refused).
+    Returns the rows to store: ``lead_id``, ``outcome`` (1 won, 0 lost, -1 open), the times in ns or
+    None, and the merged ``record``.
+
+    Raises:
+        InvalidInput: an empty batch, an unknown lead or a value the contract refuses.
+    """
+    if not records:
+        raise InvalidInput("body", "the batch holds no outcome")
+    settings = _table_settings(config, "outcomes")
+    table = config.data.table("outcomes") if config is not None and config.data.source == "tables" else None
+    won, lost = getattr(table, "won", None), getattr(table, "lost", None)
+    opened = list(getattr(table, "open", None) or [])
+    if OPEN not in [v.strip().lower() for v in (*(won or []), *(lost or []))]:
+        opened.append(OPEN)
+    renamed = {v: k for k, v in (settings.get("columns") or {}).items()}
+    known = set(leads["lead_id"].astype(str))
+    merged = []
+    for row, record in enumerate(records):
+        given = {renamed.get(k, k): _plain(v) for k, v in record.items()}
+        _required([given], ["lead_id"])
+        lead_id = str(given["lead_id"])
+        if lead_id not in known:
+            raise InvalidInput("lead_id", f"unknown lead {lead_id!r}: POST it to /leads first", row)
+        was = stored.get(lead_id, {}).get("record", {})
+        merged.append({**was, **{k: v for k, v in given.items() if v is not None}, "lead_id": lead_id, _ROW: row})
+    frame = pd.DataFrame([{**m, "outcome": OPEN} if m.get("outcome") is None and m.get("closed_at") is None else m
+                          for m in merged])  # fmt: skip
+    if "closed_at" not in frame.columns:  # a batch of open deals: no closing yet
+        frame["closed_at"] = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", contract.LeadDataWarning)
+            checked = contract.validate_outcomes(frame.drop(columns=[_ROW]), source="POST /outcomes", leads=leads,
+                                                 won=won, lost=lost, open=opened,
+                                                 timestamp_format=settings.get("timestamp_format"))  # fmt: skip
+    except LeadDataError as exc:
+        raise _refusal(exc, frame, "body") from exc
+    parsed = {str(r["lead_id"]): r for r in checked.to_dict("records")}
+    rows = []
+    for record in merged:
+        lead_id = record["lead_id"]
+        found = parsed.get(lead_id, {})  # an open deal without a stage time: the contract keeps no row
+        times = {n: (pd.Timestamp(found[n]).value if found.get(n) is not None and not pd.isna(found[n]) else None)
+                 for n in OUTCOME_TIMES}  # fmt: skip
+        rows.append({"lead_id": lead_id, "outcome": int(found.get("outcome", -1)), **times,
+                     "record": {k: v for k, v in record.items() if k != _ROW}})  # fmt: skip
+    return rows

@@ -3,7 +3,9 @@
 Each app has its own registry (two apps in one process, as in the tests, do not share counters).
 ``leadml_serve_events_total`` counts stored events (Prometheus' ``rate()`` gives events/s; the
 gauge ``leadml_serve_events_per_second`` is the same over the last minute, for a quick look);
-``leadml_serve_ingest_seconds`` is the time from a request's arrival to its new scores stored.
+``leadml_serve_ingest_seconds`` is the time from a request's arrival to its new scores stored;
+``leadml_serve_model_switches_total{trigger}`` counts model loads after the start (``manual``: ``POST
+/model/reload``; ``champion``: the alias moved).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class ServeMetrics:
         self.events = Counter("leadml_serve_events", "Events stored.", registry=self.registry)
         self.leads = Counter("leadml_serve_leads", "Lead upserts stored.", registry=self.registry)
         self.refused = Counter("leadml_serve_refused", "Requests refused (422).", ["endpoint"], registry=self.registry)
+        self.outcomes = Counter("leadml_serve_outcomes", "Outcome rows stored.", registry=self.registry)
+        self.switches = Counter("leadml_serve_model_switches", "Models loaded again: by POST /model/reload "
+                                "(manual) or because the champion alias moved (champion).", ["trigger"],
+                                registry=self.registry)  # fmt: skip
         self.alerts = Counter("leadml_serve_alerts", "Tier-crossing alerts queued.", registry=self.registry)
         self.latency = Histogram("leadml_serve_ingest_seconds", "From request to new scores stored.", ["endpoint"],
                                  buckets=_BUCKETS, registry=self.registry)  # fmt: skip

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -27,8 +28,9 @@ from leadml.jobs.feature_source import reading_rules, table_chunks
 from leadml.jobs.inputs import frame_inputs
 from leadml.jobs.reasons import reasons_step
 from leadml.jobs.score import LoadedModel, Scorer, check_builder, load_model, scores_table
+from leadml.serve.store import OUTCOME_TIMES
 
-__all__ = ["LiveScorer", "events_frame", "leads_frame"]
+__all__ = ["LiveScorer", "events_frame", "leads_frame", "outcomes_frame"]
 
 
 def leads_frame(profiles: Sequence[dict]) -> pd.DataFrame:
@@ -61,6 +63,21 @@ def events_frame(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Se
         return contract.validate_events(frame, source="store events")
 
 
+def outcomes_frame(rows: Sequence[dict]) -> pd.DataFrame | None:
+    """Stored outcome rows (times in ns or None) as the contract's outcomes table, what the batch job
+    reads: ``lead_id``, ``outcome`` (-1 for a deal still open), ``closed_at`` and the stage times."""
+    if not rows:
+        return None
+    frame = pd.DataFrame({"lead_id": [str(r["lead_id"]) for r in rows],
+                          "outcome": np.array([r["outcome"] for r in rows], dtype="int8")})  # fmt: skip
+    for name in OUTCOME_TIMES:
+        stamps = [r.get(name) for r in rows]
+        if name == "closed_at" or any(v is not None for v in stamps):
+            frame[name] = pd.to_datetime(pd.Series([pd.NaT if v is None else v for v in stamps], dtype=object),
+                                         utc=True).dt.as_unit("ns")  # fmt: skip
+    return frame
+
+
 class LiveScorer:
     """The serving model (the pipeline's champion by default) and the batch job's scoring steps.
 
@@ -91,10 +108,12 @@ class LiveScorer:
         return state[0]
 
     def score(self, leads: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp,
-              spells: pd.Series | None = None) -> list[dict]:  # fmt: skip
+              spells: pd.Series | None = None, outcomes: pd.DataFrame | None = None) -> list[dict]:  # fmt: skip
         """Score rows (the scores file's columns, JSON-ready) of the open ``leads`` at ``as_of``.
 
         ``events`` are those leads' events (any order; those at or after as_of do not count);
+        ``outcomes`` their outcome rows (:func:`outcomes_frame`): as in the batch job, a lead closed
+        before as_of is left out, and an MQL whose ``sql_at`` is before as_of is accepted (never overdue);
         ``spells`` the start of each lead's current MQL spell (lead_id -> mql_since), which fixes
         an MQL's deadline as in the batch job. Every scored lead gets its reasons.
         """
@@ -103,7 +122,7 @@ class LiveScorer:
         features = builder.features or FeatureConfig()
         if rules is not None:
             features = reading_rules(self.config, features, rules)
-        inputs = frame_inputs(leads, events, None, as_of, features=features, chunk_leads=max(len(leads), 1))
+        inputs = frame_inputs(leads, events, outcomes, as_of, features=features, chunk_leads=max(len(leads), 1))
         mql = getattr(loaded.scoring, "mql_columns", (None, None))
         tables = []
         with warnings.catch_warnings():

@@ -21,8 +21,8 @@ from typing import Any
 import pandas as pd
 
 from leadml.core.config import PipelineConfig
-from leadml.serve.inputs import InvalidInput, check_events, check_leads
-from leadml.serve.scorer import LiveScorer, events_frame, leads_frame
+from leadml.serve.inputs import InvalidInput, check_events, check_leads, check_outcomes
+from leadml.serve.scorer import LiveScorer, events_frame, leads_frame, outcomes_frame
 from leadml.serve.store import ServeStore
 
 __all__ = ["Ingested", "ServeService", "crossing_alert"]
@@ -120,15 +120,37 @@ class ServeService:
         done.seconds = time.perf_counter() - started
         return done
 
+    def post_outcomes(self, records: Sequence[Mapping[str, Any]]) -> Ingested:
+        """Store outcome rows (closings, stage times such as ``sql_at``) and rescore their leads (all or
+        nothing): a lead closed before the instant is no longer scored or queued, an MQL with ``sql_at``
+        is accepted. The fields given replace the lead's stored ones.
+
+        Raises:
+            InvalidInput: a row the contract refuses, or an outcome of a lead never posted.
+        """
+        started = time.perf_counter()
+        ids = [str(record.get("lead_id")) for record in records if record.get("lead_id") is not None]
+        with self._ingest:
+            known = self.store.profiles(ids)
+            frame = leads_frame(list(known.values())) if known else pd.DataFrame({"lead_id": pd.Series([], str)})
+            rows = check_outcomes(records, self.store.outcomes_of(ids), frame, self.config)
+            profiles = {row["lead_id"]: known[row["lead_id"]] for row in rows}
+            done = self._score_and_store(profiles, [], {}, outcomes=rows)
+        done.seconds = time.perf_counter() - started
+        return done
+
     def _score_and_store(self, profiles: Mapping[str, dict], extra: list, new: Mapping[str, list[dict]], *,
-                         events: list | None = None, leads=None) -> Ingested:  # fmt: skip
+                         events: list | None = None, leads=None, outcomes: list[dict] | None = None) -> Ingested:  # fmt: skip
         ids = list(profiles)
         before = self.store.latest(ids)
         stored = self.store.events_of(ids) + extra
+        closings = {**self.store.outcomes_of(ids), **{row["lead_id"]: row for row in outcomes or []}}
         as_of = self.as_of()
         spells = {k: pd.Timestamp(v["mql_since"]) for k, v in before.items() if v.get("is_mql") and v.get("mql_since")}
         rows = self.scorer.score(leads_frame(list(profiles.values())), events_frame(stored, self._attributes(extra)),
-                                 as_of, pd.Series(spells, dtype="datetime64[ns, UTC]") if spells else None)  # fmt: skip
+                                 as_of, pd.Series(spells, dtype="datetime64[ns, UTC]") if spells else None,
+                                 outcomes_frame(list(closings.values())))  # fmt: skip
+        closed = [k for k, v in closings.items() if v.get("closed_at") is not None and v["closed_at"] < as_of.value]
         alerts = [a for row in rows if (a := crossing_alert(before.get(row["lead_id"]), row,
                                                              new.get(row["lead_id"], []))) is not None]  # fmt: skip
         with self.store.transaction() as db:
@@ -136,13 +158,17 @@ class ServeService:
                 self.store.upsert_leads(db, leads.profiles, leads.created)
             if events:
                 self.store.add_events(db, events)
+            if outcomes:
+                self.store.upsert_outcomes(db, outcomes)
             last = dict(db.execute(f"SELECT lead_id, MAX(seq) FROM events WHERE lead_id IN ({','.join('?' * len(ids))}) "
                                    "GROUP BY lead_id", ids).fetchall()) if ids else {}  # fmt: skip
             self.store.add_scores(db, rows, last)
             self.store.add_alerts(db, alerts)
+            self.store.drop_latest(db, [k for k in closed if k in before])  # closed: out of the queue
         if alerts and self.on_alerts is not None:
             self.on_alerts(alerts)
-        return Ingested(len(events) if events else len(profiles), rows, alerts, leads=ids)
+        stored_rows = len(events) if events else len(outcomes) if outcomes else len(profiles)
+        return Ingested(stored_rows, rows, alerts, leads=ids)
 
     def _attributes(self, extra: list) -> list[str]:
         names = set(self.store.attribute_names())
@@ -155,17 +181,22 @@ class ServeService:
         if not self.store.profiles([lead_id]):
             return None
         latest = self.store.latest([lead_id]).get(lead_id)
-        return {"lead_id": lead_id, "score": latest, "history": self.store.history(lead_id)}
+        outcome = self.store.outcomes_of([lead_id]).get(lead_id)
+        return {"lead_id": lead_id, "score": latest, "history": self.store.history(lead_id),
+                "outcome": outcome["record"] if outcome is not None else None}  # fmt: skip
 
     def queue(self) -> list[dict]:
         """The current MQLs in hand-off order: the earliest deadline first, then the highest probability;
-        each with its SLA state at the service's instant (``overdue``, hours left)."""
+        each with its SLA state at the service's instant (``due``, ``overdue``, hours left, or ``accepted``:
+        sales took it, ``sql_at`` by now, as ``leadml sla`` counts it). Leads closed by now are left out."""
         now = self.as_of()
         queue = []
-        for row in self.store.latest_mqls():
+        for row in self.store.latest_mqls(now.value):
             due = pd.Timestamp(row["due_at"]) if row.get("due_at") else None
             hours = (due - now).total_seconds() / 3600 if due is not None else None
             state = "no deadline" if due is None else "overdue" if hours is not None and hours < 0 else "due"
+            if row.get("sql_at") is not None and row["sql_at"] <= now.value:
+                state = "accepted"
             queue.append({**{k: row.get(k) for k in ("lead_id", "probability", "score", "tier", "mql_since", "due_at",
                                                        "next_action", "mql_route", "reason_1", "reason_2", "reason_3")},
                           "sla": state, "hours_left": hours})  # fmt: skip

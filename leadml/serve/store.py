@@ -28,7 +28,7 @@ import pandas as pd
 
 from leadml.core.config import PipelineConfig
 
-__all__ = ["ServeStore", "store_path"]
+__all__ = ["OUTCOME_TIMES", "ServeStore", "store_path"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leads (
@@ -49,7 +49,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
     delivered_at INTEGER, last_error TEXT);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_attempt_at);
+CREATE TABLE IF NOT EXISTS outcomes (
+    lead_id TEXT PRIMARY KEY, outcome INTEGER NOT NULL, closed_at INTEGER, mql_at INTEGER, pql_at INTEGER,
+    sql_at INTEGER, opportunity_at INTEGER, record TEXT NOT NULL, updated_at INTEGER NOT NULL);
 """
+
+OUTCOME_TIMES = ("closed_at", "mql_at", "pql_at", "sql_at", "opportunity_at")  # the contract's, as ns or NULL
 
 
 def store_path(config: PipelineConfig) -> Path:
@@ -145,11 +150,39 @@ class ServeStore:
         return rows
 
     def counts(self) -> dict[str, int]:
-        """How many leads, events, scores and undelivered alerts the store holds."""
-        sql = ("SELECT (SELECT COUNT(*) FROM leads), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM scores), "
-               "(SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL)")  # fmt: skip
-        leads, events, scores, pending = self._query(sql)[0]
-        return {"leads": leads, "events": events, "scores": scores, "alerts_pending": pending}
+        """How many leads, events, outcomes, scores and undelivered alerts the store holds."""
+        sql = ("SELECT (SELECT COUNT(*) FROM leads), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM outcomes), "
+               "(SELECT COUNT(*) FROM scores), (SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL)")  # fmt: skip
+        leads, events, outcomes, scores, pending = self._query(sql)[0]
+        return {"leads": leads, "events": events, "outcomes": outcomes, "scores": scores, "alerts_pending": pending}
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def upsert_outcomes(self, db: sqlite3.Connection, rows: Sequence[dict]) -> None:
+        """Write each lead's outcome row (inside a :meth:`transaction`): ``lead_id``, ``outcome`` (1 won,
+        0 lost, -1 still open), the :data:`OUTCOME_TIMES` in ns or None, and ``record`` (the fields as
+        posted, merged with the stored ones, so a later post may add ``closed_at`` to an ``sql_at``)."""
+        now = _now_ns()
+        names = ", ".join(OUTCOME_TIMES)
+        db.executemany(
+            f"INSERT INTO outcomes (lead_id, outcome, {names}, record, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (lead_id) DO UPDATE SET outcome = excluded.outcome, "
+            + ", ".join(f"{n} = excluded.{n}" for n in OUTCOME_TIMES)
+            + ", record = excluded.record, updated_at = excluded.updated_at",
+            [(r["lead_id"], int(r["outcome"]), *(r.get(n) for n in OUTCOME_TIMES), json.dumps(r["record"]), now)
+             for r in rows],
+        )  # fmt: skip
+
+    def outcomes_of(self, lead_ids: Sequence[str]) -> dict[str, dict]:
+        """The stored outcome row of each lead among ``lead_ids`` that has one (times in ns or None)."""
+        found: dict[str, dict] = {}
+        for part in _parts(list(lead_ids)):
+            marks = ",".join("?" * len(part))
+            columns = ", ".join(OUTCOME_TIMES)
+            sql = f"SELECT lead_id, outcome, {columns}, record FROM outcomes WHERE lead_id IN ({marks})"
+            for lead_id, outcome, *times, record in self._query(sql, part):
+                found[lead_id] = {"lead_id": lead_id, "outcome": outcome, **dict(zip(OUTCOME_TIMES, times)),
+                                  "record": json.loads(record)}  # fmt: skip
+        return found
 
     # -- scores --------------------------------------------------------------------------------
     def add_scores(self, db: sqlite3.Connection, rows: Sequence[dict], last_events: dict[str, int]) -> None:
@@ -176,10 +209,20 @@ class ServeStore:
                 found[lead] = {**json.loads(row), "last_event": last}
         return found
 
-    def latest_mqls(self) -> list[dict]:
-        """The last score row of every lead whose last score is an MQL."""
-        sql = "SELECT s.row FROM latest l JOIN scores s ON s.seq = l.score_seq WHERE s.is_mql = 1"
-        return [json.loads(row) for (row,) in self._query(sql)]
+    def latest_mqls(self, now: int | None = None) -> list[dict]:
+        """The last score row of every lead whose last score is an MQL, with ``sql_at`` (ns or None) from
+        its outcome; with ``now`` (ns), leads closed before it are left out (no longer prospects)."""
+        sql = ("SELECT s.row, o.sql_at FROM latest l JOIN scores s ON s.seq = l.score_seq "
+               "LEFT JOIN outcomes o ON o.lead_id = l.lead_id WHERE s.is_mql = 1")  # fmt: skip
+        args: tuple = ()
+        if now is not None:
+            sql += " AND (o.closed_at IS NULL OR o.closed_at >= ?)"
+            args = (now,)
+        return [{**json.loads(row), "sql_at": sql_at} for row, sql_at in self._query(sql, args)]
+
+    def drop_latest(self, db: sqlite3.Connection, lead_ids: Sequence[str]) -> None:
+        """Forget the current score of leads no longer scored (closed): they leave the queue; history stays."""
+        db.executemany("DELETE FROM latest WHERE lead_id = ?", [(lead_id,) for lead_id in lead_ids])
 
     def history(self, lead_id: str, limit: int = 100) -> list[dict]:
         """The lead's scores, newest first: as_of, probability, score, tier, is_mql, model_version."""

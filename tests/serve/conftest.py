@@ -24,7 +24,7 @@ def json_rows(frame: pd.DataFrame) -> list[dict]:
     for record in frame.to_dict("records"):
         row = {}
         for key, value in record.items():
-            if value is None or (isinstance(value, float) and math.isnan(value)):
+            if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
                 continue
             row[key] = value.isoformat() if isinstance(value, pd.Timestamp) else value
         rows.append(row)

@@ -1,4 +1,5 @@
-"""Online equals batch: the served score of every lead equals ``leadml score --as-of`` at the same instant."""
+"""Online equals batch: the served score of every lead equals ``leadml score --as-of`` at the same instant,
+and with the same outcomes posted the server leaves out the leads the batch job leaves out."""
 
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def test_served_scores_equal_the_batch_scores_bit_for_bit(served_model, tmp_path
             answer = client.post("/events", json=events[first : first + 5000])
             assert answer.status_code == 200, answer.text
         served = [client.get(f"/leads/{lead_id}").json()["score"] for lead_id in batch["lead_id"]]
+        before_outcomes = set(app.state.service.store.latest())
+        answer = client.post("/outcomes", json=json_rows(data.outcomes))
+        assert answer.status_code == 200, answer.text
+        after = app.state.service.store.latest()
+
+    # the server knew every lead; with the outcomes, those closed before as_of leave it, as they leave the batch
+    closed = set(data.outcomes.loc[data.outcomes["closed_at"] < pd.Timestamp(AS_OF, tz="UTC"), "lead_id"])
+    assert closed and len(before_outcomes & closed) == len(closed)
+    assert set(after) == set(batch["lead_id"]) and not set(after) & closed
+    rescored = np.array([after[lead_id]["probability"] for lead_id in batch["lead_id"]], dtype=np.float64)
+    assert np.array_equal(rescored, batch["probability"].to_numpy(dtype=np.float64))
+    assert [after[lead_id]["overdue"] for lead_id in batch["lead_id"]] == batch["overdue"].tolist()
 
     probability = np.array([row["probability"] for row in served], dtype=np.float64)
     assert np.array_equal(probability, batch["probability"].to_numpy(dtype=np.float64))

@@ -43,7 +43,7 @@ class Receiver:
                 self.end_headers()
 
             def log_message(self, *args):
-                pass
+                """Quiet: the receiver prints nothing into the test output."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
@@ -68,7 +68,7 @@ def wait_ready(process: subprocess.Popen, url: str, log: Path, seconds: float = 
             if httpx.get(url + "health", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
-            pass
+            pass  # not listening yet
         time.sleep(0.3)
     pytest.fail(f"leadml serve did not answer in {seconds} s:\n{log.read_text()[-3000:]}")
 
