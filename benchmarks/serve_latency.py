@@ -4,7 +4,8 @@
     python benchmarks/serve_latency.py --leads 5000 --single 300 --batch 1000
 
 A model is trained on the simulated leads (not logged) and saved as a model folder; ``leadml serve``
-runs in a subprocess at a fixed as_of on a free port. Every lead is posted first; then ``--single``
+runs in a subprocess at a fixed as_of on a free port (it scores a made-up lead while it starts, before
+``/health`` answers, so no request pays a warm-up). Every lead is posted first; then ``--single``
 events are posted one request each (the time from sending the event to having its lead's new
 score, reasons included, in the answer), then the remaining events of the data in requests of
 ``--batch`` events (sustained events/s). The batch path is ``score_batch`` of every open lead at the

@@ -11,11 +11,13 @@ the same as_of, bit for bit, because the features of a lead depend on that lead'
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,13 +26,14 @@ import pyarrow as pa
 
 from leadml.core.config import FeatureConfig, PipelineConfig
 from leadml.data import contract
-from leadml.jobs.feature_source import reading_rules, table_chunks
+from leadml.jobs.feature_source import reading_rules
 from leadml.jobs.inputs import frame_inputs
 from leadml.jobs.reasons import reasons_step
 from leadml.jobs.score import LoadedModel, Scorer, check_builder, load_model, scores_table
+from leadml.serve.chunks import ProfileCache, served_chunks
 from leadml.serve.store import OUTCOME_TIMES
 
-__all__ = ["LiveScorer", "events_frame", "leads_frame", "outcomes_frame"]
+__all__ = ["LiveScorer", "events_frame", "leads_frame", "outcomes_frame", "stored_events"]
 
 
 def leads_frame(profiles: Sequence[dict]) -> pd.DataFrame:
@@ -42,7 +45,22 @@ def leads_frame(profiles: Sequence[dict]) -> pd.DataFrame:
 
 def events_frame(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence[str]) -> pd.DataFrame | None:
     """Stored events ``(seq, lead_id, timestamp ns, event_type, attributes)`` as the contract's events
-    table, with every attribute ever seen as a column (missing where an event lacks it)."""
+    table, with every attribute ever seen as a column (missing where an event lacks it).
+
+    The rows were checked by :func:`~leadml.data.contract.validate_events` when they were posted, so
+    only its typing is done again, with its own operations: ids as text, the event type a category,
+    the rows sorted by lead then time (``tests/serve/test_fast_path.py`` holds this equal to the check).
+    """
+    frame = stored_events(rows, attributes)
+    if frame is None:
+        return None
+    frame["lead_id"] = frame["lead_id"].astype(str).str.strip().astype(str)  # the contract's parse_lead_ids
+    frame["event_type"] = frame["event_type"].astype(str).str.strip().astype("category")
+    return frame.sort_values(["lead_id", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+def stored_events(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence[str]) -> pd.DataFrame | None:
+    """The stored events as a frame before the contract's typing (None: no event)."""
     if not rows:
         return None
     frame = pd.DataFrame({
@@ -53,14 +71,12 @@ def events_frame(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Se
     for name in attributes:
         values = [attrs.get(name) for *_, attrs in rows]
         column = pd.Series(values, dtype=object)
-        numbers = pd.to_numeric(column, errors="coerce")
         if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
-            frame[name] = numbers.astype("float64")  # numbers: float with NaN, as a Parquet/CSV read gives
+            # numbers: float with NaN, as a Parquet/CSV read gives
+            frame[name] = pd.to_numeric(column, errors="coerce").astype("float64")
         else:
             frame[name] = column.astype("category")  # text: a category, as the simulator and readers give
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", contract.LeadDataWarning)
-        return contract.validate_events(frame, source="store events")
+    return frame
 
 
 def outcomes_frame(rows: Sequence[dict]) -> pd.DataFrame | None:
@@ -78,6 +94,21 @@ def outcomes_frame(rows: Sequence[dict]) -> pd.DataFrame | None:
     return frame
 
 
+_WARM = "__leadml_warm_up__"
+
+
+@dataclass(frozen=True)
+class _State:
+    """What one model serves with: the model, its scorer, rule set, feature settings, profile cache, reasons step."""
+
+    loaded: LoadedModel
+    scorer: Scorer
+    rules: Any
+    features: FeatureConfig
+    cache: ProfileCache
+    reasons: Any
+
+
 class LiveScorer:
     """The serving model (the pipeline's champion by default) and the batch job's scoring steps.
 
@@ -90,22 +121,41 @@ class LiveScorer:
         self._lock = threading.Lock()
         self._state = self._load(model_uri)
 
-    def _load(self, model_uri) -> tuple[LoadedModel, Scorer, Any]:
+    def _load(self, model_uri) -> _State:
         loaded = load_model(self.config, model_uri)
         check_builder(loaded.scoring)
         rules = loaded.scoring.ruleset() if getattr(loaded.scoring, "needs_points", False) else None
-        return loaded, Scorer(loaded.scoring), rules
+        builder = loaded.scoring.builder
+        features = builder.features or FeatureConfig()
+        if rules is not None:
+            features = reading_rules(self.config, features, rules)
+        state = _State(loaded, Scorer(loaded.scoring), rules, features, ProfileCache(builder), reasons_step("all"))
+        self._warm(state)
+        return state
+
+    def _warm(self, state: _State) -> None:
+        """Score one made-up lead with one event, so the first request finds every kernel compiled and cached."""
+        as_of = pd.Timestamp("2000-01-02", tz="UTC")
+        lead = leads_frame([{"lead_id": _WARM, "created_at": "2000-01-01T00:00:00+00:00"}])
+        kinds = list(getattr(state.loaded.scoring.builder, "event_types_", None) or ["visit"])
+        events = events_frame([(0, _WARM, pd.Timestamp("2000-01-01 12:00", tz="UTC").value, str(kinds[0]), {})], [])
+        try:
+            self._score(state, lead, events, as_of)
+        except Exception as exc:  # a model that needs columns a made-up lead lacks: its first request warms it
+            logging.getLogger(__name__).info("the model's warm-up was skipped: %s", exc)
+        with state.cache.lock:
+            state.cache.forget(_WARM)
 
     @property
     def loaded(self) -> LoadedModel:
-        return self._state[0]
+        return self._state.loaded
 
     def reload(self, model_uri: str | os.PathLike | Any | None = None) -> LoadedModel:
         """Load the model again (the champion may have moved) and serve it from the next request on."""
         state = self._load(model_uri if model_uri is not None else self.model_uri)
         with self._lock:
             self._state = state
-        return state[0]
+        return state.loaded
 
     def score(self, leads: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp,
               spells: pd.Series | None = None, outcomes: pd.DataFrame | None = None) -> list[dict]:  # fmt: skip
@@ -117,18 +167,18 @@ class LiveScorer:
         ``spells`` the start of each lead's current MQL spell (lead_id -> mql_since), which fixes
         an MQL's deadline as in the batch job. Every scored lead gets its reasons.
         """
-        loaded, scorer, rules = self._state
-        builder = loaded.scoring.builder
-        features = builder.features or FeatureConfig()
-        if rules is not None:
-            features = reading_rules(self.config, features, rules)
-        inputs = frame_inputs(leads, events, outcomes, as_of, features=features, chunk_leads=max(len(leads), 1))
+        return self._score(self._state, leads, events, as_of, spells, outcomes)
+
+    def _score(self, state: _State, leads: pd.DataFrame, events: pd.DataFrame | None, as_of: pd.Timestamp,
+               spells: pd.Series | None = None, outcomes: pd.DataFrame | None = None) -> list[dict]:  # fmt: skip
+        loaded = state.loaded
+        inputs = frame_inputs(leads, events, outcomes, as_of, features=state.features, chunk_leads=max(len(leads), 1))
         mql = getattr(loaded.scoring, "mql_columns", (None, None))
         tables = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", contract.LeadDataWarning)
-            for chunk in table_chunks(inputs, builder, as_of, False, rules, self.config, mql):
-                tables.append(scores_table(loaded, chunk.snapshots, chunk.features, reasons_step("all"), scorer,
+            for chunk in served_chunks(inputs, state.cache, as_of, state.rules, self.config, mql):
+                tables.append(scores_table(loaded, chunk.snapshots, chunk.features, state.reasons, state.scorer,
                                            self.config, True, chunk.rules, spells, chunk.accepted,
                                            chunk.mql_columns))  # fmt: skip
         return [_json_row(row) for table in tables for row in table.to_pylist()] if tables else []

@@ -12,6 +12,7 @@ the events since its last score and how its top reasons changed (:func:`crossing
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ from leadml.serve.store import ServeStore
 __all__ = ["Ingested", "ServeService", "crossing_alert"]
 
 TOP_REASONS = ("reason_1", "reason_2", "reason_3")
+LONE_LEADS = 10_000  # leads frames of one lead kept (a few kB each; then the lot is dropped)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class ServeService:
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
         self.on_alerts = on_alerts
         self._ingest = threading.Lock()
+        self._lone: dict[str, tuple[str, pd.DataFrame]] = {}  # lead_id -> (profile as JSON, its leads frame)
 
     def as_of(self) -> pd.Timestamp:
         """The instant scores are computed at: now, or the fixed instant of a replay."""
@@ -147,7 +150,7 @@ class ServeService:
         closings = {**self.store.outcomes_of(ids), **{row["lead_id"]: row for row in outcomes or []}}
         as_of = self.as_of()
         spells = {k: pd.Timestamp(v["mql_since"]) for k, v in before.items() if v.get("is_mql") and v.get("mql_since")}
-        rows = self.scorer.score(leads_frame(list(profiles.values())), events_frame(stored, self._attributes(extra)),
+        rows = self.scorer.score(self._leads_frame(profiles), events_frame(stored, self._attributes(extra)),
                                  as_of, pd.Series(spells, dtype="datetime64[ns, UTC]") if spells else None,
                                  outcomes_frame(list(closings.values())))  # fmt: skip
         closed = [k for k, v in closings.items() if v.get("closed_at") is not None and v["closed_at"] < as_of.value]
@@ -169,6 +172,20 @@ class ServeService:
             self.on_alerts(alerts)
         stored_rows = len(events) if events else len(outcomes) if outcomes else len(profiles)
         return Ingested(stored_rows, rows, alerts, leads=ids)
+
+    def _leads_frame(self, profiles: Mapping[str, dict]) -> pd.DataFrame:
+        """The leads frame of the profiles; that of a lone lead is kept until its profile changes (a lead's
+        events come one by one, and validating one row costs more than scoring it)."""
+        if len(profiles) != 1:
+            return leads_frame(list(profiles.values()))
+        ((lead_id, profile),) = profiles.items()
+        key = json.dumps(profile, sort_keys=True, default=str)
+        found = self._lone.get(lead_id)
+        if found is None or found[0] != key:
+            if len(self._lone) >= LONE_LEADS:
+                self._lone.clear()
+            found = self._lone[lead_id] = (key, leads_frame([profile]))
+        return found[1].copy()
 
     def _attributes(self, extra: list) -> list[str]:
         names = set(self.store.attribute_names())

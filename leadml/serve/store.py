@@ -186,16 +186,23 @@ class ServeStore:
 
     # -- scores --------------------------------------------------------------------------------
     def add_scores(self, db: sqlite3.Connection, rows: Sequence[dict], last_events: dict[str, int]) -> None:
-        """Append score rows (the scores file's columns, JSON-ready) and make them each lead's latest."""
-        for row in rows:
-            cursor = db.execute(
-                "INSERT INTO scores (lead_id, as_of, model_version, probability, tier, is_mql, last_event, row) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (row["lead_id"], pd.Timestamp(row["as_of"]).value, row["model_version"], row["probability"],
-                 row["tier"], int(bool(row["is_mql"])), last_events.get(row["lead_id"], 0), json.dumps(row)),
-            )  # fmt: skip
-            db.execute("INSERT INTO latest (lead_id, score_seq) VALUES (?, ?) ON CONFLICT (lead_id) DO UPDATE "
-                       "SET score_seq = excluded.score_seq", (row["lead_id"], cursor.lastrowid))  # fmt: skip
+        """Append score rows (the scores file's columns, JSON-ready) and make them each lead's latest.
+
+        Three statements whatever the number of rows: the last seq, the rows, then the ``latest`` pointers of the
+        scores appended after the last seq before them (the transaction holds the write lock).
+        """
+        if not rows:
+            return
+        before = db.execute("SELECT COALESCE(MAX(seq), 0) FROM scores").fetchone()[0]
+        stamps = {as_of: pd.Timestamp(as_of).value for as_of in {row["as_of"] for row in rows}}
+        db.executemany(
+            "INSERT INTO scores (lead_id, as_of, model_version, probability, tier, is_mql, last_event, row) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(row["lead_id"], stamps[row["as_of"]], row["model_version"], row["probability"], row["tier"], int(bool(row["is_mql"])),
+              last_events.get(row["lead_id"], 0), json.dumps(row)) for row in rows],
+        )  # fmt: skip
+        db.execute("INSERT INTO latest (lead_id, score_seq) SELECT lead_id, MAX(seq) FROM scores WHERE seq > ? "
+                   "GROUP BY lead_id ON CONFLICT (lead_id) DO UPDATE SET score_seq = excluded.score_seq", (before,))  # fmt: skip
 
     def latest(self, lead_ids: Sequence[str] | None = None) -> dict[str, dict]:
         """Each lead's last score row (with ``last_event``: the seq of the last event it saw)."""

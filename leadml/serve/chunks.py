@@ -1,0 +1,143 @@
+"""The feature chunk of one request: the batch job's chunk steps, with each lead's profile features kept.
+
+A request scores a few leads whose profiles rarely change between two of their events, yet the
+encoder's pandas work on one row costs most of a request. The profile features of a lead are a
+function of its leads row alone (:func:`~leadml.features.chunk.profile_features` encodes each
+distinct value on its own), so :class:`ProfileCache` computes them once per distinct row and
+rebuilds the frame from the stored codes and floats: the same dtypes, the same bits.
+
+:func:`served_chunks` is :func:`~leadml.jobs.feature_source.table_chunks` for the leads of one
+request: the same snapshots (:func:`~leadml.features.scoring_set.open_lead_snapshots`), behaviour
+features (:func:`~leadml.features.behaviour.parquet.arrow_features`) and column order as
+:func:`~leadml.features.chunk.chunk_features`. A rules model or an MQL rule per lead takes the job's
+own :func:`~leadml.jobs.feature_source.table_chunks` whole.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from leadml.core.config import PipelineConfig, ProfileConfig
+from leadml.data.sources import PipelineData
+from leadml.features.behaviour.parquet import arrow_features
+from leadml.features.chunk import behaviour_options, chunk_pql_times, empty_events, profile_features
+from leadml.features.scoring_set import open_lead_snapshots
+from leadml.features.snapshots import LEFT_OUT
+from leadml.jobs.feature_source import FeatureChunk, _accepted, table_chunks
+
+__all__ = ["ProfileCache", "served_chunks"]
+
+_Row = tuple[Any, ...]
+
+
+class ProfileCache:
+    """The profile features of each lead, keyed by the leads columns the encoder reads (names, dtypes, values).
+
+    A changed profile, or the same values in another dtype (an integer column read beside a lead
+    missing it becomes float), is another key and is computed again; the cache is bounded (``size``
+    leads, then emptied) and belongs to one model.
+    """
+
+    def __init__(self, builder: Any, size: int = 100_000):
+        self.builder, self.size = builder, size
+        profile = builder.profile or ProfileConfig()
+        sources = (profile.job_title_column, profile.email_column, "job_level", "email_domain_kind")
+        self.read = list(dict.fromkeys([*builder.encoder_.columns_, *(c for c in sources if c)]))
+        self._rows: dict[str, tuple[str, _Row]] = {}
+        self._columns: list[str] | None = None
+        self._dtypes: dict[str, pd.CategoricalDtype] = {}
+        self.lock = threading.Lock()
+
+    def forget(self, lead_id: str) -> None:
+        """Drop a lead's row (hold :attr:`lock`)."""
+        self._rows.pop(lead_id, None)
+
+    def features(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """:func:`~leadml.features.chunk.profile_features` of ``rows`` (validated leads rows), from the cache."""
+        read = [c for c in self.read if c in rows.columns]
+        shape = repr([(name, str(rows[name].dtype)) for name in read])
+        keys = [shape + repr(values) for values in rows[read].itertuples(index=False, name=None)]
+        ids = rows["lead_id"].astype(str).tolist()
+        with self.lock:
+            known = [self._rows.get(lead_id) for lead_id in ids]
+        missing = [k for k, (found, key) in enumerate(zip(known, keys)) if found is None or found[0] != key]
+        if missing or self._columns is None:
+            computed = profile_features(self.builder, rows.iloc[missing].reset_index(drop=True))
+            fresh = self._values(computed)
+            with self.lock:
+                if len(self._rows) + len(missing) > self.size:
+                    self._rows.clear()
+                for k, values in zip(missing, fresh):
+                    entry = (keys[k], values)
+                    known[k] = self._rows[ids[k]] = entry
+        return self._frame([found[1] for found in known if found is not None], rows.index)
+
+    def _values(self, computed: pd.DataFrame) -> list[_Row]:
+        """Each row of an encoder output as codes (categoricals) and floats; the first output fixes the dtypes."""
+        if self._columns is None:
+            self._columns = list(computed.columns)
+            self._dtypes = {c: t for c, t in computed.dtypes.items() if isinstance(t, pd.CategoricalDtype)}
+        if list(computed.columns) != self._columns:
+            raise AssertionError("the encoder's output changed its columns under one model")
+        parts = []
+        for name in self._columns:
+            column = computed[name]
+            numbers = column.cat.codes.to_numpy() if name in self._dtypes else column.to_numpy(dtype="float64")
+            parts.append(numbers.tolist())  # Python ints and floats: smaller kept, the same doubles
+        return list(zip(*parts)) if parts else [() for _ in range(len(computed))]
+
+    def _frame(self, values: list[_Row], index: pd.Index) -> pd.DataFrame:
+        columns = self._columns or []
+        out: dict[str, Any] = {}
+        for k, name in enumerate(columns):
+            picked = [row[k] for row in values]
+            dtype = self._dtypes.get(name)
+            if dtype is not None:
+                out[name] = pd.Categorical.from_codes(np.array(picked, dtype=np.int64), dtype=dtype)
+            else:
+                out[name] = np.array(picked, dtype="float64")
+        return pd.DataFrame(out, index=index)
+
+
+def _features(cache: ProfileCache, leads: pd.DataFrame, events: pa.Table | None, outcomes: pd.DataFrame | None,
+              as_of: pd.Timestamp, source: str, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
+    """:func:`~leadml.features.chunk.chunk_features` with the profile part from ``cache``."""
+    builder, target, pql = cache.builder, config.snapshots.target, config.stages.pql
+    pql_at = chunk_pql_times(events, pql, as_of) if target == "pql" else None
+    snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of, target=target, pql=pql_at)
+    positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
+    rows = leads.iloc[positions].reset_index(drop=True)
+    profile = cache.features(rows)
+    keys = pa.table({
+        "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
+        "as_of": pa.array(_ns(snapshots["as_of"]), pa.int64()),
+        "created_at": pa.array(_ns(rows["created_at"]), pa.int64()),
+    })  # fmt: skip
+    behaviour, _ = arrow_features(keys, events if events is not None else empty_events(),
+                                  builder.event_types_, source, **behaviour_options(builder))  # fmt: skip
+    behaviour.index = profile.index
+    return snapshots, pd.concat([profile, behaviour], axis=1)[builder.feature_names_]
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
+
+
+def served_chunks(inputs: Any, cache: ProfileCache, as_of: pd.Timestamp, rules: Any, config: PipelineConfig,
+                  mql: tuple[str | None, str | None] = (None, None)) -> Iterator[FeatureChunk]:  # fmt: skip
+    """The feature chunks of a request's inputs (:func:`~leadml.jobs.inputs.frame_inputs`), as the job builds them."""
+    if rules is not None or any(mql):
+        yield from table_chunks(inputs, cache.builder, as_of, False, rules, config, mql)
+        return
+    for chunk in inputs.chunks():
+        snapshots, features = _features(cache, chunk.leads, chunk.events, chunk.outcomes, as_of,
+                                        inputs.events_source, config)  # fmt: skip
+        past_target = int(snapshots.attrs.get(LEFT_OUT, {}).get("past_target", 0))
+        yield FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans, None, past_target,
+                           _accepted(chunk.outcomes))  # fmt: skip
