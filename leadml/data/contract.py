@@ -42,6 +42,7 @@ STAGE_COLUMNS = ("mql_at", "pql_at", "sql_at", "opportunity_at")
 STILL_OPEN = -1  # the outcome of an open deal kept for its stage times (not won, not lost)
 LABEL_COLUMN = "converted"
 
+_BLOCK = 1 << 20  # rows a vectorised check handles at a time
 OrphanPolicy = Literal["error", "drop"]
 EarlyOutcomePolicy = Literal["error", "drop"]
 
@@ -112,19 +113,77 @@ def validate_events(
     events = apply_column_map(events, columns, src)
     check_not_empty(events, src)
     check_required(events, EVENTS_REQUIRED, src, "events", columns)
-    events = events.copy()
-    events["lead_id"] = parse_lead_ids(events, src)
+    events = events.copy(deep=False)  # copy-on-write: the columns replaced below never reach the caller's frame
+    events["lead_id"], ranks, ids = _event_lead_ids(events, src)
     events["timestamp"] = parse_timestamps(events, "timestamp", src, timestamp_format=timestamp_format)
-    blank = is_blank(events["event_type"])
+    events["event_type"] = _event_types(events, src)
+    if leads is not None:
+        known = _check_event_leads(events, ranks, ids, _lead_created(leads), src, on_orphans)
+        if not known.all():
+            events, ranks = events.loc[known].reset_index(drop=True), ranks[known]
+    return _by_lead_and_time(events, ranks)
+
+
+def _event_lead_ids(events: pd.DataFrame, src: str) -> tuple[pd.Series, np.ndarray, pd.Index]:
+    """``parse_lead_ids`` of the events, each id's rank among the sorted distinct ids, and those ids.
+
+    A text column is checked and stripped once per distinct id; when no id needs stripping (most
+    exports) the column is kept as it is, not copied. Other columns go through ``parse_lead_ids``.
+    """
+    values = events["lead_id"]
+    if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values.dtype):
+        ranks, ids = pd.factorize(values, sort=True)
+        stripped = ids.str.strip()
+        if (ranks >= 0).all() and stripped.equals(ids) and not (ids == "").any():
+            return values.astype(str), ranks, ids
+    parsed = parse_lead_ids(events, src)
+    ranks, ids = pd.factorize(parsed, sort=True)
+    return parsed, ranks, ids
+
+
+def _event_types(events: pd.DataFrame, src: str) -> pd.Categorical:
+    """``event_type`` stripped, as a category; missing or empty types raise naming the rows.
+
+    Text and categorical columns are checked and stripped once per distinct value (a few dozen
+    among millions of rows), then the codes are gathered: the same result as stripping every row.
+    """
+    values = events["event_type"]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.remove_unused_categories()  # unused categories are no event types
+        codes, distinct = values.cat.codes.to_numpy(), pd.Series(values.cat.categories)
+    elif pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_object_dtype(values.dtype):
+        codes, uniques = pd.factorize(values)
+        distinct = pd.Series(uniques)
+    else:  # object columns may mix 1 and 1.0 (one value to factorize, two texts): every row as text
+        codes, distinct = np.arange(len(values)), values.reset_index(drop=True)
+    blank = (codes < 0) | np.append(is_blank(distinct), False)[codes]
     if blank.any():
         raise LeadDataError(
             f"{src}: column 'event_type' has {int(blank.sum())} missing or empty values "
             f"(first rows: {example_rows(events, blank, 'event_type')}); every event needs a type"
         )
-    events["event_type"] = events["event_type"].astype(str).str.strip().astype("category")
-    if leads is not None:
-        events = _check_event_leads(events, _lead_created(leads), src, on_orphans)
-    return events.sort_values(["lead_id", "timestamp"], kind="stable").reset_index(drop=True)
+    stripped = pd.Categorical(distinct.astype(str).str.strip())
+    return pd.Categorical.from_codes(stripped.codes[codes], dtype=stripped.dtype)
+
+
+def _by_lead_and_time(events: pd.DataFrame, ranks: np.ndarray) -> pd.DataFrame:
+    """``events`` sorted by ``lead_id`` then ``timestamp``, ties in input order, a new 0..n-1 index.
+
+    ``ranks`` are the ids' ranks among the sorted distinct ids: a stable sort on (rank, time) as
+    integers gives the order of ``sort_values(["lead_id", "timestamp"], kind="stable")`` without
+    comparing millions of strings, and an export already in that order (most are) is not sorted.
+    """
+    times = events["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
+    ordered = True
+    for first in range(0, len(times) - 1, _BLOCK):  # blocks: no row-long temporaries
+        rows = slice(first, min(first + _BLOCK + 1, len(times)))
+        step = np.diff(ranks[rows])
+        ordered = bool(np.all((step > 0) | ((step == 0) & (np.diff(times[rows]) >= 0))))
+        if not ordered:
+            break
+    if ordered:
+        return events.reset_index(drop=True)
+    return events.take(np.lexsort((times, ranks))).reset_index(drop=True)
 
 
 def _lead_created(leads: pd.DataFrame) -> pd.Series:
@@ -136,10 +195,25 @@ def _lead_created(leads: pd.DataFrame) -> pd.Series:
     return created.set_axis(pd.Index(leads["lead_id"].astype(str), name="lead_id"))
 
 
-def _check_event_leads(events: pd.DataFrame, created: pd.Series, src: str, on_orphans: OrphanPolicy) -> pd.DataFrame:
-    known = events["lead_id"].isin(created.index).to_numpy()
+def _check_event_leads(
+    events: pd.DataFrame, codes: np.ndarray, ids: pd.Index, created: pd.Series, src: str, on_orphans: OrphanPolicy
+) -> np.ndarray:
+    """Raise on (or warn of) events of unknown leads, warn of events before their lead's creation.
+
+    ``codes`` give each row its id among the distinct ``ids``: each id is looked up once among the
+    leads and the answers gathered to the rows. Returns the mask of the events to keep.
+    """
+    position = created.index.get_indexer(ids)
+    known = (position >= 0)[codes]
+    created_ns = created.dt.as_unit("ns").to_numpy(dtype="datetime64[ns]").view(np.int64)
+    # an unknown lead's events are not early: no time is before int64's least
+    lead_created = np.where(position >= 0, created_ns[np.maximum(position, 0)], np.iinfo(np.int64).min)
+    times = events["timestamp"].to_numpy(dtype="datetime64[ns]").view(np.int64)
     # before any row is dropped, so that example row numbers are the input's
-    early = (events["timestamp"] < events["lead_id"].map(created)).to_numpy()
+    early = np.empty(len(times), dtype=bool)
+    for first in range(0, len(times), _BLOCK):  # blocks: no row-long temporaries of creation times
+        rows = slice(first, first + _BLOCK)
+        early[rows] = times[rows] < lead_created[codes[rows]]
     if not known.all():
         n_orphans = int((~known).sum())
         if on_orphans == "error":
@@ -161,7 +235,7 @@ def _check_event_leads(events: pd.DataFrame, created: pd.Series, src: str, on_or
             "early_events",
             int(early.sum()),
         )
-    return events.loc[known].reset_index(drop=True)
+    return known
 
 
 def validate_outcomes(
@@ -321,6 +395,29 @@ def _id_name(columns: Mapping[str, str] | None) -> list[str]:
     return [(columns or {}).get("lead_id", "lead_id")]
 
 
+def _pruned_columns(
+    path: str | os.PathLike, required: Sequence[str], keep: Sequence[str] | None, columns: Mapping[str, str] | None
+) -> list[str] | None:
+    """The file's names of ``required`` and ``keep`` (mapped by ``columns``) to read from a Parquet file.
+
+    None (read every column) for CSV, for ``keep=None``, and when a wanted column is not in the file:
+    the error then lists the file's columns as a full read would.
+    """
+    if keep is None or not str(path).lower().endswith((".parquet", ".pq")):
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        present = pq.read_schema(path).names
+    except (OSError, ValueError):  # missing or unreadable: read_table says so
+        return None
+    mapped = {(columns or {}).get(name, name) for name in (*required, *keep)}
+    if not mapped <= set(present):
+        return None
+    names = mapped | {*required, *keep}  # a contract name beside its mapped column is read: the clash is refused
+    return [name for name in present if name in names]
+
+
 def load_leads(
     path: str | os.PathLike,
     columns: Mapping[str, str] | None = None,
@@ -343,9 +440,15 @@ def load_events(
     separator: str | None = None,
     encoding: str | None = None,
     timestamp_format: str | None = None,
+    keep: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Read and validate an events table; see :func:`read_table` and :func:`validate_events`."""
-    events = read_table(path, text_columns=_id_name(columns), separator=separator, encoding=encoding)
+    """Read and validate an events table; see :func:`read_table` and :func:`validate_events`.
+
+    ``keep`` names the attribute columns the caller needs (None: all): a Parquet file is then read
+    without the others (the contract's columns are always read).
+    """
+    wanted = _pruned_columns(path, EVENTS_REQUIRED, keep, columns)
+    events = read_table(path, wanted, text_columns=_id_name(columns), separator=separator, encoding=encoding)
     return validate_events(
         events,
         source=str(path),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
@@ -69,8 +70,13 @@ class PipelineData:
         )
 
 
-def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> PipelineData:
+def load_pipeline_data(
+    data: DataConfig, *, need_outcomes: bool = True, event_columns: Sequence[str] | None = None
+) -> PipelineData:
     """Read and validate the data a pipeline config names; warnings are kept in ``problems``.
+
+    ``event_columns`` names the events' attribute columns the caller needs (None: all); a Parquet
+    events table is then read without the others.
 
     The simulator's validated tables are kept for the process (the last simulator config only) and
     every call gets its own copies: a process that scores several days of one simulated pipeline
@@ -82,7 +88,7 @@ def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> Pipel
     else:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", contract.LeadDataWarning)
-            loaded = _load(data, need_outcomes)
+            loaded = _load(data, need_outcomes, event_columns)
         found = [w.message for w in caught if isinstance(w.message, contract.LeadDataWarning)]
         if key is not None:
             _SIMULATED.clear()  # one simulation kept: a process that simulates many holds one at a time
@@ -96,7 +102,7 @@ def load_pipeline_data(data: DataConfig, *, need_outcomes: bool = True) -> Pipel
     return PipelineData(**{**loaded.__dict__, "problems": problems, "counts": counts})
 
 
-def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
+def _load(data: DataConfig, need_outcomes: bool, event_columns: Sequence[str] | None = None) -> PipelineData:
     if data.source == "simulator":
         from leadml.data.simulate.world import simulate
 
@@ -104,7 +110,7 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
         simulated = simulate(sim.leads, sim.seed, base_rate=sim.base_rate, months=sim.months)
         return PipelineData.from_simulation(simulated)
     if data.source == "tables":
-        return _load_tables(data, need_outcomes)
+        return _load_tables(data, need_outcomes, event_columns)
     if data.source == "public":
         import os
 
@@ -125,14 +131,15 @@ def _load(data: DataConfig, need_outcomes: bool) -> PipelineData:
     return PipelineData(flat=flat)
 
 
-def _load_tables(data: DataConfig, need_outcomes: bool) -> PipelineData:
+def _load_tables(data: DataConfig, need_outcomes: bool, event_columns: Sequence[str] | None = None) -> PipelineData:
     """The three tables as the config reads them; without an events table, an empty one."""
     leads_table, events_table, outcomes_table = data.table("leads"), data.table("events"), data.table("outcomes")
     assert leads_table is not None  # DataConfig's validator requires it
     leads = contract.load_leads(leads_table.path, columns=leads_table.columns, **leads_table.reading())
     if events_table is not None:
         events = contract.load_events(events_table.path, leads=leads, on_orphans=data.on_orphans,
-                                      columns=events_table.columns, **events_table.reading())  # fmt: skip
+                                      columns=events_table.columns, keep=event_columns,
+                                      **events_table.reading())  # fmt: skip
     else:
         events = no_events()
     outcomes = None

@@ -64,6 +64,8 @@ def parse_timestamps(
         )
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        if rows is None and parsed.dt.unit == "ns" and not parsed.isna().any():
+            return parsed.rename(column)  # typed, complete and in range already: no row-long copies
     elif timestamp_format in EPOCH_UNITS:
         parsed = _from_epoch(pd.to_numeric(values, errors="coerce"), EPOCH_UNITS[timestamp_format])
     elif timestamp_format is not None:

@@ -92,17 +92,27 @@ def derive_email_kind(emails_or_domains: pd.Series) -> pd.Series:
     return kind
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
 def clean_categorical(values: pd.Series, missing_tokens: Sequence[str] = DEFAULT_MISSING_TOKENS) -> pd.Series:
-    """Trim, lower-case and fold placeholders (``Select``, empty, ``unknown``) into the ``missing`` level."""
-    text = values.astype(object).where(values.notna(), None)
-    cleaned = pd.Series(
-        [None if v is None else re.sub(r"\s+", " ", str(v)).strip().lower() for v in text],
-        index=values.index,
-        dtype=object,
-    )
-    tokens = {t.lower() for t in missing_tokens}
-    cleaned[cleaned.isna() | cleaned.isin(tokens)] = MISSING
-    return cleaned
+    """Trim, lower-case and fold placeholders (``Select``, empty, ``unknown``) into the ``missing`` level.
+
+    Each distinct spelling is cleaned once (a column of a million rows has a few hundred), then
+    mapped back by its code: the same text as cleaning every row, at a fraction of the cost.
+    """
+    present = values.notna().to_numpy()
+    out = np.full(len(values), MISSING, dtype=object)
+    if present.any():
+        kept = values.to_numpy(dtype=object)[present]
+        codes, spellings = pd.factorize(kept)
+        if not all(isinstance(spelling, str) for spelling in spellings):
+            # 1, 1.0 and True are one key to a hash table: tell them apart by their text
+            codes, spellings = pd.factorize(pd.Series(kept, dtype=object).astype(str).to_numpy(dtype=object))
+        tokens = {t.lower() for t in missing_tokens}
+        tidy = [_WHITESPACE.sub(" ", str(spelling)).strip().lower() for spelling in spellings]
+        out[present] = np.array([MISSING if text in tokens else text for text in tidy], dtype=object)[codes]
+    return pd.Series(out, index=values.index, dtype=object)
 
 
 def add_derived_fields(

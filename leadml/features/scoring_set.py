@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pandas as pd
 
-from leadml.core.config import PipelineConfig, load_pipeline, parse_pipeline
+from leadml.core.config import FeatureConfig, PipelineConfig, ProfileConfig, load_pipeline, parse_pipeline
 from leadml.core.errors import ConfigError
 from leadml.data import contract
 from leadml.data.sources import PipelineData, load_pipeline_data
+from leadml.features.behaviour.matrix import parse_step, value_columns
 from leadml.features.build import FeatureBuilder, make_snapshots
+from leadml.features.profile import add_derived_fields
 from leadml.features.snapshots import LEFT_OUT, build_snapshots, to_utc
 
 
@@ -35,15 +38,37 @@ def open_lead_snapshots(
     return snapshots
 
 
-def fitted_builder(config: PipelineConfig, data: PipelineData, fallback: pd.DataFrame) -> FeatureBuilder:
-    """A feature builder fitted as training would fit it (on the train snapshots when there are outcomes)."""
+def fitted_builder(
+    config: PipelineConfig, data: PipelineData, fallback: pd.DataFrame, leads: pd.DataFrame | None = None
+) -> FeatureBuilder:
+    """A feature builder fitted as training would fit it (on the train snapshots when there are outcomes).
+
+    ``leads``: the pipeline's leads as :func:`derived_once` gives them, when the caller has them.
+    The builder learns its event types from one event of each type (:func:`one_event_per_type`).
+    """
     builder = FeatureBuilder(config.features, config.profile)
+    rows = fallback
     if data.outcomes is not None and len(data.outcomes):
         snapshots = make_snapshots(config, data)
         train = snapshots.loc[(snapshots["split"] == "train").to_numpy()]
         if len(train):
-            return builder.fit(train, data.leads, data.events)
-    return builder.fit(fallback, data.leads, data.events)
+            rows = train
+    leads = derived_once(config.profile, data.leads) if leads is None else leads
+    return builder.fit(rows, leads, one_event_per_type(data.events))
+
+
+def one_event_per_type(events: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The first event of each type present, all columns kept: the builder's event types, from a few rows.
+
+    ``FeatureBuilder.fit`` reads the events for their types alone (its behaviour columns come from
+    no snapshot), so these rows fit the same builder as millions of events. Events whose types are
+    not a category (none the data contract gives) are returned whole.
+    """
+    if events is None or not isinstance(events["event_type"].dtype, pd.CategoricalDtype):
+        return events
+    codes = events["event_type"].cat.codes.to_numpy()
+    _, first = np.unique(codes[codes >= 0], return_index=True)
+    return events.iloc[np.sort(np.flatnonzero(codes >= 0)[first])]
 
 
 def features_at(
@@ -67,19 +92,76 @@ def features_at(
             raise ConfigError("give a pipeline file or --leads (and --events)")
         config = parse_pipeline({"name": "features"})
         leads = contract.load_leads(leads_path)
+        on_orphans: contract.OrphanPolicy = "drop" if drop_orphans else "error"
+        keep = event_attributes(config.features)
         events = (
-            contract.load_events(events_path, leads=leads, on_orphans="drop" if drop_orphans else "error")
-            if events_path
-            else None
+            contract.load_events(events_path, leads=leads, on_orphans=on_orphans, keep=keep) if events_path else None
         )
         data = PipelineData(leads=leads, events=events)
     else:
         config = pipeline if isinstance(pipeline, PipelineConfig) else load_pipeline(pipeline)
         if config.is_flat:
             raise ConfigError(f"{config.name}: a flat pipeline has no events; its table already holds the features")
-        data = data if data is not None else load_pipeline_data(config.data, need_outcomes=False)
+        if data is None:
+            needed = event_attributes(config.features) if builder is None else None
+            data = load_pipeline_data(config.data, need_outcomes=False, event_columns=needed)
     snapshots = open_lead_snapshots(data, stamp)
+    leads = data.leads
     if builder is None:
-        builder = fitted_builder(config, data, snapshots)
-    features = builder.transform(snapshots, data.leads, data.events)
+        leads = derived_once(config.profile, data.leads)
+        builder = fitted_builder(config, data, snapshots, leads)
+    features = builder.transform(snapshots, leads, data.events)
     return pd.concat([snapshots, features], axis=1)
+
+
+def event_attributes(features: FeatureConfig | None) -> list[str] | None:
+    """The events' attribute columns a feature set reads (None: every one, as a ``type[value]`` step does)."""
+    features = features or FeatureConfig()
+    if any(parse_step(step, name)[1] is not None for name, path in features.scenarios.items() for step in path):
+        return None
+    counted = {column for by_column in features.attribute_counts.values() for column in by_column}
+    return sorted(counted | value_columns(features.event_values))
+
+
+def derived_once(profile: ProfileConfig | None, leads: pd.DataFrame) -> pd.DataFrame:
+    """``add_derived_fields(leads)`` without the raw text fields the derived ones come from.
+
+    ``FeatureBuilder`` derives ``job_level`` and ``email_domain_kind`` again from the leads it is
+    given: the raw fields are no features (unless ``profile.columns`` names them), so once is enough.
+    The derivation reads each row's title, e-mail and derived columns alone, so it runs on their
+    distinct combinations (a few thousand among hundreds of thousands of leads) and is gathered.
+    """
+    profile = profile or ProfileConfig()
+    raw = [c for c in (profile.job_title_column, profile.email_column) if c and c in leads.columns]
+    inputs = [*raw, *(c for c in ("job_level", "email_domain_kind") if c in leads.columns)]
+    first, inverse = _distinct_rows(leads, inputs)
+    if first is None:
+        enriched = add_derived_fields(leads, profile.job_title_column, profile.email_column)
+    else:
+        small = add_derived_fields(leads[inputs].iloc[first], profile.job_title_column, profile.email_column)
+        enriched = leads.copy()
+        for column in (c for c in ("job_level", "email_domain_kind") if c in small.columns):
+            enriched[column] = pd.Series(small[column].to_numpy(dtype=object)[inverse], index=leads.index, dtype=object)
+    named = set(profile.columns or ())
+    return enriched.drop(columns=[c for c in raw if c not in named])
+
+
+def _distinct_rows(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray | None, np.ndarray]:
+    """The first row of each distinct combination of ``columns``, and each row's combination.
+
+    (None, empty) when a column holds Python objects, whose equal values may print differently
+    (1 and 1.0), or when there are no columns.
+    """
+    key = np.zeros(len(frame), dtype=np.int64)
+    for column in columns:
+        values = frame[column]
+        if not (isinstance(values.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(values.dtype)):
+            return None, np.zeros(0, dtype=np.int64)
+        if pd.api.types.is_object_dtype(values.dtype):
+            return None, np.zeros(0, dtype=np.int64)
+        codes, uniques = pd.factorize(values)
+        _, key = np.unique(key * (len(uniques) + 1) + codes + 1, return_inverse=True)
+    if not columns:
+        return None, np.zeros(0, dtype=np.int64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse

@@ -244,7 +244,7 @@ def label_snapshots(
     ids = snapshots["lead_id"]
     closed = np.zeros(len(snapshots), dtype=bool)
     if outcomes is not None and len(outcomes):
-        closings = pd.Series(outcomes["closed_at"].to_numpy(), index=outcomes["lead_id"].to_numpy())
+        closings = pd.Series(outcomes["closed_at"].array, index=outcomes["lead_id"].to_numpy())
         closed = _per_lead(ids, closings.dropna()) < as_of
     past = ~closed & (_per_lead(ids, past_target_times(outcomes, stage, pql=pql)) < as_of)
     snapshots = snapshots.loc[~(closed | past)].reset_index(drop=True)
@@ -266,7 +266,7 @@ def open_life_end(
     ids = leads["lead_id"].reset_index(drop=True)
     end = np.full(len(ids), until.value, dtype=np.int64)
     if outcomes is not None and len(outcomes):
-        closings = pd.Series(outcomes["closed_at"].to_numpy(), index=outcomes["lead_id"].to_numpy())
+        closings = pd.Series(outcomes["closed_at"].array, index=outcomes["lead_id"].to_numpy())
         end = np.minimum(end, _per_lead(ids, closings.dropna()))
     end = np.minimum(end, _per_lead(ids, past_target_times(outcomes, stage, pql=pql)))
     return pd.Series(pd.to_datetime(end, utc=True).as_unit("ns"))

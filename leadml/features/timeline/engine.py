@@ -97,6 +97,7 @@ class EventTimeline:
         self._raw_columns = dict(columns or {})
         self._order = order
         self._sorted_columns: dict[str, object] = {}
+        self._text_codes: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
         # lead k's events are [lead_bounds[k], lead_bounds[k + 1]) (codes are sorted)
         fits = codes.dtype.kind in "iu" and np.iinfo(codes.dtype).max >= self.n_leads
         needles = np.arange(self.n_leads + 1, dtype=codes.dtype if fits else np.int64)
@@ -219,8 +220,24 @@ class EventTimeline:
             return np.isin(values.codes, hit)
         if values.dtype.kind in "iufb" and all(isinstance(v, (int, float, bool, np.number)) for v in wanted):
             return np.isin(values, np.asarray(wanted))  # what isin does with a list
+        coded = self._coded_text(name, values)
+        if coded is not None:  # each distinct text compared once, the events by their code
+            codes, spellings = coded
+            return np.isin(codes, np.flatnonzero(np.isin(spellings, [str(v) for v in wanted])))
         text = pd.Series(values, copy=False).astype(str)
         return text.isin([str(v) for v in wanted]).to_numpy() & pd.notna(values)
+
+    def _coded_text(self, name: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(codes, spellings)`` of a text column, once per column (missing values: code -1).
+
+        None when some value is not a string: a hash table takes 1, 1.0 and True for one key,
+        whose texts differ, so such a column is compared as text row by row.
+        """
+        if name not in self._text_codes:
+            codes, spellings = pd.factorize(values)
+            text_only = all(isinstance(spelling, str) for spelling in spellings)
+            self._text_codes[name] = (codes, np.asarray(spellings, dtype=object)) if text_only else None
+        return self._text_codes[name]
 
     def codes_of(self, name: str, values: Sequence) -> np.ndarray:
         """Each sorted event's position of its ``name`` value in ``values`` (-1: another or missing)."""
