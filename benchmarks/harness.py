@@ -2,7 +2,8 @@
 
 Each run is a fresh process started the way a user starts it; its wall time is measured from
 outside and its peak memory is the ``ru_maxrss`` that ``os.wait4`` reports for it (the largest
-resident set of the process and the children it waited for). Two commands alternate, A B A B, so
+resident set of the process and the children it waited for), taken by a small launcher process
+so that the benchmark's own memory is not counted. Two commands alternate, A B A B, so
 a machine that slows down during the run slows both; the ratio is taken pair by pair and the
 median quoted. A run that fails stops the benchmark with the end of what it printed.
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -49,20 +50,41 @@ class Runs:
         return statistics.median(self.peak_mb)
 
 
+# A small launcher between the benchmark and the command: on Linux a process started by fork and exec
+# inherits the peak resident size of the process that forked it, so a command started straight from
+# a benchmark holding outputs in memory would be charged for them. The launcher is a bare
+# interpreter (about 10 MB); it times the command and reports the command's own peak.
+_LAUNCHER = """
+import os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+with open(out, "w") as handle:
+    handle.write(f"{seconds!r} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def run_once(command: Command) -> tuple[float, float]:
-    """Run ``command`` once; its wall seconds and peak resident memory in MB."""
+    """Run ``command`` once; its wall seconds and peak resident memory in MB (its own, see ``_LAUNCHER``)."""
     env = dict(os.environ, **(command.env or {}))
-    with tempfile.TemporaryFile() as log:
-        started = time.perf_counter()
-        process = subprocess.Popen(list(command.argv), stdout=log, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory() as folder:
+        result = os.path.join(folder, "result")
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, result, *command.argv]
+        subprocess.run(launcher, stdout=log, stderr=subprocess.STDOUT, env=env, check=False)
+        with open(result) as handle:
+            seconds_text, peak_kib, exit_code = handle.read().split()
+        if int(exit_code) != 0:
             log.seek(0)
             tail = log.read().decode(errors="replace")[-3000:]
-            raise RuntimeError(f"{command.label} exited {process.returncode}: {command.shown()}\n{tail}")
-    return seconds, usage.ru_maxrss / 1024
+            raise RuntimeError(f"{command.label} exited {exit_code}: {command.shown()}\n{tail}")
+    return float(seconds_text), int(peak_kib) / 1024
 
 
 def alternate(first: Command, second: Command | None, *, rounds: int = 3, warmup: int = 1) -> tuple[Runs, Runs | None]:

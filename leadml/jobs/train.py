@@ -68,6 +68,24 @@ def capacity_replay(
     return replay, pd.Series(scored["points"].to_numpy(dtype=float), index=replay.index)
 
 
+def release_unused_memory() -> None:
+    """Hand the memory freed so far back to the system before the next step takes its own.
+
+    pyarrow's allocator (the text columns of pandas 3 live in Arrow) and glibc's keep what a step
+    freed for reuse; a whole step's worth (the rules' scoring of every snapshot: +0.7 GB at a
+    million snapshots) would otherwise sit under the model fits' peak. Results are untouched.
+    """
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc is not None and hasattr(ctypes.CDLL(libc), "malloc_trim"):  # glibc only
+        ctypes.CDLL(libc).malloc_trim(0)
+
+
 def run_training(
     config: PipelineConfig,
     *,
@@ -104,6 +122,7 @@ def run_training(
     say("scoring the rules baseline on every snapshot")
     points = rules_points(config, trainset)
     replay, replay_points = capacity_replay(config, trainset, say)
+    release_unused_memory()
     result = train_models(config, trainset, points, n_boot=n_boot, progress=say,
                           replay=replay, replay_points=replay_points)  # fmt: skip
     outcome = None

@@ -183,11 +183,14 @@ def judge_leakage(
     max_certain_share: float = 0.12,
     min_class_support: int = 30,
     seed: int = 0,
+    rows: np.ndarray | None = None,
 ) -> LeakageReport:
     """The suspected features among ``features`` (training rows only), strongest first, and the
     columns that crossed a limit without the support to be accused.
 
-    When the rows hold fewer than ``min_class_support`` positives or negatives, no column is judged.
+    ``rows`` (a boolean mask over ``features``) judges only those rows, one column taken at a time:
+    the same report as ``features[rows]`` without a copy of every column at once. When the rows
+    hold fewer than ``min_class_support`` positives or negatives, no column is judged.
     """
     y = np.asarray(labels, dtype=float)
     positives = int((y == 1).sum())
@@ -197,7 +200,7 @@ def judge_leakage(
     findings: list[LeakageFinding] = []
     unjudged: list[str] = []
     for column in features.columns:
-        values = features[column]
+        values = features[column] if rows is None else features[column][rows]
         codes = _codes(values)
         auc = single_feature_auc(values, codes, y, seed)
         share = certain_share(codes, y, min_class_support)
@@ -255,12 +258,17 @@ def check_leakage(trainset, config) -> list[LeakageFinding]:
     at as_of) is not judged: it cannot leak, and with snapshots over the whole life of a lead the
     oldest ages rightly say "this lead will not convert now".
     """
-    rows = trainset.part("train", "validation")
+    frame = getattr(trainset, "frame", None)  # the rows are judged in place, a column at a time
+    rows = None if frame is None else frame["split"].isin(["train", "validation"]).to_numpy()
+    if frame is None:  # a training set that only gives its parts
+        frame = trainset.part("train", "validation")
     sources = {info.name: info.source for info in trainset.feature_info}
     judged = [name for name in trainset.feature_names if sources.get(name) not in POINT_IN_TIME_SOURCES]
+    labels = frame["converted"].to_numpy()
     report = judge_leakage(
-        rows[judged],
-        rows["converted"],
+        frame[judged],
+        labels if rows is None else labels[rows],
+        rows=rows,
         max_auc=config.leakage.max_auc,
         max_certain_share=config.leakage.max_certain_share,
         min_class_support=config.leakage.min_class_support,

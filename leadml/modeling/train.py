@@ -29,7 +29,7 @@ none converted with rules is a cold start on the rules.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -175,15 +175,44 @@ def mql_summary(thresholds: dict[str, Threshold], predictions: pd.DataFrame) -> 
     return pd.DataFrame(rows)
 
 
+class _SplitRows(Mapping[str, pd.DataFrame]):
+    """The feature rows of each split, cut from the frame when asked and not kept.
+
+    A split's rows are a copy (pandas copies a row selection): holding all three at once would
+    hold most of the feature frame twice, so each fit, calibration or prediction takes its own
+    and lets it go when done.
+    """
+
+    def __init__(self, frame: pd.DataFrame, features: list[str], masks: dict[str, np.ndarray]):
+        self._frame, self._features, self._masks = frame, features, masks
+
+    def __getitem__(self, split: str) -> pd.DataFrame:
+        return self._frame.loc[self._masks[split], self._features]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def index(self, split: str) -> pd.Index:
+        """The frame index of a split's rows (without copying them)."""
+        return self._frame.index[self._masks[split]]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._features)
+
+
 @dataclass
 class _Parts:
     """The labelled rows of each split: features ``X``, points ``P`` (rules), labels ``y``, weights ``w``.
 
-    ``w`` holds the weights of ``train`` and ``validation``, None when the frame has no ``weight``
-    column (every row weighs 1).
+    ``X`` cuts a split's feature rows when asked (:class:`_SplitRows`); ``w`` holds the weights of
+    ``train`` and ``validation``, None when the frame has no ``weight`` column (every row weighs 1).
     """
 
-    X: dict[str, pd.DataFrame]
+    X: _SplitRows
     y: dict[str, np.ndarray]
     P: dict[str, pd.DataFrame]
     w: dict[str, np.ndarray | None] = field(default_factory=dict)
@@ -197,7 +226,7 @@ class _Parts:
             values = pd.Series(rules_points).reindex(frame.index).to_numpy(dtype=float)
             points = pd.DataFrame({POINTS_COLUMN: values}, index=frame.index)
         return cls(
-            X={s: frame.loc[m, features] for s, m in masks.items()},
+            X=_SplitRows(frame, features, masks),
             y={s: frame.loc[m, LABEL_COLUMN].to_numpy(dtype=int) for s, m in masks.items()},
             P={s: points.loc[m] for s, m in masks.items()} if points is not None else {},
             w={s: _weights(frame, masks[s], s) for s in ("train", "validation")},  # test rows are never fitted
@@ -360,13 +389,13 @@ def _thresholds(
     lacks a class (a cold start before the first conversion) no threshold can be judged on it: a note.
     With ``lead_columns`` (a threshold per lead), each candidate's rule goes into ``mql_rules``.
     """
-    valid = frame.loc[frame.index.isin(parts.X["validation"].index)]
+    valid = frame.loc[frame.index.isin(parts.X.index("validation"))]
     if not len(valid):
         return {}
     y_valid = parts.y["validation"]
     thresholds: dict[str, Threshold] = {}
     for name, model in calibrated.items():
-        features = list(parts.X["validation"].columns)
+        features = parts.X.columns
         nightly = _nightly(name, model, features, replay, replay_points) if config.mql.capped else None
         p_valid = model.predict_proba(parts.inputs(name, "validation"))[:, 1]
         if lead_columns is not None and mql_rules is not None:
@@ -451,7 +480,7 @@ def train_models(
     mql_rules: dict[str, MQLRule] = {}
     thresholds = _thresholds(config, calibrated, parts, frame, chosen, notes, replay, replay_points,
                              PerLead.build(config, trainset), mql_rules)  # fmt: skip
-    predictions = frame.loc[parts.X["test"].index, ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
+    predictions = frame.loc[parts.X.index("test"), ["lead_id", "as_of", LABEL_COLUMN]].reset_index(drop=True)
     for name, model in calibrated.items():
         predictions[name] = model.predict_proba(parts.inputs(name, "test"))[:, 1] if len(predictions) else []
     evaluation, reliability, y_test = None, {}, parts.y["test"]
