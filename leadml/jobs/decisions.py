@@ -48,12 +48,14 @@ def tier_actions(
     """
     known = {tier.name: tier for tier in model_tiers}
     known.update({tier.name: tier for tier in pipeline_tiers})
-    names = pd.Series(np.asarray(tiers, dtype=object))
-    action = names.map({name: tier.action for name, tier in known.items()})
-    hours = names.map({name: tier.within_hours for name, tier in known.items()}).astype(float)
-    due = as_of + pd.to_timedelta(hours.to_numpy(), unit="h")
+    codes, names = pd.factorize(np.asarray(tiers, dtype=object), use_na_sentinel=False)  # a few names, many leads
+    found = [known.get(name) for name in names]
+    actions = np.array([None if tier is None or pd.isna(tier.action) else tier.action for tier in found], dtype=object)
+    hours = np.array([np.nan if tier is None or tier.within_hours is None else tier.within_hours for tier in found],
+                     dtype=float)  # fmt: skip
+    due = as_of + pd.to_timedelta(hours[codes], unit="h")
     return pd.DataFrame({
-        "next_action": action.astype(object).where(action.notna(), None).tolist(),
+        "next_action": actions[codes].tolist(),
         "due_at": pd.DatetimeIndex(due).as_unit("ns"),
     })  # fmt: skip
 
@@ -98,7 +100,7 @@ def decision_columns(
     out["mql_route"] = _routes(scoring, features, sub, rules, is_mql, matrix, n)
     actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
     out["next_action"] = actions["next_action"].to_numpy(dtype=object)
-    out["due_at"] = actions["due_at"].to_numpy()
+    out["due_at"] = actions["due_at"].array  # a DatetimeArray: to_numpy() would make 1 Timestamp object a row
     out["mql_since"], out["overdue"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]"), None
     if lead_ids is not None and is_mql is not None:
         state = handoff_state(lead_ids, is_mql, out["due_at"], as_of, spells=spells, accepted=accepted)

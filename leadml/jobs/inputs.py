@@ -212,6 +212,8 @@ class TableEvents:
 # -- leads -------------------------------------------------------------------------------------
 def _sorted_leads(leads: pd.DataFrame, source: str) -> pd.DataFrame:
     """Leads sorted by ``lead_id``; a duplicate id raises naming the file."""
+    if _increasing(leads["lead_id"]):  # a sorted file's chunk: already in order, no id twice
+        return leads.reset_index(drop=True)
     ordered = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
     ids = ordered["lead_id"]
     repeated = (ids.to_numpy()[1:] == ids.to_numpy()[:-1]) if len(ids) > 1 else np.zeros(0, bool)
@@ -219,6 +221,17 @@ def _sorted_leads(leads: pd.DataFrame, source: str) -> pd.DataFrame:
         examples = ", ".join(map(repr, pd.unique(ids.to_numpy()[1:][repeated])[:3]))
         raise LeadDataError(f"{source}: column 'lead_id' has duplicate ids ({examples}); every lead needs one row")
     return ordered
+
+
+def _increasing(ids: pd.Series) -> bool:
+    """Whether the ids are text in strictly increasing order (compared as the sort compares them)."""
+    if len(ids) < 2 or not (pd.api.types.is_string_dtype(ids.dtype) and ids.notna().all()):
+        return len(ids) < 2
+    try:
+        values = pa.array(ids, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: the sort and its checks decide
+        return False
+    return bool(pc.all(pc.less(values.slice(0, len(values) - 1), values.slice(1))).as_py())
 
 
 def _parquet_lead_chunks(path: Path, columns: Sequence[str], chunk_leads: int, source: str) -> Iterator[pd.DataFrame]:

@@ -57,6 +57,29 @@ def _compiled(estimator):
     return cached[1]
 
 
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # estimator -> (compiled, {group: tables})
+
+
+def _margin(estimator, compiled, X: np.ndarray, columns: Sequence[int]) -> np.ndarray:
+    """``tree_group_margin`` of a group: by its tables (:mod:`leadml.modeling.subscore_tables`, the same
+    bits) for a large batch, else by the walk. The tables are made once per estimator and group."""
+    from leadml.modeling.lightgbm.effects import tree_group_margin
+    from leadml.modeling.subscore_tables import MIN_ROWS, GroupTables, group_margin, group_tables
+
+    if len(X) >= MIN_ROWS:
+        cached = _TABLES.get(estimator)
+        if cached is None or cached[0] is not compiled:  # an estimator compiled again: new tables
+            cached = _TABLES[estimator] = (compiled, {})
+        made: dict[tuple[int, ...], GroupTables | None] = cached[1]
+        key = tuple(int(j) for j in columns)
+        if key not in made:
+            made[key] = group_tables(compiled, columns)
+        margin = group_margin(made[key], X)
+        if margin is not None:
+            return margin
+    return tree_group_margin(compiled, X, columns)
+
+
 def _scenario_columns(names: Sequence[str]) -> list[int]:
     return [j for j, name in enumerate(names) if name.startswith(SCENARIO_PREFIX)]
 
@@ -78,7 +101,7 @@ def group_effects(
     which names the scenario route of an MQL (:mod:`leadml.modeling.routes`).
     """
     from leadml.modeling.contributions import explain_margin, unwrap
-    from leadml.modeling.lightgbm.effects import lightgbm_matrix, tree_group_margin
+    from leadml.modeling.lightgbm.effects import lightgbm_matrix
 
     estimator, _ = unwrap(model)
     if hasattr(estimator, "booster_") and hasattr(estimator, "lightgbm_frame"):
@@ -87,11 +110,11 @@ def group_effects(
         compiled = _compiled(estimator)
         X = matrix if matrix is not None else lightgbm_matrix(compiled, estimator.lightgbm_frame(features))
         expected = compiled.expected_margin()
-        effects = {score: tree_group_margin(compiled, X, columns) - expected if columns else np.zeros(len(X))
+        effects = {score: _margin(estimator, compiled, X, columns) - expected if columns else np.zeros(len(X))
                    for score, columns in _groups(names, feature_info).items()}  # fmt: skip
         path = _scenario_columns(names)
         if scenario and path:
-            effects["scenario"] = tree_group_margin(compiled, X, path) - expected
+            effects["scenario"] = _margin(estimator, compiled, X, path) - expected
     else:
         contributions = explain_margin(model, features, feature_info)
         effects = {score: contributions.values[:, columns].sum(axis=1) if columns else np.zeros(len(features))
