@@ -102,6 +102,16 @@ def features_at(
         config = pipeline if isinstance(pipeline, PipelineConfig) else load_pipeline(pipeline)
         if config.is_flat:
             raise ConfigError(f"{config.name}: a flat pipeline has no events; its table already holds the features")
+        if data is None and builder is None:
+            from leadml.features import open_leads_parquet as arrow
+
+            fast = arrow.arrow_pipeline_data(config)  # None: the events need the pandas path
+            if fast is not None:
+                data, events = fast
+                snapshots = open_lead_snapshots(data, stamp)
+                leads = derived_once(config.profile, data.leads)
+                builder = fitted_builder(config, data, snapshots, leads)
+                return arrow.open_lead_frame(builder, snapshots, leads, events, config.features)
         if data is None:
             needed = event_attributes(config.features) if builder is None else None
             data = load_pipeline_data(config.data, need_outcomes=False, event_columns=needed)
@@ -128,20 +138,26 @@ def derived_once(profile: ProfileConfig | None, leads: pd.DataFrame) -> pd.DataF
 
     ``FeatureBuilder`` derives ``job_level`` and ``email_domain_kind`` again from the leads it is
     given: the raw fields are no features (unless ``profile.columns`` names them), so once is enough.
-    The derivation reads each row's title, e-mail and derived columns alone, so it runs on their
-    distinct combinations (a few thousand among hundreds of thousands of leads) and is gathered.
+    Each derived field reads its row's raw field and its own column alone (the level from the
+    title and ``job_level``, the kind from the e-mail and ``email_domain_kind``), so each is derived
+    on the distinct pairs (a few thousand among hundreds of thousands of leads) and gathered.
     """
     profile = profile or ProfileConfig()
     raw = [c for c in (profile.job_title_column, profile.email_column) if c and c in leads.columns]
-    inputs = [*raw, *(c for c in ("job_level", "email_domain_kind") if c in leads.columns)]
-    first, inverse = _distinct_rows(leads, inputs)
-    if first is None:
-        enriched = add_derived_fields(leads, profile.job_title_column, profile.email_column)
-    else:
-        small = add_derived_fields(leads[inputs].iloc[first], profile.job_title_column, profile.email_column)
-        enriched = leads.copy()
-        for column in (c for c in ("job_level", "email_domain_kind") if c in small.columns):
-            enriched[column] = pd.Series(small[column].to_numpy(dtype=object)[inverse], index=leads.index, dtype=object)
+    enriched = leads.copy()
+    fields = ((profile.job_title_column, None, "job_level"), (None, profile.email_column, "email_domain_kind"))
+    for title, email, column in fields:
+        source = title or email
+        if not source or source not in leads.columns:
+            continue
+        inputs = [source, *([column] if column in leads.columns else [])]
+        first, inverse = _distinct_rows(leads, inputs)
+        if first is None:
+            derived = add_derived_fields(leads[inputs], title, email)[column]
+        else:
+            small = add_derived_fields(leads[inputs].iloc[first], title, email)[column]
+            derived = pd.Series(small.to_numpy(dtype=object)[inverse], index=leads.index, dtype=object)
+        enriched[column] = derived
     named = set(profile.columns or ())
     return enriched.drop(columns=[c for c in raw if c not in named])
 
