@@ -107,10 +107,13 @@ class ExplainReasons:
         return out
 
     def __call__(
-        self, scoring, features: pd.DataFrame, probability: np.ndarray, lead_ids: Any = None, threshold: Any = None
-    ) -> pd.DataFrame:
+        self, scoring, features: pd.DataFrame, probability: np.ndarray, lead_ids: Any = None, threshold: Any = None,
+        matrix: np.ndarray | None = None,
+    ) -> pd.DataFrame:  # fmt: skip
         """The SHAP reason columns of a model's selected leads (empty for the others); ``threshold``:
-        each lead's own MQL threshold when the model's MQL rule has one per lead (default: the model's)."""
+        each lead's own MQL threshold when the model's MQL rule has one per lead (default: the model's);
+        ``matrix``: the booster's input for ``features`` (``LeadScoringModel.booster_matrix``), which
+        the explainer then reads instead of converting the frame again."""
         from leadml.explain.selection import rows_to_explain
         from leadml.explain.sentences import reason_table
         from leadml.modeling.contributions import explain_margin
@@ -120,12 +123,13 @@ class ExplainReasons:
                               np.shape(probability))  # fmt: skip
         rows = rows_to_explain(probability, bar, self.which, cut=self.cut, lead_ids=lead_ids)
         if len(rows) == len(features):
-            contributions = explain_margin(scoring.model, features, info)
+            contributions = explain_margin(scoring.model, features, info, matrix=matrix)
             return reason_table(contributions, features, info, probability=probability, threshold=bar)
         out = pd.DataFrame(index=features.index, columns=list(REASON_COLUMNS), dtype=object)
         if len(rows):
             chosen = features.iloc[rows]
-            contributions = explain_margin(scoring.model, chosen, info)
+            contributions = explain_margin(scoring.model, chosen, info,
+                                           matrix=matrix[rows] if matrix is not None else None)  # fmt: skip
             table = reason_table(contributions, chosen, info, probability=probability[rows], threshold=bar[rows])
             for name in REASON_COLUMNS:
                 if name in table.columns:

@@ -172,7 +172,7 @@ def scores_table(
             columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
     explained = None
     if reasons is not None and n:
-        explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"], threshold)
+        explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"], threshold, matrix)
     for name in REASON_COLUMNS:
         if explained is not None and name in explained.columns:
             columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string(), from_pandas=True)
@@ -182,11 +182,13 @@ def scores_table(
 
 
 def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, rules: pd.DataFrame | None,
-             lead_ids: pd.Series | None = None, threshold: float | np.ndarray | None = None):  # fmt: skip
+             lead_ids: pd.Series | None = None, threshold: float | np.ndarray | None = None,
+             matrix: np.ndarray | None = None):  # fmt: skip
     """The reason columns: the step's, or for a rules model the rules that fired (when the step can say;
     a rules model without its rules scores gets none: it has no SHAP to explain it). leadml's own
-    step gets the ``lead_ids`` too, which split ties at the run's top cut, and each lead's MQL
-    ``threshold`` (one per lead under a group or value rule), so every MQL is explained."""
+    step gets the ``lead_ids`` too, which split ties at the run's top cut, each lead's MQL
+    ``threshold`` (one per lead under a group or value rule), so every MQL is explained, and the
+    booster's ``matrix`` of the features when the scoring built one (the explainer reads it as is)."""
     threshold = scoring.threshold if threshold is None else threshold
     ours = isinstance(step, ExplainReasons)
     ids = {"lead_ids": lead_ids} if ours else {}
@@ -196,7 +198,7 @@ def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, 
     if rules is None and of_rules is not None and getattr(scoring, "needs_points", False):
         return None
     if isinstance(step, ExplainReasons):
-        return step(scoring, features, p, lead_ids=lead_ids, threshold=threshold)
+        return step(scoring, features, p, lead_ids=lead_ids, threshold=threshold, matrix=matrix)
     return step(scoring, features, p)
 
 

@@ -147,18 +147,39 @@ def out_of_range(reference: dict | None, features: pd.DataFrame, first: Sequence
         return flagged
     columns = reference.get("columns", {})
     order = [c for c in first if c in features.columns] + [c for c in features.columns if c not in first]
-    open_rows = np.ones(len(features), dtype=bool)
-    for name in order:
-        span = columns.get(name, {}).get("range")
-        if not span or name == SCORE:
-            continue
-        values = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
-        with np.errstate(invalid="ignore"):
-            outside = open_rows & ((values < span[0]) | (values > span[1]))
-        if outside.any():
-            flagged.iloc[np.flatnonzero(outside)] = name
-            open_rows &= ~outside
+    checked = [(name, span) for name in order if (span := columns.get(name, {}).get("range")) and name != SCORE]
+    if not checked or not len(features):
+        return flagged
+    values = _numbers(features, list(dict.fromkeys(name for name, _ in checked)))
+    outside = np.empty((len(features), len(checked)), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for j, (name, span) in enumerate(checked):
+            column = values[name]
+            outside[:, j] = (column < span[0]) | (column > span[1])
+    rows = np.flatnonzero(outside.any(axis=1))
+    if len(rows):
+        names = np.array([name for name, _ in checked], dtype=object)
+        out = flagged.to_numpy(dtype=object, copy=True)
+        out[rows] = names[outside[rows].argmax(axis=1)]  # the first column in order that is outside
+        flagged = pd.Series(out, index=features.index, dtype=object)
     return flagged
+
+
+def _numbers(features: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    """Each named column as ``pd.to_numeric(column, errors="coerce")`` floats; the plain numeric columns
+    (float, int, bool) in one read, since to_numeric leaves them as they are."""
+    if not features.columns.is_unique:
+        return {name: pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float) for name in names}
+    kinds = dict(zip(features.columns, features.dtypes))
+    plain = [name for name in names if isinstance(kinds[name], np.dtype) and kinds[name].kind in "fiub"]
+    out: dict[str, np.ndarray] = {}
+    if plain:
+        block = features[plain].to_numpy(dtype=float)
+        out.update((name, block[:, j]) for j, name in enumerate(plain))
+    for name in names:
+        if name not in out:
+            out[name] = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+    return out
 
 
 def model_reference(scoring) -> dict | None:

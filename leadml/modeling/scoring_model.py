@@ -82,6 +82,47 @@ def _mapped_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
     return np.where(codes < 0, index.get_indexer([OTHER])[0], codes)
 
 
+def _booster_codes(values: pd.Series, name: str, levels: Sequence[str], translate: np.ndarray,
+                   known: dict[str, tuple[pd.Index, np.ndarray]]) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
+    """``(rows, codes)`` of one categorical column: ``codes[rows]`` are the booster's codes (NaN for none).
+
+    The codes of a Categorical depend on its categories alone, so they are kept in ``known`` for
+    the categories object they were made from (an Index cannot change): the next frame that shares
+    that dtype, as a served lead's cached profile features do, maps no text.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        categories = values.cat.categories
+        found = known.get(name)
+        if found is not None and found[0] is categories:
+            return values.cat.codes.to_numpy(), found[1]
+    rows, lookup = _level_lookup(values, pd.Index(list(levels), dtype=object))
+    codes = translate[lookup]
+    codes = np.where(codes < 0, np.nan, codes)
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        known[name] = (values.cat.categories, codes)
+    return rows, codes
+
+
+class _PlanCache:
+    """The booster plan of a model and the booster codes of the categories seen last, per column.
+
+    It holds what the plan was made from (the model, its booster, the feature names and the
+    categories as they were) and serves only while those are unchanged; it is never pickled.
+    """
+
+    def __init__(self, scoring: LeadScoringModel, booster, plan):
+        self.model, self.booster, self.plan = scoring.model, booster, plan
+        self.names = list(scoring.feature_names)
+        self.categories = {name: list(levels) for name, levels in scoring.categories.items()}
+        self.codes: dict[str, tuple[pd.Index, np.ndarray]] = {}
+
+    def holds(self, scoring: LeadScoringModel, booster) -> bool:
+        """Whether the plan is still that of ``scoring`` (same objects, equal names and categories)."""
+        return (scoring.model is self.model and booster is self.booster and scoring.feature_names == self.names
+                and scoring.categories.keys() == self.categories.keys()
+                and all(list(levels) == self.categories[name] for name, levels in scoring.categories.items()))  # fmt: skip
+
+
 def _tier_text(tiers: pd.Series) -> pd.Series:
     """The tier Categorical as text: the categories' text taken by code (``astype(str)`` maps every row)."""
     codes = tiers.cat.codes.to_numpy()
@@ -252,7 +293,9 @@ class LeadScoringModel:
         from leadml.core.pickling import stable_pickle
 
         stable_pickle(self.tiers)  # pydantic tiers: the same pickle bytes under any PYTHONHASHSEED
-        return dict(self.__dict__)
+        state = dict(self.__dict__)
+        state.pop("_plan_cache", None)  # made again on first use: a pickle holds the model only
+        return state
 
     @classmethod
     def from_training(
@@ -324,7 +367,19 @@ class LeadScoringModel:
 
         The booster's categories are those of the training frame; LightGBM maps a frame's
         categories onto them by value, so a training code whose level the booster lacks is -1.
+        Made once per model and kept while the model, its booster, feature names and categories
+        stay those it was made from (:class:`_PlanCache`), so a request of one lead does not pay it.
         """
+        estimator = getattr(self.model, "estimator", None)
+        booster = getattr(estimator, "booster_", None)
+        cache = self.__dict__.get("_plan_cache")
+        if cache is not None and cache.holds(self, booster):
+            return cache.plan
+        plan = self._make_booster_plan()
+        self.__dict__["_plan_cache"] = _PlanCache(self, booster, plan)
+        return plan
+
+    def _make_booster_plan(self) -> tuple[list[str], dict[str, np.ndarray]] | None:
         estimator = getattr(self.model, "estimator", None)
         needs = ((self.model, "calibrator_"), (estimator, "booster_"), (estimator, "n_trees_"),
                  (estimator, "feature_names_in_"))  # fmt: skip
@@ -344,15 +399,16 @@ class LeadScoringModel:
     def matrix(self, features: pd.DataFrame, plan: tuple[list[str], dict[str, np.ndarray]]) -> np.ndarray:
         """The booster's input: numbers as float64, categoricals as its category codes (NaN for none)."""
         columns, translate = plan
+        cache = self.__dict__.get("_plan_cache")
+        booster = getattr(getattr(self.model, "estimator", None), "booster_", None)
+        known = cache.codes if cache is not None and cache.plan is plan and cache.holds(self, booster) else {}
         # column-major: each column is written in one contiguous run, and LightGBM reads this
         # layout as fast as a row-major one
         X = np.empty((len(features), len(columns)), dtype=np.float64, order="F")
         for j, name in enumerate(columns):
             values = features[name]
             if name in translate:
-                rows, lookup = _level_lookup(values, pd.Index(self.categories[name], dtype=object))
-                codes = translate[name][lookup]
-                codes = np.where(codes < 0, np.nan, codes)
+                rows, codes = _booster_codes(values, name, self.categories[name], translate[name], known)
                 if rows is None:
                     X[:, j] = codes
                 else:  # row code -1 (missing) wraps to the last entry, the code of "missing"
