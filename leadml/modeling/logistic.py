@@ -17,16 +17,25 @@ import numpy as np
 import pandas as pd
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, OneToOneFeatureMixin, TransformerMixin
-from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.compose import make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_array, check_is_fitted, validate_data
 
 from leadml.core.config import LogisticConfig
 from leadml.data.labels import binary_target
-from leadml.modeling.model_inputs import binary_tags, column_skewness, feature_frame, signed_log1p
+from leadml.modeling.blockwise import (
+    BlockwiseNumeric,
+    DesignColumns,
+    column_blocks,
+    design_matrix,
+    float_block,
+    log_block,
+    placeholder_outputs,
+)
+from leadml.modeling.model_inputs import binary_tags, column_skewness, feature_frame
 
 __all__ = ["HEAVY_TAIL_SKEW", "LogisticModel", "TailLog", "make_logistic"]
 
@@ -49,17 +58,35 @@ class TailLog(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X, y=None, sample_weight=None) -> TailLog:
-        """Choose the columns to log from the training rows; ``sample_weight`` weighs them as repeated rows."""
-        values = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=True)
-        weights = None if sample_weight is None else _check_sample_weight(sample_weight, values)
-        self.logged_ = column_skewness(values, weights) > HEAVY_TAIL_SKEW
+        """Choose the columns to log from the training rows; ``sample_weight`` weighs them as repeated rows.
+
+        The skewness is computed a block of columns at a time (:func:`column_blocks`), so only a block
+        is ever copied to float64; each column's figure is the one the whole matrix gives.
+        """
+        X = _two_dimensional(X)
+        validate_data(self, X, reset=True, skip_check_array=True)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, np.empty((len(X), 0)))
+        skew = [column_skewness(float_block(X, block), sample_weight) for block in column_blocks(X.shape[1])]
+        self.logged_ = np.concatenate(skew) > HEAVY_TAIL_SKEW if skew else np.zeros(0, dtype=bool)
         return self
 
     def transform(self, X) -> np.ndarray:
+        """The columns with the heavy-tailed ones logged, converted and written a block at a time."""
         check_is_fitted(self, "logged_")
-        values = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan", reset=False, copy=True)
-        values[:, self.logged_] = signed_log1p(values[:, self.logged_])
-        return values
+        X = _two_dimensional(X)
+        validate_data(self, X, reset=False, skip_check_array=True)
+        out = np.empty(X.shape, dtype=np.float64, order="F")
+        for block in column_blocks(X.shape[1]):
+            out[:, block] = log_block(float_block(X, block), self.logged_[block])
+        return out
+
+
+def _two_dimensional(X):
+    """A frame as it is; anything else as a checked 2-D float64 array (NaN allowed), as TailLog always read it."""
+    if hasattr(X, "iloc"):
+        return X
+    return check_array(X, dtype=np.float64, ensure_all_finite="allow-nan")
 
 
 class LogisticModel(ClassifierMixin, BaseEstimator):
@@ -119,7 +146,7 @@ class LogisticModel(ClassifierMixin, BaseEstimator):
     def _pipeline(self, *, weighted: bool = False) -> Pipeline:
         """The unfitted preprocessing and classifier; ``weighted`` routes ``sample_weight`` to the tail
         test, the scaler and the regression (call it inside ``config_context(enable_metadata_routing=True)``)."""
-        numeric = Pipeline(
+        numeric = BlockwiseNumeric(
             [
                 ("log", TailLog()),
                 ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
@@ -127,7 +154,7 @@ class LogisticModel(ClassifierMixin, BaseEstimator):
             ]
         )
         categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=self.min_category_count)
-        preprocess = ColumnTransformer(
+        preprocess = DesignColumns(
             [
                 ("categorical", categorical, make_column_selector(dtype_include="category")),
                 ("numeric", numeric, make_column_selector(dtype_include="number")),
@@ -160,17 +187,27 @@ class LogisticModel(ClassifierMixin, BaseEstimator):
         labels = self.classes_[target.astype(int)]
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, frame, ensure_non_negative=True)
+        # the preprocessing is fitted for its steps and output columns, then writes the design matrix once
         if sample_weight is None or np.all(sample_weight == 1):  # weights of 1: the unweighted fit, bit for bit
-            self.pipeline_ = self._pipeline().fit(frame, labels)
+            pipeline = self._pipeline()
+            with placeholder_outputs():
+                pipeline[0].fit(frame, labels)
+            design = design_matrix(pipeline[0], frame)
+            pipeline[-1].fit(design, labels)
         else:
             with config_context(enable_metadata_routing=True):
-                self.pipeline_ = self._pipeline(weighted=True).fit(frame, labels, sample_weight=sample_weight)
-        self.n_iter_ = self.pipeline_[-1].n_iter_
-        self.design_mean_ = self._design(frame).mean(axis=0)
+                pipeline = self._pipeline(weighted=True)
+                with placeholder_outputs():
+                    pipeline[0].fit(frame, labels, sample_weight=sample_weight)
+                design = design_matrix(pipeline[0], frame)
+                pipeline[-1].fit(design, labels, sample_weight=sample_weight)
+        self.pipeline_ = pipeline  # fitted step after step, as Pipeline.fit fits them
+        self.n_iter_ = pipeline[-1].n_iter_
+        self.design_mean_ = np.asarray(design, dtype=float).mean(axis=0)
         return self
 
     def _design(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.pipeline_[:-1].transform(frame), dtype=float)
+        return design_matrix(self.pipeline_[0], frame)
 
     def design_matrix(self, X) -> np.ndarray:
         """The rows as the regression sees them: one-hot levels, scaled numbers (heavy tails logged), missing flags."""
