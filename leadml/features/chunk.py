@@ -19,7 +19,7 @@ skew. :func:`spec_differences` says in words how two feature specs differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,8 +203,12 @@ def chunk_features(
     *,
     target: str = "won",
     pql: PQLConfig | None = None,
+    profile_of: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Snapshots (``lead_id``, ``as_of``) of the prospects of a chunk and their features.
+
+    ``profile_of`` turns the snapshots' lead rows into their profile features (default: the
+    builder's encoder; the server passes its per-lead cache, which gives the same frame).
 
     ``leads`` are validated leads (any order), ``events`` their events as Arrow (``lead_id``
     plain or dictionary text), ``outcomes`` their closings and stage times before as_of. A lead
@@ -215,7 +219,7 @@ def chunk_features(
     snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of, target=target, pql=pql_at)
     positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
     rows = leads.iloc[positions].reset_index(drop=True)
-    profile = profile_features(builder, rows)
+    profile = profile_features(builder, rows) if profile_of is None else profile_of(rows)
     keys = pa.table({
         "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
         "as_of": pa.array(_ns(snapshots["as_of"]), pa.int64()),

@@ -7,9 +7,8 @@ distinct value on its own), so :class:`ProfileCache` computes them once per dist
 rebuilds the frame from the stored codes and floats: the same dtypes, the same bits.
 
 :func:`served_chunks` is :func:`~leadml.jobs.feature_source.table_chunks` for the leads of one
-request: the same snapshots (:func:`~leadml.features.scoring_set.open_lead_snapshots`), behaviour
-features (:func:`~leadml.features.behaviour.parquet.arrow_features`) and column order as
-:func:`~leadml.features.chunk.chunk_features`. A rules model or an MQL rule per lead takes the job's
+request: the job's own :func:`~leadml.features.chunk.chunk_features`, given the cache as its profile
+step (``profile_of``). A rules model or an MQL rule per lead takes the job's
 own :func:`~leadml.jobs.feature_source.table_chunks` whole.
 """
 
@@ -21,13 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from leadml.core.config import PipelineConfig, ProfileConfig
-from leadml.data.sources import PipelineData
-from leadml.features.behaviour.parquet import arrow_features
-from leadml.features.chunk import behaviour_options, chunk_pql_times, empty_events, profile_features
-from leadml.features.scoring_set import open_lead_snapshots
+from leadml.features.chunk import chunk_features, profile_features
 from leadml.features.snapshots import LEFT_OUT
 from leadml.jobs.feature_source import FeatureChunk, _accepted, table_chunks
 
@@ -105,30 +100,6 @@ class ProfileCache:
         return pd.DataFrame(out, index=index)
 
 
-def _features(cache: ProfileCache, leads: pd.DataFrame, events: pa.Table | None, outcomes: pd.DataFrame | None,
-              as_of: pd.Timestamp, source: str, config: PipelineConfig) -> tuple[pd.DataFrame, pd.DataFrame]:  # fmt: skip
-    """:func:`~leadml.features.chunk.chunk_features` with the profile part from ``cache``."""
-    builder, target, pql = cache.builder, config.snapshots.target, config.stages.pql
-    pql_at = chunk_pql_times(events, pql, as_of) if target == "pql" else None
-    snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of, target=target, pql=pql_at)
-    positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
-    rows = leads.iloc[positions].reset_index(drop=True)
-    profile = cache.features(rows)
-    keys = pa.table({
-        "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
-        "as_of": pa.array(_ns(snapshots["as_of"]), pa.int64()),
-        "created_at": pa.array(_ns(rows["created_at"]), pa.int64()),
-    })  # fmt: skip
-    behaviour, _ = arrow_features(keys, events if events is not None else empty_events(),
-                                  builder.event_types_, source, **behaviour_options(builder))  # fmt: skip
-    behaviour.index = profile.index
-    return snapshots, pd.concat([profile, behaviour], axis=1)[builder.feature_names_]
-
-
-def _ns(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
-
-
 def served_chunks(inputs: Any, cache: ProfileCache, as_of: pd.Timestamp, rules: Any, config: PipelineConfig,
                   mql: tuple[str | None, str | None] = (None, None)) -> Iterator[FeatureChunk]:  # fmt: skip
     """The feature chunks of a request's inputs (:func:`~leadml.jobs.inputs.frame_inputs`), as the job builds them."""
@@ -136,8 +107,9 @@ def served_chunks(inputs: Any, cache: ProfileCache, as_of: pd.Timestamp, rules: 
         yield from table_chunks(inputs, cache.builder, as_of, False, rules, config, mql)
         return
     for chunk in inputs.chunks():
-        snapshots, features = _features(cache, chunk.leads, chunk.events, chunk.outcomes, as_of,
-                                        inputs.events_source, config)  # fmt: skip
+        snapshots, features = chunk_features(cache.builder, chunk.leads, chunk.events, chunk.outcomes, as_of,
+                                             inputs.events_source, target=config.snapshots.target,
+                                             pql=config.stages.pql, profile_of=cache.features)  # fmt: skip
         past_target = int(snapshots.attrs.get(LEFT_OUT, {}).get("past_target", 0))
         yield FeatureChunk(snapshots, features, len(chunk.leads), chunk.orphans, None, past_target,
                            _accepted(chunk.outcomes))  # fmt: skip
