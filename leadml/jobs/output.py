@@ -127,12 +127,16 @@ def _name_unnamed(fd: int, target: Path) -> None:
         raise
 
 
+_UTC_NS = "datetime64[ns, UTC]"
+
+
 def timestamps(values) -> pa.Array:
     """A pandas datetime Series (any unit, UTC) as an Arrow ``timestamp[ns, UTC]`` array."""
     import pandas as pd
 
-    nanoseconds = pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
-    return pa.array(nanoseconds, pa.int64()).cast(pa.timestamp("ns", tz="UTC"))
+    typed = getattr(values, "dtype", None) == _UTC_NS  # typed already (a scores chunk's as_of): no conversion
+    nanoseconds = (values if typed else pd.to_datetime(values, utc=True).dt.as_unit("ns")).array.asi8
+    return pa.array(nanoseconds, pa.timestamp("ns", tz="UTC"))
 
 
 def iso_text(column: pa.ChunkedArray) -> pa.Array:

@@ -199,6 +199,7 @@ def _lightgbm(estimator, features: pd.DataFrame, treeshap: str,
     ``matrix``: the booster's own input for ``features``, which LightGBM's ``pred_contrib`` reads
     instead of converting the frame (the same numbers; its fixed cost is most of a small batch's).
     """
+    from leadml.modeling.lightgbm.compiled import thread_options
     from leadml.modeling.lightgbm.treeshap import MAX_PATH_FEATURES, MIN_ROWS, lightgbm_contributions
 
     if treeshap not in ("auto", "lightgbm", "tables"):
@@ -217,7 +218,8 @@ def _lightgbm(estimator, features: pd.DataFrame, treeshap: str,
             )
     if contrib is None:
         data = matrix if matrix is not None else estimator.lightgbm_frame(features)
-        contrib = np.asarray(booster.predict(data, pred_contrib=True, num_iteration=n_trees), dtype=float)
+        options = thread_options(len(features))
+        contrib = np.asarray(booster.predict(data, pred_contrib=True, num_iteration=n_trees, **options), dtype=float)
     # the contributions add up to the raw score (tested against a raw-score prediction)
     return contrib, contrib.sum(axis=1), [str(c) for c in estimator.feature_names_in_]
 

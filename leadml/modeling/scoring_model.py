@@ -30,7 +30,7 @@ number a report shows (value policy: the threshold of a lead of median value).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -405,7 +405,10 @@ class LeadScoringModel:
         # column-major: each column is written in one contiguous run, and LightGBM reads this
         # layout as fast as a row-major one
         X = np.empty((len(features), len(columns)), dtype=np.float64, order="F")
+        done = _small_numbers(features, columns, translate, X)
         for j, name in enumerate(columns):
+            if j in done:
+                continue
             values = features[name]
             if name in translate:
                 rows, codes = _booster_codes(values, name, self.categories[name], translate[name], known)
@@ -479,3 +482,23 @@ class LeadScoringModel:
         if flat is not None:  # trainset.data.is_flat
             return self.builder.transform_flat(flat.loc[frame.index])
         return self.builder.transform(frame[["lead_id", "as_of"]], trainset.data.leads, trainset.data.events)
+
+
+SMALL_FRAME = 1_000  # rows: below this the numeric columns are read as one block
+
+
+def _small_numbers(features: pd.DataFrame, columns: list[str], translate: Mapping[str, Any], X: np.ndarray) -> set[int]:
+    """Write the plain numeric columns of a small frame into ``X`` at once; their positions.
+
+    A column at a time costs a frame lookup per column, most of a one-lead request's matrix; one
+    selection of them all gives the same doubles (each column cast to float64 as ``X[:, j] = ...``
+    casts it). Large frames go column by column: the block would be a second copy of the matrix.
+    """
+    if len(features) >= SMALL_FRAME:
+        return set()
+    dtypes = dict(zip(features.columns, features.dtypes))
+    plain = [j for j, name in enumerate(columns) if name not in translate and isinstance(dtypes.get(name), np.dtype)
+             and dtypes[name].kind in "fiub"]  # fmt: skip
+    if plain:
+        X[:, plain] = features[[columns[j] for j in plain]].to_numpy(dtype=np.float64)
+    return set(plain)

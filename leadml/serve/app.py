@@ -13,6 +13,7 @@ same when the champion alias moves (:mod:`leadml.serve.reload`).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -32,7 +33,7 @@ from leadml.serve.scorer import LiveScorer
 from leadml.serve.service import ServeService
 from leadml.serve.store import ServeStore, store_path
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "settle_memory"]
 
 
 def _rows(payload: Any) -> list[dict]:
@@ -41,6 +42,19 @@ def _rows(payload: Any) -> list[dict]:
         if not isinstance(row, dict):
             raise InvalidInput("body", f"row {k} is not a JSON object", k)
     return rows
+
+
+def settle_memory() -> None:
+    """Collect, then move every object alive into the collector's permanent generation (``gc.freeze``).
+
+    What the service holds for its life (the model, pandas, the libraries: over a million objects)
+    is then never scanned again: a full collection while requests run cost ~140 ms, each time it came
+    (once every 200 one-event requests), against a p99 target of 25 ms. Called when the app starts
+    and after a model switch (unfrozen first, so that the old model can be collected).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(
@@ -79,6 +93,7 @@ def create_app(
             loaded = scorer.reload()
             metrics.set_model(loaded.name, loaded.version, loaded.uri)
             metrics.switches.labels(trigger).inc()
+            settle_memory()
         return loaded
 
     followed = watched_uri(config, model_uri)
@@ -89,6 +104,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settle_memory()
         if sender is not None:
             sender.start()
         if watcher is not None:
@@ -101,6 +117,7 @@ def create_app(
             if sender is not None:
                 sender.stop()
             service.store.close()
+            gc.unfreeze()
 
     app = FastAPI(title=f"leadml serve: {config.name}", lifespan=lifespan)
     app.state.service, app.state.metrics, app.state.sender = service, metrics, sender

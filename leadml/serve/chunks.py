@@ -26,17 +26,17 @@ from leadml.features.chunk import chunk_features, profile_features
 from leadml.features.snapshots import LEFT_OUT
 from leadml.jobs.feature_source import FeatureChunk, _accepted, table_chunks
 
-__all__ = ["ProfileCache", "served_chunks"]
+__all__ = ["ProfileCache", "profile_key", "served_chunks"]
 
 _Row = tuple[Any, ...]
 
 
 class ProfileCache:
-    """The profile features of each lead, keyed by the leads columns the encoder reads (names, dtypes, values).
+    """The profile features of each lead, keyed by what the encoder reads of its row (:func:`profile_key`).
 
-    A changed profile, or the same values in another dtype (an integer column read beside a lead
-    missing it becomes float), is another key and is computed again; the cache is bounded (``size``
-    leads, then emptied) and belongs to one model.
+    A changed profile is another key and is computed again; a lead read alone and in a batch keeps
+    its entry (a column the lone row lacks and a missing value are one key). The cache is bounded
+    (``size`` leads, then emptied) and belongs to one model.
     """
 
     def __init__(self, builder: Any, size: int = 100_000):
@@ -44,7 +44,8 @@ class ProfileCache:
         profile = builder.profile or ProfileConfig()
         sources = (profile.job_title_column, profile.email_column, "job_level", "email_domain_kind")
         self.read = list(dict.fromkeys([*builder.encoder_.columns_, *(c for c in sources if c)]))
-        self._rows: dict[str, tuple[str, _Row]] = {}
+        self.numeric = {c for c in builder.encoder_.columns_ if c not in builder.encoder_.categorical_} - set(sources)
+        self._rows: dict[str, tuple[tuple[str, ...], _Row]] = {}
         self._columns: list[str] | None = None
         self._dtypes: dict[str, pd.CategoricalDtype] = {}
         self.lock = threading.Lock()
@@ -55,9 +56,7 @@ class ProfileCache:
 
     def features(self, rows: pd.DataFrame) -> pd.DataFrame:
         """:func:`~leadml.features.chunk.profile_features` of ``rows`` (validated leads rows), from the cache."""
-        read = [c for c in self.read if c in rows.columns]
-        shape = repr([(name, str(rows[name].dtype)) for name in read])
-        keys = [shape + repr(values) for values in rows[read].itertuples(index=False, name=None)]
+        keys = profile_key(rows, self.read, self.numeric)
         ids = rows["lead_id"].astype(str).tolist()
         with self.lock:
             known = [self._rows.get(lead_id) for lead_id in ids]
@@ -98,6 +97,30 @@ class ProfileCache:
             else:
                 out[name] = np.array(picked, dtype="float64")
         return pd.DataFrame(out, index=index)
+
+
+def profile_key(rows: pd.DataFrame, read: list[str], numeric: set[str]) -> list[tuple[str, ...]]:
+    """Each row's key: per column the encoder reads, its value as the encoder sees it.
+
+    A numeric column is read as ``pd.to_numeric(...).astype("float64")``: its key is that double
+    (``repr``, so ``-0.0`` is not ``0.0``). Any other column is read as text (the cleaning of a
+    category, the job title and e-mail rules): its key is the value's text, ``str`` of a non-text
+    value *in the row's dtype* (``50`` in an integer column, ``50.0`` in a float one: two texts, two
+    keys). Missing values and absent columns are one key, as the encoder fills both with NaN.
+    """
+    parts: list[list[str]] = []
+    for name in read:
+        if name not in rows.columns:
+            parts.append(["-"] * len(rows))
+        elif name in numeric:
+            numbers = pd.to_numeric(rows[name], errors="coerce").astype("float64").to_numpy()
+            parts.append(["-" if n != n else repr(float(n)) for n in numbers])
+        else:
+            values = rows[name].to_numpy(dtype=object)
+            missing = pd.isna(values)
+            parts.append(["-" if gone else "t" + v if isinstance(v, str) else "v" + str(v)
+                          for v, gone in zip(values, missing)])  # fmt: skip
+    return list(zip(*parts)) if parts else [() for _ in range(len(rows))]
 
 
 def served_chunks(inputs: Any, cache: ProfileCache, as_of: pd.Timestamp, rules: Any, config: PipelineConfig,

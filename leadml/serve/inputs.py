@@ -23,7 +23,10 @@ from leadml.core.errors import LeadDataError
 from leadml.data import contract
 from leadml.serve.store import OUTCOME_TIMES
 
-__all__ = ["CheckedEvents", "CheckedLeads", "InvalidInput", "check_events", "check_leads", "check_outcomes"]
+__all__ = [
+    "CheckedEvents", "CheckedLeads", "InvalidInput", "check_events", "check_leads", "check_outcomes", "contract_events",
+    "plain_events",
+]  # fmt: skip
 
 _ROW = "__row"  # the position of a row in its request, carried through the contract's sorting
 _FIELD = re.compile(r"column(?:\(s\))? '([^']+)'")
@@ -113,6 +116,13 @@ def check_events(records: Sequence[Mapping[str, Any]], config: PipelineConfig | 
     if not records:
         raise InvalidInput("body", "the batch holds no event")
     settings = _table_settings(config, "events")
+    plain = None if any(settings.values()) else plain_events(records)
+    return plain if plain is not None else contract_events(records, settings)
+
+
+def contract_events(records: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]) -> CheckedEvents:
+    """:func:`check_events` through the contract's frames (``settings``: the table's column map and
+    timestamp format), for any batch."""
     frame = pd.DataFrame([dict(record) for record in records])
     frame[_ROW] = range(len(frame))
     renamed = {v: k for k, v in (settings.get("columns") or {}).items()}
@@ -131,6 +141,61 @@ def check_events(records: Sequence[Mapping[str, Any]], config: PipelineConfig | 
             for lead_id, stamp, kind, attrs in zip(events["lead_id"], stamps, events["event_type"].astype(str),
                                                    attributes)]  # fmt: skip
     return CheckedEvents(rows)
+
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:\d{2})?")
+_PLAIN_TYPES = (str, int, float, bool)
+
+
+def plain_events(records: Sequence[Mapping[str, Any]]) -> CheckedEvents | None:
+    """The rows :func:`check_events` gives for a batch in the plainest shape, without building frames;
+    None for any other batch, which goes through the contract whole.
+
+    Plain: text ids and types that are not blank, ISO 8601 timestamps (what clients send), and each
+    other field of one type (text, integer, float or boolean) in every record, present in all of
+    them; a batch of one record may hold any scalar or none. These are the cases where the
+    contract's frame changes nothing but the three fields: it strips the id and the type and reads
+    the time into UTC, and a column of one type gives its values back as they came
+    (``tests/serve/test_plain_events.py`` holds the two equal). A lone event costs ~0.1 ms here
+    against ~8 ms through the frames.
+    """
+    kinds: dict[str, type] = {}
+    rows: list[tuple[str, int, str, dict]] = []
+    for record in records:
+        lead_id, stamp, kind = record.get("lead_id"), record.get("timestamp"), record.get("event_type")
+        if not (isinstance(lead_id, str) and isinstance(stamp, str) and isinstance(kind, str)):
+            return None
+        lead_id, kind = lead_id.strip(), kind.strip()
+        if not lead_id or not kind or not _ISO.fullmatch(stamp) or _ROW in record:
+            return None
+        attributes = {}
+        for name, value in record.items():
+            if name in contract.EVENTS_REQUIRED:
+                continue
+            if len(records) > 1 and (
+                type(value) not in _PLAIN_TYPES or kinds.setdefault(name, type(value)) is not type(value)
+            ):
+                return None
+            if value is not None and type(value) not in _PLAIN_TYPES:
+                return None
+            if type(value) is int and not -(2**63) <= value < 2**63:
+                return None
+            if _plain(value) is not None:
+                attributes[name] = value
+        try:
+            rows.append((lead_id, _utc_ns(stamp), kind, attributes))
+        except (ValueError, OverflowError):  # out of range: the contract says how
+            return None
+    if len(records) > 1 and any(len(record) - len(contract.EVENTS_REQUIRED) != len(kinds) for record in records):
+        return None  # a field some records lack: a column with missing values, whose type may change
+    return CheckedEvents(rows)
+
+
+def _utc_ns(text: str) -> int:
+    """An ISO 8601 time in ns since the epoch in UTC (a time without an offset is UTC, as in the contract)."""
+    stamp = pd.Timestamp(text)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return int(stamp.as_unit("ns").value)
 
 
 def check_leads(

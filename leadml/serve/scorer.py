@@ -48,19 +48,19 @@ def events_frame(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Se
     table, with every attribute ever seen as a column (missing where an event lacks it).
 
     The rows were checked by :func:`~leadml.data.contract.validate_events` when they were posted, so
-    only its typing is done again, with its own operations: ids as text, the event type a category,
-    the rows sorted by lead then time (``tests/serve/test_fast_path.py`` holds this equal to the check).
+    only its typing is done again, built in one go: ids as text, the event type a category, the rows
+    sorted by lead then time, ties in their order (``tests/serve/test_fast_path.py`` holds this equal
+    to the check).
     """
-    frame = stored_events(rows, attributes)
-    if frame is None:
+    if not rows:
         return None
-    frame["lead_id"] = frame["lead_id"].astype(str).str.strip().astype(str)  # the contract's parse_lead_ids
-    frame["event_type"] = frame["event_type"].astype(str).str.strip().astype("category")
-    return frame.sort_values(["lead_id", "timestamp"], kind="stable").reset_index(drop=True)
+    ordered = sorted(rows, key=lambda row: (row[1].strip(), row[2]))  # stable: sort_values(kind="stable")
+    return _typed(ordered, attributes, [lead.strip() for _, lead, *_ in ordered])
 
 
 def stored_events(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence[str]) -> pd.DataFrame | None:
-    """The stored events as a frame before the contract's typing (None: no event)."""
+    """The stored events as a frame before the contract's typing, in their order, built column by
+    column with pandas' own conversions (None: no event): what :func:`events_frame` is checked against."""
     if not rows:
         return None
     frame = pd.DataFrame({
@@ -72,11 +72,48 @@ def stored_events(rows: Sequence[tuple[int, str, int, str, dict]], attributes: S
         values = [attrs.get(name) for *_, attrs in rows]
         column = pd.Series(values, dtype=object)
         if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
-            # numbers: float with NaN, as a Parquet/CSV read gives
             frame[name] = pd.to_numeric(column, errors="coerce").astype("float64")
         else:
-            frame[name] = column.astype("category")  # text: a category, as the simulator and readers give
+            frame[name] = column.astype("category")
     return frame
+
+
+def _typed(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence[str], ids: list[str]) -> pd.DataFrame:
+    """The frame of some stored rows: ids as text, times in UTC, the type and text attributes as
+    categories, numeric attributes as floats with NaN (as a Parquet or CSV read gives them)."""
+    stamps = np.array([stamp for _, _, stamp, *_ in rows], dtype="datetime64[ns]")
+    columns: dict[str, Any] = {
+        "lead_id": pd.array(ids, dtype="str"),
+        "timestamp": pd.DatetimeIndex(stamps).tz_localize("UTC"),
+        "event_type": _category([kind.strip() for *_, kind, _ in rows]),
+    }
+    for name in attributes:
+        values = [attrs.get(name) for *_, attrs in rows]
+        if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
+            columns[name] = np.array([np.nan if v is None else v for v in values], dtype="float64")
+        else:
+            columns[name] = _category(values)
+    return pd.DataFrame(columns)
+
+
+_CATEGORIES: dict[tuple[str, ...], pd.CategoricalDtype] = {}
+
+
+def _category(values: list[Any]) -> pd.Categorical:
+    """``pd.Series(values, dtype=object).astype("category")``: for text and missing values, from the
+    sorted distinct texts (their dtype kept between calls); any other mix, as pandas builds it."""
+    distinct = {v for v in values if v is not None}
+    if not all(isinstance(v, str) for v in distinct):
+        return pd.Series(values, dtype=object).astype("category").array
+    key = tuple(sorted(distinct))
+    dtype = _CATEGORIES.get(key)
+    if dtype is None:
+        if len(_CATEGORIES) > 1_000:
+            _CATEGORIES.clear()
+        dtype = _CATEGORIES[key] = pd.CategoricalDtype(pd.Index(list(key), dtype="str"))
+    position = {v: k for k, v in enumerate(key)}
+    codes = np.array([-1 if v is None else position[v] for v in values], dtype=np.int32)
+    return pd.Categorical.from_codes(codes, dtype=dtype)
 
 
 def outcomes_frame(rows: Sequence[dict]) -> pd.DataFrame | None:

@@ -10,7 +10,7 @@ from leadml.data import contract
 from leadml.features.chunk import profile_features
 from leadml.jobs.score import score_batch
 from leadml.serve.app import create_app
-from leadml.serve.chunks import ProfileCache
+from leadml.serve.chunks import ProfileCache, profile_key
 from leadml.serve.scorer import events_frame, stored_events
 from leadml.serve.store import ServeStore
 from tests.serve.conftest import AS_OF, json_rows
@@ -45,6 +45,47 @@ def test_a_changed_profile_is_encoded_again(served_model):
     changed.loc[0, column] = "a value never seen in training"
     pd.testing.assert_frame_equal(cache.features(changed), profile_features(builder, changed), check_exact=True)
     pd.testing.assert_frame_equal(cache.features(leads), profile_features(builder, leads), check_exact=True)
+
+
+def test_a_lead_read_alone_keeps_the_entry_of_its_batch_read(served_model):
+    """A lead posted in a batch, then read alone from its stored profile (its missing fields absent,
+    its integer columns no longer floats beside a lead missing them), finds its cached features."""
+    from leadml.serve.scorer import leads_frame
+
+    config, scoring, data = served_model
+    rows = json_rows(data.leads.head(60))
+    batch = leads_frame(rows)
+    cache = ProfileCache(scoring.builder)
+    cache.features(batch)
+    differ = 0
+    for k in (0, 7, 31, 59):
+        lone = leads_frame([rows[k]])
+        differ += set(lone.columns) != set(batch.columns) or any(
+            lone[c].dtype != batch[c].dtype for c in lone.columns if c in batch.columns
+        )
+        entry = cache._rows[str(rows[k]["lead_id"])]
+        pd.testing.assert_frame_equal(cache.features(lone), profile_features(scoring.builder, lone), check_exact=True)
+        assert cache._rows[str(rows[k]["lead_id"])] is entry, f"lead {k} was encoded again"
+    assert differ, "no lone frame differed from the batch frame: the case is not exercised"
+
+
+def test_the_profile_key_tells_apart_what_the_encoder_reads_apart():
+    """Text columns: 50 in an integer column and 50.0 in a float one are two texts, two keys (the
+    encoder cleans ``"50"`` and ``"50.0"``); numeric columns: both are the double 50.0, one key;
+    a missing value and an absent column are one key."""
+    read, numeric = ["size", "zip", "title"], {"size"}
+    ints = pd.DataFrame({"size": [50], "zip": [50], "title": ["CEO"]})
+    floats = pd.DataFrame({"size": [50.0], "zip": [50.0], "title": ["CEO"]})
+    text = pd.DataFrame({"size": ["50"], "zip": ["50"], "title": ["CEO"]})
+    (a,), (b,), (c,) = (profile_key(f, read, numeric) for f in (ints, floats, text))
+    assert a[0] == b[0] == c[0] == "50.0"
+    assert len({a[1], b[1], c[1]}) == 3
+    absent = pd.DataFrame({"size": [np.nan], "zip": [None]})
+    missing = pd.DataFrame({"size": [None], "zip": [np.nan], "title": [None]})
+    assert profile_key(absent, read, numeric) == profile_key(missing, read, numeric)
+    assert profile_key(pd.DataFrame({"size": [-0.0]}), ["size"], numeric) != profile_key(
+        pd.DataFrame({"size": [0.0]}), ["size"], numeric
+    )
 
 
 def test_events_posted_one_request_at_a_time_score_as_the_batch_job(served_model, tmp_path):
@@ -85,6 +126,13 @@ def test_the_lean_events_frame_equals_the_contracts_check(served_model):
         checked = contract.validate_events(stored_events(part, names), source="test")
         pd.testing.assert_frame_equal(events_frame(part, names), checked, check_exact=True)
     assert events_frame([], names) is None
+    t = pd.Timestamp("2026-02-01", tz="UTC").value
+    hand = [(1, "b", t + 5, "visit", {"flag": True, "n": 2}), (2, "a", t, "visit", {"flag": "yes", "ü": "é"}),
+            (3, "b", t + 5, "form", {"n": 1.5}), (4, "a", t - 1, "Visit", {}), (5, "b", t, "visit", {"flag": False})]  # fmt: skip
+    for part in (hand, hand[2:3], hand[::-1]):
+        for attributes in (["flag", "n", "ü"], ["never"]):
+            checked = contract.validate_events(stored_events(part, attributes), source="test")
+            pd.testing.assert_frame_equal(events_frame(part, attributes), checked, check_exact=True)
 
 
 def test_scores_are_stored_in_one_statement_and_the_last_of_each_lead_is_its_latest(tmp_path):

@@ -30,6 +30,18 @@ from leadml.core.kernels import NUMBA_LOCK, load_kernels
 
 MAX_SPLITS = 12  # a 4,096-entry table per tree at most; larger trees are left to LightGBM
 MIN_ROWS = 20_000  # below this, loading the compiled kernel (about 0.4 s, once a process) does not pay off
+ONE_THREAD_ROWS = 1_000  # below this, LightGBM predicts on one thread: its threads' start costs more than the rows
+
+
+def thread_options(n_rows: int) -> dict[str, int]:
+    """``Booster.predict`` options for ``n_rows`` rows: one thread for a few rows, the booster's own otherwise.
+
+    A row's prediction does not depend on the number of threads (the same bits); a parallel region
+    for one row waits for every thread, which on a busy machine costs milliseconds (a served event).
+    """
+    return {"num_threads": 1} if n_rows < ONE_THREAD_ROWS else {}
+
+
 ZERO_THRESHOLD = float(np.float32(1e-35))  # LightGBM's kZeroThreshold, a float literal
 _BLOCK = 256  # rows a block: the block's masks and sums stay in the first-level cache
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
@@ -206,5 +218,5 @@ def booster_probability(booster, X: np.ndarray, num_iteration: int | None = None
     large = len(X) >= MIN_ROWS and load_kernels(_KERNELS) is not None
     trees = compiled_for(booster, num_iteration) if large else None
     if trees is None or X.shape[1] != trees.n_features:
-        return np.asarray(booster.predict(X, num_iteration=num_iteration), dtype=np.float64)
+        return np.asarray(booster.predict(X, num_iteration=num_iteration, **thread_options(len(X))), dtype=np.float64)
     return probabilities(trees, X)
