@@ -25,7 +25,7 @@ from leadml.serve.store import OUTCOME_TIMES
 
 __all__ = [
     "CheckedEvents", "CheckedLeads", "InvalidInput", "check_events", "check_leads", "check_outcomes", "contract_events",
-    "plain_events",
+    "plain_events", "utc_ns", "ISO_TIME",
 ]  # fmt: skip
 
 _ROW = "__row"  # the position of a row in its request, carried through the contract's sorting
@@ -143,7 +143,7 @@ def contract_events(records: Sequence[Mapping[str, Any]], settings: Mapping[str,
     return CheckedEvents(rows)
 
 
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:\d{2})?")
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:\d{2})?")
 _PLAIN_TYPES = (str, int, float, bool)
 
 
@@ -166,7 +166,7 @@ def plain_events(records: Sequence[Mapping[str, Any]]) -> CheckedEvents | None:
         if not (isinstance(lead_id, str) and isinstance(stamp, str) and isinstance(kind, str)):
             return None
         lead_id, kind = lead_id.strip(), kind.strip()
-        if not lead_id or not kind or not _ISO.fullmatch(stamp) or _ROW in record:
+        if not lead_id or not kind or not ISO_TIME.fullmatch(stamp) or _ROW in record:
             return None
         attributes = {}
         for name, value in record.items():
@@ -183,7 +183,7 @@ def plain_events(records: Sequence[Mapping[str, Any]]) -> CheckedEvents | None:
             if _plain(value) is not None:
                 attributes[name] = value
         try:
-            rows.append((lead_id, _utc_ns(stamp), kind, attributes))
+            rows.append((lead_id, utc_ns(stamp), kind, attributes))
         except (ValueError, OverflowError):  # out of range: the contract says how
             return None
     if len(records) > 1 and any(len(record) - len(contract.EVENTS_REQUIRED) != len(kinds) for record in records):
@@ -191,7 +191,7 @@ def plain_events(records: Sequence[Mapping[str, Any]]) -> CheckedEvents | None:
     return CheckedEvents(rows)
 
 
-def _utc_ns(text: str) -> int:
+def utc_ns(text: str) -> int:
     """An ISO 8601 time in ns since the epoch in UTC (a time without an offset is UTC, as in the contract)."""
     stamp = pd.Timestamp(text)
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")

@@ -31,16 +31,45 @@ from leadml.jobs.inputs import frame_inputs
 from leadml.jobs.reasons import reasons_step
 from leadml.jobs.score import LoadedModel, Scorer, check_builder, load_model, scores_table
 from leadml.serve.chunks import ProfileCache, served_chunks
+from leadml.serve.inputs import ISO_TIME, utc_ns
 from leadml.serve.store import OUTCOME_TIMES
 
 __all__ = ["LiveScorer", "events_frame", "leads_frame", "outcomes_frame", "stored_events"]
 
 
 def leads_frame(profiles: Sequence[dict]) -> pd.DataFrame:
-    """Stored profiles as the contract's leads table (``lead_id`` text, ``created_at`` UTC)."""
+    """Stored profiles as the contract's leads table (``lead_id`` text, ``created_at`` UTC).
+
+    The profiles passed the contract when they were posted (:func:`~leadml.serve.inputs.check_leads`
+    wrote ``created_at`` as ISO 8601 in UTC), so the plain ones are typed in one go, as the contract
+    types them (~0.5 ms for a lead against ~8 through the contract; ``tests/serve/test_fast_path.py``
+    holds the two equal); any other goes through :func:`~leadml.data.contract.validate_leads`.
+    """
+    frame = pd.DataFrame(list(profiles))
+    typed = _typed_leads(frame, profiles)
+    if typed is not None:
+        return typed
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", contract.LeadDataWarning)
-        return contract.validate_leads(pd.DataFrame(list(profiles)), source="store leads")
+        return contract.validate_leads(frame, source="store leads")
+
+
+def _typed_leads(frame: pd.DataFrame, profiles: Sequence[dict]) -> pd.DataFrame | None:
+    """``frame`` with its ids as text and ``created_at`` in UTC, or None when a profile is not plain
+    (an id that is not stripped text, a time that is not ISO 8601, an id twice)."""
+    ids = [profile.get("lead_id") for profile in profiles]
+    created = [text for profile in profiles if isinstance(text := profile.get("created_at"), str)]
+    if not ids or not all(isinstance(i, str) and i and i == i.strip() for i in ids) or len(set(ids)) != len(ids):
+        return None
+    if len(created) != len(profiles) or not all(ISO_TIME.fullmatch(text) for text in created):
+        return None
+    try:
+        stamps = np.array([utc_ns(text) for text in created], dtype="datetime64[ns]")
+    except (ValueError, OverflowError):
+        return None
+    frame["lead_id"] = pd.array(ids, dtype="str")
+    frame["created_at"] = pd.DatetimeIndex(stamps).tz_localize("UTC")
+    return frame
 
 
 def events_frame(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence[str]) -> pd.DataFrame | None:

@@ -135,6 +135,26 @@ def test_the_lean_events_frame_equals_the_contracts_check(served_model):
             pd.testing.assert_frame_equal(events_frame(part, attributes), checked, check_exact=True)
 
 
+def test_the_lean_leads_frame_equals_the_contracts_check(served_model):
+    """Stored profiles (as check_leads leaves them) typed in one go equal the contract's check of them;
+    profiles that are not plain go through the contract itself."""
+    from leadml.serve.inputs import check_leads
+    from leadml.serve.scorer import leads_frame
+
+    config, scoring, data = served_model
+    profiles = list(check_leads(json_rows(data.leads.head(300)), {}, config).profiles.values())
+    hand = [{"lead_id": "a", "created_at": "2026-01-02T03:04:05.123456789+00:00", "employees": 12, "plan": "pro"},
+            {"lead_id": "b", "created_at": "2026-01-02T03:04:05+00:00", "employees": 1.5},
+            {"lead_id": "c", "created_at": "2026-01-02", "won": True, "plan": None}]  # fmt: skip
+    for part in (profiles, profiles[:1], profiles[7:8], profiles[::13], hand, hand[1:], hand[2:]):
+        expected = contract.validate_leads(pd.DataFrame(part), source="test")
+        pd.testing.assert_frame_equal(leads_frame(part), expected, check_exact=True)
+    for odd in ([{"lead_id": 7, "created_at": "2026-01-02"}], [{"lead_id": " x ", "created_at": "2026-01-02"}],
+                [{"lead_id": "x", "created_at": 1767312000000}]):  # fmt: skip
+        expected = contract.validate_leads(pd.DataFrame(odd), source="test")
+        pd.testing.assert_frame_equal(leads_frame(odd), expected, check_exact=True)
+
+
 def test_scores_are_stored_in_one_statement_and_the_last_of_each_lead_is_its_latest(tmp_path):
     store = ServeStore(tmp_path / "s.sqlite")
     as_of = "2026-03-01T00:00:00+00:00"
