@@ -16,13 +16,15 @@ learned model the route of its highest sub-score (:mod:`leadml.modeling.routes`)
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from pandas.arrays import IntegerArray
 
 from leadml.core.config import PipelineConfig, TierConfig
-from leadml.jobs.handoff import handoff_state
+from leadml.jobs.handoff import handoff_arrays, utc_array
 
 __all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
 
@@ -46,18 +48,55 @@ def tier_actions(
         >>> tier_actions(["MQL", "rest"], pd.Timestamp("2026-06-01", tz="UTC"), t).to_dict("list")
         {'next_action': ['Call', None], 'due_at': [Timestamp('2026-06-02 00:00:00+0000', tz='UTC'), NaT]}
     """
+    actions, due = _tier_arrays(tiers, as_of, pipeline_tiers, model_tiers)
+    return pd.DataFrame({"next_action": actions.tolist(), "due_at": due})
+
+
+def _tier_arrays(
+    tiers: Sequence[str], as_of: pd.Timestamp, pipeline_tiers: Sequence[TierConfig], model_tiers: Sequence[TierConfig]
+) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray]:
+    """:func:`tier_actions` as arrays: the actions (object) and the ``datetime64[ns]`` deadlines.
+    Each distinct tier is converted once and its values taken for its leads (pandas converts element by
+    element, so the values are those of the leads' own conversion)."""
     known = {tier.name: tier for tier in model_tiers}
     known.update({tier.name: tier for tier in pipeline_tiers})
     codes, names = pd.factorize(np.asarray(tiers, dtype=object), use_na_sentinel=False)  # a few names, many leads
     found = [known.get(name) for name in names]
-    actions = np.array([None if tier is None or pd.isna(tier.action) else tier.action for tier in found], dtype=object)
+    actions = [None if tier is None or pd.isna(tier.action) else tier.action for tier in found]
     hours = np.array([np.nan if tier is None or tier.within_hours is None else tier.within_hours for tier in found],
                      dtype=float)  # fmt: skip
-    due = as_of + pd.to_timedelta(hours[codes], unit="h")
-    return pd.DataFrame({
-        "next_action": actions[codes].tolist(),
-        "due_at": pd.DatetimeIndex(due).as_unit("ns"),
-    })  # fmt: skip
+    return _as_read(actions)[codes], _deadlines(as_of, hours).take(codes)
+
+
+def _as_read(actions: list) -> np.ndarray:
+    """The actions as a pandas column of them holds them: with text and None both present pandas makes
+    it a string column, whose missing values read back as NaN; otherwise they are kept as they are."""
+    if any(action is None for action in actions) and any(action is not None for action in actions):
+        return pd.Series(actions, dtype=None).to_numpy(dtype=object)
+    return np.array(actions, dtype=object)
+
+
+_HOURS_NS: dict[float, int] = {}  # within_hours -> nanoseconds as pd.to_timedelta makes them, see _deadlines
+
+
+def _deadlines(as_of: pd.Timestamp, hours: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``as_of + pd.to_timedelta(hours, unit="h")`` as a nanosecond array (NaT for NaN hours).
+
+    For a UTC as_of the sums are made on integers: each distinct ``hours`` is converted by pandas once
+    a process (element by element: an array's coarser unit holds the same instants) and added in
+    nanoseconds, as pandas adds, an overflow raising; a served lead pays no pandas arithmetic. Any
+    other as_of goes through pandas. ``tests/test_decisions_small.py`` checks both give the same."""
+    if not (isinstance(as_of, pd.Timestamp) and as_of.tz is datetime.UTC):
+        return pd.DatetimeIndex(as_of + pd.to_timedelta(hours, unit="h")).as_unit("ns").array
+    nat = np.iinfo(np.int64).min
+    for value in hours.tolist():
+        if value == value and value not in _HOURS_NS:
+            if len(_HOURS_NS) >= 1024:  # a few distinct values per config; bounded all the same
+                _HOURS_NS.clear()
+            _HOURS_NS[value] = int(pd.to_timedelta(np.array([value]), unit="h").as_unit("ns").asi8[0])
+    start = as_of.value  # nanoseconds whatever the Timestamp's unit, as pandas converts it to add
+    ns = [start + _HOURS_NS[value] if value == value else nat for value in hours.tolist()]
+    return utc_array(np.array(ns, dtype=np.int64).view("datetime64[ns]"))
 
 
 def decision_columns(
@@ -82,35 +121,59 @@ def decision_columns(
     With ``lead_ids`` and ``is_mql``, an MQL's deadline runs from the start of its MQL spell
     (``spells``: lead_id -> ``mql_since`` of the earlier runs; none: every spell starts now) and
     ``overdue`` counts sales' acceptance (``accepted``: lead_id -> ``sql_at``); without them
-    ``mql_since`` and ``overdue`` are empty."""
-    from leadml.modeling.drift_reference import model_reference, out_of_range
-    from leadml.modeling.subscores import subscores as model_subscores
+    ``mql_since`` and ``overdue`` are empty.
+
+    The columns are computed as arrays and the frame is built once: one served lead pays for no
+    pandas column operation (the frame is the one a column-by-column build gives)."""
+    from leadml.modeling.drift_reference import model_reference, out_of_range_names
+    from leadml.modeling.subscores import subscore_arrays
 
     n = len(features)
-    out = pd.DataFrame(index=pd.RangeIndex(n))
-    if rules is not None:
-        sub = _rules_subscores(rules, config) if subscores and n else None
-    else:
-        sub = model_subscores(scoring, features, config.mql.grid, matrix=matrix) if subscores and n else None
-    for name in ("fit_score", "engagement_score"):
-        out[name] = (
-            pd.array(sub[name].to_numpy(), dtype="Int16") if sub is not None else pd.array([pd.NA] * n, dtype="Int16")
-        )
-    out["grid_tier"] = sub["grid_tier"].to_numpy(dtype=object) if sub is not None else np.full(n, None, dtype=object)
-    out["mql_route"] = _routes(scoring, features, sub, rules, is_mql, matrix, n)
-    actions = tier_actions(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
-    out["next_action"] = actions["next_action"].to_numpy(dtype=object)
-    out["due_at"] = actions["due_at"].array  # a DatetimeArray: to_numpy() would make 1 Timestamp object a row
-    out["mql_since"], out["overdue"] = pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns, UTC]"), None
+    sub: dict | None = None
+    if subscores and n:
+        sub = _rules_subscores(rules, config) if rules is not None else subscore_arrays(
+            scoring, features, config.mql.grid, matrix=matrix)  # fmt: skip
+    actions, due = _tier_arrays(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
+    since, overdue = utc_array(np.full(n, np.datetime64("NaT", "ns"))), np.full(n, None, dtype=object)
     if lead_ids is not None and is_mql is not None:
-        state = handoff_state(lead_ids, is_mql, out["due_at"], as_of, spells=spells, accepted=accepted)
-        out["due_at"], out["mql_since"], out["overdue"] = state["due_at"], state["mql_since"], state["overdue"]
-    flagged = out_of_range(model_reference(scoring), features.reset_index(drop=True), first=(AGE_FEATURE,))
-    out["out_of_range"] = flagged.where(flagged != "", None).to_numpy(dtype=object)
-    return out
+        started, fixed, overdue = handoff_arrays(lead_ids, is_mql, due.to_numpy(dtype="datetime64[ns]"), as_of,
+                                                 spells=spells, accepted=accepted)  # fmt: skip
+        due, since = utc_array(fixed), utc_array(started)
+    return pd.DataFrame({  # copy=False: the arrays are this call's own; no copy, as setting columns made none
+        "fit_score": _int16(sub, "fit_score", n),
+        "engagement_score": _int16(sub, "engagement_score", n),
+        "grid_tier": _grid_tiers(sub, n),
+        "mql_route": _routes(scoring, features, sub, rules, is_mql, matrix, n),
+        "next_action": actions,
+        "due_at": due,
+        "mql_since": since,
+        "overdue": overdue,
+        "out_of_range": out_of_range_names(model_reference(scoring), features, first=(AGE_FEATURE,)),
+    }, index=pd.RangeIndex(n), copy=False)  # fmt: skip
 
 
-def _routes(scoring, features, sub, rules, is_mql, matrix, n: int) -> np.ndarray:
+def _int16(sub: dict | None, name: str, n: int) -> pd.api.extensions.ExtensionArray:
+    """A sub-score as a nullable Int16 column (all missing without sub-scores)."""
+    if sub is None:
+        return pd.array([pd.NA] * n, dtype="Int16")
+    values = sub[name]
+    if isinstance(values, np.ndarray) and values.dtype == np.int16:  # a model's sub-scores: none missing
+        return IntegerArray(values.copy(), np.zeros(len(values), dtype=bool))
+    return pd.array(values, dtype="Int16")
+
+
+def _grid_tiers(sub: dict | None, n: int) -> np.ndarray:
+    """The grid tier column as pandas reads it back from a sub-scores frame (all None without sub-scores):
+    a missing tier beside others comes back NaN (a string column); all-text tiers come back as they are."""
+    if sub is None:
+        return np.full(n, None, dtype=object)
+    tiers = sub["grid_tier"]
+    if pd.isna(tiers).any():
+        return pd.Series(tiers, dtype=None).to_numpy(dtype=object)
+    return tiers
+
+
+def _routes(scoring, features, sub: dict | None, rules, is_mql, matrix, n: int) -> np.ndarray:
     """``mql_route`` of the leads (None but for MQLs; all None without the MQL flags or sub-scores)."""
     from leadml.modeling.routes import model_routes
 
@@ -129,14 +192,14 @@ def _routes(scoring, features, sub, rules, is_mql, matrix, n: int) -> np.ndarray
         return out
     if sub is None:
         return out
-    return model_routes(scoring, features.reset_index(drop=True), sub.reset_index(drop=True), mql, matrix=matrix)
+    return model_routes(scoring, features, sub, mql, matrix=matrix)  # reads features by position
 
 
-def _rules_subscores(rules: pd.DataFrame, config: PipelineConfig) -> pd.DataFrame:
+def _rules_subscores(rules: pd.DataFrame, config: PipelineConfig) -> dict[str, np.ndarray]:
     """The sub-scores of rules scores (tagged points in percent of their most) and their grid tier."""
     from leadml.rules.grid import grid_tiers
 
     sub = pd.DataFrame({name: rules[name].to_numpy() for name in ("fit_score", "engagement_score")})
     fit, engagement = (sub[name].astype("Float64").to_numpy(dtype=float, na_value=np.nan) for name in sub.columns)
-    sub["grid_tier"] = grid_tiers(fit, engagement, config.mql.grid)
-    return sub
+    return {"fit_score": sub["fit_score"].to_numpy(), "engagement_score": sub["engagement_score"].to_numpy(),
+            "grid_tier": grid_tiers(fit, engagement, config.mql.grid)}  # fmt: skip

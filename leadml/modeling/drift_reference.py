@@ -23,6 +23,7 @@ __all__ = [
     "make_reference",
     "model_reference",
     "out_of_range",
+    "out_of_range_names",
     "psi",
     "training_reference",
 ]
@@ -142,43 +143,67 @@ def out_of_range(reference: dict | None, features: pd.DataFrame, first: Sequence
         >>> out_of_range(reference, pd.DataFrame({"age": [40.0, 3.0, 3.0], "visits": [9.0, 9.0, np.nan]})).tolist()
         ['age', 'visits', '']
     """
-    flagged = pd.Series("", index=features.index, dtype=object)
+    return pd.Series(_first_outside(reference, features, first), index=features.index, dtype=object)
+
+
+def out_of_range_names(reference: dict | None, features: pd.DataFrame, first: Sequence[str] = ()) -> np.ndarray:
+    """:func:`out_of_range` as an object array with None for the rows inside every range (the scores
+    file's ``out_of_range``), without a Series a call."""
+    names = _first_outside(reference, features, first)
+    names[names == ""] = None
+    return names
+
+
+def _checked(reference: dict, columns: list, first: Sequence[str]) -> tuple[list, list[str]]:
+    """The ``(name, range)`` pairs to check, in order (``first`` first), and their distinct names."""
+    ranges = reference.get("columns", {})
+    order = [c for c in first if c in columns] + [c for c in columns if c not in first]
+    checked = [(name, span) for name in order if (span := ranges.get(name, {}).get("range")) and name != SCORE]
+    return checked, list(dict.fromkeys(name for name, _ in checked))
+
+
+def _first_outside(reference: dict | None, features: pd.DataFrame, first: Sequence[str]) -> np.ndarray:
+    """The first feature outside its training range per row ("" for none), as an object array."""
+    flagged = np.full(len(features), "", dtype=object)
     if reference is None:
         return flagged
-    columns = reference.get("columns", {})
-    order = [c for c in first if c in features.columns] + [c for c in features.columns if c not in first]
-    checked = [(name, span) for name in order if (span := columns.get(name, {}).get("range")) and name != SCORE]
+    columns = features.columns.tolist()  # a list: a pandas Index costs more a look-up, one lead pays it
+    checked, names = _checked(reference, columns, first)
     if not checked or not len(features):
         return flagged
-    values = _numbers(features, list(dict.fromkeys(name for name, _ in checked)))
-    outside = np.empty((len(features), len(checked)), dtype=bool)
+    values = _numbers(features, names, columns)
+    if len(names) < len(checked):  # a name checked twice (a repeated column): one column per check
+        values = values[:, [names.index(name) for name, _ in checked]]
+    low = np.array([span[0] for _, span in checked], dtype=float)
+    high = np.array([span[1] for _, span in checked], dtype=float)
     with np.errstate(invalid="ignore"):
-        for j, (name, span) in enumerate(checked):
-            column = values[name]
-            outside[:, j] = (column < span[0]) | (column > span[1])
+        outside = (values < low) | (values > high)  # NaN compares False: missing is never outside
     rows = np.flatnonzero(outside.any(axis=1))
     if len(rows):
-        names = np.array([name for name, _ in checked], dtype=object)
-        out = flagged.to_numpy(dtype=object, copy=True)
-        out[rows] = names[outside[rows].argmax(axis=1)]  # the first column in order that is outside
-        flagged = pd.Series(out, index=features.index, dtype=object)
+        labels = np.array([name for name, _ in checked], dtype=object)
+        flagged[rows] = labels[outside[rows].argmax(axis=1)]  # the first column in order that is outside
     return flagged
 
 
-def _numbers(features: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
-    """Each named column as ``pd.to_numeric(column, errors="coerce")`` floats; the plain numeric columns
-    (float, int, bool) in one read, since to_numeric leaves them as they are."""
+def _numbers(features: pd.DataFrame, names: list[str], columns: list) -> np.ndarray:
+    """The named columns as ``pd.to_numeric(column, errors="coerce")`` floats, one matrix column each;
+    the plain numeric columns (float, int, bool) in one read, since to_numeric leaves them as they are.
+    ``columns``: the features' column names; the plain ones are taken by position, cheaper than by name."""
+    out = np.empty((len(features), len(names)), dtype=float)
     if not features.columns.is_unique:
-        return {name: pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float) for name in names}
-    kinds = dict(zip(features.columns, features.dtypes))
-    plain = [name for name in names if isinstance(kinds[name], np.dtype) and kinds[name].kind in "fiub"]
-    out: dict[str, np.ndarray] = {}
+        for j, name in enumerate(names):
+            out[:, j] = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+        return out
+    position = {name: j for j, name in enumerate(columns)}
+    kinds = features.dtypes.tolist()
+    plain = [j for j, name in enumerate(names)
+             if isinstance(kind := kinds[position[name]], np.dtype) and kind.kind in "fiub"]  # fmt: skip
+    if len(plain) == len(names):
+        return features.take([position[name] for name in names], axis=1).to_numpy(dtype=float)
     if plain:
-        block = features[plain].to_numpy(dtype=float)
-        out.update((name, block[:, j]) for j, name in enumerate(plain))
-    for name in names:
-        if name not in out:
-            out[name] = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
+        out[:, plain] = features.take([position[names[j]] for j in plain], axis=1).to_numpy(dtype=float)
+    for j in sorted(set(range(len(names))) - set(plain)):
+        out[:, j] = pd.to_numeric(features[names[j]], errors="coerce").to_numpy(dtype=float)
     return out
 
 

@@ -488,8 +488,21 @@ def assign_tiers(
             mins[:, j] = _tier_min(tier, threshold) if tier.min is not None else -np.inf  # type: ignore[arg-type]
     reached = p[:, None] >= mins
     first = np.where(reached.any(axis=1), reached.argmax(axis=1), len(ranked) - 1)
-    names = [t.name for t in ranked]
-    return pd.Categorical.from_codes(first, categories=names)
+    return pd.Categorical.from_codes(first, dtype=_tiers_dtype(tuple(t.name for t in ranked)))
+
+
+_DTYPES: dict[tuple[str, ...], pd.CategoricalDtype] = {}  # tier names -> their dtype, see _tiers_dtype
+
+
+def _tiers_dtype(names: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The (unordered) categorical dtype of some tier names, made once: making it checks the names,
+    which costs more than the rest of :func:`assign_tiers` for one lead. A model has one tier list."""
+    dtype = _DTYPES.get(names)
+    if dtype is None:
+        if len(_DTYPES) >= 64:  # tier lists come from configs: a few in a process, unless made in a loop
+            _DTYPES.clear()
+        dtype = _DTYPES[names] = pd.CategoricalDtype(list(names))
+    return dtype
 
 
 def score_0_100(p: np.ndarray) -> np.ndarray:

@@ -20,6 +20,8 @@ and profile only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -31,7 +33,7 @@ ROUTE_OF_SUBSCORE = {"engagement_score": "behaviour", "fit_score": "profile", "s
 def scenario_scores(scoring, features: pd.DataFrame, matrix: np.ndarray | None = None) -> np.ndarray | None:
     """The ``scenario_score`` (0-100) of some leads, or None when the model has no path features or
     its sub-score scale predates them."""
-    from leadml.modeling.subscores import group_effects
+    from leadml.modeling.subscores import group_effect_arrays
 
     scale = getattr(scoring, "subscores", None)
     if scale is None or scoring.builder is None or "scenario" not in getattr(scale, "quantiles_", {}):
@@ -39,19 +41,19 @@ def scenario_scores(scoring, features: pd.DataFrame, matrix: np.ndarray | None =
     if matrix is None and hasattr(scoring, "booster_matrix"):
         matrix = scoring.booster_matrix(features)
     info = scoring.builder.feature_info_
-    if matrix is not None:
-        effects = group_effects(scoring.model, features, info, matrix=matrix, scenario=True)
+    if matrix is not None:  # the path features' effect alone: fit and engagement are not needed here
+        effects = group_effect_arrays(scoring.model, features, info, matrix=matrix, scenario=True, groups=())
     else:
-        effects = group_effects(scoring.model, scoring.prepare(features), info, scenario=True)
+        effects = group_effect_arrays(scoring.model, scoring.prepare(features), info, scenario=True, groups=())
     if "scenario" not in effects:
         return None
-    return scale.transform(effects)["scenario_score"].to_numpy()
+    return scale.score_arrays({"scenario": effects["scenario"]})["scenario_score"]
 
 
 def model_routes(
     scoring,
     features: pd.DataFrame,
-    subscores: pd.DataFrame,
+    subscores: pd.DataFrame | Mapping[str, np.ndarray],
     is_mql: np.ndarray,
     *,
     matrix: np.ndarray | None = None,
@@ -60,20 +62,20 @@ def model_routes(
     the others.
 
     ``subscores`` holds the leads' ``fit_score`` and ``engagement_score`` (in the order of
-    ``features``); the scenario sub-score is computed for the MQLs only.
+    ``features``; a frame, or a dict of arrays as :func:`~leadml.modeling.subscores.subscore_arrays`
+    gives); the scenario sub-score is computed for the MQLs only. ``features`` is read by position.
 
     Example:
         >>> sub = pd.DataFrame({"fit_score": [90, 40, 70], "engagement_score": [80, 95, 70]})
         >>> model_routes(None, pd.DataFrame(index=range(3)), sub, np.array([True, True, False])).tolist()
         ['profile', 'behaviour', None]
     """
-    n = len(subscores)
+    n = len(subscores) if isinstance(subscores, pd.DataFrame) else len(subscores["fit_score"])
     out = np.full(n, None, dtype=object)
     rows = np.flatnonzero(np.asarray(is_mql, dtype=bool))
     if not len(rows):
         return out
-    columns = {name: subscores[name].to_numpy(dtype=float, na_value=np.nan)[rows]
-               for name in ("engagement_score", "fit_score")}  # fmt: skip
+    columns = {name: _floats(subscores[name])[rows] for name in ("engagement_score", "fit_score")}
     if scoring is not None:
         part = features.iloc[rows]
         scenario = scenario_scores(scoring, part, matrix[rows] if matrix is not None else None)
@@ -85,6 +87,13 @@ def model_routes(
     whole = completed_paths(scoring, features.iloc[rows]) if scoring is not None else np.zeros(len(rows), bool)
     out[rows] = np.where(whole & (best != "scenario"), best + "+scenario", best)
     return out
+
+
+def _floats(values) -> np.ndarray:
+    """A sub-score column as floats, missing as NaN (a numpy array as it is, else a pandas column)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(float)
+    return values.to_numpy(dtype=float, na_value=np.nan)
 
 
 def completed_paths(scoring, features: pd.DataFrame) -> np.ndarray:

@@ -20,7 +20,7 @@ than it does for 80 % of the leads the model was trained on.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,15 @@ from leadml.core.config import GridConfig
 from leadml.features.metadata import FeatureInfo
 from leadml.rules.grid import grid_tiers
 
-__all__ = ["SUBSCORE_GROUPS", "SubscoreScale", "fit_subscore_scale", "group_effects", "subscores"]
+__all__ = [
+    "SUBSCORE_GROUPS",
+    "SubscoreScale",
+    "fit_subscore_scale",
+    "group_effect_arrays",
+    "group_effects",
+    "subscore_arrays",
+    "subscores",
+]
 
 SUBSCORE_GROUPS = {"fit": "profile", "engagement": "behaviour"}  # sub-score -> FeatureInfo.group
 SCENARIO_PREFIX = "scenario["  # the path features (``features.scenarios``): the scenario sub-score's group
@@ -100,6 +108,23 @@ def group_effects(
     model, adds ``scenario``: the effect of the path features alone (part of ``engagement`` too),
     which names the scenario route of an MQL (:mod:`leadml.modeling.routes`).
     """
+    return pd.DataFrame(group_effect_arrays(model, features, feature_info, matrix=matrix, scenario=scenario),
+                        index=features.index)  # fmt: skip
+
+
+def group_effect_arrays(
+    model,
+    features: pd.DataFrame,
+    feature_info: Sequence[FeatureInfo],
+    *,
+    matrix: np.ndarray | None = None,
+    scenario: bool = False,
+    groups: Sequence[str] = tuple(SUBSCORE_GROUPS),
+) -> dict[str, np.ndarray]:
+    """:func:`group_effects` as a dict of arrays (in the order of ``features``): no frame for the
+    caller that reads the arrays back at once, such as the sub-scores of one served lead. ``groups``:
+    the sub-scores to compute (each group's effect is computed on its own: leaving one out changes
+    no other)."""
     from leadml.modeling.contributions import explain_margin, unwrap
     from leadml.modeling.lightgbm.effects import lightgbm_matrix
 
@@ -111,18 +136,19 @@ def group_effects(
         X = matrix if matrix is not None else lightgbm_matrix(compiled, estimator.lightgbm_frame(features))
         expected = compiled.expected_margin()
         effects = {score: _margin(estimator, compiled, X, columns) - expected if columns else np.zeros(len(X))
-                   for score, columns in _groups(names, feature_info).items()}  # fmt: skip
+                   for score, columns in _groups(names, feature_info).items() if score in groups}  # fmt: skip
         path = _scenario_columns(names)
         if scenario and path:
             effects["scenario"] = _margin(estimator, compiled, X, path) - expected
     else:
         contributions = explain_margin(model, features, feature_info)
         effects = {score: contributions.values[:, columns].sum(axis=1) if columns else np.zeros(len(features))
-                   for score, columns in _groups(contributions.features, feature_info).items()}  # fmt: skip
+                   for score, columns in _groups(contributions.features, feature_info).items()
+                   if score in groups}  # fmt: skip
         path = _scenario_columns(contributions.features)
         if scenario and path:
             effects["scenario"] = contributions.values[:, path].sum(axis=1)
-    return pd.DataFrame(effects, index=features.index)
+    return effects
 
 
 class SubscoreScale(BaseEstimator):
@@ -150,14 +176,19 @@ class SubscoreScale(BaseEstimator):
         """``fit_score`` and ``engagement_score`` (int16, 0-100; ``scenario_score`` when both the scale
         and ``effects`` have it), indexed like ``effects``."""
         check_is_fitted(self, "quantiles_")
+        columns = {name: effects[name].to_numpy(dtype=float) for name in self.quantiles_ if name in effects}
+        return pd.DataFrame(self.score_arrays(columns), index=effects.index)
+
+    def score_arrays(self, effects: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """:meth:`transform` of effects given as arrays, as a dict of arrays (no frame either way)."""
         out = {}
         for name, grid in self.quantiles_.items():
             if name not in effects:
                 continue
-            x = effects[name].to_numpy(dtype=float)
+            x = np.asarray(effects[name], dtype=float)
             rank = (np.searchsorted(grid, x, side="left") + np.searchsorted(grid, x, side="right")) / 2
             out[f"{name}_score"] = np.clip(np.floor(100.0 * rank / len(grid) + 0.5), 0, 100).astype(np.int16)
-        return pd.DataFrame(out, index=effects.index)
+        return out
 
 
 def fit_subscore_scale(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo]) -> SubscoreScale:
@@ -170,16 +201,26 @@ def subscores(
 ) -> pd.DataFrame | None:
     """``fit_score``, ``engagement_score`` and ``grid_tier`` of a scoring model's leads (None when the
     model carries no sub-score scale, e.g. a model trained before sub-scores existed)."""
+    scores = subscore_arrays(scoring, features, grid, matrix=matrix)
+    return None if scores is None else pd.DataFrame(scores, index=features.index)
+
+
+def subscore_arrays(
+    scoring, features: pd.DataFrame, grid: GridConfig | None = None, *, matrix: np.ndarray | None = None
+) -> dict[str, np.ndarray] | None:
+    """:func:`subscores` as a dict of arrays (``grid_tier`` an object array), for a caller that builds
+    its own frame: the decision columns, where a frame a call costs more than one lead's walk."""
     scale = getattr(scoring, "subscores", None)
     if scale is None or scoring.builder is None:
         return None
     if matrix is None and hasattr(scoring, "booster_matrix"):
         matrix = scoring.booster_matrix(features)
     if matrix is not None:  # a calibrated LightGBM: the booster's own matrix, as scoring builds it
-        effects = group_effects(scoring.model, features, scoring.builder.feature_info_, matrix=matrix)
+        effects = group_effect_arrays(scoring.model, features, scoring.builder.feature_info_, matrix=matrix)
     else:
-        effects = group_effects(scoring.model, scoring.prepare(features), scoring.builder.feature_info_)
-    scores = scale.transform(effects)
+        effects = group_effect_arrays(scoring.model, scoring.prepare(features), scoring.builder.feature_info_)
+    check_is_fitted(scale, "quantiles_")
+    scores = scale.score_arrays(effects)
     scores["grid_tier"] = grid_tiers(scores["fit_score"], scores["engagement_score"], grid)
     return scores
 

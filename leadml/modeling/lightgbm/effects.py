@@ -16,6 +16,7 @@ which the tests check.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ import pandas as pd
 __all__ = ["CompiledTrees", "compile_booster", "lightgbm_matrix", "tree_group_margin"]
 
 ZERO = 1e-35  # LightGBM's kZeroThreshold
+ROW_WALK_MAX = 8  # rows up to which tree_group_margin walks each row on plain floats (numpy costs more)
 
 
 @dataclass(frozen=True)
@@ -200,12 +202,114 @@ def _walk(node, columns: _Columns, known: frozenset, weight: np.ndarray | None, 
             + _walk(node.right, columns, known, weight_right, scale, out))  # fmt: skip
 
 
+def _row_goes_left(node: _Node, x: float) -> bool:
+    """LightGBM's decision at ``node`` for one value: :func:`_goes_left`'s rules, on a Python float."""
+    nan = x != x
+    if node.categories is not None:  # NaN is category 0, unless NaN is the missing type (then right)
+        if nan:
+            return node.missing != "NaN" and 0 in node.categories.tolist()
+        whole = math.floor(x)
+        return whole >= 0 and whole in node.categories.tolist()  # a negative code goes right
+    if node.missing == "NaN":
+        return node.default_left if nan else x <= node.threshold
+    value = 0.0 if nan else x  # without NaN as a missing type, LightGBM reads NaN as 0
+    if node.missing == "Zero" and abs(value) <= ZERO:
+        return node.default_left
+    return value <= node.threshold
+
+
+def _pruned(node, known: frozenset):
+    """A tree for the walk of one group: a subtree splitting on no known feature becomes its expectation
+    (a float); a split becomes ``(on a known feature, node, left, right, left share, right share)``."""
+    if not isinstance(node, _Node) or node.features_below.isdisjoint(known):
+        return _expected(node)
+    left, right = _pruned(node.left, known), _pruned(node.right, known)
+    return node.feature in known, node, left, right, node.left_share, 1 - node.left_share
+
+
+def _unweighted(tree, scale: float, entries: list) -> float:
+    """:func:`_walk` where no known split lies above (``weight`` None): the part every row gets alike,
+    the same products and sums; each known split reached is put in ``entries`` with its scale, in the
+    walk's order (the walk weights the rows from there on)."""
+    if type(tree) is float:
+        return scale * tree
+    on_known, _, left, right, left_share, right_share = tree
+    if not on_known:
+        return _unweighted(left, scale * left_share, entries) + _unweighted(right, scale * right_share, entries)
+    entries.append((scale, tree))
+    return 0.0 + 0.0  # the walk's two weighted children return 0.0 each
+
+
+@dataclass(frozen=True)
+class _RowPlan:
+    """The walk of one group, its row-independent part done: what every row gets (``shared``, the
+    walk's sum over the trees) and the known splits where the row's own terms start, in order."""
+
+    shared: float
+    entries: tuple[tuple[float, tuple], ...]
+
+
+_PLANS: dict[tuple[int, frozenset], tuple[CompiledTrees, _RowPlan]] = {}  # (id(compiled), known) -> plan
+
+
+def _row_plan(compiled: CompiledTrees, known: frozenset) -> _RowPlan:
+    """The :class:`_RowPlan` of a group, made once per compiled model and group (a few are kept)."""
+    key = (id(compiled), known)
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0] is compiled:
+        return cached[1]
+    entries: list[tuple[float, tuple]] = []
+    shared = 0.0
+    for tree in compiled.trees:
+        shared += _unweighted(_pruned(tree, known), 1.0, entries)
+    if len(_PLANS) >= 16:  # a served model has two or three groups
+        _PLANS.clear()
+    plan = _RowPlan(shared, tuple(entries))
+    _PLANS[key] = (compiled, plan)
+    return plan
+
+
+def _weighted(tree, row: list[float], scale: float, terms: list[float]) -> None:
+    """:func:`_walk` below a known split for one row: the terms it adds to the row, appended in its order.
+    Where the walk weights the branch the row does not take by 0, its terms are zeros, which leave the
+    row's sum as it is (never -0.0: it starts at +0.0), so that branch is skipped."""
+    if type(tree) is float:
+        terms.append(scale * tree)  # the walk adds (scale * value) * 1.0
+        return
+    on_known, node, left, right, left_share, right_share = tree
+    if on_known:
+        _weighted(left if _row_goes_left(node, row[node.feature]) else right, row, scale, terms)
+    else:
+        _weighted(left, row, scale * left_share, terms)
+        _weighted(right, row, scale * right_share, terms)
+
+
+def _row_margins(compiled: CompiledTrees, X: np.ndarray, known: frozenset) -> np.ndarray:
+    """:func:`tree_group_margin` row by row on plain floats: the walk's sums term by term, in its order."""
+    plan = _row_plan(compiled, known)
+    out = np.zeros(len(X), dtype=np.float64)
+    for i, row in enumerate(X.tolist()):
+        terms: list[float] = []
+        for scale, tree in plan.entries:
+            _weighted(tree, row, scale, terms)
+        total = 0.0
+        for term in terms:  # one by one, as ``out +=`` adds them (sum() may compensate)
+            total += term
+        out[i] = total
+    return out + plan.shared
+
+
 def tree_group_margin(compiled: CompiledTrees, X: np.ndarray, features: Sequence[int]) -> np.ndarray:
     """Per row, the expected margin given only the values of ``features`` (column positions of ``X``).
+
+    Up to :data:`ROW_WALK_MAX` float64 rows are walked one at a time on Python floats, where numpy's
+    per-node cost would dominate; the bits are the same (``tests/test_decisions_small.py``).
 
     Example: with ``features`` = all columns this is the raw margin; with none, the expected margin.
     """
     known = frozenset(int(j) for j in features)
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype == np.float64 and len(X) <= ROW_WALK_MAX:
+        return _row_margins(compiled, X, known)
     out = np.zeros(len(X), dtype=np.float64)
     columns = _Columns(X)
     shared = 0.0
