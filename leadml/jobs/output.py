@@ -139,6 +139,30 @@ def timestamps(values) -> pa.Array:
     return pa.array(nanoseconds, pa.timestamp("ns", tz="UTC"))
 
 
+_NULLABLE_INTEGERS = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64")
+
+
+def arrow_column(values, kind: pa.DataType) -> pa.Array:
+    """``pa.Array.from_pandas(values, type=kind)`` of a pandas Series; for the dtypes of the scores'
+    columns (UTC times, nullable and numpy integers, booleans) read off the numbers and the mask,
+    which for the few rows of a served request costs a tenth of pandas' conversion (same arrays:
+    ``tests/test_arrow_column.py``)."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = values.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) and pa.types.is_timestamp(kind) and (dtype.unit, str(dtype.tz)) == (
+        kind.unit, kind.tz):  # fmt: skip
+        stamps = values.array
+        return pa.array(stamps.asi8, kind, mask=stamps.isna())
+    if str(dtype) in _NULLABLE_INTEGERS and pa.types.is_integer(kind):
+        masked = values.array
+        return pa.array(masked.to_numpy(dtype=dtype.numpy_dtype, na_value=0), kind, mask=masked.isna())
+    if isinstance(dtype, np.dtype) and dtype.kind == "b" and pa.types.is_boolean(kind):
+        return pa.array(values.to_numpy(), kind)
+    return pa.Array.from_pandas(values, type=kind)
+
+
 def iso_text(column: pa.ChunkedArray) -> pa.Array:
     """Timestamps as ISO 8601 text (``2026-07-01T00:00:00+00:00``), formatting each distinct value once."""
     import pandas as pd

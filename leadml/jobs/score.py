@@ -133,7 +133,7 @@ def scores_table(
     value took the training median (key ``value``) and those without a group (key ``group``).
     """
     from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
-    from leadml.jobs.output import timestamps
+    from leadml.jobs.output import arrow_column, timestamps
     from leadml.modeling.policy import apply_policy
 
     scoring, n = loaded.scoring, len(snapshots)
@@ -166,7 +166,7 @@ def scores_table(
                                      rules=rules, lead_ids=snapshots["lead_id"], is_mql=policy["is_mql"].to_numpy(),
                                      spells=spells, accepted=accepted)  # fmt: skip
         for name in DECISION_COLUMNS:
-            columns[name] = pa.Array.from_pandas(decisions[name], type=SCORES_SCHEMA.field(name).type)
+            columns[name] = arrow_column(decisions[name], SCORES_SCHEMA.field(name).type)
     else:
         for name in DECISION_COLUMNS:
             columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
@@ -175,7 +175,7 @@ def scores_table(
         explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"], threshold, matrix)
     for name in REASON_COLUMNS:
         if explained is not None and name in explained.columns:
-            columns[name] = pa.array(explained[name].astype(object).to_numpy(), pa.string(), from_pandas=True)
+            columns[name] = pa.array(explained[name].to_numpy(dtype=object), pa.string(), from_pandas=True)
         else:
             columns[name] = pa.nulls(n, pa.string())
     return pa.table({name: columns[name] for name in schema.names}, schema=schema)
