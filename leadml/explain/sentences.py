@@ -16,7 +16,8 @@ of 0 is an absence ("No pricing page visit in the last 30 days"), a recency is r
 when it raises the lead ("Requested a demo 2 days ago") and a gap when it lowers it ("No demo
 request for 40 days"), "Never requested a demo" when there was none; days are whole ("today",
 "1 day", "5 days"). Everything is vectorised over leads: a sentence is rendered once per distinct
-(feature, value, direction), and the per-lead strings are assembled column-wise with Arrow kernels.
+(feature, value, direction), and the per-lead strings are assembled column-wise with Arrow kernels
+(in Python for a few leads, such as the one lead a served event rescores: the same strings, cheaper).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +43,7 @@ MISSING_LEVELS = frozenset({"missing"})
 _ONCE = re.compile(r"(?<![\d.,])1 times\b")
 _ONE_DAY = re.compile(r"(?<![\d.,])1 days\b")
 DAY_FAMILIES = frozenset({"days_since", "lead_age"})
+SMALL_TABLE = 128  # leads: up to this many, reason_table joins its texts in Python (faster below ~300 leads)
 
 
 # -- values and sentences ---------------------------------------------------------------------
@@ -169,39 +173,43 @@ def render(
     return _fix_grammar(text)
 
 
-def _value_texts(column: pd.Series, rows: np.ndarray, by_day: bool = False):
-    """The values of ``column[rows]`` as (distinct display texts, None = missing; each row's index into
-    them; each row's JSON value as an Arrow string array).
+def _value_texts(
+    column: pd.Series, rows: np.ndarray, by_day: bool = False
+) -> tuple[list[str | None], np.ndarray, list[str] | None, np.ndarray | None]:
+    """The values of ``column[rows]``: (distinct display texts, None = missing; each row's index into
+    them; their JSON labels, one a text, or None for numbers; else each row's number for JSON).
 
     Numbers are rounded to what a sentence shows before they are made distinct (``by_day``:
-    down to whole days), so a continuous feature renders a few hundred sentences, not one per lead.
+    down to whole days), so a continuous feature renders a few hundred sentences, not one per lead;
+    their JSON values (rounded to 4 decimals, NaN = missing) are cast to text by the caller, for
+    every feature at once. Categories and numpy numbers are read from the column's own arrays at
+    ``rows``, without a Series per feature: one lead costs little.
     """
-    import pyarrow as pa
-
-    values = column.iloc[rows]
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = values.cat.codes.to_numpy()
-        categories = [str(c) for c in values.cat.categories]
-        uniques, inverse = np.unique(codes, return_inverse=True)
-        shown = [None if u < 0 or categories[u] in MISSING_LEVELS else categories[u] for u in uniques.tolist()]
-        as_json = pa.array([json.dumps(v) if v is not None else "null" for v in shown], type=pa.string())
-        return [None if v is None else v.replace("_", " ") for v in shown], inverse, as_json.take(pa.array(inverse))
-    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        numbers = values.to_numpy(dtype=float, na_value=np.nan)
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        uniques, inverse = _distinct(column.array.codes[rows])
+        categories = dtype.categories  # only the levels shown are read: a lead needs one
+        found = [None if u < 0 else str(categories[u]) for u in uniques.tolist()]
+        shown = [None if v is None or v in MISSING_LEVELS else v for v in found]
+        labels = [json.dumps(v) if v is not None else "null" for v in shown]
+        return [None if v is None else v.replace("_", " ") for v in shown], inverse, labels, None
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        if isinstance(dtype, np.dtype):  # what to_numpy(dtype=float, na_value=nan) gives, without the Series
+            numbers = column.to_numpy()[rows].astype(float)
+        else:
+            numbers = column.iloc[rows].to_numpy(dtype=float, na_value=np.nan)
         if by_day:
             shown = np.floor(np.maximum(numbers, 0))
         else:
             shown = np.where(np.abs(numbers) >= 10_000, np.round(numbers), np.round(numbers, 1))
-        uniques, inverse = np.unique(shown, return_inverse=True)  # NaN sorts last
-        texts = [None if np.isnan(u) else format_number(u) for u in uniques.tolist()]
-        as_json = pa.array(np.round(numbers, 4) + 0.0, from_pandas=True).cast(pa.string()).fill_null("null")
-        return texts, inverse, as_json
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    levels = [str(u) for u in uniques]
+        uniques, inverse = _distinct(shown)  # NaN sorts last
+        texts: list[str | None] = [None if np.isnan(u) else format_number(u) for u in uniques.tolist()]
+        return texts, inverse, None, np.round(numbers, 4) + 0.0
+    codes, levels_found = pd.factorize(column.iloc[rows].astype(object), use_na_sentinel=True)
+    levels = [str(u) for u in levels_found]
     texts = [v.replace("_", " ") if v.lower() not in MISSING_LEVELS else None for v in levels] + [None]
     inverse = np.where(codes < 0, len(levels), codes)
-    as_json = pa.array([json.dumps(v) for v in levels] + ["null"], type=pa.string())
-    return texts, inverse, as_json.take(pa.array(inverse))
+    return texts, inverse, [json.dumps(v) for v in levels] + ["null"], None
 
 
 def feature_label(name: str) -> str:
@@ -237,12 +245,145 @@ def _top(values: np.ndarray, count: int, positive: bool, min_effect: float) -> t
     return idx, strength > min_effect
 
 
-def _number_texts(values: np.ndarray, decimals: int):
-    """Numbers rounded to ``decimals`` as Arrow strings (JSON numbers)."""
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``, without its fixed cost when there is one value (one lead)."""
+    if len(values) == 1:
+        return values, np.zeros(1, dtype=np.intp)
+    return np.unique(values, return_inverse=True)
+
+
+def _reason_texts(
+    names: Sequence[str],
+    features: pd.DataFrame,
+    infos: dict[str, FeatureInfo],
+    rows: np.ndarray,
+    feats: np.ndarray,
+    lowers: np.ndarray,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per reason (a lead ``rows[i]`` and its feature ``names[feats[i]]``, lowering the lead where
+    ``lowers[i]``): its sentence with the direction, its JSON head and its JSON value.
+
+    One pass per feature, not per lead: its column is read once for every lead it explains, and a
+    sentence is rendered once per distinct value and direction. Returns (a pool of texts that starts
+    with the JSON flags ``false}`` and ``true}``; ``(3, len(rows))`` positions of each reason's
+    sentence, head and value in the pool followed by the JSON numbers; those numbers, rounded).
+    """
+    m = len(rows)
+    pool = ["false}", "true}"]
+    at = np.empty((3, m), dtype=np.int64)
+    numbers: list[np.ndarray] = []
+    numbered: list[np.ndarray] = []
+    order = np.argsort(feats, kind="stable")
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(feats[order])) + 1, [m]])
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        where = order[a:b]
+        name = names[int(feats[where[0]])]
+        info = infos.get(name) or FeatureInfo(name, "profile", name)
+        words = wording(info)
+        by_day = words is not None and words.family in DAY_FAMILIES
+        texts, inverse, labels, values = _value_texts(features[name], rows[where], by_day=by_day)
+        missing = infos.get(name + MISSING_SUFFIX)
+        # each distinct value said both ways: the raising sentences first, then the lowering ones
+        at[0, where] = len(pool) + inverse + len(texts) * lowers[where]
+        for raises, direction in ((True, RAISES), (False, LOWERS)):  # render() with the wording found above
+            if words is None:
+                pool += [render(info, t, missing, raises=raises) + direction for t in texts]
+            else:
+                pool += [_worded(info, words, t, raises) + direction for t in texts]
+        at[1, where] = len(pool)
+        pool.append(f', {{"feature": {json.dumps(name)}, "value": ')
+        if values is not None:
+            numbers.append(values)
+            numbered.append(where)
+        elif labels is not None:
+            at[2, where] = len(pool) + inverse
+            pool += labels
+    if not numbers:
+        return pool, at, np.empty(0)
+    at[2, np.concatenate(numbered)] = len(pool) + np.arange(sum(len(v) for v in numbers))
+    return pool, at, np.concatenate(numbers)
+
+
+def _json_numbers(values: np.ndarray, contributions: np.ndarray, points: np.ndarray):
+    """JSON numbers as Arrow strings, in one cast: the values (rounded to 4 decimals; NaN -> ``null``),
+    then the contributions to 4 decimals and the points to 2 (+ 0.0 turns -0.0 into 0.0)."""
     import pyarrow as pa
 
-    rounded = np.round(values, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
-    return pa.array(rounded, type=pa.float64()).cast(pa.string())
+    rounded = np.concatenate([values, np.round(contributions, 4), np.round(points, 2)]) + 0.0
+    missing = np.concatenate([np.isnan(values), np.zeros(2 * len(points), dtype=bool)])
+    return pa.array(rounded, type=pa.float64(), mask=missing).cast(pa.string()).fill_null("null")
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """The texts of a table's reasons and where they go: reason ``i`` is lead ``rows[i]``'s slot
+    ``slots[i]`` (the ``n_pos`` raising slots first); ``at[:, i]`` are the positions of its sentence,
+    JSON head and value in ``pool`` followed by the first ``n_values`` of ``numbers`` (Arrow strings:
+    the values, then each reason's contribution, then its points); ``decisive[i]`` its flag."""
+
+    n: int
+    n_pos: int
+    n_slots: int
+    rows: np.ndarray
+    slots: np.ndarray
+    at: np.ndarray
+    decisive: np.ndarray
+    pool: list[str]
+    numbers: Any
+    n_values: int
+
+    def sentence_columns(self, sentences: Sequence, blank: Sequence, top_positive: int, top_negative: int) -> dict:
+        """``reason_*`` and ``counter_reason_*`` from the slots' ``sentences``; ``blank`` for a slot
+        that the model's features do not fill (more reasons asked than there are features)."""
+        columns = {f"reason_{s + 1}": sentences[s] if s < self.n_pos else blank for s in range(top_positive)}
+        for s in range(top_negative):
+            slot = self.n_pos + s
+            columns[f"counter_reason_{s + 1}"] = sentences[slot] if slot < self.n_slots else blank
+        return columns
+
+
+def _columns_in_arrow(placed: _Placed, top_positive: int, top_negative: int) -> dict:
+    """The text columns (Arrow arrays) of many leads: a fixed number of vectorised Arrow calls."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n, m, n_slots, n_values = placed.n, len(placed.rows), placed.n_slots, placed.n_values
+    texts = pa.concat_arrays([pa.array(placed.pool, type=pa.string()), placed.numbers.slice(0, n_values)])
+    said = texts.take(pa.array(placed.at.ravel()))  # each reason's sentence, head and value
+    flags = pa.array(placed.pool[:2], type=pa.string()).take(pa.array(placed.decisive.astype(np.int64)))
+    fragments = pc.binary_join_element_wise(
+        said.slice(m, m), said.slice(2 * m, m), pa.scalar(', "contribution": '), placed.numbers.slice(n_values, m),
+        pa.scalar(', "points": '), placed.numbers.slice(n_values + m, m), pa.scalar(', "decisive": '), flags, "",
+    )  # fmt: skip
+    # one gather puts every reason in its cell: (sentence or fragment, slot, lead) -> text; the last row is blank
+    take = np.full((2 * n_slots + 1) * n, 2 * m, dtype=np.int64)
+    take[placed.slots * n + placed.rows] = np.arange(m)
+    take[(n_slots + placed.slots) * n + placed.rows] = m + np.arange(m)
+    cells = pa.concat_arrays([said.slice(0, m), fragments, pa.array([""], type=pa.string())]).take(pa.array(take))
+    sentences = [cells.slice(s * n, n) for s in range(n_slots)]
+    columns = placed.sentence_columns(sentences, cells.slice(2 * n_slots * n, n), top_positive, top_negative)
+    columns["reasons"] = _join([cells.slice((n_slots + s) * n, n) for s in range(n_slots)], n)
+    return columns
+
+
+def _columns_in_python(placed: _Placed, top_positive: int, top_negative: int) -> dict:
+    """The text columns (lists) of a few leads, joined in Python: the same strings as
+    :func:`_columns_in_arrow`, without its fixed cost per Arrow call (most of a lead's time)."""
+    n, m, n_slots = placed.n, len(placed.rows), placed.n_slots
+    texts = placed.pool + placed.numbers.to_pylist()
+    start = len(placed.pool) + placed.n_values  # each reason's contribution, then its points
+    sentences = [[""] * n for _ in range(n_slots)]
+    fragments = [[""] * n for _ in range(n_slots)]
+    reasons = zip(placed.rows.tolist(), placed.slots.tolist(), *placed.at.tolist(), placed.decisive.tolist())
+    for i, (row, slot, said, head, value, decisive) in enumerate(reasons):
+        sentences[slot][row] = texts[said]
+        fragments[slot][row] = (
+            f'{texts[head]}{texts[value]}, "contribution": {texts[start + i]}, '
+            f'"points": {texts[start + m + i]}, "decisive": {texts[int(decisive)]}'
+        )
+    columns = placed.sentence_columns(sentences, [""] * n, top_positive, top_negative)
+    columns["reasons"] = ["[" + "".join(slot[row] for slot in fragments)[2:] + "]" for row in range(n)]
+    return columns
 
 
 def _join(parts: list, n_rows: int):
@@ -251,11 +392,10 @@ def _join(parts: list, n_rows: int):
     import pyarrow.compute as pc
 
     if not parts:
-        return pd.array(np.full(n_rows, "[]", dtype=object), dtype="str")
+        return pa.array(np.full(n_rows, "[]", dtype=object), type=pa.string())
     inner = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
     inner = pc.utf8_slice_codeunits(inner, start=2)
-    text = pc.binary_join_element_wise(pa.scalar("["), inner, pa.scalar("]"), "")
-    return pd.array(text, dtype="str")
+    return pc.binary_join_element_wise(pa.scalar("["), inner, pa.scalar("]"), "")
 
 
 def reason_table(
@@ -285,10 +425,10 @@ def reason_table(
         A frame on ``contributions.index`` with ``reason_1..`` and ``counter_reason_1..`` (text,
         "" when there is none), ``reasons`` (JSON list of ``feature``, ``value``, ``contribution``,
         ``points``, ``decisive``) and ``why``.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
+    The texts are joined by Arrow for many leads and in Python for up to :data:`SMALL_TABLE` (a
+    served lead): the same strings, as tests/explain/test_reasons_small.py checks.
+    """
     n, k = contributions.values.shape
     if len(features) != n:
         raise LeadDataError(f"reason_table: {len(features)} feature rows for {n} explained leads")
@@ -297,75 +437,38 @@ def reason_table(
     pos_idx, pos_ok = _top(contributions.values, top_positive, True, min_effect)
     neg_idx, neg_ok = _top(contributions.values, top_negative, False, min_effect)
     idx = np.hstack([pos_idx, neg_idx])
-    ok = np.hstack([pos_ok, neg_ok])
+    rows_all, slots_all = np.nonzero(np.hstack([pos_ok, neg_ok]))
     n_pos = pos_idx.shape[1]
-    n_slots = idx.shape[1]
-
-    rows_all, slots_all = np.nonzero(ok)
     feats_all = idx[rows_all, slots_all]
     points = contributions.points(rows_all, feats_all)
-    contrib = contributions.values[rows_all, feats_all]
-    p_without = p[rows_all] - points / 100.0
-    if threshold is None:
-        decisive = np.zeros(len(rows_all), bool)
-    else:
-        bar = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)[rows_all]
-        mql = p[rows_all] >= bar
-        decisive = np.where(slots_all < n_pos, mql & (p_without < bar), ~mql & (p_without >= bar))
+    decisive = _decisive(p, threshold, rows_all, slots_all < n_pos, points)
 
-    sentences, value_json, placed = [], [], []
-    order = np.argsort(feats_all, kind="stable")
-    bounds = np.r_[0, np.flatnonzero(np.diff(feats_all[order])) + 1, len(order)]
-    for a, b in zip(bounds[:-1], bounds[1:]):  # one pass per feature, not per lead
-        where = order[a:b]
-        name = contributions.features[int(feats_all[where[0]])]
-        info = infos.get(name) or FeatureInfo(name, "profile", name)
-        words = wording(info)
-        by_day = words is not None and words.family in DAY_FAMILIES
-        texts, inverse, as_json = _value_texts(features[name], rows_all[where], by_day=by_day)
-        missing = infos.get(name + MISSING_SUFFIX)
-        # each distinct value said both ways: the raising sentence first, then the lowering one
-        said = [render(info, t, missing, raises=side) for side in (True, False) for t in texts]
-        lowers = (slots_all[where] >= n_pos).astype(np.int64)
-        sentences.append(pa.array(said, type=pa.string()).take(pa.array(inverse + len(texts) * lowers)))
-        value_json.append(as_json)
-        placed.append(where)
-    back = np.empty(len(rows_all), dtype=np.int64)
-    back[np.concatenate(placed) if placed else np.empty(0, np.int64)] = np.arange(len(rows_all))
-    back = pa.array(back)
-
-    def gathered(pieces: list) -> pa.Array:
-        return pa.concat_arrays(pieces).take(back) if pieces else pa.array([], type=pa.string())
-
-    direction = pa.array([RAISES, LOWERS], type=pa.string()).take(pa.array((slots_all >= n_pos).astype(np.int64)))
-    sentence = pc.binary_join_element_wise(gathered(sentences), direction, "")
-    heads = pa.array([f', {{"feature": {json.dumps(name)}, "value": ' for name in contributions.features],
-                     type=pa.string())  # fmt: skip
-    fragments = pc.binary_join_element_wise(
-        heads.take(pa.array(feats_all)), gathered(value_json), pa.scalar(', "contribution": '),
-        _number_texts(contrib, 4), pa.scalar(', "points": '), _number_texts(points, 2), pa.scalar(', "decisive": '),
-        pa.array(np.where(decisive, "true}", "false}"), type=pa.string()), "",
-    )  # fmt: skip
-
-    def by_slot(values: pa.Array, slot: int) -> pa.Array:
-        """The entries of one slot as a full column ("" for leads without that reason)."""
-        take = np.full(n, len(values), dtype=np.int64)
-        in_slot = np.flatnonzero(slots_all == slot)
-        take[rows_all[in_slot]] = in_slot
-        return pa.concat_arrays([values, pa.array([""], type=pa.string())]).take(pa.array(take))
-
-    out = pd.DataFrame(index=contributions.index)
-    blank = pa.array(np.full(n, "", dtype=object), type=pa.string())
-    for s in range(top_positive):
-        out[f"reason_{s + 1}"] = pd.array(by_slot(sentence, s) if s < n_pos else blank, dtype="str")
-    for s in range(top_negative):
-        slot = n_pos + s
-        out[f"counter_reason_{s + 1}"] = pd.array(by_slot(sentence, slot) if slot < n_slots else blank, dtype="str")
-    parts = [by_slot(fragments, s) for s in range(n_slots)]
-    out["reasons"] = _join(parts, n)
+    pool, at, values = _reason_texts(contributions.features, features, infos, rows_all, feats_all, slots_all >= n_pos)
+    numbers = _json_numbers(values, contributions.values[rows_all, feats_all], points)
+    placed = _Placed(n, n_pos, idx.shape[1], rows_all, slots_all, at, decisive, pool, numbers, len(values))
+    small = n <= SMALL_TABLE
+    columns = (_columns_in_python if small else _columns_in_arrow)(placed, top_positive, top_negative)
     if threshold is not None:
-        out["why"] = _why(p, threshold)
-    return out
+        columns["why"] = _why(p, threshold)
+    if small:  # one conversion of every column's texts, then a slice per column
+        text = pd.array([t for column in columns.values() for t in column], dtype="str")
+        data = {name: text[i * n : (i + 1) * n] for i, name in enumerate(columns)}
+    else:
+        data = {name: pd.array(column, dtype="str") for name, column in columns.items()}
+    return pd.DataFrame(data, index=contributions.index)
+
+
+def _decisive(
+    p: np.ndarray, threshold: float | np.ndarray | None, rows: np.ndarray, raising: np.ndarray, points: np.ndarray
+) -> np.ndarray:
+    """Per reason, whether it alone decided the lead's MQL flag: without it, the lead would fall
+    below (a raising reason of an MQL) or reach (a lowering reason of another lead) the threshold."""
+    if threshold is None:
+        return np.zeros(len(rows), bool)
+    p_without = p[rows] - points / 100.0
+    bar = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)[rows]
+    mql = p[rows] >= bar
+    return np.where(raising, mql & (p_without < bar), ~mql & (p_without >= bar))
 
 
 def describe_lead(
@@ -401,20 +504,22 @@ def describe_lead(
     return "\n".join(lines)
 
 
-def _percent(values: np.ndarray) -> np.ndarray:
-    """Probabilities as percent texts: 0.342 -> "34 %", 0.004 -> "0.4 %"."""
+def _percent(values: np.ndarray) -> list[str]:
+    """Probabilities as percent texts: 0.342 -> "34 %", 0.004 -> "0.4 %" (formatted in Python, element by
+    element: several times faster than numpy's string functions for a run, and cheap for one lead)."""
     pct = np.asarray(values, dtype=float) * 100
-    whole = np.char.add(np.round(pct).astype(np.int64).astype(str), " %")
-    small = np.char.add(np.char.mod("%.1f", pct), " %")
-    return np.where(pct < 1, small, whole)
+    whole = np.round(pct).astype(np.int64).tolist()
+    return [f"{x:.1f} %" if x < 1 else f"{w} %" for x, w in zip(pct.tolist(), whole)]
 
 
-def _why(p: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+def _why(p: np.ndarray, threshold: float | np.ndarray) -> list[str]:
     """ "MQL: 34 % (threshold 21 %)" / "Not an MQL: 8 % (threshold 21 %)" (each lead's own threshold)."""
     bar = np.broadcast_to(np.asarray(threshold, dtype=float), p.shape)
-    tail = np.char.add(np.char.add(" (threshold ", _percent(bar).astype(str)), ")")
-    prefix = np.where(p >= bar, "MQL: ", "Not an MQL: ")
-    return pd.array(np.char.add(np.char.add(prefix, _percent(p)), tail).astype(object), dtype="str")
+    mql = (p >= bar).tolist()
+    return [
+        f"{'MQL: ' if is_mql else 'Not an MQL: '}{shown} (threshold {limit})"
+        for is_mql, shown, limit in zip(mql, _percent(p), _percent(bar))
+    ]
 
 
 # -- the reason columns of the rules baseline -------------------------------------------------
