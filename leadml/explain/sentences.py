@@ -274,8 +274,8 @@ def _reason_texts(
     numbers: list[np.ndarray] = []
     numbered: list[np.ndarray] = []
     order = np.argsort(feats, kind="stable")
-    bounds = np.concatenate([[0], np.flatnonzero(np.diff(feats[order])) + 1, [m]])
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(feats[order])) + 1, [m]]) if m else np.zeros(1, np.int64)
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):  # none when no lead has a reason
         where = order[a:b]
         name = names[int(feats[where[0]])]
         info = infos.get(name) or FeatureInfo(name, "profile", name)

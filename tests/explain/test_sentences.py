@@ -350,3 +350,17 @@ def test_picking_the_top_reasons_leaves_the_contributions_as_they_were():
         assert low[row].tolist() == np.argsort(before[row], kind="stable")[:2].tolist()
     assert (ok == (np.take_along_axis(before, idx, axis=1) > 1e-3)).all()
     assert (low_ok == (-np.take_along_axis(before, low, axis=1) > 1e-3)).all()
+
+
+def test_a_lead_without_any_reason_gets_empty_reasons(monkeypatch):
+    """Every contribution below min_effect (a served lead alone, or a whole chunk): empty texts and
+    an empty JSON list, by the Python join and by the Arrow join alike."""
+    import leadml.explain.sentences as sentences
+
+    contributions, features, info = _hand_made()
+    quiet = contributions.take([2])
+    quiet.values[:] = 0.0
+    for small in (sentences.SMALL_TABLE, 0):
+        monkeypatch.setattr(sentences, "SMALL_TABLE", small)
+        table = reason_table(quiet, features.iloc[[2]], info, threshold=0.5)
+        assert table.loc[12].tolist() == ["", "", "", "", "", "[]", "Not an MQL: 29 % (threshold 50 %)"]
