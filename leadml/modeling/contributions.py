@@ -418,7 +418,8 @@ def explain_margin(
         column_values, base_value, margin, inputs, source = _logistic(estimator, features[columns], background)
         kind = "logistic"
     names, group = feature_groups(columns, feature_info)
-    column_group = group[pd.Index(columns).get_indexer(inputs)]
+    position = {name: k for k, name in enumerate(columns)}  # get_indexer's positions, without an Index per call
+    column_group = group[np.array([position.get(name, -1) for name in inputs], dtype=np.intp)]
     values = group_columns(column_values, column_group, len(names))
     to_probability = probability_map(calibrator)
     columns = list(inputs) if kind == "lightgbm" else _design_names(estimator, inputs)
