@@ -214,3 +214,27 @@ def test_int16_sub_scores_are_the_nullable_array_pandas_makes():
     pd.testing.assert_extension_array_equal(made, pd.array(scores, dtype="Int16"))
     scores[0] = 5  # the column is its own copy
     assert made[0] == 0
+
+
+def test_the_scores_table_reads_the_arrays_as_pandas_converts_the_frame(batch):
+    """``scores_table`` turns :func:`decision_arrays` into Arrow itself (:func:`arrow_column`); each
+    column equals pandas' conversion of :func:`decision_columns`' frame, for the batch and for one lead."""
+    from leadml.jobs.decisions import decision_arrays
+    from leadml.jobs.output import arrow_column
+
+    config, scoring, features, matrix, p, lead_ids = batch
+    policy = apply_policy(p, scoring.threshold, scoring.tiers)
+    tiers = policy["tier"].astype(str).to_numpy(dtype=object)
+    is_mql = policy["is_mql"].to_numpy()
+    as_of = pd.Timestamp(AS_OF, tz="UTC")
+    picks = [(0, len(features)), *[(i, i + 1) for i in np.flatnonzero(is_mql)[:5]], (3, 4), (10, 19)]
+    for with_subscores in (True, False):
+        for start, stop in picks:
+            args = (scoring, config, features.iloc[start:stop], tiers[start:stop], as_of)
+            options = dict(matrix=matrix[start:stop], lead_ids=lead_ids.iloc[start:stop], is_mql=is_mql[start:stop],
+                           subscores=with_subscores)  # fmt: skip
+            arrays, frame = decision_arrays(*args, **options), decision_columns(*args, **options)
+            for name in DECISION_COLUMNS:
+                kind = SCORES_SCHEMA.field(name).type
+                ours, theirs = arrow_column(arrays[name], kind), pa.Array.from_pandas(frame[name], type=kind)
+                assert ours.equals(theirs), (with_subscores, start, stop, name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from pandas.arrays import IntegerArray
 from leadml.core.config import PipelineConfig, TierConfig
 from leadml.jobs.handoff import handoff_arrays, utc_array
 
-__all__ = ["DECISION_COLUMNS", "decision_columns", "tier_actions"]
+__all__ = ["DECISION_COLUMNS", "decision_arrays", "decision_columns", "tier_actions"]
 
 DECISION_COLUMNS = (
     "fit_score", "engagement_score", "grid_tier", "mql_route", "next_action", "due_at", "mql_since", "overdue",
@@ -99,7 +100,7 @@ def _deadlines(as_of: pd.Timestamp, hours: np.ndarray) -> pd.api.extensions.Exte
     return utc_array(np.array(ns, dtype=np.int64).view("datetime64[ns]"))
 
 
-def decision_columns(
+def decision_arrays(
     scoring,
     config: PipelineConfig,
     features: pd.DataFrame,
@@ -113,7 +114,7 @@ def decision_columns(
     is_mql: Sequence[bool] | np.ndarray | None = None,
     spells: pd.Series | None = None,
     accepted: pd.Series | None = None,
-) -> pd.DataFrame:
+) -> dict[str, Any]:
     """The :data:`DECISION_COLUMNS` of some scored leads (``features`` and ``tiers`` in the same order;
     ``matrix``: the booster's input for ``features`` when the caller has built it already; ``rules``:
     a rules model's rules scores of the leads, whose tagged points give its sub-scores).
@@ -123,8 +124,9 @@ def decision_columns(
     ``overdue`` counts sales' acceptance (``accepted``: lead_id -> ``sql_at``); without them
     ``mql_since`` and ``overdue`` are empty.
 
-    The columns are computed as arrays and the frame is built once: one served lead pays for no
-    pandas column operation (the frame is the one a column-by-column build gives)."""
+    The columns are arrays (a nullable Int16 array, object and datetime arrays), from which
+    :func:`decision_columns` builds the frame once and the scores table its Arrow columns: one
+    served lead pays for no pandas column operation."""
     from leadml.modeling.drift_reference import model_reference, out_of_range_names
     from leadml.modeling.subscores import subscore_arrays
 
@@ -139,7 +141,7 @@ def decision_columns(
         started, fixed, overdue = handoff_arrays(lead_ids, is_mql, due.to_numpy(dtype="datetime64[ns]"), as_of,
                                                  spells=spells, accepted=accepted)  # fmt: skip
         due, since = utc_array(fixed), utc_array(started)
-    return pd.DataFrame({  # copy=False: the arrays are this call's own; no copy, as setting columns made none
+    return {
         "fit_score": _int16(sub, "fit_score", n),
         "engagement_score": _int16(sub, "engagement_score", n),
         "grid_tier": _grid_tiers(sub, n),
@@ -149,7 +151,15 @@ def decision_columns(
         "mql_since": since,
         "overdue": overdue,
         "out_of_range": out_of_range_names(model_reference(scoring), features, first=(AGE_FEATURE,)),
-    }, index=pd.RangeIndex(n), copy=False)  # fmt: skip
+    }  # fmt: skip
+
+
+def decision_columns(scoring, config: PipelineConfig, features: pd.DataFrame, tiers: Sequence[str],
+                     as_of: pd.Timestamp, **options: Any) -> pd.DataFrame:  # fmt: skip
+    """:func:`decision_arrays` as a frame (the options are its own)."""
+    arrays = decision_arrays(scoring, config, features, tiers, as_of, **options)
+    # copy=False: the arrays are this call's own; no copy, as setting columns made none
+    return pd.DataFrame(arrays, index=pd.RangeIndex(len(features)), copy=False)
 
 
 def _int16(sub: dict | None, name: str, n: int) -> pd.api.extensions.ExtensionArray:

@@ -143,23 +143,26 @@ _NULLABLE_INTEGERS = ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UIn
 
 
 def arrow_column(values, kind: pa.DataType) -> pa.Array:
-    """``pa.Array.from_pandas(values, type=kind)`` of a pandas Series; for the dtypes of the scores'
-    columns (UTC times, nullable and numpy integers, booleans) read off the numbers and the mask,
-    which for the few rows of a served request costs a tenth of pandas' conversion (same arrays:
-    ``tests/test_arrow_column.py``)."""
+    """``pa.Array.from_pandas(values, type=kind)`` of a pandas Series or array (numpy or pandas').
+
+    The dtypes of the scores' columns (UTC times, nullable and numpy integers, booleans, text in
+    object arrays) are read off their numbers and masks, which for the few rows of a served request
+    costs a tenth of pandas' conversion: the same arrays (``tests/test_arrow_column.py``).
+    """
     import numpy as np
     import pandas as pd
 
     dtype = values.dtype
+    array = values.array if isinstance(values, pd.Series) else values
     if isinstance(dtype, pd.DatetimeTZDtype) and pa.types.is_timestamp(kind) and (dtype.unit, str(dtype.tz)) == (
         kind.unit, kind.tz):  # fmt: skip
-        stamps = values.array
-        return pa.array(stamps.asi8, kind, mask=stamps.isna())
+        return pa.array(array.asi8, kind, mask=array.isna())
     if str(dtype) in _NULLABLE_INTEGERS and pa.types.is_integer(kind):
-        masked = values.array
-        return pa.array(masked.to_numpy(dtype=dtype.numpy_dtype, na_value=0), kind, mask=masked.isna())
+        return pa.array(array.to_numpy(dtype=dtype.numpy_dtype, na_value=0), kind, mask=array.isna())
     if isinstance(dtype, np.dtype) and dtype.kind == "b" and pa.types.is_boolean(kind):
-        return pa.array(values.to_numpy(), kind)
+        return pa.array(np.asarray(array), kind)
+    if isinstance(dtype, np.dtype) and dtype.kind == "O" and pa.types.is_string(kind):
+        return pa.array(np.asarray(array), kind, from_pandas=True)
     return pa.Array.from_pandas(values, type=kind)
 
 

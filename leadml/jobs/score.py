@@ -132,7 +132,7 @@ def scores_table(
     threshold per lead (:attr:`FeatureChunk.mql_columns`); ``filled`` counts the leads whose missing
     value took the training median (key ``value``) and those without a group (key ``group``).
     """
-    from leadml.jobs.decisions import DECISION_COLUMNS, decision_columns
+    from leadml.jobs.decisions import DECISION_COLUMNS, decision_arrays
     from leadml.jobs.output import arrow_column, timestamps
     from leadml.modeling.policy import apply_policy
 
@@ -162,7 +162,7 @@ def scores_table(
         columns[EXPECTED_VALUE.name] = pa.array(expected, pa.float64())
     if config is not None and n:
         as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
-        decisions = decision_columns(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
+        decisions = decision_arrays(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
                                      rules=rules, lead_ids=snapshots["lead_id"], is_mql=policy["is_mql"].to_numpy(),
                                      spells=spells, accepted=accepted)  # fmt: skip
         for name in DECISION_COLUMNS:
