@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from leadml.data import contract
-from leadml.modeling import scoring_model
 from leadml.modeling.lightgbm.compiled import ONE_THREAD_ROWS, booster_probability, thread_options
 from leadml.serve.chunks import ProfileCache
 
@@ -22,18 +21,25 @@ def _features(scoring, data, rows: int) -> pd.DataFrame:
     return features
 
 
-def test_the_numeric_block_of_a_small_frame_equals_the_columns_one_by_one(served_model, monkeypatch):
+def test_the_numeric_blocks_give_the_matrix_of_the_columns_one_by_one(served_model, monkeypatch):
+    """Numbers read off the frame's blocks (every numpy dtype a feature frame holds, any layout,
+    nullable floats and text left to the by-name path) equal the matrix built column by column."""
     config, scoring, data = served_model
-    features = _features(scoring, data, 60)
     plan = scoring._booster_plan()
-    small = scoring.matrix(features, plan)
-    monkeypatch.setattr(scoring_model, "SMALL_FRAME", 0)  # every frame column by column
-    by_column = scoring.matrix(features, plan)
-    assert small.dtype == by_column.dtype == np.float64
-    np.testing.assert_array_equal(small, by_column)
-    one = features.iloc[[17]].reset_index(drop=True)
-    monkeypatch.setattr(scoring_model, "SMALL_FRAME", 1_000)
-    np.testing.assert_array_equal(scoring.matrix(one, plan), by_column[[17]])
+    features = _features(scoring, data, 60)
+    name = next(n for n in plan[0] if n not in plan[1] and features[n].dtype == np.float64)
+    odd = features.copy()
+    odd[name] = pd.array(odd[name].to_numpy(), dtype="Float64")  # a pandas extension array: by name
+    shuffled = features[list(reversed(features.columns))]  # the same columns in another order
+    frames = {"frame": features, "one lead": features.iloc[[17]].reset_index(drop=True), "nullable": odd,
+              "reordered": shuffled, "again": features}  # fmt: skip
+    blocks = {label: scoring.matrix(frame, plan) for label, frame in frames.items()}
+    monkeypatch.setattr(type(scoring), "_by_blocks", False)  # every column by name
+    for label, frame in frames.items():
+        by_name = scoring.matrix(frame, plan)
+        assert blocks[label].dtype == by_name.dtype == np.float64
+        np.testing.assert_array_equal(blocks[label], by_name, err_msg=label)
+    np.testing.assert_array_equal(blocks["one lead"], blocks["frame"][[17]])
 
 
 def test_lightgbm_on_one_thread_gives_the_bits_of_its_threads(served_model):
