@@ -29,12 +29,11 @@ import pyarrow.compute as pc
 
 from leadml.core.config import FeatureConfig, PQLConfig, ProfileConfig
 from leadml.core.errors import ModelError
-from leadml.data.sources import PipelineData
 from leadml.features.behaviour.parquet import arrow_features
 from leadml.features.build import FeatureBuilder
 from leadml.features.profile import add_derived_fields
-from leadml.features.scoring_set import open_lead_snapshots
-from leadml.features.snapshots import pql_times
+from leadml.features.scoring_set import open_leads
+from leadml.features.snapshots import is_utc_ns, pql_times
 
 
 def lead_fields(builder: FeatureBuilder) -> list[str]:
@@ -102,7 +101,19 @@ def profile_features(builder: FeatureBuilder, rows: pd.DataFrame) -> pd.DataFram
     return pd.DataFrame(out, index=rows.index)[encoder.feature_names_out_]
 
 
+def _rows_at(leads: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """``leads.iloc[positions].reset_index(drop=True)``; ``leads`` itself when that is every row in order
+    under a plain 0..n-1 index (the usual chunk, all of whose leads are open): the same rows, no copy."""
+    index = leads.index
+    whole = (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1 and index.name is None
+             and len(positions) == len(leads) and bool(np.array_equal(positions, np.arange(len(leads)))))  # fmt: skip
+    return leads if whole else leads.iloc[positions].reset_index(drop=True)
+
+
 def _ns(values: pd.Series) -> np.ndarray:
+    """Instants as int64 ns UTC; a column already so is read as it is (the conversions would change nothing)."""
+    if is_utc_ns(values.dtype):
+        return values.array.asi8
     return pd.to_datetime(values, utc=True).dt.as_unit("ns").array.asi8
 
 
@@ -216,20 +227,36 @@ def chunk_features(
     one); the snapshots' ``attrs["left_out"]`` counts those left out.
     """
     pql_at = chunk_pql_times(events, pql, as_of) if target == "pql" else None
-    snapshots = open_lead_snapshots(PipelineData(leads=leads, outcomes=outcomes), as_of, target=target, pql=pql_at)
-    positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
-    rows = leads.iloc[positions].reset_index(drop=True)
+    snapshots, positions = open_leads(leads, outcomes, as_of, target=target, pql=pql_at)
+    if positions is None:
+        positions = pd.Index(leads["lead_id"]).get_indexer(snapshots["lead_id"])
+    rows = _rows_at(leads, positions)
     profile = profile_features(builder, rows) if profile_of is None else profile_of(rows)
     keys = pa.table({
         "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
         "as_of": pa.array(_ns(snapshots["as_of"]), pa.int64()),
         "created_at": pa.array(_ns(rows["created_at"]), pa.int64()),
     })  # fmt: skip
-    behaviour, _ = arrow_features(keys, events if events is not None else empty_events(),
-                                  builder.event_types_, source, **behaviour_options(builder))  # fmt: skip
-    behaviour.index = profile.index
-    features = pd.concat([profile, behaviour], axis=1)[builder.feature_names_]
+    behaviour, _ = arrow_features(keys, events if events is not None else empty_events(), builder.event_types_,
+                                  source, index=profile.index, **behaviour_options(builder))  # fmt: skip
+    features = pd.concat([profile, behaviour], axis=1)
+    if not features.columns.equals(_names_index(builder.feature_names_)):  # the builder's order: profile, behaviour
+        features = features[builder.feature_names_]
     return snapshots, features
+
+
+_NAMES: dict[tuple[str, ...], pd.Index] = {}  # the feature names of each builder seen, as an Index
+
+
+def _names_index(names: Sequence[str]) -> pd.Index:
+    """``names`` as an Index, made once per list of names (comparing an Index is cheaper than a list)."""
+    key = tuple(names)
+    found = _NAMES.get(key)
+    if found is None:
+        if len(_NAMES) >= 64:
+            _NAMES.clear()
+        found = _NAMES[key] = pd.Index(key)
+    return found
 
 
 def check_chunk(

@@ -208,8 +208,18 @@ def past_target_times(outcomes: pd.DataFrame | None, target: str = "won", *, pql
 
 
 def _nanoseconds(instants: pd.Series) -> np.ndarray:
-    """UTC instants as int64 nanoseconds, whatever unit the column holds."""
+    """UTC instants as int64 nanoseconds, whatever unit the column holds (NaT: int64 min).
+
+    A column already in UTC nanoseconds is read as it is: the conversions would change no value.
+    """
+    if is_utc_ns(instants.dtype):
+        return instants.array.asi8
     return pd.to_datetime(instants, utc=True).dt.as_unit("ns").array.asi8
+
+
+def is_utc_ns(dtype: object) -> bool:
+    """Whether ``dtype`` is ``datetime64[ns, UTC]``, the one :func:`pd.to_datetime` with ``utc=True`` keeps."""
+    return isinstance(dtype, pd.DatetimeTZDtype) and dtype.unit == "ns" and str(dtype.tz) == "UTC"
 
 
 def _per_lead(lead_ids: pd.Series, times: pd.Series) -> np.ndarray:
@@ -217,10 +227,32 @@ def _per_lead(lead_ids: pd.Series, times: pd.Series) -> np.ndarray:
     never = np.iinfo(np.int64).max
     if not len(times):
         return np.full(len(lead_ids), never, dtype=np.int64)
-    values = pd.to_datetime(times, utc=True).dt.as_unit("ns").array.asi8
+    values = _nanoseconds(times)
     values = np.where(pd.isna(times).to_numpy(), never, values)
     positions = pd.Index(times.index.astype(str)).get_indexer(lead_ids.astype(str))
     return np.where(positions >= 0, values[np.maximum(positions, 0)], never)
+
+
+def left_out_masks(
+    lead_ids: pd.Series, as_of: np.ndarray | int, outcomes: pd.DataFrame | None, stage: str, pql: pd.Series | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per snapshot (``lead_ids``, ``as_of`` in int64 ns), whether its lead is no prospect then and why.
+
+    ``closed``: the lead closed before as_of; ``past``: not closed, but it had reached ``stage`` or a
+    later one before as_of (:func:`past_target_times`). :func:`label_snapshots` drops both. Without
+    outcomes or PQL times no lead is either, and no time is looked up.
+    """
+    closed = np.zeros(len(lead_ids), dtype=bool)
+    known = outcomes is not None and len(outcomes) > 0
+    if outcomes is not None and known:
+        closings = pd.Series(outcomes["closed_at"].array, index=outcomes["lead_id"].to_numpy())
+        closed = _per_lead(lead_ids, closings.dropna()) < as_of
+    if stage not in STAGE_ORDER:  # the error past_target_times gives
+        raise KeyError(stage)
+    if not known and (stage != "pql" or pql is None or not len(pql)):
+        return closed, np.zeros(len(lead_ids), dtype=bool)
+    past = ~closed & (_per_lead(lead_ids, past_target_times(outcomes, stage, pql=pql)) < as_of)
+    return closed, past
 
 
 def label_snapshots(
@@ -240,13 +272,7 @@ def label_snapshots(
     NaN when ``as_of + horizon`` lies after ``data_end`` (the horizon is not over yet).
     """
     snapshots = candidates.reset_index(drop=True)
-    as_of = _nanoseconds(snapshots["as_of"])
-    ids = snapshots["lead_id"]
-    closed = np.zeros(len(snapshots), dtype=bool)
-    if outcomes is not None and len(outcomes):
-        closings = pd.Series(outcomes["closed_at"].array, index=outcomes["lead_id"].to_numpy())
-        closed = _per_lead(ids, closings.dropna()) < as_of
-    past = ~closed & (_per_lead(ids, past_target_times(outcomes, stage, pql=pql)) < as_of)
+    closed, past = left_out_masks(snapshots["lead_id"], _nanoseconds(snapshots["as_of"]), outcomes, stage, pql)
     snapshots = snapshots.loc[~(closed | past)].reset_index(drop=True)
     reached = _per_lead(snapshots["lead_id"], stage_times(outcomes, stage, pql=pql).dropna())
     start = _nanoseconds(snapshots["as_of"])

@@ -256,7 +256,10 @@ def _validated_leads(leads: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def _frame_lead_chunks(leads: pd.DataFrame, chunk_leads: int, source: str) -> Iterator[pd.DataFrame]:
-    ordered = _sorted_leads(leads, source)
+    ordered = _sorted_leads(leads, source)  # a new frame, indexed 0..n-1
+    if 0 < len(ordered) <= chunk_leads:  # one chunk: the rows 0..n-1 are the frame itself
+        yield ordered
+        return
     for first in range(0, len(ordered), chunk_leads):
         yield ordered.iloc[first : first + chunk_leads].reset_index(drop=True)
 
@@ -330,12 +333,18 @@ class Inputs:
     events_source: str
     on_orphans: str
     notes: tuple[str, ...] = ()
+    chunk_leads: int = 0  # leads per chunk (0: not said)
 
     def chunks(self, prefetch: bool = True) -> Iterator[Chunk]:
-        """The chunks; with ``prefetch`` the next one is read in a thread while the caller works."""
+        """The chunks; with ``prefetch`` the next one is read in a thread while the caller works.
+
+        Leads that fit in one chunk have no next chunk to read ahead: the thread would only be started
+        and waited for (most of a millisecond on a request of one lead), so none is started.
+        """
         chunks = merge_chunks(self.lead_chunks, self.events, self.closings,
                               events_source=self.events_source, on_orphans=self.on_orphans)  # fmt: skip
-        return read_ahead(chunks) if prefetch else chunks
+        single = 0 < self.total_leads <= self.chunk_leads
+        return read_ahead(chunks) if prefetch and not single else chunks
 
 
 def _path(data: DataConfig, name: TableName) -> Path | None:
@@ -405,7 +414,8 @@ def open_inputs(
                 table = pq.read_table(events_path, columns=event_columns[0], read_dictionary=event_columns[1])
                 events = TableEvents(_sort_events(_checked_types(table, events_path)))
         closings = _parquet_closings(outcomes_path, as_of) if outcomes_path is not None else Closings(None, as_of)
-        return Inputs(total, True, lead_chunks, events, closings, str(events_path), data.on_orphans, tuple(notes))
+        return Inputs(total, True, lead_chunks, events, closings, str(events_path), data.on_orphans, tuple(notes),
+                      chunk_leads)  # fmt: skip
     from leadml.data.sources import load_pipeline_data
 
     loaded = load_pipeline_data(data, need_outcomes=False)
@@ -429,9 +439,18 @@ def frame_inputs(
         wanted = frame_event_columns(events.columns, features)
         with warnings.catch_warnings():  # pyarrow reads Series.values of the tz-aware timestamps
             warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
-            table = TableEvents(_sort_events(pa.Table.from_pandas(events[wanted], preserve_index=False)))
+            table = TableEvents(_sort_events(_arrow_events(events, wanted)))
     return Inputs(len(leads), False, _frame_lead_chunks(leads, chunk_leads, "<leads>"), table,
-                  Closings(outcomes, as_of), source, "drop")  # fmt: skip
+                  Closings(outcomes, as_of), source, "drop", (), chunk_leads)  # fmt: skip
+
+
+def _arrow_events(events: pd.DataFrame, wanted: list[str]) -> pa.Table:
+    """``pa.Table.from_pandas(events[wanted])`` (schema and pandas metadata alike), without the frame
+    ``events[wanted]`` in between: Arrow converts the wanted columns of ``events`` itself (it refuses
+    repeated column names, which the frame of ``events[wanted]`` alone might not have)."""
+    if not events.columns.is_unique:
+        return pa.Table.from_pandas(events[wanted], preserve_index=False)
+    return pa.Table.from_pandas(events, columns=wanted, preserve_index=False)
 
 
 def frame_event_columns(columns: Sequence[str], features: FeatureConfig) -> list[str]:

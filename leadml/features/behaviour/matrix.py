@@ -66,6 +66,12 @@ class Layout:
         for i in range(width):
             self.infos.extend(infos[i] for infos in families.values())
 
+    def copy(self) -> Layout:
+        """A layout of its own with the same columns and slices (the infos themselves are frozen)."""
+        twin = Layout()
+        twin.infos, twin.slices, twin.widths = list(self.infos), dict(self.slices), dict(self.widths)
+        return twin
+
     def slice_of(self, family: Family) -> slice:
         return self.slices[family]
 
@@ -92,6 +98,13 @@ class Layout:
         missing = [family for family, width in self.widths.items() if width and family not in written]
         if missing:
             raise AssertionError(f"behaviour families never written: {missing}")
+
+
+_Named = tuple[Layout, tuple[str, ...], pd.Index]  # a layout, its column names, the same as an Index
+_LAYOUTS: dict[tuple[type, str], _Named] = {}  # FeatureMatrix's layouts by class and options
+_LAYOUTS_KEPT = 64
+_LOOKUPS: dict[tuple[tuple[str, ...], tuple[str, ...]], np.ndarray] = {}  # event type lookups (_type_codes)
+_LOOKUPS_KEPT = 4096
 
 
 class FeatureMatrix:
@@ -136,9 +149,28 @@ class FeatureMatrix:
         }
         self.created_at = created_at
         self.velocity = velocity
-        self.layout = self._lay_out().check()
+        self.layout, self._names, self._columns = self._cached_layout()
         self.infos = self.layout.infos
         self.matrix = np.empty((len(self.infos), timeline.n_snapshots), dtype=DTYPE)
+
+    def _cached_layout(self) -> _Named:
+        """A copy of the checked :class:`Layout` and its column names (as an Index too), made once per set of options.
+
+        Naming ~100 columns costs a request of one lead more than computing them; the layout is a
+        function of the class and the options alone (the ``repr`` tells 7 from 7.0, whose names
+        differ). Each matrix gets a copy of its own; at most :data:`_LAYOUTS_KEPT` layouts are kept.
+        """
+        key = (type(self), repr((self.windows, self.half_lives, self.steps, self.types, self.attribute_counts,
+                                 self.event_values, self.velocity, self.created_at is not None)))  # fmt: skip
+        found = _LAYOUTS.get(key)
+        if found is None:
+            layout = self._lay_out().check()
+            names = tuple(info.name for info in layout.infos)
+            found = (layout, names, pd.Index(names))
+            if len(_LAYOUTS) >= _LAYOUTS_KEPT:
+                _LAYOUTS.clear()
+            _LAYOUTS[key] = found
+        return found[0].copy(), found[1], found[2]
 
     def _lay_out(self) -> Layout:
         """Name the columns, family by family, in the order of the output."""
@@ -183,7 +215,7 @@ class FeatureMatrix:
         written: set = set()
         put = self._writer(written)
         if timeline.n_events:
-            type_codes, type_lookup = timeline.coded("event_type", types)
+            type_codes, type_lookup = _type_codes(timeline, types)
         else:
             type_codes, type_lookup = np.zeros(0, np.int8), np.full(1, -1, np.int8)
         single = timeline.one_snapshot_per_lead() is not None
@@ -277,12 +309,34 @@ class FeatureMatrix:
 
     def frame(self, index: pd.Index | None = None) -> pd.DataFrame:
         """The features (after :meth:`fill`), one row per snapshot, sharing the matrix's memory."""
+        names = self.names
         return pd.DataFrame(
             self.matrix.T,
-            columns=self.names,
+            columns=self._columns if tuple(names) == self._names else names,  # the Index made once, or the names now
             index=index if index is not None else pd.RangeIndex(self.timeline.n_snapshots),
             copy=False,
         )
+
+
+def _type_codes(timeline: EventTimeline, types: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``timeline.coded("event_type", types)``, its lookup kept per (text categories, types).
+
+    For a categorical column the codes are the column's own and the lookup maps each category's text
+    to its place in ``types``: a function of the two lists alone, which a request of one lead would
+    otherwise rebuild with two pandas indexes. The kept lookups are read-only.
+    """
+    column = timeline.column("event_type")
+    if not (isinstance(column, pd.Categorical) and isinstance(column.categories.dtype, pd.StringDtype)):
+        return timeline.coded("event_type", types)
+    key = (tuple(column.categories), tuple(types))
+    lookup = _LOOKUPS.get(key)
+    if lookup is None:
+        codes, lookup = timeline.coded("event_type", types)
+        lookup.flags.writeable = False
+        if len(_LOOKUPS) >= _LOOKUPS_KEPT:
+            _LOOKUPS.clear()
+        _LOOKUPS[key] = lookup
+    return column.codes, lookup
 
 
 def parse_step(step: str, scenario: str) -> tuple[str, str | None]:
