@@ -142,7 +142,22 @@ def categorical(column: pa.ChunkedArray) -> pd.Categorical | np.ndarray:
     values = values.filter(pc.is_valid(values))
     values = values.take(pc.array_sort_indices(values))
     width = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_000 else np.int32
-    return pd.Categorical.from_codes(_recode(chunks, values, width), categories=values.to_pylist())
+    return pd.Categorical.from_codes(_recode(chunks, values, width), dtype=_dtype_of(values.to_pylist()))
+
+
+_DTYPES: dict[tuple, pd.CategoricalDtype] = {}
+
+
+def _dtype_of(categories: list) -> pd.CategoricalDtype:
+    """The Categorical dtype of ``categories``, kept: a served lead's few events ask for the same few
+    (event types, pages) at every request, and making the dtype checks the categories each time."""
+    key = tuple(categories)
+    found = _DTYPES.get(key)
+    if found is None:
+        if len(_DTYPES) >= 4_096:
+            _DTYPES.clear()
+        found = _DTYPES[key] = pd.CategoricalDtype(categories)
+    return found
 
 
 def dictionary_chunks(column: pa.ChunkedArray) -> list[pa.DictionaryArray]:
