@@ -407,7 +407,7 @@ class LeadScoringModel:
             translate[name] = np.append(known, -1)  # position -1: a row without a level stays without
         return columns, translate
 
-    _by_blocks = True  # numeric columns read off the frame's blocks (False: column by column, as tests compare)
+    _by_blocks = True  # numbers and categoricals read off the frame's blocks (False: by name, as tests compare)
 
     def matrix(self, features: pd.DataFrame, plan: tuple[list[str], dict[str, np.ndarray]]) -> np.ndarray:
         """The booster's input: numbers as float64, categoricals as its category codes (NaN for none)."""
@@ -420,8 +420,14 @@ class LeadScoringModel:
         X = np.empty((len(features), len(columns)), dtype=np.float64, order="F")
         positions = cache.positions(features.columns, columns) if cache is not None else None
         done = numeric_blocks(features, columns, translate, X, positions) if self._by_blocks else set()
+        categoricals = categorical_blocks(features) if self._by_blocks and positions is not None else {}
         for j, name in enumerate(columns):
             if j in done:
+                continue
+            kept = known.get(name)
+            held = categoricals.get(int(positions[j])) if kept is not None and positions is not None else None
+            if held is not None and kept is not None and held.categories is kept[0]:  # the codes of these categories
+                np.take(kept[1], held.codes, out=X[:, j], mode="wrap")
                 continue
             values = features[name]
             if name in translate:
@@ -529,6 +535,22 @@ def numeric_blocks(features: pd.DataFrame, columns: list[str], translate: Mappin
                 X[:, j] = values[row]
                 done.add(j)
     return done
+
+
+def categorical_blocks(features: pd.DataFrame) -> dict[int, pd.Categorical]:
+    """The frame's Categorical columns by position, read off its blocks (none where a pandas version
+    lays them out otherwise: the matrix then reads each by name)."""
+    try:
+        blocks = features._mgr.blocks
+    except AttributeError:
+        return {}
+    found = {}
+    for block in blocks:
+        values = getattr(block, "values", None)
+        if isinstance(values, pd.Categorical):
+            (position,) = block.mgr_locs.as_array.tolist()
+            found[position] = values
+    return found
 
 
 def frame_positions(frame_columns: pd.Index, columns: Sequence[str]) -> np.ndarray:
