@@ -187,23 +187,20 @@ def _first_outside(reference: dict | None, features: pd.DataFrame, first: Sequen
 
 def _numbers(features: pd.DataFrame, names: list[str], columns: list) -> np.ndarray:
     """The named columns as ``pd.to_numeric(column, errors="coerce")`` floats, one matrix column each;
-    the plain numeric columns (float, int, bool) in one read, since to_numeric leaves them as they are.
-    ``columns``: the features' column names; the plain ones are taken by position, cheaper than by name."""
+    the plain numeric columns (float, int, bool) off the frame's blocks, since to_numeric leaves them
+    as they are. ``columns``: the features' column names (the blocks' positions are theirs)."""
     out = np.empty((len(features), len(names)), dtype=float)
     if not features.columns.is_unique:
         for j, name in enumerate(names):
             out[:, j] = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
         return out
+    from leadml.modeling.frame_blocks import numeric_blocks
+
     position = {name: j for j, name in enumerate(columns)}
-    kinds = features.dtypes.tolist()
-    plain = [j for j, name in enumerate(names)
-             if isinstance(kind := kinds[position[name]], np.dtype) and kind.kind in "fiub"]  # fmt: skip
-    if len(plain) == len(names):
-        return features.take([position[name] for name in names], axis=1).to_numpy(dtype=float)
-    if plain:
-        out[:, plain] = features.take([position[names[j]] for j in plain], axis=1).to_numpy(dtype=float)
-    for j in sorted(set(range(len(names))) - set(plain)):
-        out[:, j] = pd.to_numeric(features[names[j]], errors="coerce").to_numpy(dtype=float)
+    done = numeric_blocks(features, names, {}, out, np.array([position[name] for name in names], dtype=np.intp))
+    for j in range(len(names)):
+        if j not in done:
+            out[:, j] = pd.to_numeric(features[names[j]], errors="coerce").to_numpy(dtype=float)
     return out
 
 

@@ -30,12 +30,13 @@ number a report shows (value policy: the threshold of a lead of median value).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from leadml.core.errors import ModelError
+from leadml.modeling.frame_blocks import categorical_blocks, frame_positions, numeric_blocks
 from leadml.modeling.lightgbm.compiled import booster_probability
 from leadml.modeling.policy import apply_policy
 from leadml.rules.ruleset import POINTS_COLUMN
@@ -502,59 +503,3 @@ class LeadScoringModel:
         if flat is not None:  # trainset.data.is_flat
             return self.builder.transform_flat(flat.loc[frame.index])
         return self.builder.transform(frame[["lead_id", "as_of"]], trainset.data.leads, trainset.data.events)
-
-
-def numeric_blocks(features: pd.DataFrame, columns: list[str], translate: Mapping[str, Any], X: np.ndarray,
-                   positions: np.ndarray | None = None) -> set[int]:  # fmt: skip
-    """Write the numpy-typed numeric columns of ``features`` into ``X`` (matrix columns ``columns``,
-    categoricals ``translate`` left out) straight from the frame's blocks; the positions written.
-
-    A frame lookup per column is most of a one-lead request's matrix (~1 ms for 70 columns); a
-    block's rows are the columns' own arrays, assigned as ``X[:, j] = column`` assigns them (the
-    same casts to float64), with no copy of the frame. ``positions``: each matrix column's position
-    in ``features`` (-1 when absent), computed here when not given. The blocks are pandas' internal
-    layout: where a pandas version lacks them, nothing is written and every column is read by name.
-    """
-    try:
-        blocks = features._mgr.blocks
-    except AttributeError:
-        return set()
-    if positions is None:
-        positions = frame_positions(features.columns, columns)
-    target = np.full(len(features.columns), -1, dtype=np.intp)
-    for j, name in enumerate(columns):
-        if name not in translate and positions[j] >= 0:
-            target[positions[j]] = j
-    done: set[int] = set()
-    for block in blocks:
-        values = getattr(block, "values", None)
-        if not (isinstance(values, np.ndarray) and values.ndim == 2 and values.dtype.kind in "fiub"):
-            continue  # categoricals, text and pandas' own extension arrays: by name
-        for row, j in enumerate(target[block.mgr_locs.as_array].tolist()):
-            if j >= 0:
-                X[:, j] = values[row]
-                done.add(j)
-    return done
-
-
-def categorical_blocks(features: pd.DataFrame) -> dict[int, pd.Categorical]:
-    """The frame's Categorical columns by position, read off its blocks (none where a pandas version
-    lays them out otherwise: the matrix then reads each by name)."""
-    try:
-        blocks = features._mgr.blocks
-    except AttributeError:
-        return {}
-    found = {}
-    for block in blocks:
-        values = getattr(block, "values", None)
-        if isinstance(values, pd.Categorical):
-            (position,) = block.mgr_locs.as_array.tolist()
-            found[position] = values
-    return found
-
-
-def frame_positions(frame_columns: pd.Index, columns: Sequence[str]) -> np.ndarray:
-    """The position of each of ``columns`` in ``frame_columns`` (-1: absent; a repeated name: -1, read by name)."""
-    if not frame_columns.is_unique:
-        return np.full(len(columns), -1, dtype=np.intp)
-    return np.asarray(frame_columns.get_indexer(list(columns)), dtype=np.intp)

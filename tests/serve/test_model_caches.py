@@ -124,6 +124,9 @@ def test_out_of_range_at_once_equals_column_by_column():
         expected = _out_of_range_column_by_column(reference, scored, first=first)
         pd.testing.assert_series_equal(got, expected)
         assert (got != "").sum() > 0
+    for k in (0, 3, 17, 299):  # one lead, as a served request reads it
+        one = scored.iloc[[k]]
+        pd.testing.assert_series_equal(out_of_range(reference, one), _out_of_range_column_by_column(reference, one))
     pd.testing.assert_series_equal(out_of_range(reference, scored.iloc[:0]), _out_of_range_column_by_column(
         reference, scored.iloc[:0]))  # fmt: skip
     assert out_of_range(None, scored).eq("").all()
