@@ -2,6 +2,7 @@
 
     python benchmarks/serve_latency.py                       # 2,000 simulated leads, LightGBM of 60 trees
     python benchmarks/serve_latency.py --leads 5000 --single 300 --batch 1000
+    python benchmarks/serve_latency.py --synchronous normal  # the store without a disk sync a request
 
 A model is trained on the simulated leads (not logged) and saved as a model folder; ``leadml serve``
 runs in a subprocess at a fixed as_of on a free port (it scores a made-up lead while it starts, before
@@ -44,6 +45,8 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--single", type=int, default=200, help="events posted one request each")
     parser.add_argument("--batch", type=int, default=1000, help="events a request for the throughput")
+    parser.add_argument("--synchronous", choices=["full", "normal"], default="full",
+                        help="serve.synchronous: a disk sync a request (full) or none (normal)")  # fmt: skip
     args = parser.parse_args()
 
     import httpx
@@ -60,7 +63,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlruns.db'}")
     raw = {"name": "serve_bench", "data": {"simulator": {"leads": args.leads, "seed": 5}},
            "models": {"logistic": {"enabled": False}, "lightgbm": {"n_estimators": 60}},
-           "serve": {"store": str(folder / "serve.sqlite")}}  # fmt: skip
+           "serve": {"store": str(folder / "serve.sqlite"), "synchronous": args.synchronous}}  # fmt: skip
     config = parse_pipeline(raw)
     run = run_training(config, log=False, n_boot=10)
     scoring = scoring_model(run.result, run.trainset, config.mql.tiers)

@@ -394,12 +394,16 @@ class ServeConfig(_Strict):
     ``store`` is the SQLite file of leads, events, scores and the alert outbox (default
     ``serve/<pipeline name>.sqlite`` in the working folder); ``webhook_url`` receives each alert as
     a JSON POST, retried with backoff (none: alerts stay in the outbox, ``GET /alerts``);
-    ``reload_seconds`` is how often the champion alias is checked to switch models (0: only on request).
+    ``reload_seconds`` is how often the champion alias is checked to switch models (0: only on request);
+    ``synchronous`` is SQLite's: ``full`` (every acknowledged request survives a power loss: a disk
+    sync per request) or ``normal`` (it survives the process's crash or ``kill -9``, not the
+    machine's; no sync per request, which on a busy disk is most of a request's tail latency).
     """
 
     store: Path | None = None
     webhook_url: str | None = None
     reload_seconds: float = Field(60.0, ge=0)
+    synchronous: Literal["full", "normal"] = "full"
 
 
 class PipelineConfig(_Strict):

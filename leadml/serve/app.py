@@ -78,7 +78,7 @@ def create_app(
         fixed = to_utc(as_of)
         clock = lambda: fixed  # noqa: E731
     scorer = LiveScorer(config, model_uri)
-    service = ServeService(config, ServeStore(store or store_path(config)), scorer, clock)
+    service = ServeService(config, ServeStore(store or store_path(config), config.serve.synchronous), scorer, clock)
     metrics = ServeMetrics()
     metrics.set_model(scorer.loaded.name, scorer.loaded.version, scorer.loaded.uri)
     url = webhook_url or config.serve.webhook_url

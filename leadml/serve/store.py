@@ -2,7 +2,9 @@
 
 Why SQLite in WAL mode: the state must survive a restart (or a ``kill -9``) without a server to run
 beside leadml. In WAL mode a commit is one sequential append to the log (one sync, not the two of
-a rollback journal), ``synchronous=FULL`` makes every acknowledged request durable, and other
+a rollback journal), ``synchronous=FULL`` (``serve.synchronous``, the default) makes every
+acknowledged request durable against a power loss (``normal``: against a crash of the process, with
+no sync per request), and other
 processes (a backup, ``sqlite3`` at the prompt, a report) can read while the server writes. Each
 request is one transaction (:meth:`ServeStore.transaction`), so a batch of events is stored whole
 with its scores and alerts, or not at all. In the server, one connection behind a lock serves
@@ -73,13 +75,15 @@ class ServeStore:
     moment of the query. The connection is opened once (``check_same_thread=False``).
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, synchronous: str = "full"):
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
 

@@ -130,3 +130,24 @@ def test_the_examples_in_the_docstrings_run():
     import leadml.serve.alerts
 
     assert doctest.testmod(leadml.serve.alerts).failed == 0
+
+
+def test_the_store_syncs_as_the_pipeline_says(served_model, tmp_path):
+    """``serve.synchronous``: full (the default) syncs every commit, normal does not; others are refused."""
+    from leadml.core.config import parse_pipeline
+    from leadml.core.errors import ConfigError
+
+    config, scoring, data = served_model
+    assert config.serve.synchronous == "full"
+    for name, level in (("full", 2), ("normal", 1)):
+        store = ServeStore(tmp_path / f"{name}.sqlite", name)
+        assert store._query("PRAGMA synchronous") == [(level,)]
+        store.close()
+    relaxed = config.model_copy(update={"serve": config.serve.model_copy(update={"synchronous": "normal"})})
+    app = create_app(relaxed, model_uri=scoring, store=tmp_path / "app.sqlite", as_of=AS_OF)
+    with TestClient(app):
+        assert app.state.service.store._query("PRAGMA synchronous") == [(1,)]
+    with pytest.raises(ValueError):
+        ServeStore(tmp_path / "other.sqlite", "off")
+    with pytest.raises((ConfigError, ValueError)):
+        parse_pipeline({"name": "x", "serve": {"synchronous": "off"}})
