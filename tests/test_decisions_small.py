@@ -238,3 +238,20 @@ def test_the_scores_table_reads_the_arrays_as_pandas_converts_the_frame(batch):
                 kind = SCORES_SCHEMA.field(name).type
                 ours, theirs = arrow_column(arrays[name], kind), pa.Array.from_pandas(frame[name], type=kind)
                 assert ours.equals(theirs), (with_subscores, start, stop, name)
+
+
+def test_the_scores_tables_policy_arrays_equal_apply_policy(batch):
+    """``scores_table`` takes score, tier text and MQL flag as arrays; they equal apply_policy's frame,
+    for one threshold and one per lead, for the batch and for one lead."""
+    from leadml.jobs.score import _policy
+
+    config, scoring, features, matrix, p, lead_ids = batch
+    per_lead = np.random.default_rng(3).uniform(0.05, 0.6, len(p))
+    for threshold in (scoring.threshold, per_lead):
+        for rows in (slice(None), slice(5, 6), slice(0, 0)):
+            bar = threshold if np.ndim(threshold) == 0 else threshold[rows]
+            policy = apply_policy(p[rows], bar, scoring.tiers)
+            score, tiers, is_mql = _policy(p[rows], bar, scoring.tiers)
+            assert np.array_equal(score, policy["score"].to_numpy()) and score.dtype == policy["score"].dtype
+            assert tiers.tolist() == policy["tier"].astype(str).tolist() and tiers.dtype == object
+            assert np.array_equal(is_mql, policy["is_mql"].to_numpy())

@@ -37,7 +37,7 @@ AGE_FEATURE = "lead__age_days"  # looked at first: a lead older than any trainin
 
 
 def tier_actions(
-    tiers: Sequence[str],
+    tiers: Sequence[str] | np.ndarray,
     as_of: pd.Timestamp,
     pipeline_tiers: Sequence[TierConfig],
     model_tiers: Sequence[TierConfig] = (),
@@ -54,7 +54,10 @@ def tier_actions(
 
 
 def _tier_arrays(
-    tiers: Sequence[str], as_of: pd.Timestamp, pipeline_tiers: Sequence[TierConfig], model_tiers: Sequence[TierConfig]
+    tiers: Sequence[str] | np.ndarray,
+    as_of: pd.Timestamp,
+    pipeline_tiers: Sequence[TierConfig],
+    model_tiers: Sequence[TierConfig],
 ) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray]:
     """:func:`tier_actions` as arrays: the actions (object) and the ``datetime64[ns]`` deadlines.
     Each distinct tier is converted once and its values taken for its leads (pandas converts element by
@@ -104,7 +107,7 @@ def decision_arrays(
     scoring,
     config: PipelineConfig,
     features: pd.DataFrame,
-    tiers: Sequence[str],
+    tiers: Sequence[str] | np.ndarray,
     as_of: pd.Timestamp,
     *,
     subscores: bool = True,

@@ -134,7 +134,6 @@ def scores_table(
     """
     from leadml.jobs.decisions import DECISION_COLUMNS, decision_arrays
     from leadml.jobs.output import arrow_column, timestamps
-    from leadml.modeling.policy import apply_policy
 
     scoring, n = loaded.scoring, len(snapshots)
     matrix = scoring.booster_matrix(features) if scorer is not None and hasattr(scoring, "booster_matrix") else None
@@ -145,17 +144,16 @@ def scores_table(
         filled["value"] = filled.get("value", 0) + missing
         if mql_columns is not None and "mql__group" in mql_columns:
             filled["group"] = filled.get("group", 0) + int(mql_columns["mql__group"].isna().sum())
-    policy = apply_policy(p, threshold, scoring.tiers)
-    tiers = policy["tier"].astype(str).to_numpy(dtype=object)
+    score, tiers, is_mql = _policy(p, threshold, scoring.tiers)
     columns = {
         "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
         "as_of": timestamps(snapshots["as_of"]),
         "model_name": pa.repeat(pa.scalar(loaded.name, pa.string()), n),
         "model_version": pa.repeat(pa.scalar(loaded.version, pa.string()), n),
         "probability": pa.array(p, pa.float64()),
-        "score": pa.array(policy["score"].to_numpy(), pa.int16()),
+        "score": pa.array(score, pa.int16()),
         "tier": pa.array(tiers, pa.string()),
-        "is_mql": pa.array(policy["is_mql"].to_numpy(), pa.bool_()),
+        "is_mql": pa.array(is_mql, pa.bool_()),
     }  # fmt: skip
     schema = scores_schema(scoring)
     if expected is not None and EXPECTED_VALUE.name in schema.names:
@@ -163,7 +161,7 @@ def scores_table(
     if config is not None and n:
         as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
         decisions = decision_arrays(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
-                                     rules=rules, lead_ids=snapshots["lead_id"], is_mql=policy["is_mql"].to_numpy(),
+                                     rules=rules, lead_ids=snapshots["lead_id"], is_mql=is_mql,
                                      spells=spells, accepted=accepted)  # fmt: skip
         for name in DECISION_COLUMNS:
             columns[name] = arrow_column(decisions[name], SCORES_SCHEMA.field(name).type)
@@ -179,6 +177,20 @@ def scores_table(
         else:
             columns[name] = pa.nulls(n, pa.string())
     return pa.table({name: columns[name] for name in schema.names}, schema=schema)
+
+
+def _policy(p: np.ndarray, threshold: float | np.ndarray, tiers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~leadml.modeling.policy.apply_policy`'s score, tier (as text) and MQL flag as arrays,
+    without its frame (a served lead pays for no column lookups)."""
+    from leadml.modeling.policy import assign_tiers, score_0_100
+
+    p = np.asarray(p, dtype=float)
+    tier = assign_tiers(p, tiers, threshold)
+    if (tier.codes >= 0).all():  # every row has its tier: each row's category as text
+        text = np.array([str(name) for name in tier.categories], dtype=object)[tier.codes]
+    else:
+        text = pd.Series(tier).astype(str).to_numpy(dtype=object)
+    return score_0_100(p), text, p >= threshold
 
 
 def _reasons(step: ReasonsStep, scoring, features: pd.DataFrame, p: np.ndarray, rules: pd.DataFrame | None,
