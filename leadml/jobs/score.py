@@ -134,6 +134,7 @@ def scores_table(
     """
     from leadml.jobs.decisions import DECISION_COLUMNS, decision_arrays
     from leadml.jobs.output import arrow_column, timestamps
+    from leadml.modeling.frame_blocks import column_arrays
 
     scoring, n = loaded.scoring, len(snapshots)
     matrix = scoring.booster_matrix(features) if scorer is not None and hasattr(scoring, "booster_matrix") else None
@@ -171,12 +172,18 @@ def scores_table(
     explained = None
     if reasons is not None and n:
         explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"], threshold, matrix)
+    texts = column_arrays(explained) if explained is not None else {}
     for name in REASON_COLUMNS:
-        if explained is not None and name in explained.columns:
-            columns[name] = pa.array(explained[name].to_numpy(dtype=object), pa.string(), from_pandas=True)
+        if name in texts:
+            columns[name] = pa.array(_objects(texts[name]), pa.string(), from_pandas=True)
         else:
             columns[name] = pa.nulls(n, pa.string())
     return pa.table({name: columns[name] for name in schema.names}, schema=schema)
+
+
+def _objects(values) -> np.ndarray:
+    """A column's array as Python objects, as ``Series.to_numpy(dtype=object)`` gives them."""
+    return values.to_numpy(dtype=object) if hasattr(values, "to_numpy") else np.asarray(values, dtype=object)
 
 
 def _policy(p: np.ndarray, threshold: float | np.ndarray, tiers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

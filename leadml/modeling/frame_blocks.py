@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["categorical_blocks", "frame_positions", "numeric_blocks"]
+__all__ = ["categorical_blocks", "column_arrays", "frame_positions", "numeric_blocks"]
 
 
 def numeric_blocks(features: pd.DataFrame, columns: list[str], translate: Mapping[str, Any], X: np.ndarray,
@@ -73,3 +73,19 @@ def frame_positions(frame_columns: pd.Index, columns: Sequence[str]) -> np.ndarr
     if not frame_columns.is_unique:
         return np.full(len(columns), -1, dtype=np.intp)
     return np.asarray(frame_columns.get_indexer(list(columns)), dtype=np.intp)
+
+
+def column_arrays(frame: pd.DataFrame) -> dict[str, Any]:
+    """Each column's own array by name: a numpy block's row, or a pandas extension array (text,
+    categorical, nullable), read off the blocks; by position where a pandas version lays frames out
+    otherwise, or where names repeat (the first of a name). Read only: the arrays are the frame's."""
+    names = frame.columns.tolist()
+    blocks = getattr(getattr(frame, "_mgr", None), "blocks", None)
+    if blocks is None or len(set(names)) != len(names):
+        return {name: frame.iloc[:, names.index(name)].array for name in dict.fromkeys(names)}
+    found: dict[str, Any] = {}
+    for block in blocks:
+        values = block.values
+        for row, position in enumerate(block.mgr_locs.as_array.tolist()):
+            found[names[position]] = values[row] if isinstance(values, np.ndarray) and values.ndim == 2 else values
+    return found

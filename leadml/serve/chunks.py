@@ -25,6 +25,7 @@ from leadml.core.config import PipelineConfig, ProfileConfig
 from leadml.features.chunk import chunk_features, profile_features
 from leadml.features.snapshots import LEFT_OUT
 from leadml.jobs.feature_source import FeatureChunk, _accepted, table_chunks
+from leadml.modeling.frame_blocks import column_arrays
 
 __all__ = ["ProfileCache", "profile_key", "served_chunks"]
 
@@ -109,14 +110,19 @@ def profile_key(rows: pd.DataFrame, read: list[str], numeric: set[str]) -> list[
     keys). Missing values and absent columns are one key, as the encoder fills both with NaN.
     """
     parts: list[list[str]] = []
+    arrays = column_arrays(rows)
     for name in read:
-        if name not in rows.columns:
+        if name not in arrays:
             parts.append(["-"] * len(rows))
         elif name in numeric:
-            numbers = pd.to_numeric(rows[name], errors="coerce").astype("float64").to_numpy()
+            array = arrays[name]
+            plain = isinstance(array, np.ndarray) and array.dtype.kind in "fiub"  # to_numeric leaves it as it is
+            numbers = array.astype("float64") if plain else pd.to_numeric(rows[name], errors="coerce").astype(
+                "float64").to_numpy()  # fmt: skip
             parts.append(["-" if n != n else repr(float(n)) for n in numbers])
         else:
-            values = rows[name].to_numpy(dtype=object)
+            array = arrays[name]
+            values = array.to_numpy(dtype=object) if hasattr(array, "to_numpy") else np.asarray(array, dtype=object)
             missing = pd.isna(values)
             parts.append(["-" if gone else "t" + v if isinstance(v, str) else "v" + str(v)
                           for v, gone in zip(values, missing)])  # fmt: skip

@@ -52,3 +52,20 @@ def test_lightgbm_on_one_thread_gives_the_bits_of_its_threads(served_model):
     np.testing.assert_array_equal(booster_probability(booster, X[:10], estimator.n_trees_), threads[:10])
     contrib = booster.predict(X, pred_contrib=True)
     np.testing.assert_array_equal(booster.predict(X[:10], pred_contrib=True, num_threads=1), contrib[:10])
+
+
+def test_column_arrays_are_the_columns_by_name():
+    """Each column read off the blocks holds what ``frame[name]`` holds (values, dtype, missing);
+    of a repeated name, the first column."""
+    from leadml.modeling.frame_blocks import column_arrays
+
+    frame = pd.DataFrame({"n": [1, 2, 3], "t": ["x", None, "z"], "c": pd.Categorical(["u", "v", None]),
+                          "f": [1.5, np.nan, 0.0], "h": np.array([1, 2, 3], dtype=np.float32),
+                          "i": pd.array([1, None, 3], dtype="Int16"), "b": [True, False, True]})  # fmt: skip
+    frame["late"] = frame["f"] * 2  # a column added afterwards: a block of its own
+    arrays = column_arrays(frame)
+    assert list(arrays) != [] and set(arrays) == set(frame.columns)
+    for name in frame.columns:
+        pd.testing.assert_series_equal(pd.Series(arrays[name], name=name), frame[name], check_exact=True)
+    twice = pd.concat([frame[["n"]], frame[["f"]].rename(columns={"f": "n"})], axis=1)
+    assert list(column_arrays(twice)) == ["n"] and column_arrays(twice)["n"].tolist() == [1, 2, 3]  # the first
