@@ -30,6 +30,8 @@ from leadml.modeling.frame_blocks import column_arrays
 __all__ = ["ProfileCache", "profile_key", "served_chunks"]
 
 _Row = tuple[Any, ...]
+_ONE = pd.RangeIndex(1)  # the index of a lone lead's rows
+LONE_FRAMES = 2_000  # one-row frames kept (a few kB each; then the lot is dropped)
 
 
 class ProfileCache:
@@ -49,11 +51,13 @@ class ProfileCache:
         self._rows: dict[str, tuple[tuple[str, ...], _Row]] = {}
         self._columns: list[str] | None = None
         self._dtypes: dict[str, pd.CategoricalDtype] = {}
+        self._frames: dict[str, tuple[tuple, pd.DataFrame]] = {}  # lead_id -> (its entry, its one-row frame)
         self.lock = threading.Lock()
 
     def forget(self, lead_id: str) -> None:
         """Drop a lead's row (hold :attr:`lock`)."""
         self._rows.pop(lead_id, None)
+        self._frames.pop(lead_id, None)
 
     def features(self, rows: pd.DataFrame) -> pd.DataFrame:
         """:func:`~leadml.features.chunk.profile_features` of ``rows`` (validated leads rows), from the cache."""
@@ -71,7 +75,19 @@ class ProfileCache:
                 for k, values in zip(missing, fresh):
                     entry = (keys[k], values)
                     known[k] = self._rows[ids[k]] = entry
+        if len(known) == 1 and known[0] is not None and rows.index.equals(_ONE):
+            return self._lone_frame(ids[0], known[0])
         return self._frame([found[1] for found in known if found is not None], rows.index)
+
+    def _lone_frame(self, lead_id: str, entry: tuple) -> pd.DataFrame:
+        """The one-row frame of a lead's entry, built once while the entry stands (a lead's events come
+        one request each): a shallow copy each time, which pandas' copy-on-write keeps apart."""
+        found = self._frames.get(lead_id)
+        if found is None or found[0] is not entry:
+            if len(self._frames) >= LONE_FRAMES:
+                self._frames.clear()
+            found = self._frames[lead_id] = (entry, self._frame([entry[1]], _ONE))
+        return found[1].copy(deep=False)
 
     def _values(self, computed: pd.DataFrame) -> list[_Row]:
         """Each row of an encoder output as codes (categoricals) and floats; the first output fixes the dtypes."""
