@@ -351,7 +351,8 @@ class LeadScoringModel:
         return cls(**parts, drift_reference=reference)
 
     def _check_columns(self, features: pd.DataFrame) -> None:
-        missing = [c for c in self.feature_names if c not in features.columns]
+        present = set(features.columns.tolist())  # a set: the Index's own look-up costs more, name by name
+        missing = [c for c in self.feature_names if c not in present]
         if missing and self.needs_points:
             raise ModelError(
                 f"model {self.name or 'leadml'} is the rules baseline: it scores the rules points of each lead "
