@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from leadml.core.config import FeatureConfig, PQLConfig, ProfileConfig
 from leadml.core.errors import ModelError
+from leadml.core.memo import BoundedMemo
 from leadml.features.behaviour.parquet import arrow_features
 from leadml.features.build import FeatureBuilder
 from leadml.features.profile import add_derived_fields
@@ -245,18 +246,13 @@ def chunk_features(
     return snapshots, features
 
 
-_NAMES: dict[tuple[str, ...], pd.Index] = {}  # the feature names of each builder seen, as an Index
+_NAMES: BoundedMemo[pd.Index] = BoundedMemo(64)  # the feature names of each builder seen, as an Index
 
 
 def _names_index(names: Sequence[str]) -> pd.Index:
     """``names`` as an Index, made once per list of names (comparing an Index is cheaper than a list)."""
     key = tuple(names)
-    found = _NAMES.get(key)
-    if found is None:
-        if len(_NAMES) >= 64:
-            _NAMES.clear()
-        found = _NAMES[key] = pd.Index(key)
-    return found
+    return _NAMES.get(key, lambda: pd.Index(key))
 
 
 def check_chunk(

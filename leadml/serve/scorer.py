@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 
 from leadml.core.config import FeatureConfig, PipelineConfig
+from leadml.core.memo import BoundedMemo
 from leadml.data import contract
 from leadml.jobs.feature_source import reading_rules
 from leadml.jobs.inputs import frame_inputs
@@ -125,7 +126,7 @@ def _typed(rows: Sequence[tuple[int, str, int, str, dict]], attributes: Sequence
     return pd.DataFrame(columns)
 
 
-_CATEGORIES: dict[tuple[str, ...], pd.CategoricalDtype] = {}
+_CATEGORIES: BoundedMemo[pd.CategoricalDtype] = BoundedMemo(1_000)
 
 
 def _category(values: list[Any]) -> pd.Categorical:
@@ -135,11 +136,7 @@ def _category(values: list[Any]) -> pd.Categorical:
     if not all(isinstance(v, str) for v in distinct):
         return pd.Series(values, dtype=object).astype("category").array
     key = tuple(sorted(distinct))
-    dtype = _CATEGORIES.get(key)
-    if dtype is None:
-        if len(_CATEGORIES) > 1_000:
-            _CATEGORIES.clear()
-        dtype = _CATEGORIES[key] = pd.CategoricalDtype(pd.Index(list(key), dtype="str"))
+    dtype = _CATEGORIES.get(key, lambda: pd.CategoricalDtype(pd.Index(list(key), dtype="str")))
     position = {v: k for k, v in enumerate(key)}
     codes = np.array([-1 if v is None else position[v] for v in values], dtype=np.int32)
     return pd.Categorical.from_codes(codes, dtype=dtype)

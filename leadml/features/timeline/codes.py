@@ -14,6 +14,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from leadml.core.memo import BoundedMemo
+
 
 def code_leads(snapshot_ids: pa.ChunkedArray, event_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
     """Snapshot lead codes (in order of first appearance), event lead codes (-1: no snapshot), leads.
@@ -145,19 +147,13 @@ def categorical(column: pa.ChunkedArray) -> pd.Categorical | np.ndarray:
     return pd.Categorical.from_codes(_recode(chunks, values, width), dtype=_dtype_of(values.to_pylist()))
 
 
-_DTYPES: dict[tuple, pd.CategoricalDtype] = {}
+_DTYPES: BoundedMemo[pd.CategoricalDtype] = BoundedMemo(4_096)
 
 
 def _dtype_of(categories: list) -> pd.CategoricalDtype:
     """The Categorical dtype of ``categories``, kept: a served lead's few events ask for the same few
     (event types, pages) at every request, and making the dtype checks the categories each time."""
-    key = tuple(categories)
-    found = _DTYPES.get(key)
-    if found is None:
-        if len(_DTYPES) >= 4_096:
-            _DTYPES.clear()
-        found = _DTYPES[key] = pd.CategoricalDtype(categories)
-    return found
+    return _DTYPES.get(tuple(categories), lambda: pd.CategoricalDtype(categories))
 
 
 def dictionary_chunks(column: pa.ChunkedArray) -> list[pa.DictionaryArray]:
