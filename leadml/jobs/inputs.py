@@ -425,7 +425,7 @@ def open_inputs(
 
 def frame_inputs(
     leads: pd.DataFrame,
-    events: pd.DataFrame | None,
+    events: pd.DataFrame | pa.Table | None,
     outcomes: pd.DataFrame | None,
     as_of: pd.Timestamp,
     *,
@@ -433,9 +433,12 @@ def frame_inputs(
     chunk_leads: int,
     source: str = "<events>",
 ) -> Inputs:
-    """Inputs from validated frames in memory (the simulator, CSV files, a notebook's tables)."""
+    """Inputs from validated frames in memory (the simulator, CSV files, a notebook's tables); the
+    events may be the Arrow table of such a frame already (what the service builds of stored rows)."""
     table = None
-    if events is not None:
+    if isinstance(events, pa.Table):
+        table = TableEvents(_sort_events(events.select(frame_event_columns(events.column_names, features))))
+    elif events is not None:
         wanted = frame_event_columns(events.columns, features)
         with warnings.catch_warnings():  # pyarrow reads Series.values of the tz-aware timestamps
             warnings.filterwarnings("ignore", message="Series.values returning an ndarray")

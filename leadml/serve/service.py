@@ -23,7 +23,7 @@ import pandas as pd
 
 from leadml.core.config import PipelineConfig
 from leadml.serve.inputs import InvalidInput, check_events, check_leads, check_outcomes
-from leadml.serve.scorer import LiveScorer, events_frame, leads_frame, outcomes_frame
+from leadml.serve.scorer import LiveScorer, events_table, leads_frame, outcomes_frame
 from leadml.serve.store import ServeStore
 
 __all__ = ["Ingested", "ServeService", "crossing_alert"]
@@ -150,7 +150,7 @@ class ServeService:
         closings = {**self.store.outcomes_of(ids), **{row["lead_id"]: row for row in outcomes or []}}
         as_of = self.as_of()
         spells = {k: pd.Timestamp(v["mql_since"]) for k, v in before.items() if v.get("is_mql") and v.get("mql_since")}
-        rows = self.scorer.score(self._leads_frame(profiles), events_frame(stored, self._attributes(extra)),
+        rows = self.scorer.score(self._leads_frame(profiles), events_table(stored, self._attributes(extra)),
                                  as_of, pd.Series(spells, dtype="datetime64[ns, UTC]") if spells else None,
                                  outcomes_frame(list(closings.values())))  # fmt: skip
         closed = [k for k, v in closings.items() if v.get("closed_at") is not None and v["closed_at"] < as_of.value]

@@ -11,7 +11,7 @@ from leadml.features.chunk import profile_features
 from leadml.jobs.score import score_batch
 from leadml.serve.app import create_app
 from leadml.serve.chunks import ProfileCache, profile_key
-from leadml.serve.scorer import events_frame, stored_events
+from leadml.serve.scorer import events_frame, events_table, stored_events
 from leadml.serve.store import ServeStore
 from tests.serve.conftest import AS_OF, json_rows
 
@@ -178,3 +178,30 @@ def test_scores_are_stored_in_one_statement_and_the_last_of_each_lead_is_its_lat
     assert store.counts()["scores"] == 5
     assert store.latest_mqls() == []
     store.close()
+
+
+def test_the_events_table_equals_the_arrow_table_of_the_frame(served_model):
+    """Stored rows straight to Arrow give the table the batch job makes of their frame (the same columns,
+    types, dictionaries and nulls); an attribute mixing kinds gives the frame itself."""
+    from leadml.jobs.inputs import _arrow_events
+
+    config, scoring, data = served_model
+    events = data.events.sort_values("timestamp", kind="stable").head(3000)
+    names = sorted(c for c in events.columns if c not in ("lead_id", "timestamp", "event_type"))
+    rows = [(0, str(r["lead_id"]), pd.Timestamp(r["timestamp"]).value, str(r["event_type"]),
+             {n: r[n] for n in names if not pd.isna(r[n])}) for r in events.to_dict("records")]  # fmt: skip
+    t = pd.Timestamp("2026-02-01", tz="UTC").value
+    hand = [(1, " b", t + 5, "visit ", {"page": "pricing", "n": 2}), (2, "a", t, "visit", {"page": None, "n": 1.5}),
+            (3, "b", t + 5, "form", {"n": float("nan")}), (4, "a", t - 1, "Visit", {"ü": "é"}), (5, "b", t, "visit", {})]  # fmt: skip
+    many = [(k, f"L{k % 7}", t + k, f"type {k % 200}", {"page": f"p{k % 150}"}) for k in range(900)]  # int16 codes
+    cases = [(rows, names), (rows[:1], names), (rows[:1], []), (hand, ["n", "page", "ü"]), (hand[::-1], ["never"]),
+             (many, ["page"])]  # fmt: skip
+    for part, attributes in cases:
+        frame = events_frame(part, attributes)
+        expected = _arrow_events(frame, list(frame.columns)).replace_schema_metadata()
+        table = events_table(part, attributes)
+        assert table.schema == expected.schema
+        assert table.equals(expected)
+    mixed = [(1, "a", t, "visit", {"flag": True}), (2, "a", t + 1, "visit", {"flag": "yes"})]
+    pd.testing.assert_frame_equal(events_table(mixed, ["flag"]), events_frame(mixed, ["flag"]))
+    assert events_table([], names) is None

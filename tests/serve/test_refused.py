@@ -82,3 +82,25 @@ def test_an_update_keeps_the_fields_not_given(client):
     after = client.get(f"/leads/{lead_id}").json()
     assert len(after["history"]) == len(stored["history"]) + 1
     assert client.get("/leads/nobody").status_code == 404
+
+
+@pytest.mark.parametrize("endpoint", ["/events", "/leads", "/outcomes"])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"lead_id": "L1", ', "not JSON"),
+        (b"\xff\xfe", "not JSON"),
+        (b'"a text"', "row 0 is not a JSON object"),
+        (b'[{"lead_id": "L1"}, 7]', "row 1 is not a JSON object"),
+    ],  # fmt: skip
+    ids=["cut-short", "not-utf8", "a-text", "a-number-in-the-list"],
+)
+def test_a_body_that_is_not_json_rows_is_refused(client, endpoint, body, reason):
+    before = counts(client)
+    answer = client.post(endpoint, content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    (detail,) = answer.json()["detail"]
+    assert detail["field"] == "body" and reason in detail["msg"]
+    assert counts(client) == before
+    schema = client.get("/openapi.json").json()["paths"][endpoint]["post"]["requestBody"]
+    assert schema["required"] is True and "application/json" in schema["content"]
