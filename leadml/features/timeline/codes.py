@@ -24,6 +24,9 @@ def code_leads(snapshot_ids: pa.ChunkedArray, event_ids: pa.ChunkedArray) -> tup
     one go: as integer keys when every id fits in 8 bytes, else by an Arrow hash table of the
     snapshots' ids.
     """
+    few = _code_few(snapshot_ids, event_ids)
+    if few is not None:
+        return few
     ids = pc.cast(snapshot_ids, pa.string()).combine_chunks()
     chunks = dictionary_chunks(event_ids)
     offsets, distinct = _distinct_dictionaries(chunks)
@@ -46,6 +49,29 @@ def code_leads(snapshot_ids: pa.ChunkedArray, event_ids: pa.ChunkedArray) -> tup
         snapshot_codes, lookup, n_leads = coded
     codes = _gather(chunks, offsets, lookup, np.int32) if chunks else np.zeros(0, np.int32)
     return snapshot_codes, codes, n_leads
+
+
+FEW_IDS = 256  # snapshots and events up to which code_leads matches the ids in Python (a served lead)
+
+
+def _code_few(snapshot_ids: pa.ChunkedArray, event_ids: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """:func:`code_leads` of a few text ids by a dict (~20 µs against ~300 for the Arrow kernels'
+    calls); None for more than :data:`FEW_IDS` ids, ids that are not text or a missing snapshot id."""
+    if len(snapshot_ids) + len(event_ids) > FEW_IDS or not (_texts(snapshot_ids) and _texts(event_ids)):
+        return None
+    first = snapshot_ids.to_pylist()
+    if None in first:
+        return None
+    code: dict[str, int] = {}
+    snapshot_codes = np.array([code.setdefault(i, len(code)) for i in first], dtype=np.int32)
+    codes = np.array([code.get(i, -1) for i in event_ids.to_pylist()], dtype=np.int32)  # None: -1
+    return snapshot_codes, codes, len(code)
+
+
+def _texts(column: pa.ChunkedArray) -> bool:
+    """Whether the column holds text, plain or dictionary-encoded."""
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def frame_lead_codes(leads: pd.Index, lead_ids: pd.Series) -> np.ndarray:
@@ -137,6 +163,9 @@ def categorical(column: pa.ChunkedArray) -> pd.Categorical | np.ndarray:
     kind = column.type
     if not (pa.types.is_dictionary(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return column.to_numpy()
+    read = _read_as_is(column)
+    if read is not None:
+        return read
     chunks = dictionary_chunks(column)
     if not chunks:
         return pd.Categorical([])
@@ -145,6 +174,33 @@ def categorical(column: pa.ChunkedArray) -> pd.Categorical | np.ndarray:
     values = values.take(pc.array_sort_indices(values))
     width = np.int8 if len(values) < 127 else np.int16 if len(values) < 32_000 else np.int32
     return pd.Categorical.from_codes(_recode(chunks, values, width), dtype=_dtype_of(values.to_pylist()))
+
+
+AS_IS_VALUES = 1_000  # the longest dictionary checked in Python for _read_as_is
+
+
+def _read_as_is(column: pa.ChunkedArray) -> pd.Categorical | None:
+    """What :func:`categorical` makes of a column in one chunk whose dictionary already lists distinct
+    texts in sorted order (the events of a served lead come so): its indices are the codes, no union
+    or recoding needed (~50 µs against ~250 a column). None for any other column.
+
+    Python orders texts by code point as Arrow orders them by UTF-8 bytes, so a strictly increasing
+    dictionary is the sorted union the general path would build."""
+    if column.num_chunks != 1 or not pa.types.is_dictionary(column.type):
+        return None
+    chunk = column.chunk(0)
+    kind = chunk.dictionary.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)) or chunk.dictionary.null_count:
+        return None
+    if not 0 < len(chunk.dictionary) <= AS_IS_VALUES:
+        return None
+    values = chunk.dictionary.to_pylist()
+    if any(a >= b for a, b in zip(values, values[1:], strict=False)):
+        return None
+    width = np.int8 if len(values) < 127 else np.int16
+    indices = pc.fill_null(chunk.indices, -1) if chunk.null_count else chunk.indices
+    codes = np.asarray(indices).astype(width, copy=False)
+    return pd.Categorical.from_codes(codes, dtype=_dtype_of(values))
 
 
 _DTYPES: BoundedMemo[pd.CategoricalDtype] = BoundedMemo(4_096)
