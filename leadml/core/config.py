@@ -396,14 +396,17 @@ class ServeConfig(_Strict):
     a JSON POST, retried with backoff (none: alerts stay in the outbox, ``GET /alerts``);
     ``reload_seconds`` is how often the champion alias is checked to switch models (0: only on request);
     ``synchronous`` is SQLite's: ``full`` (every acknowledged request survives a power loss: a disk
-    sync per request) or ``normal`` (it survives the process's crash or ``kill -9``, not the
-    machine's; no sync per request, which on a busy disk is most of a request's tail latency).
+    sync per request) or ``normal`` (it survives the process's crash or ``kill -9``; a power loss
+    takes at most the last ``checkpoint_seconds``; no sync per request, which on a busy disk is most
+    of a request's tail latency); ``checkpoint_seconds`` is how often a thread checkpoints the store's
+    log off the request path (0: SQLite checkpoints inside the requests).
     """
 
     store: Path | None = None
     webhook_url: str | None = None
     reload_seconds: float = Field(60.0, ge=0)
     synchronous: Literal["full", "normal"] = "full"
+    checkpoint_seconds: float = Field(1.0, ge=0)
 
 
 class PipelineConfig(_Strict):

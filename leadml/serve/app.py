@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from leadml.core.config import PipelineConfig
 from leadml.serve.alerts import WebhookSender
+from leadml.serve.checkpoints import BACKSTOP_PAGES, LogCheckpointer
 from leadml.serve.inputs import InvalidInput
 from leadml.serve.metrics import CONTENT_TYPE, ServeMetrics
 from leadml.serve.page import queue_page
@@ -93,7 +94,10 @@ def create_app(
         fixed = to_utc(as_of)
         clock = lambda: fixed  # noqa: E731
     scorer = LiveScorer(config, model_uri)
-    service = ServeService(config, ServeStore(store or store_path(config), config.serve.synchronous), scorer, clock)
+    backstop = BACKSTOP_PAGES if config.serve.checkpoint_seconds > 0 else None
+    state = ServeStore(store or store_path(config), config.serve.synchronous, checkpoint_pages=backstop)
+    service = ServeService(config, state, scorer, clock)
+    checkpointer = LogCheckpointer(state.path, config.serve.checkpoint_seconds) if backstop else None
     metrics = ServeMetrics()
     metrics.set_model(scorer.loaded.name, scorer.loaded.version, scorer.loaded.uri)
     url = webhook_url or config.serve.webhook_url
@@ -120,6 +124,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settle_memory()
+        if checkpointer is not None:
+            checkpointer.start()
         if sender is not None:
             sender.start()
         if watcher is not None:
@@ -131,12 +137,14 @@ def create_app(
                 watcher.stop()
             if sender is not None:
                 sender.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
             service.store.close()
             gc.unfreeze()
 
     app = FastAPI(title=f"leadml serve: {config.name}", lifespan=lifespan)
     app.state.service, app.state.metrics, app.state.sender = service, metrics, sender
-    app.state.watcher = watcher
+    app.state.watcher, app.state.checkpointer = watcher, checkpointer
 
     def refused(endpoint: str, error: InvalidInput) -> JSONResponse:
         metrics.refused.labels(endpoint).inc()

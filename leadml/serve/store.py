@@ -4,7 +4,7 @@ Why SQLite in WAL mode: the state must survive a restart (or a ``kill -9``) with
 beside leadml. In WAL mode a commit is one sequential append to the log (one sync, not the two of
 a rollback journal), ``synchronous=FULL`` (``serve.synchronous``, the default) makes every
 acknowledged request durable against a power loss (``normal``: against a crash of the process, with
-no sync per request), and other
+no sync per request; :mod:`leadml.serve.checkpoints` syncs the log every second), and other
 processes (a backup, ``sqlite3`` at the prompt, a report) can read while the server writes. Each
 request is one transaction (:meth:`ServeStore.transaction`), so a batch of events is stored whole
 with its scores and alerts, or not at all. In the server, one connection behind a lock serves
@@ -75,7 +75,9 @@ class ServeStore:
     moment of the query. The connection is opened once (``check_same_thread=False``).
     """
 
-    def __init__(self, path: str | os.PathLike, synchronous: str = "full"):
+    def __init__(self, path: str | os.PathLike, synchronous: str = "full", *, checkpoint_pages: int | None = None):
+        """``checkpoint_pages``: the log's length in pages at which a commit checkpoints it (None:
+        SQLite's 1,000); raised when :class:`~leadml.serve.checkpoints.LogCheckpointer` does it."""
         if synchronous not in ("full", "normal"):
             raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self.path = Path(path)
@@ -85,6 +87,8 @@ class ServeStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.execute("PRAGMA busy_timeout=5000")
+        if checkpoint_pages is not None:
+            self._db.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:

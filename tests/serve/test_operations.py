@@ -151,3 +151,43 @@ def test_the_store_syncs_as_the_pipeline_says(served_model, tmp_path):
         ServeStore(tmp_path / "other.sqlite", "off")
     with pytest.raises((ConfigError, ValueError)):
         parse_pipeline({"name": "x", "serve": {"synchronous": "off"}})
+
+
+def test_a_thread_checkpoints_the_log_off_the_request_path(served_model, tmp_path):
+    """With ``serve.checkpoint_seconds`` the log is moved into the database file by a thread: the file
+    alone (without its ``-wal``) then holds every acknowledged row; the requests' own threshold is
+    the backstop. With 0 there is no thread and SQLite checkpoints inside the requests."""
+    import shutil
+    import sqlite3
+    import time
+
+    from leadml.serve.checkpoints import BACKSTOP_PAGES
+
+    config, scoring, data = served_model
+    serve = config.serve.model_copy(update={"checkpoint_seconds": 0.2, "synchronous": "normal"})
+    app = create_app(config.model_copy(update={"serve": serve}), model_uri=scoring, store=tmp_path / "s.sqlite",
+                     as_of=AS_OF)  # fmt: skip
+    leads = data.leads.head(20)
+    events = data.events[data.events["lead_id"].isin(leads["lead_id"])].head(60)
+    with TestClient(app) as client:
+        store, checkpointer = app.state.service.store, app.state.checkpointer
+        assert store._query("PRAGMA wal_autocheckpoint") == [(BACKSTOP_PAGES,)]
+        assert client.post("/leads", json=json_rows(leads)).status_code == 200
+        assert client.post("/events", json=json_rows(events)).status_code == 200
+        before, deadline = checkpointer.checkpoints, time.monotonic() + 10
+        while checkpointer.checkpoints == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checkpointer.checkpoints > before
+        shutil.copyfile(tmp_path / "s.sqlite", tmp_path / "alone.sqlite")
+        alone = sqlite3.connect(tmp_path / "alone.sqlite")
+        assert alone.execute("SELECT COUNT(*) FROM events").fetchone() == (len(events),)
+        assert alone.execute("SELECT COUNT(DISTINCT lead_id) FROM latest").fetchone()[0] > 0
+        alone.close()
+    assert not checkpointer._thread.is_alive()
+
+    serve = config.serve.model_copy(update={"checkpoint_seconds": 0})
+    app = create_app(config.model_copy(update={"serve": serve}), model_uri=scoring, store=tmp_path / "t.sqlite",
+                     as_of=AS_OF)  # fmt: skip
+    with TestClient(app):
+        assert app.state.checkpointer is None
+        assert app.state.service.store._query("PRAGMA wal_autocheckpoint") == [(1000,)]
