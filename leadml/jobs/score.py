@@ -146,9 +146,10 @@ def scores_table(
         if mql_columns is not None and "mql__group" in mql_columns:
             filled["group"] = filled.get("group", 0) + int(mql_columns["mql__group"].isna().sum())
     score, tiers, is_mql = _policy(p, threshold, scoring.tiers)
+    lead_ids, stamps = snapshots["lead_id"], snapshots["as_of"]  # each looked up once
     columns = {
-        "lead_id": pa.array(snapshots["lead_id"].to_numpy(dtype=object), pa.string()),
-        "as_of": timestamps(snapshots["as_of"]),
+        "lead_id": pa.array(lead_ids.to_numpy(dtype=object), pa.string()),
+        "as_of": timestamps(stamps),
         "model_name": pa.repeat(pa.scalar(loaded.name, pa.string()), n),
         "model_version": pa.repeat(pa.scalar(loaded.version, pa.string()), n),
         "probability": pa.array(p, pa.float64()),
@@ -160,9 +161,9 @@ def scores_table(
     if expected is not None and EXPECTED_VALUE.name in schema.names:
         columns[EXPECTED_VALUE.name] = pa.array(expected, pa.float64())
     if config is not None and n:
-        as_of = pd.Timestamp(snapshots["as_of"].iloc[0])
+        as_of = pd.Timestamp(stamps.iloc[0])
         decisions = decision_arrays(scoring, config, features, tiers, as_of, subscores=subscores, matrix=matrix,
-                                     rules=rules, lead_ids=snapshots["lead_id"], is_mql=is_mql,
+                                     rules=rules, lead_ids=lead_ids, is_mql=is_mql,
                                      spells=spells, accepted=accepted)  # fmt: skip
         for name in DECISION_COLUMNS:
             columns[name] = arrow_column(decisions[name], SCORES_SCHEMA.field(name).type)
@@ -171,7 +172,7 @@ def scores_table(
             columns[name] = pa.nulls(n, SCORES_SCHEMA.field(name).type)
     explained = None
     if reasons is not None and n:
-        explained = _reasons(reasons, scoring, features, p, rules, snapshots["lead_id"], threshold, matrix)
+        explained = _reasons(reasons, scoring, features, p, rules, lead_ids, threshold, matrix)
     texts = column_arrays(explained) if explained is not None else {}
     for name in REASON_COLUMNS:
         if name in texts:
