@@ -15,10 +15,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from leadml.jobs import decisions
 from leadml.jobs.decisions import (
     DECISION_COLUMNS,
     _as_read,
     _deadlines,
+    _factorized,
     _grid_tiers,
     _int16,
     decision_columns,
@@ -255,3 +257,31 @@ def test_the_scores_tables_policy_arrays_equal_apply_policy(batch):
             assert np.array_equal(score, policy["score"].to_numpy()) and score.dtype == policy["score"].dtype
             assert tiers.tolist() == policy["tier"].astype(str).tolist() and tiers.dtype == object
             assert np.array_equal(is_mql, policy["is_mql"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    "tiers",
+    [["A"], ["B", "A", "B", "C"], [], ["A", np.str_("A"), "é", ""], ["A", None, "A"], [np.nan, "A", None],
+     np.array(["C", "A", "C"]), np.array(["C", "A"], dtype=object), ["A", 1, "A"]],
+)  # fmt: skip
+def test_a_few_tiers_factorize_as_pandas_factorizes_them(tiers):
+    """Text tiers up to SMALL_FACTORIZE are factorized on a dict: the codes and names of pd.factorize."""
+    codes, names = _factorized(tiers)
+    expected_codes, expected_names = pd.factorize(np.asarray(tiers, dtype=object), use_na_sentinel=False)
+    assert np.array_equal(codes, expected_codes) and codes.dtype == expected_codes.dtype
+    assert [(type(name), repr(name)) for name in names] == [(type(name), repr(name)) for name in expected_names]
+
+
+def test_tier_actions_of_the_small_path_are_the_pandas_path_s(monkeypatch):
+    """The decision columns' tiers, factorized on a dict, give each lead what pd.factorize gives it:
+    simulated tier names, every lead alone and in slices, against SMALL_FACTORIZE off."""
+    as_of = pd.Timestamp("2026-06-03", tz="UTC")
+    rng = np.random.default_rng(5)
+    configured = serve_pipeline(mql={"tiers": TIERS}).mql.tiers
+    names = np.array(["A", "B", "C", "unused", "unknown"], dtype=object)[rng.integers(0, 5, 400)]
+    by_dict = [tier_actions(names[start:stop], as_of, configured) for start, stop in _slices(len(names))[::3]]
+    monkeypatch.setattr(decisions, "SMALL_FACTORIZE", -1)
+    by_pandas = [tier_actions(names[start:stop], as_of, configured) for start, stop in _slices(len(names))[::3]]
+    for ours, theirs in zip(by_dict, by_pandas, strict=True):
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+        assert _texts(ours["next_action"]) == _texts(theirs["next_action"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,11 +10,13 @@ from leadml.explain.trends import stuck_mqls
 from leadml.jobs.handoff import (
     acceptance,
     current_handoff,
+    handoff_arrays,
     handoff_state,
     previous_spells_in,
     run_counts,
     sla_weeks,
     spell_rows,
+    utc_array,
 )
 from leadml.jobs.history import load_history, record_scores
 
@@ -237,3 +240,41 @@ def test_the_weekly_table_shows_the_planned_capacity_beside_the_new_mqls(nightly
     assert list(weeks.columns[:4]) == ["week", "runs", "new", "planned"]
     assert (weeks["planned"] == 30).all()
     assert "planned" not in sla_report(config, folder / "history").weeks.columns  # the f1 policy plans no count
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "ns"])
+def test_utc_array_is_the_array_pandas_makes_and_keeps_its_own_values(unit):
+    """``utc_array`` builds the UTC array without pandas' conversion of a sequence: the same array
+    (dtype, nanoseconds, NaT) as ``pd.array`` for any input, never sharing the caller's values."""
+    rng = np.random.default_rng(4)
+    values = rng.integers(-(10**9), 10**9, 40).astype(f"datetime64[{unit}]")
+    values[::7] = np.datetime64("NaT")
+    inputs = [values, values[::3], values[:1], values[:0], list(values[:5]), np.full(3, np.datetime64("NaT", "ns"))]
+    for given in inputs:
+        made = utc_array(given)
+        expected = pd.array(np.asarray(given, dtype="datetime64[ns]"), dtype=pd.DatetimeTZDtype("ns", "UTC"))
+        pd.testing.assert_extension_array_equal(made, expected)
+        assert np.array_equal(made.asi8, expected.asi8)
+        if isinstance(given, np.ndarray) and len(given):
+            assert not np.shares_memory(made.asi8, given)
+    frame = pd.DataFrame({"due_at": utc_array(values)})  # a frame's column, as the decision columns make it
+    assert str(frame["due_at"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_a_run_without_spells_or_acceptance_hands_off_as_one_with_them_all_empty():
+    """Without earlier spells or acceptance (a served lead, a first run) the hand-off takes a shortcut:
+    it equals the general path given spells and acceptance that say nothing (all NaT), to the bit."""
+    rng = np.random.default_rng(6)
+    as_of = pd.Timestamp("2026-06-03 10:30", tz="UTC")
+    n = 200
+    ids = [f"lead{i}" for i in range(n)]
+    due = (as_of + pd.to_timedelta(rng.integers(-48, 48, n), unit="h")).to_numpy(dtype="datetime64[ns]")
+    due[::9] = np.datetime64("NaT")
+    is_mql = rng.random(n) < 0.6
+    nothing = pd.Series(pd.NaT, index=ids, dtype="datetime64[ns, UTC]")
+    for rows in [slice(None), *[slice(i, i + 1) for i in range(0, n, 7)], slice(3, 11), slice(0, 0)]:
+        short = handoff_arrays(ids[rows], is_mql[rows], due[rows], as_of)
+        general = handoff_arrays(ids[rows], is_mql[rows], due[rows], as_of, spells=nothing, accepted=nothing)
+        for ours, theirs in zip(short, general, strict=True):
+            assert ours.dtype == theirs.dtype and ours.tobytes() == theirs.tobytes()
+    assert short[2].dtype == bool and handoff_arrays(ids, is_mql, due, as_of)[2].any()

@@ -47,7 +47,7 @@ def tier_actions(
     Example:
         >>> t = [TierConfig(name="MQL", min="mql", action="Call", within_hours=24), TierConfig(name="rest")]
         >>> tier_actions(["MQL", "rest"], pd.Timestamp("2026-06-01", tz="UTC"), t).to_dict("list")
-        {'next_action': ['Call', None], 'due_at': [Timestamp('2026-06-02 00:00:00+0000', tz='UTC'), NaT]}
+        {'next_action': ['Call', nan], 'due_at': [Timestamp('2026-06-02 00:00:00+0000', tz='UTC'), NaT]}
     """
     actions, due = _tier_arrays(tiers, as_of, pipeline_tiers, model_tiers)
     return pd.DataFrame({"next_action": actions.tolist(), "due_at": due})
@@ -59,17 +59,49 @@ def _tier_arrays(
     pipeline_tiers: Sequence[TierConfig],
     model_tiers: Sequence[TierConfig],
 ) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray]:
-    """:func:`tier_actions` as arrays: the actions (object) and the ``datetime64[ns]`` deadlines.
-    Each distinct tier is converted once and its values taken for its leads (pandas converts element by
-    element, so the values are those of the leads' own conversion)."""
+    """:func:`tier_actions` as arrays: the actions (object) and the ``datetime64[ns]`` deadlines."""
+    actions, due = _tier_values(tiers, as_of, pipeline_tiers, model_tiers)
+    return actions, _as_column(due)
+
+
+def _tier_values(
+    tiers: Sequence[str] | np.ndarray,
+    as_of: pd.Timestamp,
+    pipeline_tiers: Sequence[TierConfig],
+    model_tiers: Sequence[TierConfig],
+) -> tuple[np.ndarray, np.ndarray | pd.api.extensions.ExtensionArray]:
+    """The actions and deadlines of :func:`_tier_arrays`, the deadlines of a UTC as_of as UTC
+    ``datetime64[ns]`` values (see :func:`_deadline_values`). Each distinct tier is converted once and
+    its values taken for its leads (pandas converts element by element, so the values are those of
+    the leads' own conversion)."""
     known = {tier.name: tier for tier in model_tiers}
     known.update({tier.name: tier for tier in pipeline_tiers})
-    codes, names = pd.factorize(np.asarray(tiers, dtype=object), use_na_sentinel=False)  # a few names, many leads
+    codes, names = _factorized(tiers)  # a few names, many leads
     found = [known.get(name) for name in names]
     actions = [None if tier is None or pd.isna(tier.action) else tier.action for tier in found]
     hours = np.array([np.nan if tier is None or tier.within_hours is None else tier.within_hours for tier in found],
                      dtype=float)  # fmt: skip
-    return _as_read(actions)[codes], _deadlines(as_of, hours).take(codes)
+    due = _deadline_values(as_of, hours)
+    return _as_read(actions)[codes], due[codes] if isinstance(due, np.ndarray) else due.take(codes)
+
+
+SMALL_FACTORIZE = 256  # tiers up to which text is factorized on a dict (pd.factorize costs ~30 us a call)
+
+
+def _factorized(tiers: Sequence[str] | np.ndarray) -> tuple[np.ndarray, list]:
+    """``pd.factorize(tiers, use_na_sentinel=False)``: the codes and the distinct names in order of
+    first appearance. A few text tiers (one served lead) are factorized on a dict, which sees equal
+    text as pandas' hash table sees it; anything else goes to pandas (``tests/test_decisions_small.py``
+    holds the two equal)."""
+    values = np.asarray(tiers, dtype=object)
+    if len(values) <= SMALL_FACTORIZE:
+        listed = values.tolist()
+        if all(type(value) is str for value in listed):
+            first: dict[str, int] = {}
+            codes = [first.setdefault(value, len(first)) for value in listed]
+            return np.array(codes, dtype=np.intp), list(first)
+    codes_, names = pd.factorize(values, use_na_sentinel=False)
+    return codes_, list(names)
 
 
 def _as_read(actions: list) -> np.ndarray:
@@ -78,6 +110,11 @@ def _as_read(actions: list) -> np.ndarray:
     if any(action is None for action in actions) and any(action is not None for action in actions):
         return pd.Series(actions, dtype=None).to_numpy(dtype=object)
     return np.array(actions, dtype=object)
+
+
+def _as_column(due: np.ndarray | pd.api.extensions.ExtensionArray) -> pd.api.extensions.ExtensionArray:
+    """Deadlines as a column's array: UTC ``datetime64[ns]`` values as a ``datetime64[ns, UTC]`` array."""
+    return utc_array(due) if isinstance(due, np.ndarray) else due
 
 
 _HOURS_NS: dict[float, int] = {}  # within_hours -> nanoseconds as pd.to_timedelta makes them, see _deadlines
@@ -90,17 +127,24 @@ def _deadlines(as_of: pd.Timestamp, hours: np.ndarray) -> pd.api.extensions.Exte
     a process (element by element: an array's coarser unit holds the same instants) and added in
     nanoseconds, as pandas adds, an overflow raising; a served lead pays no pandas arithmetic. Any
     other as_of goes through pandas. ``tests/test_decisions_small.py`` checks both give the same."""
+    return _as_column(_deadline_values(as_of, hours))
+
+
+def _deadline_values(as_of: pd.Timestamp, hours: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """:func:`_deadlines`, for a UTC as_of as UTC ``datetime64[ns]`` values (no pandas array made:
+    the caller wraps them once it has moved the MQLs' deadlines)."""
     if not (isinstance(as_of, pd.Timestamp) and as_of.tz is datetime.UTC):
         return pd.DatetimeIndex(as_of + pd.to_timedelta(hours, unit="h")).as_unit("ns").array
     nat = np.iinfo(np.int64).min
-    for value in hours.tolist():
+    listed = hours.tolist()
+    for value in listed:
         if value == value and value not in _HOURS_NS:
             if len(_HOURS_NS) >= 1024:  # a few distinct values per config; bounded all the same
                 _HOURS_NS.clear()
             _HOURS_NS[value] = int(pd.to_timedelta(np.array([value]), unit="h").as_unit("ns").asi8[0])
     start = as_of.value  # nanoseconds whatever the Timestamp's unit, as pandas converts it to add
-    ns = [start + _HOURS_NS[value] if value == value else nat for value in hours.tolist()]
-    return utc_array(np.array(ns, dtype=np.int64).view("datetime64[ns]"))
+    ns = [start + _HOURS_NS[value] if value == value else nat for value in listed]
+    return np.array(ns, dtype=np.int64).view("datetime64[ns]")
 
 
 def decision_arrays(
@@ -138,12 +182,14 @@ def decision_arrays(
     if subscores and n:
         sub = _rules_subscores(rules, config) if rules is not None else subscore_arrays(
             scoring, features, config.mql.grid, matrix=matrix)  # fmt: skip
-    actions, due = _tier_arrays(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
-    since, overdue = utc_array(np.full(n, np.datetime64("NaT", "ns"))), np.full(n, None, dtype=object)
+    actions, values = _tier_values(tiers, as_of, config.mql.tiers, getattr(scoring, "tiers", ()))
     if lead_ids is not None and is_mql is not None:
-        started, fixed, overdue = handoff_arrays(lead_ids, is_mql, due.to_numpy(dtype="datetime64[ns]"), as_of,
-                                                 spells=spells, accepted=accepted)  # fmt: skip
+        naive = values if isinstance(values, np.ndarray) else values.to_numpy(dtype="datetime64[ns]")
+        started, fixed, overdue = handoff_arrays(lead_ids, is_mql, naive, as_of, spells=spells, accepted=accepted)
         due, since = utc_array(fixed), utc_array(started)
+    else:
+        due, since = _as_column(values), utc_array(np.full(n, np.datetime64("NaT", "ns")))
+        overdue = np.full(n, None, dtype=object)
     return {
         "fit_score": _int16(sub, "fit_score", n),
         "engagement_score": _int16(sub, "engagement_score", n),

@@ -123,6 +123,10 @@ def handoff_arrays(
     n, ids = len(mql), None
     if (spells is not None and len(spells)) or (accepted is not None and len(accepted)):
         ids = pd.Index(np.asarray(lead_ids, dtype=object).astype(str))
+    if ids is None:  # no earlier spell, no acceptance (one served lead, a first run): every spell starts now
+        since = np.where(mql, stamp, np.datetime64("NaT", "ns"))
+        fixed = np.where(mql, since + (due - stamp), due)
+        return since, fixed, mql & (fixed < stamp)  # NaT compares False: no deadline
     since = _stamps_of(spells, ids, n)
     since = np.where(mql, np.where(np.isnat(since), stamp, since), np.datetime64("NaT", "ns"))
     fixed = np.where(mql, since + (due - stamp), due)
@@ -139,8 +143,17 @@ def _stamps_of(times: pd.Series | None, ids: pd.Index | None, n: int) -> np.ndar
 
 
 def utc_array(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
-    """UTC ``datetime64[ns]`` values as a pandas ``datetime64[ns, UTC]`` array (a frame's column)."""
-    return pd.array(np.asarray(values, dtype="datetime64[ns]"), dtype=UTC_NS)  # naive values read as UTC
+    """UTC ``datetime64[ns]`` values as a pandas ``datetime64[ns, UTC]`` array (a frame's column).
+
+    ``pd.array(values, dtype=UTC_NS)`` reads naive values as UTC and keeps a copy of them; it checks
+    and converts its input as for any sequence (~30 us, several times a served lead). The array is
+    made here on a copy of the values directly, where pandas offers ``_simple_new`` (the constructor
+    its own conversion ends in); ``tests/test_handoff.py`` checks both give the same array."""
+    own = np.array(values, dtype="datetime64[ns]")  # a copy, as pd.array keeps one
+    make = getattr(pd.arrays.DatetimeArray, "_simple_new", None)
+    if make is None or own.ndim != 1:
+        return pd.array(own, dtype=UTC_NS)  # naive values read as UTC
+    return make(own, dtype=UTC_NS)
 
 
 def previous_spells_in(store: str | os.PathLike, as_of: object) -> pd.Series | None:

@@ -11,9 +11,12 @@ compared with it by :mod:`leadml.jobs.drift` through :func:`psi`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from leadml.core.memo import BoundedMemo
 
 __all__ = [
     "FLOOR",
@@ -154,7 +157,53 @@ def out_of_range_names(reference: dict | None, features: pd.DataFrame, first: Se
     return names
 
 
-def _checked(reference: dict, columns: list, first: Sequence[str]) -> tuple[list, list[str]]:
+@dataclass(frozen=True, eq=False)
+class _RangePlan:
+    """What :func:`_first_outside` checks for a reference and a frame's columns, made once a pair.
+
+    ``reference`` is kept so that its ``id`` (the memo's key) names no other dict while the plan
+    lives; a model's reference is made at training and read only after."""
+
+    reference: dict
+    unique: bool  # the frame's column names are unique (its Index's is_unique: ~50 us on a new Index)
+    names: list[str]  # the distinct names checked, one matrix column each
+    positions: np.ndarray  # each name's position in the frame's columns
+    repeats: np.ndarray | None  # matrix column of each check when a name is checked twice, else None
+    low: np.ndarray
+    high: np.ndarray
+    labels: np.ndarray  # the name of each check, an object array
+
+
+_PLANS: BoundedMemo[_RangePlan] = BoundedMemo(64)  # (id(reference), columns, first) -> plan
+
+
+def _plan(reference: dict, columns: tuple, first: Sequence[str]) -> _RangePlan:
+    """The plan of a reference for some columns (``first`` first), kept: a served lead's frame has the
+    same columns at every request, and making it reads every range of the reference (~0.1 ms)."""
+    key = (id(reference), columns, tuple(first))
+    plan = _PLANS.get(key, lambda: _make_plan(reference, columns, first))
+    return plan if plan.reference is reference else _make_plan(reference, columns, first)
+
+
+def _make_plan(reference: dict, columns: tuple, first: Sequence[str]) -> _RangePlan:
+    checked, names = _checked(reference, columns, first)
+    position = {name: j for j, name in enumerate(columns)}  # a repeated name: its last, as a dict keeps it
+    repeats = None
+    if len(names) < len(checked):  # a name checked twice (a repeated column): one column per check
+        repeats = np.array([names.index(name) for name, _ in checked], dtype=np.intp)
+    return _RangePlan(
+        reference=reference,
+        unique=pd.Index(columns, dtype=object).is_unique,
+        names=names,
+        positions=np.array([position[name] for name in names], dtype=np.intp),
+        repeats=repeats,
+        low=np.array([span[0] for _, span in checked], dtype=float),
+        high=np.array([span[1] for _, span in checked], dtype=float),
+        labels=np.array([name for name, _ in checked], dtype=object),
+    )
+
+
+def _checked(reference: dict, columns: Sequence, first: Sequence[str]) -> tuple[list, list[str]]:
     """The ``(name, range)`` pairs to check, in order (``first`` first), and their distinct names."""
     ranges = reference.get("columns", {})
     order = [c for c in first if c in columns] + [c for c in columns if c not in first]
@@ -167,37 +216,33 @@ def _first_outside(reference: dict | None, features: pd.DataFrame, first: Sequen
     flagged = np.full(len(features), "", dtype=object)
     if reference is None:
         return flagged
-    columns = features.columns.tolist()  # a list: a pandas Index costs more a look-up, one lead pays it
-    checked, names = _checked(reference, columns, first)
-    if not checked or not len(features):
+    plan = _plan(reference, tuple(features.columns.tolist()), first)  # names, not an Index: cheaper look-ups
+    if not len(plan.labels) or not len(features):
         return flagged
-    values = _numbers(features, names, columns)
-    if len(names) < len(checked):  # a name checked twice (a repeated column): one column per check
-        values = values[:, [names.index(name) for name, _ in checked]]
-    low = np.array([span[0] for _, span in checked], dtype=float)
-    high = np.array([span[1] for _, span in checked], dtype=float)
+    values = _numbers(features, plan.names, plan.positions, plan.unique)
+    if plan.repeats is not None:
+        values = values[:, plan.repeats]
     with np.errstate(invalid="ignore"):
-        outside = (values < low) | (values > high)  # NaN compares False: missing is never outside
+        outside = (values < plan.low) | (values > plan.high)  # NaN compares False: missing is never outside
     rows = np.flatnonzero(outside.any(axis=1))
     if len(rows):
-        labels = np.array([name for name, _ in checked], dtype=object)
-        flagged[rows] = labels[outside[rows].argmax(axis=1)]  # the first column in order that is outside
+        flagged[rows] = plan.labels[outside[rows].argmax(axis=1)]  # the first column in order that is outside
     return flagged
 
 
-def _numbers(features: pd.DataFrame, names: list[str], columns: list) -> np.ndarray:
+def _numbers(features: pd.DataFrame, names: list[str], positions: np.ndarray, unique: bool) -> np.ndarray:
     """The named columns as ``pd.to_numeric(column, errors="coerce")`` floats, one matrix column each;
     the plain numeric columns (float, int, bool) off the frame's blocks, since to_numeric leaves them
-    as they are. ``columns``: the features' column names (the blocks' positions are theirs)."""
+    as they are. ``positions``: each name's position in the features' columns (the blocks' own), and
+    ``unique``: whether those names are unique (else each column is read by name)."""
     out = np.empty((len(features), len(names)), dtype=float)
-    if not features.columns.is_unique:
+    if not unique:
         for j, name in enumerate(names):
             out[:, j] = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=float)
         return out
     from leadml.modeling.frame_blocks import numeric_blocks
 
-    position = {name: j for j, name in enumerate(columns)}
-    done = numeric_blocks(features, names, {}, out, np.array([position[name] for name in names], dtype=np.intp))
+    done = numeric_blocks(features, names, {}, out, positions)
     for j in range(len(names)):
         if j not in done:
             out[:, j] = pd.to_numeric(features[names[j]], errors="coerce").to_numpy(dtype=float)

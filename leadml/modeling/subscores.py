@@ -19,6 +19,8 @@ than it does for 80 % of the leads the model was trained on.
 
 from __future__ import annotations
 
+import bisect
+import math
 import weakref
 from collections.abc import Mapping, Sequence
 
@@ -28,6 +30,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from leadml.core.config import GridConfig
+from leadml.core.memo import BoundedMemo
 from leadml.features.metadata import FeatureInfo
 from leadml.rules.grid import grid_tiers
 
@@ -45,7 +48,21 @@ SUBSCORE_GROUPS = {"fit": "profile", "engagement": "behaviour"}  # sub-score -> 
 SCENARIO_PREFIX = "scenario["  # the path features (``features.scenarios``): the scenario sub-score's group
 
 
+_GROUPS: BoundedMemo[tuple] = BoundedMemo(64)  # (id(feature_info), names) -> (feature_info, columns)
+
+
 def _groups(names: Sequence[str], feature_info: Sequence[FeatureInfo]) -> dict[str, list[int]]:
+    """The columns of each sub-score's group among ``names`` (a model's), kept per feature info and
+    names: a served lead asks for the same at every request. The feature info is kept with them, so
+    that its ``id`` names no other object meanwhile; a fitted builder's feature info is read only."""
+    key = (id(feature_info), tuple(names))
+    kept, found = _GROUPS.get(key, lambda: (feature_info, _group_columns(names, feature_info)))
+    if kept is not feature_info:
+        found = _group_columns(names, feature_info)
+    return {score: list(columns) for score, columns in found.items()}  # the caller's own lists
+
+
+def _group_columns(names: Sequence[str], feature_info: Sequence[FeatureInfo]) -> dict[str, list[int]]:
     group_of = {info.name: info.group for info in feature_info}
     return {score: [j for j, name in enumerate(names) if group_of.get(name) == group]
             for score, group in SUBSCORE_GROUPS.items()}  # fmt: skip
@@ -56,13 +73,21 @@ _TREES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def _compiled(estimator):
     """The estimator's trees, compiled once per fitted estimator (kept beside it, never pickled)."""
+    return _trees(estimator)[1]
+
+
+def _trees(estimator) -> tuple:
+    """``(booster, compiled trees, expected margin)`` of the estimator, made once per fitted booster:
+    the expected margin sums every tree's expectation, the same sum at each call."""
     from leadml.modeling.lightgbm.effects import compile_booster
 
     cached = _TREES.get(estimator)
-    if cached is None or cached[0] is not estimator.booster_:
-        cached = (estimator.booster_, compile_booster(estimator.booster_, getattr(estimator, "n_trees_", None)))
+    booster = estimator.booster_
+    if cached is None or cached[0] is not booster:
+        compiled = compile_booster(booster, getattr(estimator, "n_trees_", None))
+        cached = (booster, compiled, compiled.expected_margin())
         _TREES[estimator] = cached
-    return cached[1]
+    return cached
 
 
 _TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # estimator -> (compiled, {group: tables})
@@ -132,21 +157,20 @@ def group_effect_arrays(
     if hasattr(estimator, "booster_") and hasattr(estimator, "lightgbm_frame"):
         assert hasattr(estimator, "feature_names_in_")  # a fitted LightGBMModel names its columns
         names = list(estimator.feature_names_in_)
-        compiled = _compiled(estimator)
+        _, compiled, expected = _trees(estimator)
         X = matrix if matrix is not None else lightgbm_matrix(compiled, estimator.lightgbm_frame(features))
-        expected = compiled.expected_margin()
         effects = {score: _margin(estimator, compiled, X, columns) - expected if columns else np.zeros(len(X))
                    for score, columns in _groups(names, feature_info).items() if score in groups}  # fmt: skip
-        path = _scenario_columns(names)
-        if scenario and path:
+        path = _scenario_columns(names) if scenario else []
+        if path:
             effects["scenario"] = _margin(estimator, compiled, X, path) - expected
     else:
         contributions = explain_margin(model, features, feature_info)
         effects = {score: contributions.values[:, columns].sum(axis=1) if columns else np.zeros(len(features))
                    for score, columns in _groups(contributions.features, feature_info).items()
                    if score in groups}  # fmt: skip
-        path = _scenario_columns(contributions.features)
-        if scenario and path:
+        path = _scenario_columns(contributions.features) if scenario else []
+        if path:
             effects["scenario"] = contributions.values[:, path].sum(axis=1)
     return effects
 
@@ -186,9 +210,49 @@ class SubscoreScale(BaseEstimator):
             if name not in effects:
                 continue
             x = np.asarray(effects[name], dtype=float)
-            rank = (np.searchsorted(grid, x, side="left") + np.searchsorted(grid, x, side="right")) / 2
-            out[f"{name}_score"] = np.clip(np.floor(100.0 * rank / len(grid) + 0.5), 0, 100).astype(np.int16)
+            small = _few_scores(_grid_floats(self, name, grid), x) if x.ndim == 1 and len(x) <= SMALL_SCORES else None
+            out[f"{name}_score"] = small if small is not None else _scores(grid, x)
         return out
+
+
+SMALL_SCORES = 16  # effects up to which each is ranked on Python floats (numpy's calls cost more for a few)
+_FLOATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # scale -> {name: (its grid, floats)}
+
+
+def _scores(grid: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The 0-100 scores of effects ``x``: the share of ``grid`` below each, ties counting half."""
+    rank = (np.searchsorted(grid, x, side="left") + np.searchsorted(grid, x, side="right")) / 2
+    return np.clip(np.floor(100.0 * rank / len(grid) + 0.5), 0, 100).astype(np.int16)
+
+
+def _grid_floats(scale: SubscoreScale, name: str, grid: np.ndarray) -> list[float] | None:
+    """A quantile grid of a fitted scale as Python floats, made once per grid (a served lead ranks
+    on the same grids at every request): None for a grid bisect would not read as searchsorted does."""
+    kept = _FLOATS.setdefault(scale, {})
+    found = kept.get(name)
+    if found is None or found[0] is not grid:
+        found = kept[name] = (grid, grid.tolist() if _ascending(grid) else None)
+    return found[1]
+
+
+def _ascending(grid: np.ndarray) -> bool:
+    """A non-empty float64 grid without NaN, in ascending order."""
+    grid = np.asarray(grid)
+    if grid.dtype != np.float64 or grid.ndim != 1 or not len(grid) or np.isnan(grid).any():
+        return False
+    return bool(np.all(grid[1:] >= grid[:-1]))
+
+
+def _few_scores(grid: list[float] | None, x: np.ndarray) -> np.ndarray | None:
+    """:func:`_scores` of a few effects by bisection: the same positions as searchsorted's on an
+    ascending grid without NaN, the same float arithmetic in Python (IEEE doubles either way). None
+    for a NaN effect or grid, which numpy places by its own order."""
+    values = x.tolist()
+    if grid is None or not all(value == value for value in values):
+        return None
+    size = len(grid)
+    scores = [(bisect.bisect_left(grid, value) + bisect.bisect_right(grid, value)) / 2 for value in values]
+    return np.array([min(max(math.floor(100.0 * rank / size + 0.5), 0), 100) for rank in scores], dtype=np.int16)
 
 
 def fit_subscore_scale(model, features: pd.DataFrame, feature_info: Sequence[FeatureInfo]) -> SubscoreScale:
@@ -219,7 +283,8 @@ def subscore_arrays(
         effects = group_effect_arrays(scoring.model, features, scoring.builder.feature_info_, matrix=matrix)
     else:
         effects = group_effect_arrays(scoring.model, scoring.prepare(features), scoring.builder.feature_info_)
-    check_is_fitted(scale, "quantiles_")
+    if not hasattr(scale, "quantiles_"):  # check_is_fitted's own test, whose call costs more than the scores
+        check_is_fitted(scale, "quantiles_")
     scores = scale.score_arrays(effects)
     scores["grid_tier"] = grid_tiers(scores["fit_score"], scores["engagement_score"], grid)
     return scores
