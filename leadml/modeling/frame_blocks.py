@@ -87,5 +87,6 @@ def column_arrays(frame: pd.DataFrame) -> dict[str, Any]:
     for block in blocks:
         values = block.values
         for row, position in enumerate(block.mgr_locs.as_array.tolist()):
-            found[names[position]] = values[row] if isinstance(values, np.ndarray) and values.ndim == 2 else values
+            # a numpy block and a datetime block (its DatetimeArray) are 2-D, one row a column
+            found[names[position]] = values[row] if getattr(values, "ndim", 1) == 2 else values
     return found

@@ -63,6 +63,10 @@ def test_column_arrays_are_the_columns_by_name():
                           "f": [1.5, np.nan, 0.0], "h": np.array([1, 2, 3], dtype=np.float32),
                           "i": pd.array([1, None, 3], dtype="Int16"), "b": [True, False, True]})  # fmt: skip
     frame["late"] = frame["f"] * 2  # a column added afterwards: a block of its own
+    frame["at"] = pd.to_datetime(["2026-01-01", None, "2026-03-01"]).tz_localize("UTC")
+    frame["naive"] = pd.to_datetime(["2026-01-02", "2026-02-02", None])
+    frame = pd.concat([frame, frame[["at", "naive"]].add_suffix("_2")], axis=1)._consolidate()  # 2-D datetime blocks
+    assert any(block.values.shape[0] == 2 for block in frame._mgr.blocks if block.values.dtype.kind == "M")
     arrays = column_arrays(frame)
     assert list(arrays) != [] and set(arrays) == set(frame.columns)
     for name in frame.columns:
