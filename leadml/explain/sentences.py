@@ -22,6 +22,7 @@ request for 40 days"), "Never requested a demo" when there was none; days are wh
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -43,6 +44,7 @@ MISSING_LEVELS = frozenset({"missing"})
 _ONCE = re.compile(r"(?<![\d.,])1 times\b")
 _ONE_DAY = re.compile(r"(?<![\d.,])1 days\b")
 DAY_FAMILIES = frozenset({"days_since", "lead_age"})
+PLAIN_NUMBERS = (1e-4, 1e10)  # magnitudes that Arrow and Python's repr write alike (but for a trailing ".0")
 SMALL_TABLE = 128  # leads: up to this many, reason_table joins its texts in Python (faster below ~300 leads)
 
 
@@ -56,6 +58,8 @@ def format_number(value: float) -> str:
 
 
 def _fix_grammar(text: str) -> str:
+    if "1 times" not in text and "1 days" not in text:  # nothing to fix (most sentences): no regex run
+        return text
     return _ONE_DAY.sub("1 day", _ONCE.sub("once", text))
 
 
@@ -174,30 +178,31 @@ def render(
 
 
 def _value_texts(
-    column: pd.Series, rows: np.ndarray, by_day: bool = False
+    column: Any, rows: np.ndarray, by_day: bool = False
 ) -> tuple[list[str | None], np.ndarray, list[str] | None, np.ndarray | None]:
     """The values of ``column[rows]``: (distinct display texts, None = missing; each row's index into
     them; their JSON labels, one a text, or None for numbers; else each row's number for JSON).
 
-    Numbers are rounded to what a sentence shows before they are made distinct (``by_day``:
-    down to whole days), so a continuous feature renders a few hundred sentences, not one per lead;
-    their JSON values (rounded to 4 decimals, NaN = missing) are cast to text by the caller, for
-    every feature at once. Categories and numpy numbers are read from the column's own arrays at
-    ``rows``, without a Series per feature: one lead costs little.
+    ``column`` is a column's own array (numpy, a Categorical or another pandas array, as
+    :func:`_column` reads it): no Series per feature, so one lead costs little. Numbers are
+    rounded to what a sentence shows before they are made distinct (``by_day``: down to whole
+    days), so a continuous feature renders a few hundred sentences, not one per lead; their JSON
+    values (rounded to 4 decimals, NaN = missing) are cast to text by the caller, for every feature
+    at once.
     """
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        uniques, inverse = _distinct(column.array.codes[rows])
-        categories = dtype.categories  # only the levels shown are read: a lead needs one
-        found = [None if u < 0 else str(categories[u]) for u in uniques.tolist()]
+        uniques, inverse = _distinct(column.codes[rows])
+        categories = _category_texts(dtype)
+        found = [None if u < 0 else categories[u] for u in uniques.tolist()]
         shown = [None if v is None or v in MISSING_LEVELS else v for v in found]
         labels = [json.dumps(v) if v is not None else "null" for v in shown]
         return [None if v is None else v.replace("_", " ") for v in shown], inverse, labels, None
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-        if isinstance(dtype, np.dtype):  # what to_numpy(dtype=float, na_value=nan) gives, without the Series
-            numbers = column.to_numpy()[rows].astype(float)
+        if isinstance(dtype, np.dtype):  # what Series.to_numpy(dtype=float, na_value=nan) gives
+            numbers = np.asarray(column)[rows].astype(float)
         else:
-            numbers = column.iloc[rows].to_numpy(dtype=float, na_value=np.nan)
+            numbers = column[rows].to_numpy(dtype=float, na_value=np.nan)
         if by_day:
             shown = np.floor(np.maximum(numbers, 0))
         else:
@@ -205,11 +210,42 @@ def _value_texts(
         uniques, inverse = _distinct(shown)  # NaN sorts last
         texts: list[str | None] = [None if np.isnan(u) else format_number(u) for u in uniques.tolist()]
         return texts, inverse, None, np.round(numbers, 4) + 0.0
-    codes, levels_found = pd.factorize(column.iloc[rows].astype(object), use_na_sentinel=True)
+    chosen = pd.Series(column[rows], dtype=dtype, copy=False)
+    codes, levels_found = pd.factorize(chosen.astype(object), use_na_sentinel=True)
     levels = [str(u) for u in levels_found]
     texts = [v.replace("_", " ") if v.lower() not in MISSING_LEVELS else None for v in levels] + [None]
     inverse = np.where(codes < 0, len(levels), codes)
     return texts, inverse, [json.dumps(v) for v in levels] + ["null"], None
+
+
+_CATEGORY_TEXTS: dict[int, tuple[pd.CategoricalDtype, list[str]]] = {}  # id -> (the dtype itself, its texts)
+
+
+def _category_texts(dtype: pd.CategoricalDtype) -> list[str]:
+    """Every category of ``dtype`` as text, read once per dtype object: a served lead's frame keeps
+    its model's dtypes, and one category read off a text Index costs ~8 µs. Keyed by identity (the
+    entry holds the dtype, so its id is not reused); equal dtypes may order their categories otherwise."""
+    entry = _CATEGORY_TEXTS.get(id(dtype))
+    if entry is None or entry[0] is not dtype:
+        if len(_CATEGORY_TEXTS) >= 256:  # dtypes of frames gone by: start again
+            _CATEGORY_TEXTS.clear()
+        entry = (dtype, [str(category) for category in dtype.categories.tolist()])
+        _CATEGORY_TEXTS[id(dtype)] = entry
+    return entry[1]
+
+
+def _column(features: pd.DataFrame, name: str) -> Any:
+    """Column ``name``'s own array (numpy, a Categorical or another pandas array), read off the
+    frame's blocks by position: ~2 µs where a frame lookup builds a Series for ~20 µs. By name
+    where a pandas version lacks that reader or the name repeats."""
+    read = getattr(features, "_get_column_array", None)  # pandas' own: the block's row or array
+    if read is not None:
+        position = features.columns.get_loc(name)
+        array = read(position) if isinstance(position, int) else None  # a repeated name: a slice or mask
+        if array is not None and getattr(array, "ndim", 1) == 1:
+            return array
+    column = features[name]
+    return column.array if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) else column.to_numpy()
 
 
 def feature_label(name: str) -> str:
@@ -279,9 +315,8 @@ def _reason_texts(
         where = order[a:b]
         name = names[int(feats[where[0]])]
         info = infos.get(name) or FeatureInfo(name, "profile", name)
-        words = wording(info)
-        by_day = words is not None and words.family in DAY_FAMILIES
-        texts, inverse, labels, values = _value_texts(features[name], rows[where], by_day=by_day)
+        words, by_day, head = _feature_words(info)
+        texts, inverse, labels, values = _value_texts(_column(features, name), rows[where], by_day=by_day)
         missing = infos.get(name + MISSING_SUFFIX)
         # each distinct value said both ways: the raising sentences first, then the lowering ones
         at[0, where] = len(pool) + inverse + len(texts) * lowers[where]
@@ -291,7 +326,7 @@ def _reason_texts(
             else:
                 pool += [_worded(info, words, t, raises) + direction for t in texts]
         at[1, where] = len(pool)
-        pool.append(f', {{"feature": {json.dumps(name)}, "value": ')
+        pool.append(head)
         if values is not None:
             numbers.append(values)
             numbered.append(where)
@@ -304,14 +339,56 @@ def _reason_texts(
     return pool, at, np.concatenate(numbers)
 
 
+def _feature_words(info: FeatureInfo) -> tuple[Wording | None, bool, str]:
+    """What a feature's reasons share whatever the value, worked out once per feature: its wording
+    (None: its template), whether its values count whole days, and the head of its JSON entry."""
+    try:
+        return _cached_feature_words(info)
+    except TypeError:  # an info that cannot be a key (a hand-made one with a list in it)
+        return _cached_feature_words.__wrapped__(info)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_feature_words(info: FeatureInfo) -> tuple[Wording | None, bool, str]:
+    """:func:`_feature_words`, kept per info (equal infos say the same)."""
+    words = wording(info)
+    by_day = words is not None and words.family in DAY_FAMILIES
+    return words, by_day, f', {{"feature": {json.dumps(info.name)}, "value": '
+
+
 def _json_numbers(values: np.ndarray, contributions: np.ndarray, points: np.ndarray):
     """JSON numbers as Arrow strings, in one cast: the values (rounded to 4 decimals; NaN -> ``null``),
     then the contributions to 4 decimals and the points to 2 (+ 0.0 turns -0.0 into 0.0)."""
     import pyarrow as pa
 
+    rounded, missing = _rounded(values, contributions, points)
+    return pa.array(rounded, type=pa.float64(), mask=missing).cast(pa.string()).fill_null("null")
+
+
+def _json_number_texts(values: np.ndarray, contributions: np.ndarray, points: np.ndarray) -> list[str]:
+    """:func:`_json_numbers` as a list, written in Python for a few reasons (the Arrow calls cost
+    more than a lead's whole text). Arrow writes a float as ``repr`` does, less a trailing ``.0``,
+    where both write it plainly: 0 and magnitudes from 1e-4 up to 1e10 (checked against
+    Arrow in tests/explain/test_reasons_fast_paths.py); any other number sends all of them to Arrow."""
+    rounded, missing = _rounded(values, contributions, points)
+    magnitude = np.abs(rounded)
+    plain = (magnitude == 0) | ((magnitude >= PLAIN_NUMBERS[0]) & (magnitude < PLAIN_NUMBERS[1]))
+    if not (plain | missing).all():
+        return _json_numbers(values, contributions, points).to_pylist()
+    return ["null" if gone else _plain_number(x) for x, gone in zip(rounded.tolist(), missing.tolist())]
+
+
+def _plain_number(x: float) -> str:
+    """A float as Arrow's cast to string writes it, for 0 and magnitudes in :data:`PLAIN_NUMBERS`."""
+    text = repr(x)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _rounded(values: np.ndarray, contributions: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The JSON numbers before they are written, and which are missing (the values' NaN)."""
     rounded = np.concatenate([values, np.round(contributions, 4), np.round(points, 2)]) + 0.0
     missing = np.concatenate([np.isnan(values), np.zeros(2 * len(points), dtype=bool)])
-    return pa.array(rounded, type=pa.float64(), mask=missing).cast(pa.string()).fill_null("null")
+    return rounded, missing
 
 
 @dataclass(frozen=True)
@@ -370,7 +447,7 @@ def _columns_in_python(placed: _Placed, top_positive: int, top_negative: int) ->
     """The text columns (lists) of a few leads, joined in Python: the same strings as
     :func:`_columns_in_arrow`, without its fixed cost per Arrow call (most of a lead's time)."""
     n, m, n_slots = placed.n, len(placed.rows), placed.n_slots
-    texts = placed.pool + placed.numbers.to_pylist()
+    texts = placed.pool + placed.numbers  # the numbers as a list (_json_number_texts)
     start = len(placed.pool) + placed.n_values  # each reason's contribution, then its points
     sentences = [[""] * n for _ in range(n_slots)]
     fragments = [[""] * n for _ in range(n_slots)]
@@ -444,9 +521,10 @@ def reason_table(
     decisive = _decisive(p, threshold, rows_all, slots_all < n_pos, points)
 
     pool, at, values = _reason_texts(contributions.features, features, infos, rows_all, feats_all, slots_all >= n_pos)
-    numbers = _json_numbers(values, contributions.values[rows_all, feats_all], points)
-    placed = _Placed(n, n_pos, idx.shape[1], rows_all, slots_all, at, decisive, pool, numbers, len(values))
     small = n <= SMALL_TABLE
+    said = contributions.values[rows_all, feats_all]
+    numbers = _json_number_texts(values, said, points) if small else _json_numbers(values, said, points)
+    placed = _Placed(n, n_pos, idx.shape[1], rows_all, slots_all, at, decisive, pool, numbers, len(values))
     columns = (_columns_in_python if small else _columns_in_arrow)(placed, top_positive, top_negative)
     if threshold is not None:
         columns["why"] = _why(p, threshold)
@@ -455,7 +533,24 @@ def reason_table(
         data = {name: text[i * n : (i + 1) * n] for i, name in enumerate(columns)}
     else:
         data = {name: pd.array(column, dtype="str") for name, column in columns.items()}
-    return pd.DataFrame(data, index=contributions.index)
+    return _text_frame(data, contributions.index)
+
+
+def _text_frame(data: dict[str, Any], index: pd.Index) -> pd.DataFrame:
+    """``pd.DataFrame(data, index=index)`` for columns that are already pandas text arrays of the
+    index's length: the same frame, without the constructor's checks and copies per column (most
+    of a served lead's table, ~0.4 ms) and with the column labels built once per set of names."""
+    from_arrays = getattr(pd.DataFrame, "_from_arrays", None)  # pandas' own constructor from arrays
+    if from_arrays is None:
+        return pd.DataFrame(data, index=index)
+    labels = _labels(tuple(data)).view()  # a new Index object on the same labels: its name stays its own
+    return from_arrays(list(data.values()), columns=labels, index=index, verify_integrity=False)
+
+
+@functools.lru_cache(maxsize=16)
+def _labels(names: tuple[str, ...]) -> pd.Index:
+    """The column labels of a reason table (an Index costs ~0.1 ms to infer from names)."""
+    return pd.Index(list(names))
 
 
 def _decisive(

@@ -24,6 +24,7 @@ probability, read through the model's own calibration map.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from leadml.core.errors import ModelError
 from leadml.features.metadata import FeatureInfo
 
 MISSING_SUFFIX = "__missing"
+_NONE = object()  # an attribute's absence, where None could be its value
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,20 +145,48 @@ def feature_groups(columns: Sequence[str], feature_info: Sequence[FeatureInfo]) 
     A ``<name>__missing`` column joins ``<name>`` when that column is present too; every other
     column is its own feature.
     """
+    names, position = _groups(tuple(columns), _sources(feature_info))
+    return list(names), position.copy()
+
+
+def _sources(feature_info: Sequence[FeatureInfo]) -> tuple[tuple[str, str], ...]:
+    """Each feature's (name, source): all that grouping reads of the infos (the last info of a name wins)."""
+    return tuple({info.name: info.source for info in feature_info}.items())
+
+
+@functools.lru_cache(maxsize=64)
+def _groups(columns: tuple[str, ...], sources: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], np.ndarray]:
+    """:func:`feature_groups` of a model's columns, computed once per model: a served lead explained
+    alone would otherwise redo it on every request. Keyed on the names and sources themselves, so a
+    changed feature set is a new entry; the cached array is read-only (callers get copies)."""
     present = set(columns)
-    infos = {info.name: info for info in feature_info}
+    source_of = dict(sources)
     owner = []
     for column in columns:
         base = column.removesuffix(MISSING_SUFFIX)
-        info = infos.get(column)
-        source = info.source if info is not None else base
+        source = source_of.get(column, base)
         if column.endswith(MISSING_SUFFIX) and base in present and source == base:
             owner.append(base)
         else:
             owner.append(column)
-    features = list(dict.fromkeys(owner))
+    features = tuple(dict.fromkeys(owner))
     position = {name: i for i, name in enumerate(features)}
-    return features, np.array([position[name] for name in owner], dtype=np.int64)
+    group = np.array([position[name] for name in owner], dtype=np.int64)
+    group.flags.writeable = False
+    return features, group
+
+
+@functools.lru_cache(maxsize=64)
+def _input_groups(
+    columns: tuple[str, ...], sources: tuple[tuple[str, str], ...], inputs: tuple[str, ...]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """The features of a model's ``columns`` and, per model input (a column, or a design-matrix
+    column of one), the position of its feature: once per model, like :func:`_groups`."""
+    names, group = _groups(columns, sources)
+    position = {name: k for k, name in enumerate(columns)}  # get_indexer's positions, without an Index
+    input_group = group[np.array([position.get(name, -1) for name in inputs], dtype=np.intp)]
+    input_group.flags.writeable = False
+    return names, input_group
 
 
 def group_columns(column_values: np.ndarray, column_group: np.ndarray, n_features: int) -> np.ndarray:
@@ -174,7 +204,9 @@ def group_columns(column_values: np.ndarray, column_group: np.ndarray, n_feature
     else:  # a feature without a column contributes nothing
         out = np.zeros((column_values.shape[0], n_features))
         out[:, first >= 0] = column_values[:, first[first >= 0]]
-    for column in np.setdiff1d(np.arange(len(column_group)), first).tolist():
+    further = np.ones(len(column_group), dtype=bool)  # the columns after the first of their group, in order
+    further[first[first >= 0]] = False
+    for column in np.flatnonzero(further).tolist():
         out[:, column_group[column]] += column_values[:, column]
     return out
 
@@ -182,7 +214,8 @@ def group_columns(column_values: np.ndarray, column_group: np.ndarray, n_feature
 def _feature_columns(features: pd.DataFrame, estimator, feature_info: Sequence[FeatureInfo]) -> list[str]:
     names = getattr(estimator, "feature_names_in_", None)
     columns = [str(c) for c in names] if names is not None else [info.name for info in feature_info]
-    missing = [c for c in columns if c not in features.columns]
+    present = set(features.columns.tolist())  # one set, not an Index lookup per column
+    missing = [c for c in columns if c not in present]
     if missing:
         raise ModelError(
             f"feature frame: {len(missing)} columns the model was trained on are missing "
@@ -192,12 +225,20 @@ def _feature_columns(features: pd.DataFrame, estimator, feature_info: Sequence[F
 
 
 # -- LightGBM ---------------------------------------------------------------------------------
-def _lightgbm(estimator, features: pd.DataFrame, treeshap: str,
-              matrix: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:  # fmt: skip
+def _same_base(column: np.ndarray, base_value: float) -> bool:
+    """``np.allclose(column, base_value, rtol=0, atol=1e-12)`` (equal infinities pass, NaN fails),
+    without its fixed cost of ~20 µs: a served lead pays it on every request."""
+    with np.errstate(invalid="ignore"):  # inf - inf, as allclose
+        return bool(np.all((column == base_value) | (np.abs(column - base_value) <= 1e-12)))
+
+
+def _lightgbm(estimator, features: pd.DataFrame, treeshap: str, matrix: np.ndarray | None = None,
+              booster=None) -> tuple[np.ndarray, np.ndarray, list[str]]:  # fmt: skip
     """(column contributions incl. the base column, margin, columns) from TreeSHAP.
 
     ``matrix``: the booster's own input for ``features``, which LightGBM's ``pred_contrib`` reads
     instead of converting the frame (the same numbers; its fixed cost is most of a small batch's).
+    ``booster``: the estimator's ``booster_``, when the caller has read it already.
     """
     from leadml.modeling.lightgbm.compiled import thread_options
     from leadml.modeling.lightgbm.treeshap import MAX_PATH_FEATURES, MIN_ROWS, lightgbm_contributions
@@ -207,7 +248,8 @@ def _lightgbm(estimator, features: pd.DataFrame, treeshap: str,
     if matrix is not None and matrix.shape != (len(features), len(estimator.feature_names_in_)):
         raise ValueError(f"matrix of shape {matrix.shape} for {len(features)} rows and "
                          f"{len(estimator.feature_names_in_)} model columns")  # fmt: skip
-    booster, n_trees = estimator.booster_, getattr(estimator, "n_trees_", None)
+    booster = estimator.booster_ if booster is None else booster
+    n_trees = getattr(estimator, "n_trees_", None)
     contrib = None
     if treeshap == "tables" or (treeshap == "auto" and len(features) >= MIN_ROWS):
         contrib = lightgbm_contributions(booster, estimator.lightgbm_frame(features), n_trees)
@@ -409,17 +451,17 @@ def explain_margin(
     estimator, calibrator = unwrap(model)
     columns = _feature_columns(features, estimator, feature_info)
     source = "training data"
-    if hasattr(estimator, "booster_") and hasattr(estimator, "lightgbm_frame"):
-        contrib, margin, inputs = _lightgbm(estimator, features, treeshap, matrix)  # selects the model's columns
+    booster = getattr(estimator, "booster_", _NONE)  # read once: the property checks the fit each time
+    if booster is not _NONE and hasattr(estimator, "lightgbm_frame"):
+        contrib, margin, inputs = _lightgbm(estimator, features, treeshap, matrix, booster)  # the model's columns
         base_value, column_values, kind = float(contrib[0, -1]) if len(contrib) else 0.0, contrib[:, :-1], "lightgbm"
-        if len(contrib) and not np.allclose(contrib[:, -1], base_value, rtol=0, atol=1e-12):
+        if not _same_base(contrib[:, -1], base_value):
             raise ModelError("LightGBM returned a base value that differs between leads")
     else:
         column_values, base_value, margin, inputs, source = _logistic(estimator, features[columns], background)
         kind = "logistic"
-    names, group = feature_groups(columns, feature_info)
-    position = {name: k for k, name in enumerate(columns)}  # get_indexer's positions, without an Index per call
-    column_group = group[np.array([position.get(name, -1) for name in inputs], dtype=np.intp)]
+    grouped, input_group = _input_groups(tuple(columns), _sources(feature_info), tuple(inputs))
+    names, column_group = list(grouped), input_group.copy()
     values = group_columns(column_values, column_group, len(names))
     to_probability = probability_map(calibrator)
     columns = list(inputs) if kind == "lightgbm" else _design_names(estimator, inputs)
