@@ -9,7 +9,7 @@ how to name the answers. The same code serves training and scoring: pass the tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -114,16 +114,22 @@ def present_event_types(event_type: pd.Series) -> list[str]:
 
 
 def timeline_features(
-    timeline: EventTimeline, *, index: pd.Index | None = None, **options
+    timeline: EventTimeline,
+    *,
+    index: pd.Index | None = None,
+    frame_of: Callable[[FeatureMatrix], pd.DataFrame] | None = None,
+    **options,
 ) -> tuple[pd.DataFrame, list[FeatureInfo]]:
     """The behaviour features from a built timeline (shared by the frame and the Parquet paths).
 
     ``options`` are those of :class:`FeatureMatrix` (``event_types``, ``created_at``: each
     snapshot's lead creation time in int64 ns or None to leave ``lead__age_days`` out, windows,
-    attribute counts, half-lives, scenarios, velocity).
+    attribute counts, half-lives, scenarios, velocity). ``frame_of`` makes the frame returned from
+    the filled matrix instead of :meth:`FeatureMatrix.frame` (a chunk puts its profile columns
+    beside the matrix in one frame; the matrix is the frame's to keep).
     """
-    features = FeatureMatrix(timeline, **options)
-    return features.fill_all().frame(index), features.infos
+    features = FeatureMatrix(timeline, **options).fill_all()
+    return features.frame(index) if frame_of is None else frame_of(features), features.infos
 
 
 def _created_ns(snapshots: pd.DataFrame, leads: pd.DataFrame | None) -> np.ndarray | None:

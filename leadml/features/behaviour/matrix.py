@@ -14,6 +14,7 @@ writes every family into its slice, so names and values can never drift apart.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -226,9 +227,9 @@ class FeatureMatrix:
             type_codes,
             type_lookup,
             len(types),
-            [window_ns(days) for days in self.windows],
-            window_ns(VELOCITY_DAYS) if self.velocity else None,
-            [window_ns(h) for h in self.half_lives] if single else [],
+            [_window_ns(days) for days in self.windows],
+            _window_ns(VELOCITY_DAYS) if self.velocity else None,
+            [_window_ns(h) for h in self.half_lives] if single else [],
         )
         for block in blocks:
             rows, age = block.rows, block.type_age
@@ -283,7 +284,7 @@ class FeatureMatrix:
                 of_type = timeline.event_mask(event_type)
             for column in columns:
                 numbers = np.where(of_type, event_values(timeline, column, event_type, of_type), np.nan)
-                stats = value_stats(timeline, numbers, [window_ns(days) for days in windows])
+                stats = value_stats(timeline, numbers, [_window_ns(days) for days in windows])
                 with np.errstate(invalid="ignore", divide="ignore"):
                     means = np.where(stats.counts > 0, stats.sums / stats.counts, np.nan)
                 put(("value", event_type, column, "sum"), stats.sums)
@@ -318,6 +319,13 @@ class FeatureMatrix:
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _window_ns(days: float) -> int:
+    """:func:`~leadml.features.timeline.engine.window_ns`, once per width (a Timedelta costs ~5 us; a
+    request asks for the same few each time). Equal numbers (7, 7.0) are one key and one width."""
+    return window_ns(days)
+
+
 def _type_codes(timeline: EventTimeline, types: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """``timeline.coded("event_type", types)``, its lookup kept per (text categories, types).
 
@@ -328,7 +336,7 @@ def _type_codes(timeline: EventTimeline, types: list[str]) -> tuple[np.ndarray, 
     column = timeline.column("event_type")
     if not (isinstance(column, pd.Categorical) and isinstance(column.categories.dtype, pd.StringDtype)):
         return timeline.coded("event_type", types)
-    key = (tuple(column.categories), tuple(types))
+    key = (tuple(column.categories.tolist()), tuple(types))
     lookup = _LOOKUPS.get(key)
     if lookup is None:
         codes, lookup = timeline.coded("event_type", types)
