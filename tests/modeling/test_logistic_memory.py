@@ -22,6 +22,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from leadml.modeling.blockwise import BlockwiseNumeric, column_blocks
 from leadml.modeling.contributions import explain_margin
@@ -74,11 +75,12 @@ def _reference_pipeline(model: LogisticModel, weighted: bool) -> Pipeline:
 
 def _reference_fit(model: LogisticModel, frame: pd.DataFrame, y, sample_weight=None):
     """(fitted pipeline, design mean) of the previous LogisticModel.fit."""
-    if sample_weight is None:
-        pipeline = _reference_pipeline(model, False).fit(frame, y)
-    else:
-        with config_context(enable_metadata_routing=True):
-            pipeline = _reference_pipeline(model, True).fit(frame, y, sample_weight=sample_weight)
+    with threadpool_limits(limits=1, user_api="blas"):  # as LogisticModel fits its regression
+        if sample_weight is None:
+            pipeline = _reference_pipeline(model, False).fit(frame, y)
+        else:
+            with config_context(enable_metadata_routing=True):
+                pipeline = _reference_pipeline(model, True).fit(frame, y, sample_weight=sample_weight)
     return pipeline, np.asarray(pipeline[:-1].transform(frame), dtype=float).mean(axis=0)
 
 
@@ -223,3 +225,25 @@ def test_one_hot_blocks_written_in_row_chunks_fit_as_the_plain_pipeline(monkeypa
     monkeypatch.setattr(blockwise, "CHUNK_ROWS", 7)
     frame = _hand_made(500, seed=9, n_numeric=5)
     _assert_same(LogisticModel(min_category_count=5), frame, _labels(frame, 9), scoring=_hand_made(40, 10, 5))
+
+
+def test_the_fit_is_the_same_whatever_the_blas_threads():
+    """The regression is fitted on one BLAS thread: the caller's thread count (a laptop's 8 cores, a CI
+    runner's 2) changes nothing, where scikit-learn alone, on this design, ends elsewhere."""
+    if max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=1) < 2:
+        pytest.skip("a BLAS of one thread: nothing to compare")
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(16_000, 150)), columns=[f"x{k}" for k in range(150)])
+    frame["x0"] = frame["x0"] * 3 + rng.exponential(size=len(frame))
+    y = (frame.iloc[:, :40].sum(axis=1) + rng.logistic(size=len(frame)) * 4 > 0).astype(int).to_numpy()
+    fitted = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            fitted[threads] = LogisticModel().fit(frame, y)
+            design = fitted[threads].design_matrix(frame)
+            plain = LogisticRegression(max_iter=2000).fit(design, y)
+            fitted[f"plain {threads}"] = plain
+    assert np.array_equal(fitted[1].pipeline_[-1].coef_, fitted[2].pipeline_[-1].coef_)
+    assert fitted[1].n_iter_ == fitted[2].n_iter_
+    # the same fit left to the threads differs: the pin is what makes the two equal
+    assert not np.array_equal(fitted["plain 1"].coef_, fitted["plain 2"].coef_)
