@@ -9,23 +9,20 @@ simulated and hand-made data, for one lead, a few, and all.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.core.config import FeatureConfig, parse_pipeline
+from leadml.core.config import FeatureConfig
 from leadml.data import contract
-from leadml.data.sources import load_pipeline_data
 from leadml.features import chunk, snapshots
 from leadml.features.behaviour import matrix
 from leadml.features.chunk import chunk_features, profile_arrays, profile_features
-from leadml.features.scoring_set import fitted_builder, open_lead_snapshots
 from leadml.features.snapshots import arrays_frame, to_utc, utc_array
 from leadml.features.timeline.engine import window_ns
 from leadml.jobs.inputs import frame_inputs
 from leadml.serve.chunks import ProfileCache
+from tests.features.simulated_builder import simulated_with_builder
 
 AS_OF = "2026-03-01"
 
@@ -33,13 +30,7 @@ AS_OF = "2026-03-01"
 @pytest.fixture(scope="module")
 def simulated():
     """(data with outcomes, a fitted builder, as_of) of 600 simulated leads."""
-    config = parse_pipeline({"name": "chunk_blocks", "data": {"simulator": {"leads": 600, "seed": 11}}})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = load_pipeline_data(config.data)
-        stamp = to_utc(AS_OF)
-        builder = fitted_builder(config, data, open_lead_snapshots(data, stamp))
-    return data, builder, stamp
+    return simulated_with_builder("chunk_blocks", 600, 11, AS_OF)
 
 
 def assert_identical(got: pd.DataFrame, expected: pd.DataFrame) -> None:

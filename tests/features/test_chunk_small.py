@@ -9,19 +9,17 @@ so the two routes are held equal here, and both are held to ``FeatureBuilder.tra
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from leadml.core.config import FeatureConfig, parse_pipeline
-from leadml.data.sources import load_pipeline_data
+from leadml.core.config import FeatureConfig
 from leadml.features.chunk import check_chunk, chunk_features
-from leadml.features.scoring_set import _fixed_snapshots, fitted_builder, open_lead_snapshots, open_leads
+from leadml.features.scoring_set import _fixed_snapshots, open_leads
 from leadml.features.snapshots import LEFT_OUT, to_utc
 from leadml.jobs.inputs import _arrow_events, frame_inputs
+from tests.features.simulated_builder import simulated_with_builder
 
 AS_OF = "2026-03-01"
 TARGETS = ("won", "sql", "opportunity", "mql", "pql")
@@ -30,13 +28,7 @@ TARGETS = ("won", "sql", "opportunity", "mql", "pql")
 @pytest.fixture(scope="module")
 def simulated():
     """(data with outcomes, a fitted builder, as_of) of 2,000 simulated leads."""
-    config = parse_pipeline({"name": "chunk_small", "data": {"simulator": {"leads": 2000, "seed": 5}}})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        data = load_pipeline_data(config.data)
-        stamp = to_utc(AS_OF)
-        builder = fitted_builder(config, data, open_lead_snapshots(data, stamp))
-    return data, builder, stamp
+    return simulated_with_builder("chunk_small", 2000, 5, AS_OF)
 
 
 def chunked(builder, data, stamp, chunk_leads: int, leads: pd.DataFrame | None = None, target: str = "won"):
