@@ -249,32 +249,33 @@ def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: Trai
         "n_features": len(result.feature_names), "mql_threshold": result.threshold,
         **run_params(config, trainset, result, fingerprint),
     })  # fmt: skip
+    metrics: dict[str, float] = {}  # logged in one batch at the end: one write, not one per metric
     for row in result.counts.itertuples():
-        mlflow.log_metrics({f"rows.{row.split}": row.rows, f"positives.{row.split}": row.positives})
+        metrics.update({f"rows.{row.split}": row.rows, f"positives.{row.split}": row.positives})
         if pd.notna(row.base_rate):
-            mlflow.log_metric(f"base_rate.{row.split}", row.base_rate)
+            metrics[f"base_rate.{row.split}"] = row.base_rate
     for row in result.metrics.itertuples():
         for kind in ("value", "low", "high"):
             value = getattr(row, kind)
             if np.isfinite(value):
-                mlflow.log_metric(f"test.{row.model}.{row.metric}" + ("" if kind == "value" else f".{kind}"), value)
+                metrics[f"test.{row.model}.{row.metric}" + ("" if kind == "value" else f".{kind}")] = value
     if result.evaluation is not None:
         for row in result.evaluation.differences.itertuples():
             if np.isfinite(row.difference):
-                mlflow.log_metric(f"vs_rules.{row.model}.{row.metric}", row.difference)
+                metrics[f"vs_rules.{row.model}.{row.metric}"] = row.difference
         mlflow.log_table(result.evaluation.metrics, "evaluation/metrics.json")
         mlflow.log_table(result.evaluation.differences, "evaluation/differences.json")
     for row in result.validation.to_dict("records"):
         for key, value in row.items():
             if key not in ("model", "calibration") and isinstance(value, (int, float)) and np.isfinite(value):
-                mlflow.log_metric(f"validation.{row['model']}.{key}", float(value))
+                metrics[f"validation.{row['model']}.{key}"] = float(value)
     from leadml.modeling.calibrate import calibration_errors, reliability_tables
     from leadml.modeling.evaluate import mql_confusion
 
     confusion = mql_confusion(result.thresholds, result.predictions, result.counts)
     for row in confusion.to_dict("records"):  # test F1 and its interval come with the metrics above
         kept = ("tp", "fp", "fn", "tn", *(("f1",) if row["split"] == "validation" or result.evaluation is None else ()))
-        mlflow.log_metrics({f"{row['split']}.{row['model']}.{k}": float(row[k]) for k in kept if np.isfinite(row[k])})
+        metrics.update({f"{row['split']}.{row['model']}.{k}": float(row[k]) for k in kept if np.isfinite(row[k])})
     if len(confusion):
         mlflow.log_table(confusion, "evaluation/confusion.json")
     if result.evaluation is not None:  # ECE (equal-mass) is above; equal-width and the worst bin of each
@@ -285,7 +286,8 @@ def _log_result(mlflow, config: PipelineConfig, trainset: TrainSet, result: Trai
                 found = {f"max_bin_error_{key}": errors["max_error"]}
                 if binning == "equal-width":
                     found[f"ece_{key}"] = errors["ece"]
-                mlflow.log_metrics({f"test.{name}.{k}": v for k, v in found.items() if np.isfinite(v)})
+                metrics.update({f"test.{name}.{k}": v for k, v in found.items() if np.isfinite(v)})
+    mlflow.log_metrics(metrics)
     mlflow.log_table(result.counts, "evaluation/counts.json")
     mlflow.log_table(trainset.builder.metadata().astype(str), "features/metadata.json")
     mlflow.log_text(result.reason + "".join(f"\n{note}" for note in result.notes), "reason.txt")
