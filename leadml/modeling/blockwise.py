@@ -14,6 +14,11 @@ median by ``SimpleImputer``, the mean and variance by ``StandardScaler``), the t
 elementwise, and every array has the layout (row- or column-major) that the plain pipeline gave it,
 so numpy sums each column in the same order. Tested against the previous pipeline in
 ``tests/modeling/test_logistic_memory.py``.
+
+At prediction (issue 19) the design matrix is written a chunk of rows at a time, each step on a
+chunk in cache (:meth:`BlockwiseNumeric.transform_into`), and the one-hot columns are looked up
+from the encoder's output for the levels present (:func:`one_hot_into`): every step elementwise,
+the log on contiguous arrays as before, so the same bits (``tests/modeling/test_logistic_transform_fast.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from contextvars import ContextVar
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -40,7 +46,9 @@ __all__ = [
     "design_matrix",
     "float_block",
     "log_block",
+    "one_hot_into",
     "placeholder_outputs",
+    "signed_log1p_into",
 ]
 
 # columns per block: 16 float64 columns of 1M rows are 128 MB
@@ -76,6 +84,20 @@ def float_block(X, columns: slice) -> np.ndarray:
     if np.may_share_memory(values, X) or not values.flags.writeable:
         values = values.copy(order="K")
     return values
+
+
+def signed_log1p_into(values: np.ndarray) -> None:
+    """``values[...] = signed_log1p(values)`` for a contiguous array, the log taken only where it changes something.
+
+    ``signed_log1p(+0.0)`` is ``+0.0``, and most counts are 0: those entries (all bits 0) are left as
+    they are, the others gathered into one contiguous array, which ``signed_log1p`` logs as it logged
+    the whole array (the same loop, element by element), and written back.
+    """
+    if not (values.flags.c_contiguous or values.flags.f_contiguous):
+        raise ValueError("signed_log1p_into: the values must be contiguous (a reshape would copy them)")
+    flat = values.reshape(-1, order="C" if values.flags.c_contiguous else "F")
+    changed = flat.view(np.int64) != 0
+    flat[changed] = signed_log1p(flat[changed])
 
 
 def log_block(values: np.ndarray, logged: np.ndarray) -> np.ndarray:
@@ -137,13 +159,66 @@ class BlockwiseNumeric(Pipeline):
         return "F" if len(self.named_steps["log"].logged_) >= 2 else "C"
 
     def transform_into(self, X, out: np.ndarray) -> None:
-        """Write the output of ``transform`` into ``out`` (a view of a wider design matrix, any layout)."""
-        scale = self.named_steps["scale"]
-        for block in column_blocks(self._width()):
-            view = out[:, block]
-            view[...] = self._unscaled(X, block, self.output_order())
-            view -= scale.mean_[block]
-            view /= scale.scale_[block]
+        """Write the output of ``transform`` into ``out`` (a view of a wider design matrix, any layout).
+
+        A chunk of rows at a time, every step on it while it is in cache: the columns converted to
+        float64, the heavy tails logged, the missing flags taken, the medians filled in, then scaled.
+        Every step is elementwise (the log on contiguous runs of columns, as on the whole block), so
+        each value has the bits the whole-column steps gave it.
+        """
+        columns, rows = self._input_columns(X), _num_rows(X)
+        if rows == 0:  # check_array refuses a block of no rows: the same error as before
+            for block in column_blocks(self._width()):
+                out[:, block] = self._unscaled(X, block, self.output_order())
+            return
+        chunk_rows = max(2, CHUNK_CELLS // max(self._width(), 1))
+        buffer = np.empty((min(chunk_rows, rows), self._width()), dtype=np.float64, order="F")
+        for start in range(0, rows, chunk_rows):
+            stop = min(start + chunk_rows, rows)
+            chunk = buffer if stop - start == len(buffer) else np.empty_like(buffer[: stop - start], order="F")
+            self._transform_chunk(X, columns, slice(start, stop), chunk, out[start:stop])
+
+    def _transform_chunk(self, X, columns: list[np.ndarray], rows: slice, chunk: np.ndarray, out: np.ndarray) -> None:
+        """Rows ``rows`` of the output into ``out``, the unscaled values made in the column-major ``chunk``."""
+        logged, impute, scale = self.named_steps["log"].logged_, self.named_steps["impute"], self.named_steps["scale"]
+        values = chunk[:, : len(columns)]
+        for at, column in enumerate(columns):
+            values[:, at] = column[rows]
+        if np.isinf(values).any():  # check_array refuses infinities: its error, from the column holding one
+            _raise_infinite(lambda at: self._input_block(X, slice(at, at + 1)), values)
+        for run in _runs(logged):
+            signed_log1p_into(values[:, run])  # a column-major run of columns is contiguous
+        missing = np.isnan(values)
+        chunk[:, len(columns) :] = missing[:, self._flagged()]
+        np.copyto(values, impute.statistics_, where=missing)
+        chunk -= scale.mean_
+        np.divide(chunk, scale.scale_, out=out)
+
+    def _flagged(self) -> np.ndarray:
+        """The input columns with a missing flag, in the order of the flags."""
+        indicator = self.named_steps["impute"].indicator_
+        return np.zeros(0, dtype=int) if indicator is None else np.asarray(indicator.features_, dtype=int)
+
+    def _input_columns(self, X) -> list[np.ndarray]:
+        """Each input column as a 1-D numeric array, by the fitted names for a frame, without a copy when it can.
+
+        A column of another dtype (nullable, object, ...) goes through ``check_array`` as its block
+        did, so it converts (or fails) as before.
+        """
+        names = getattr(self.named_steps["log"], "feature_names_in_", None)
+        n_columns = len(self.named_steps["log"].logged_)
+        columns = []
+        for at in range(n_columns):
+            if names is not None and hasattr(X, "columns"):
+                column = X[names[at]]
+            else:
+                column = X.iloc[:, at] if hasattr(X, "iloc") else X[:, at]
+            plain = isinstance(getattr(column, "dtype", None), np.dtype) and np.ndim(column) == 1
+            if plain and column.dtype.kind in "fiu":  # a numpy column (a frame's is read without a copy)
+                columns.append(column.to_numpy() if hasattr(column, "to_numpy") else column)
+            else:
+                columns.append(self._input_block(X, slice(at, at + 1))[:, 0])
+        return columns
 
     def _width(self) -> int:
         indicator = self.named_steps["impute"].indicator_
@@ -204,6 +279,26 @@ _PLACEHOLDER: ContextVar[bool] = ContextVar("blockwise_placeholder", default=Fal
 
 # rows per chunk when a one-hot block is written into the design matrix
 CHUNK_ROWS = 65_536
+# cells per chunk of rows of the numeric or one-hot output: 2 MB of float64, a chunk made in cache
+CHUNK_CELLS = 262_144
+
+
+def _runs(mask: np.ndarray) -> list[slice]:
+    """The runs of consecutive True entries of a boolean ``mask``, as slices.
+
+    Example:
+        >>> [(s.start, s.stop) for s in _runs(np.array([True, True, False, True]))]
+        [(0, 2), (3, 4)]
+    """
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], np.asarray(mask, dtype=np.int8), [0]))))
+    return [slice(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def _raise_infinite(input_column, values: np.ndarray) -> None:
+    """Raise check_array's error on the first column of ``values`` holding an infinity, read by ``input_column(at)``."""
+    at = int(np.flatnonzero(np.isinf(values).any(axis=0))[0])
+    input_column(at)  # check_array raises here, as it did on the block
+    raise ValueError("Input contains infinity or a value too large for dtype('float64').")
 
 
 def _num_rows(X) -> int:
@@ -248,8 +343,10 @@ def design_matrix(preprocess: ColumnTransformer, frame) -> np.ndarray:
     out = np.empty((rows, stacked.shape[1]), dtype=np.float64, order="F" if _column_major(stacked) else "C")
     for transformer, columns, where in parts:
         if isinstance(transformer, BlockwiseNumeric):
-            transformer.transform_into(frame, out[:, where])  # reads its columns by name, a block at a time
+            transformer.transform_into(frame, out[:, where])  # reads its columns by name, a chunk of rows at a time
         elif isinstance(transformer, OneHotEncoder):  # row by row: in chunks, never densified whole
+            if one_hot_into(transformer, frame[columns], out[:, where]):
+                continue
             for start in range(0, rows, CHUNK_ROWS):
                 values = transformer.transform(frame[columns].iloc[start : start + CHUNK_ROWS])
                 out[start : start + CHUNK_ROWS, where] = values.toarray() if hasattr(values, "toarray") else values
@@ -257,6 +354,58 @@ def design_matrix(preprocess: ColumnTransformer, frame) -> np.ndarray:
             values = transformer.transform(frame[columns])
             out[:, where] = values.toarray() if hasattr(values, "toarray") else values
     return out
+
+
+def one_hot_into(encoder: OneHotEncoder, part: pd.DataFrame, out: np.ndarray) -> bool:
+    """Write ``encoder.transform(part)``, dense, into ``out`` from its rows for the levels present; False if it can't.
+
+    The encoder encodes each column on its own, so a row's output is, column by column, the output
+    of its level: the encoder encodes one row per level present (NaN included), the same code,
+    and each row of ``part`` gets its levels' rows, looked up by the categorical codes. For columns
+    not all pandas ``Categorical``, no rows, or an encoder that drops levels, nothing is written.
+    """
+    widths = _one_hot_widths(encoder)
+    categorical = all(isinstance(dtype, pd.CategoricalDtype) for dtype in part.dtypes)
+    if widths is None or not categorical or len(part) == 0 or sum(widths) != out.shape[1]:
+        return False
+    codes = [part.iloc[:, at].cat.codes.to_numpy().astype(np.intp) + 1 for at in range(part.shape[1])]  # 0: NaN
+    present = [np.flatnonzero(np.bincount(code)) for code in codes]
+    height = max(len(levels) for levels in present)
+    sample = pd.DataFrame(
+        {at: pd.Categorical.from_codes(np.resize(levels, height) - 1, dtype=part.dtypes.iloc[at])
+         for at, levels in enumerate(present)}
+    ).set_axis(part.columns, axis=1)  # fmt: skip
+    encoded = encoder.transform(sample)
+    table = np.asarray(encoded.toarray() if hasattr(encoded, "toarray") else encoded)
+    if table.shape != (height, out.shape[1]):
+        return False
+    lookups = []
+    for code, levels, block in zip(codes, present, _column_slices(widths)):
+        row_of = np.zeros(code.max() + 1, dtype=np.intp)
+        row_of[levels] = np.arange(len(levels))
+        lookups.append((row_of[code], np.ascontiguousarray(table[:, block]), block))
+    step = max(1, CHUNK_CELLS // max(out.shape[1], 1))
+    for start in range(0, len(part), step):
+        for rows, levels_out, block in lookups:
+            out[start : start + step, block] = levels_out[rows[start : start + step]]
+    return True
+
+
+def _column_slices(widths: list[int]) -> list[slice]:
+    """Consecutive slices of the given widths, from column 0."""
+    stops = np.cumsum(widths, dtype=int)
+    return [slice(int(stop - width), int(stop)) for stop, width in zip(stops, widths)]
+
+
+def _one_hot_widths(encoder: OneHotEncoder) -> list[int] | None:
+    """The output columns of each input column of a fitted encoder that drops no level (None for one that does)."""
+    if encoder.drop is not None:
+        return None
+    infrequent = getattr(encoder, "infrequent_categories_", None) or [None] * len(encoder.categories_)
+    return [
+        len(levels) - (len(rare) - 1 if rare is not None and len(rare) else 0)
+        for levels, rare in zip(encoder.categories_, infrequent)
+    ]
 
 
 def _sample_output(transformer, frame) -> np.ndarray:

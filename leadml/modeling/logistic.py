@@ -218,13 +218,18 @@ class LogisticModel(ClassifierMixin, BaseEstimator):
         return self._design(feature_frame(self, X, reset=False))
 
     def decision_function(self, X) -> np.ndarray:
-        """The margin (log-odds of the second class) of each row."""
-        check_is_fitted(self, "pipeline_")
-        return self.pipeline_.decision_function(feature_frame(self, X, reset=False))
+        """The margin (log-odds of the second class) of each row.
+
+        The regression reads :meth:`design_matrix`: the array ``pipeline_`` would hand it, the same
+        bits and layout, written once instead of by the ColumnTransformer's blocks and their stack.
+        """
+        design = self.design_matrix(X)  # checks that the model is fitted
+        return self.pipeline_[-1].decision_function(design)
 
     def predict_proba(self, X) -> np.ndarray:
-        check_is_fitted(self, "pipeline_")
-        return self.pipeline_.predict_proba(feature_frame(self, X, reset=False))
+        """The probability of each class, from :meth:`design_matrix` as :meth:`decision_function` reads it."""
+        design = self.design_matrix(X)  # checks that the model is fitted
+        return self.pipeline_[-1].predict_proba(design)
 
     def predict(self, X) -> np.ndarray:
         check_is_fitted(self)
