@@ -7,7 +7,8 @@ the features of the open leads with the model's own fitted
 training snapshot at T had), scores them chunk by chunk, and streams ``lead_id, as_of, model_name,
 model_version, probability, score, tier, is_mql, reason_1..3, counter_reason_1..2, reasons`` into
 a Parquet or CSV file that appears only when it is complete (:mod:`leadml.jobs.output`). Memory
-holds one chunk of leads and their events (:mod:`leadml.jobs.inputs`). Rows come in ``lead_id``
+holds a few chunks of leads and their events (:mod:`leadml.jobs.inputs`): the one scored, the next
+one's features, built meanwhile in a thread, and the events read ahead. Rows come in ``lead_id``
 order, and the same inputs give the same bytes.
 
 How the job runs is one frozen :class:`ScoreOptions`. On the pandas engine it is three steps:
@@ -31,16 +32,18 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadml.core.config import PipelineConfig
+from leadml.data.merge import read_ahead
 from leadml.features.snapshots import to_utc
 from leadml.jobs.engines import check_engine
 from leadml.jobs.feature_source import FeatureChunk, FeatureSource, feature_source
@@ -389,17 +392,23 @@ def score_chunk(job: ScoringJob, chunk: FeatureChunk, writer: ScoresWriter) -> N
     summary.chunks += 1
     summary.leads_read += chunk.leads_read
     summary.orphans += chunk.orphans
-    summary.mql += int(np.sum(table.column("is_mql").to_numpy(zero_copy_only=False)))
-    values, counts = np.unique(table.column("tier").to_numpy(zero_copy_only=False).astype(str), return_counts=True)
-    for tier, count in zip(values, counts):
-        summary.tiers[str(tier)] = summary.tiers.get(str(tier), 0) + int(count)
-    outside = table.column("out_of_range").drop_null().to_numpy(zero_copy_only=False).astype(str)
-    for name, count in zip(*np.unique(outside, return_counts=True)):
-        summary.out_of_range[str(name)] = summary.out_of_range.get(str(name), 0) + int(count)
+    summary.mql += int(pc.sum(table.column("is_mql")).as_py() or 0)
+    for tier, count in _text_counts(table.column("tier")):
+        summary.tiers[tier] = summary.tiers.get(tier, 0) + count
+    for name, count in _text_counts(table.column("out_of_range").drop_null()):
+        summary.out_of_range[name] = summary.out_of_range.get(name, 0) + count
     summary.past_target += chunk.past_target
     if job.drift is not None:
         job.drift.add(chunk.features, table.column("probability").to_numpy())
     job.quality.add(chunk.features)
+
+
+def _text_counts(column: pa.ChunkedArray) -> list[tuple[str, int]]:
+    """Each distinct text of a column and its rows, by text (a missing one counted as ``"None"``), as
+    ``np.unique`` of the column's values as text counts them; Arrow counts without making the texts."""
+    counted = pc.value_counts(column)
+    texts = ["None" if text is None else text for text in counted.field("values").to_pylist()]
+    return sorted(zip(texts, counted.field("counts").to_pylist()))
 
 
 def finish_scoring(job: ScoringJob, rows: int) -> ScoreSummary:
@@ -442,7 +451,7 @@ def _score_chunks(job: ScoringJob) -> int:
                 for chunk in chunks:
                     score_chunk(job, chunk, writer)
                     bar.advance(chunk.leads_read)
-                    del chunk  # before the next chunk is made
+                    del chunk  # before the chunk after the next is made
                 if writer.rows == 0:  # inside the block: the empty file never replaces the last scores
                     raise no_open_leads(job.config, job.summary.as_of)
             finally:
@@ -456,10 +465,28 @@ def _score_chunks(job: ScoringJob) -> int:
 def _run_chunks(job: ScoringJob) -> Iterator[Iterator[FeatureChunk]]:
     """The job's chunks. When reasons go to the top of the run and the run has several chunks, the
     run is measured first (:func:`~leadml.jobs.reasons.chunks_with_run_cut`) and the job's reasons
-    step gets the cut: the leads explained do not depend on the chunks (nor on the engine)."""
-    if not needs_run_cut(job.reasons) or job.source.total_leads <= job.options.chunk_leads:
-        yield job.source.chunks  # one chunk is the whole run: its own top is the run's
+    step gets the cut: the leads explained do not depend on the chunks (nor on the engine).
+
+    A run of several chunks builds the next chunk's features in a thread while this one is scored
+    (:func:`~leadml.data.merge.read_ahead`): the same chunks in the same order, the GIL-free parts
+    of the two (Arrow, numpy, the compiled kernels) on both cores; one chunk more is in memory."""
+    if job.source.total_leads <= job.options.chunk_leads:
+        yield job.source.chunks  # one chunk is the whole run: nothing to build ahead, its own top is the run's
         return
+    ahead = cast("Generator[FeatureChunk, None, None]", read_ahead(job.source.chunks))  # made by a generator
+    try:
+        if not needs_run_cut(job.reasons):
+            yield ahead
+            return
+        with _cut_chunks(job, ahead) as chunks:
+            yield chunks
+    finally:
+        ahead.close()  # stops the thread when the run ends early
+
+
+@contextlib.contextmanager
+def _cut_chunks(job: ScoringJob, chunks: Iterator[FeatureChunk]) -> Iterator[Iterator[FeatureChunk]]:
+    """``chunks`` after the run is measured, the job's reasons step given the run's cut."""
 
     def probability(chunk: FeatureChunk) -> np.ndarray:  # as scores_table computes it
         scoring = job.loaded.scoring
@@ -467,9 +494,9 @@ def _run_chunks(job: ScoringJob) -> Iterator[Iterator[FeatureChunk]]:
         return job.scorer(chunk.features, matrix)
 
     assert isinstance(job.reasons, ExplainReasons)  # needs_run_cut says so
-    with chunks_with_run_cut(job.source.chunks, job.reasons, probability, job.summary.out.parent) as (chunks, step):
+    with chunks_with_run_cut(chunks, job.reasons, probability, job.summary.out.parent) as (cut, step):
         job.reasons = step
-        yield chunks
+        yield cut
 
 
 def no_open_leads(config: PipelineConfig, as_of: pd.Timestamp) -> Exception:
