@@ -10,7 +10,9 @@ For a calibrated LightGBM model, :meth:`LeadScoringModel.probability` builds the
 matrix (categoricals as the booster's own category codes) instead of a frame: the same numbers
 LightGBM's pandas path would build, without its frame copies. A large batch is then scored by
 :mod:`leadml.modeling.lightgbm.compiled` (the same bits as ``Booster.predict``, several times
-faster), a small one by ``Booster.predict``.
+faster), a small one by ``Booster.predict``. :meth:`LeadScoringModel.score` (the pyfunc's road)
+builds that matrix in memory its thread keeps from call to call: a fresh one of a large frame is
+memory the kernel faults in page by page, which cost more than the trees at 60 trees.
 
 A cold start or a win of the rules packs the rules baseline as a model too: its one input is the
 rules points of each lead (column ``rules__points``), the calibrated baseline maps them to a
@@ -29,6 +31,7 @@ number a report shows (value policy: the threshold of a lead of median value).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from leadml.rules.ruleset import RuleSet
 
 MISSING, OTHER = "missing", "other"
+SCRATCH_BYTES = 1 << 27  # the largest booster matrix a thread keeps for its next frame (128 MB: 200,000 rows)
 
 
 def level_codes(values: pd.Series, levels: Sequence[str]) -> np.ndarray:
@@ -73,7 +77,29 @@ def _level_lookup(values: pd.Series, index: pd.Index) -> tuple[np.ndarray | None
         rows, distinct = pd.factorize(values, use_na_sentinel=True)
     else:
         return None, _mapped_codes(values.astype(object), index)
-    return rows, _mapped_codes(pd.Series([*np.asarray(distinct, dtype=object), None], dtype=object), index)
+    found = np.asarray(distinct, dtype=object)
+    text = _text_codes(found, index)
+    if text is not None:
+        return rows, text
+    return rows, _mapped_codes(pd.Series([*found, None], dtype=object), index)
+
+
+def _text_codes(distinct: np.ndarray, index: pd.Index) -> np.ndarray | None:
+    """:func:`_mapped_codes` of ``[*distinct, None]`` by a dict, when every distinct value is a ``str``.
+
+    A ``str`` is its own text and never missing, so its code is its level's position (``other``'s
+    when it is no level) and the trailing None's is ``missing``'s: what ``_mapped_codes`` gives,
+    without a Series and an Index look-up per call (most of a small frame's categorical cost).
+    None for other values or repeated levels: those go through ``_mapped_codes``.
+    """
+    levels = index.tolist()
+    position = {level: j for j, level in enumerate(levels)}
+    if len(position) != len(levels) or not all(type(value) is str for value in distinct):
+        return None
+    other = position.get(OTHER, -1)
+    codes = [position.get(value, other) for value in distinct]
+    codes.append(position.get(MISSING, other))
+    return np.asarray(codes, dtype=np.intp)
 
 
 def _mapped_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
@@ -117,6 +143,23 @@ class _PlanCache:
         self.categories = {name: list(levels) for name, levels in scoring.categories.items()}
         self.codes: dict[str, tuple[pd.Index, np.ndarray]] = {}
         self._positions: tuple[pd.Index, list[str], np.ndarray] | None = None
+        self._scratch = threading.local()  # each thread's own matrix memory: never shared between calls at once
+
+    def scratch(self, rows: int, columns: int) -> np.ndarray | None:
+        """An uninitialised float64 ``(rows, columns)`` column-major matrix, the memory of this thread's last one.
+
+        A fresh matrix of a large frame is new memory that the kernel faults in page by page (more
+        system time than the trees take at 60 trees on a busy machine); reusing it costs nothing.
+        The caller writes every entry and keeps no reference past its call. None above
+        :data:`SCRATCH_BYTES`, which is not kept.
+        """
+        size = rows * columns
+        if size * 8 > SCRATCH_BYTES:
+            return None
+        held = getattr(self._scratch, "memory", None)
+        if held is None or len(held) < size:
+            held = self._scratch.memory = np.empty(size, dtype=np.float64)
+        return held[:size].reshape((rows, columns), order="F")
 
     def positions(self, frame_columns: pd.Index, columns: list[str]) -> np.ndarray:
         """:func:`frame_positions`, kept for the last frame layout (frames of equal columns, as every
@@ -413,13 +456,18 @@ class LeadScoringModel:
 
     def matrix(self, features: pd.DataFrame, plan: tuple[list[str], dict[str, np.ndarray]]) -> np.ndarray:
         """The booster's input: numbers as float64, categoricals as its category codes (NaN for none)."""
+        # column-major: each column is written in one contiguous run, and LightGBM reads this
+        # layout as fast as a row-major one
+        X = np.empty((len(features), len(plan[0])), dtype=np.float64, order="F")
+        return self._write_matrix(features, plan, X)
+
+    def _write_matrix(self, features: pd.DataFrame, plan: tuple[list[str], dict[str, np.ndarray]],
+                      X: np.ndarray) -> np.ndarray:  # fmt: skip
+        """Write :meth:`matrix` of ``features`` into ``X`` (every entry: its former content never shows)."""
         columns, translate = plan
         cache = self.__dict__.get("_plan_cache")
         booster = getattr(getattr(self.model, "estimator", None), "booster_", None)
         known = cache.codes if cache is not None and cache.plan is plan and cache.holds(self, booster) else {}
-        # column-major: each column is written in one contiguous run, and LightGBM reads this
-        # layout as fast as a row-major one
-        X = np.empty((len(features), len(columns)), dtype=np.float64, order="F")
         positions = cache.positions(features.columns, columns) if cache is not None else None
         done = numeric_blocks(features, columns, translate, X, positions) if self._by_blocks else set()
         categoricals = categorical_blocks(features) if self._by_blocks and positions is not None else {}
@@ -455,6 +503,12 @@ class LeadScoringModel:
 
         A rules model reads column ``rules__points`` of ``features``, or ``points`` (one per row) when given.
         """
+        return self._probability(features, matrix, points=points)
+
+    def _probability(self, features: pd.DataFrame, matrix: np.ndarray | None = None, *, points=None,
+                     scratch: bool = False) -> np.ndarray:  # fmt: skip
+        """:meth:`probability`; with ``scratch``, the booster matrix is built in this thread's kept memory
+        (:meth:`_PlanCache.scratch`): for :meth:`score`, whose callers send frame after frame of a size."""
         if points is not None:
             if not self.needs_points:
                 raise ModelError(f"model {self.name or 'leadml'} scores features, not rules points")
@@ -466,7 +520,11 @@ class LeadScoringModel:
         if plan is None:
             return self.model.predict_proba(self.prepare(features))[:, 1]
         estimator = self.model.estimator
-        X = matrix if matrix is not None else self.matrix(features, plan)
+        X = matrix
+        if X is None:
+            cache = self.__dict__.get("_plan_cache")
+            kept = cache.scratch(len(features), len(plan[0])) if scratch and cache is not None else None
+            X = self.matrix(features, plan) if kept is None else self._write_matrix(features, plan, kept)
         raw = booster_probability(estimator.booster_, X, num_iteration=estimator.n_trees_)
         return np.asarray(self.model.calibrator_.predict(raw), dtype=float)
 
@@ -474,7 +532,7 @@ class LeadScoringModel:
         """``probability``, ``score`` (0-100), ``tier`` (text) and ``is_mql`` per row; with an MQL rule
         each row's threshold comes from its group / value columns (:meth:`frame_mql_columns`), and
         the value policy adds ``expected_value``."""
-        p = self.probability(features)
+        p = self._probability(features, scratch=True)
         columns = self.frame_mql_columns(features)
         if columns is not None:
             columns = columns.reset_index(drop=True)
