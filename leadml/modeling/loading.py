@@ -24,6 +24,7 @@ import pandas as pd
 
 from leadml.core.config import PipelineConfig
 from leadml.core.errors import ConfigError, ModelError
+from leadml.core.memo import BoundedMemo
 
 if TYPE_CHECKING:
     from leadml.modeling.scoring_model import LeadScoringModel
@@ -54,7 +55,7 @@ def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLik
     """
     from mlflow.exceptions import MlflowException
 
-    from leadml.modeling.registry import LeadScoringModel, _mlflow_at, tracking_uri
+    from leadml.modeling.registry import LeadScoringModel, tracking_uri
 
     if isinstance(model_uri, LeadScoringModel):
         return LoadedModel(model_uri, "<in memory>", model_uri.name or "leadml", "")
@@ -67,13 +68,12 @@ def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLik
     where = tracking_uri(config)
     name, version, load_uri, run_id = resolve_model_uri(uri, where)
     try:
-        with _mlflow_at(where):
-            import mlflow.pyfunc
-
-            loaded = mlflow.pyfunc.load_model(load_uri)
+        if run_id is not None and load_uri.startswith(("models:/", "runs:/")):  # a logged model: its files never change
+            scoring = _LOADED.get((where, load_uri, run_id), lambda: _unpacked(where, load_uri))
+        else:
+            scoring = _unpacked(where, load_uri)
     except (MlflowException, OSError) as exc:
         raise ModelError(f"cannot load model {uri} (MLflow at {where}): {_message(exc)}") from exc
-    scoring = getattr(loaded.unwrap_python_model(), "scoring", None)
     if not isinstance(scoring, LeadScoringModel):
         raise ModelError(f"{uri} is not a leadml model (its python model holds no LeadScoringModel); "
                          "train it with leadml")  # fmt: skip
@@ -84,6 +84,22 @@ def load_model(config: PipelineConfig | None = None, model_uri: str | os.PathLik
 
         version = Model.load(load_uri).run_id or "local"
     return LoadedModel(scoring, uri, name, version)
+
+
+# logged models this process has loaded, by store, URI and run: a job that scores several days (the
+# demo's score history) or draws a report after scoring unpacks the pyfunc once (about 0.2 s each)
+_LOADED: BoundedMemo = BoundedMemo(4)
+
+
+def _unpacked(where: str, load_uri: str):
+    """The ``scoring`` object of the pyfunc at ``load_uri`` (None when it is not a leadml model)."""
+    from leadml.modeling.registry import _mlflow_at
+
+    with _mlflow_at(where):
+        import mlflow.pyfunc
+
+        loaded = mlflow.pyfunc.load_model(load_uri)
+    return getattr(loaded.unwrap_python_model(), "scoring", None)
 
 
 def _message(exc: BaseException) -> str:

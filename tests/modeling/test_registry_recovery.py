@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -463,3 +464,24 @@ def test_an_experiment_another_process_created_first_is_taken_as_is(tmp_path):
     client = MlflowClient(uri, uri)
     first = create_experiment(client, "leadml")
     assert create_experiment(client, "leadml") == first  # the store refused a second one; its id is read
+
+
+@pytest.mark.slow
+def test_a_logged_version_is_unpacked_once_a_process_and_each_new_version_anew(trained, tmp_path, monkeypatch):
+    """The demo scores eight days then draws a report with one version: one unpacking, the same object.
+    A new champion is a new version, loaded from its own files; a folder is read each time."""
+    path, config, run = trained
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    first = log_training(config, run.trainset, run.result)
+    by_alias, by_version = load_model(config), load_model(config, f"models:/crash/{first.version}")
+    assert by_alias.scoring is by_version.scoring and by_alias.version == by_version.version == "1"
+    second = log_training(config, run.trainset, run.result, promote="never")
+    assert load_model(config).scoring is by_alias.scoring  # the alias still names version 1
+    newer = load_model(config, f"models:/crash/{second.version}")
+    assert newer.version == "2" and newer.scoring is not by_alias.scoring
+    assert np.array_equal(newer.scoring.probability(run.trainset.frame.head(50)),
+                          by_alias.scoring.probability(run.trainset.frame.head(50)))  # fmt: skip
+    folder = tmp_path / "folder-model"
+    mlflow_download = MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"]).get_model_version_download_uri
+    shutil.copytree(urlparse(mlflow_download("crash", "1")).path, folder)
+    assert load_model(config, folder).scoring is not load_model(config, folder).scoring
