@@ -83,9 +83,7 @@ def test_odd_input_dtypes_and_extra_columns_give_the_plain_pipeline_bits(monkeyp
     """Integers, float16, nullable floats and integers with NA, columns reordered and extra: converted as before."""
     monkeypatch.setattr(blockwise, "CHUNK_CELLS", 300)
     frame = _hand_made(600, seed=13, n_numeric=20)
-    y = _labels(frame, 13)
-    model = LogisticModel(min_category_count=5).fit(frame, y)
-    reference, _ = _reference_fit(LogisticModel(min_category_count=5), frame, y)
+    model, reference = _fitted_and_reference(frame, 13)
     scoring = _hand_made(250, seed=14, n_numeric=20)
     odd = scoring.copy()
     numbers = list(scoring.select_dtypes("number").columns)
@@ -178,9 +176,7 @@ def test_one_hot_of_other_inputs_is_left_to_the_encoder():
 def test_unseen_levels_and_object_columns_give_the_plain_pipeline_bits(monkeypatch):
     monkeypatch.setattr(blockwise, "CHUNK_ROWS", 50)
     frame = _hand_made(500, seed=18, n_numeric=5)
-    y = _labels(frame, 18)
-    model = LogisticModel(min_category_count=5).fit(frame, y)
-    reference, _ = _reference_fit(LogisticModel(min_category_count=5), frame, y)
+    model, reference = _fitted_and_reference(frame, 18)
     scoring = _hand_made(120, seed=19, n_numeric=5)
     scoring["level"] = pd.Categorical(np.where(np.arange(120) % 5 == 0, "intern", scoring["level"].astype(object)))
     for rows in (scoring, scoring.astype({"source": object})):  # an object column: the encoder's own path
@@ -188,3 +184,10 @@ def test_unseen_levels_and_object_columns_give_the_plain_pipeline_bits(monkeypat
             warnings.simplefilter("ignore")
             assert _bits(model.predict_proba(rows)) == _bits(reference.predict_proba(rows))
             assert model.design_matrix(rows).tobytes(order="A") == reference[:-1].transform(rows).tobytes(order="A")
+
+
+def _fitted_and_reference(frame: pd.DataFrame, seed: int):
+    """The model and scikit-learn's plain pipeline, both fitted on ``frame`` and its seeded labels."""
+    y = _labels(frame, seed)
+    reference, _ = _reference_fit(LogisticModel(min_category_count=5), frame, y)
+    return LogisticModel(min_category_count=5).fit(frame, y), reference
