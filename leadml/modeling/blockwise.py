@@ -413,7 +413,10 @@ def _sample_output(transformer, frame) -> np.ndarray:
     if isinstance(transformer, BlockwiseNumeric):
         return np.zeros((2, transformer._width()), order=transformer.output_order())
     values = transformer.transform(frame.iloc[:2])
-    return np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float64)
+    values = np.asarray(values.toarray() if hasattr(values, "toarray") else values, dtype=np.float64)
+    if values.shape[0] < 2:  # a frame of one row: its design matrix is both row- and column-major, only the
+        return np.zeros((2, values.shape[1]))  # width counts (one row would not stack with two-row stand-ins)
+    return values
 
 
 def _column_major(values: np.ndarray) -> bool:

@@ -191,3 +191,15 @@ def _fitted_and_reference(frame: pd.DataFrame, seed: int):
     y = _labels(frame, seed)
     reference, _ = _reference_fit(LogisticModel(min_category_count=5), frame, y)
     return LogisticModel(min_category_count=5).fit(frame, y), reference
+
+
+def test_a_frame_of_one_row_gives_the_plain_pipeline_bits():
+    """One lead explained alone (a counterfactual, `leadml explain`): one row through the design matrix,
+    numeric and one-hot blocks together, as scikit-learn's pipeline gives it."""
+    frame = _hand_made(400, seed=21, n_numeric=7)
+    model, reference = _fitted_and_reference(frame, 21)
+    scoring = _hand_made(5, seed=22, n_numeric=7)
+    for at in range(len(scoring)):
+        row = scoring.iloc[[at]]
+        assert _bits(model.predict_proba(row)) == _bits(reference.predict_proba(row))
+        assert model.design_matrix(row).tobytes() == np.asarray(reference[:-1].transform(row)).tobytes()
